@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command: installs everything the suite needs from a fresh clone, then runs lint,
+# type checks and the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${TETHER_VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+
+# A real PostgreSQL for the storage tests (SQLite needs nothing).
+if [ -z "${TETHER_TEST_POSTGRES_URL:-}" ]; then
+    if url=$(scripts/setup-postgres.sh); then
+        export TETHER_TEST_POSTGRES_URL="$url"
+    elif [ "${CI:-}" = "true" ]; then
+        echo "test.sh: PostgreSQL could not be set up, and CI needs it" >&2
+        exit 1
+    else
+        echo "test.sh: no PostgreSQL; the postgres-backed tests will be skipped" >&2
+    fi
+fi
+
+export PATH="$PWD/$VENV/bin:$PATH"
+echo "== ruff" && ruff check . && ruff format --check .
+echo "== mypy" && mypy
+echo "== pytest"
+# pytest exits 5 when it collects nothing: set -e turns that into a failure, as it should.
+pytest "$@"

@@ -1,0 +1,62 @@
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ControlPlane, Tenant, drop_postgres_database, fresh_postgres_database
+
+POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") == "true" and not POSTGRES_URL:
+        raise pytest.UsageError(
+            "CI=true but TETHER_TEST_POSTGRES_URL is unset: run the suite with scripts/test.sh, "
+            "which starts PostgreSQL"
+        )
+
+
+@contextmanager
+def running_controlplane(backend: str, workdir: Path, **settings: Any) -> Iterator[ControlPlane]:
+    """A real control plane on SQLite or on a fresh PostgreSQL database."""
+    url = None
+    if backend == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip(
+                "PostgreSQL not configured: set TETHER_TEST_POSTGRES_URL (scripts/test.sh does)"
+            )
+        url = fresh_postgres_database(POSTGRES_URL)
+    cp = ControlPlane(workdir, database_url=url, **settings).start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+        if url and POSTGRES_URL:
+            drop_postgres_database(POSTGRES_URL, url)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def controlplane(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """One real control plane per backend for the session; each test gets its own organization.
+
+    Timeouts are long here so that nothing times out behind a test's back; the timeout tests
+    start their own control plane with short ones. The re-read interval is long so that a
+    quick long-poll answer proves the in-process wake-up."""
+    with running_controlplane(
+        request.param,
+        tmp_path_factory.mktemp(f"cp-{request.param}"),
+        run_start_timeout_seconds=3600,
+        run_heartbeat_timeout_seconds=3600,
+        recheck_interval_seconds=10,
+    ) as cp:
+        yield cp
+
+
+@pytest.fixture
+def tenant(controlplane: ControlPlane) -> Tenant:
+    return controlplane.tenant()

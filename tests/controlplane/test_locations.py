@@ -1,0 +1,128 @@
+"""Code locations: idempotent PUT, redeploy, removal, agent status reports."""
+
+from typing import Any
+
+from tests.support import Tenant
+
+SNAPSHOT = {
+    "jobs": [
+        {"name": "etl", "steps": [{"name": "extract"}, {"name": "load", "deps": ["extract"]}]}
+    ],
+    "assets": [],
+    "schedules": [],
+}
+
+
+def _report(tenant: Tenant, name: str, **body: Any) -> dict[str, Any]:
+    with tenant.agent() as c:
+        r = c.post(f"/api/v1/agent/code-locations/{name}/status", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def test_put_is_idempotent(tenant: Tenant) -> None:
+    first = tenant.deploy("loc", module="pkg.defs", env={"A": "1"})
+    with tenant.user() as c:
+        again = c.put(
+            f"{tenant.dep_path}/code-locations/loc", json={"module": "pkg.defs", "env": {"A": "1"}}
+        )
+    assert first["changed"] is True and again.json()["changed"] is False
+    assert again.json()["code_location"]["generation"] == 1
+    requests = tenant.poll()
+    assert [r["type"] for r in requests] == ["SYNC_CODE_LOCATION"]
+    assert requests[0]["payload"] == {"code_location": "loc", "generation": 1}
+    # A changed spec is a new generation and one more sync.
+    changed = tenant.deploy("loc", module="pkg.defs", env={"A": "2"})
+    assert changed["changed"] is True and changed["code_location"]["generation"] == 2
+    assert [r["payload"]["generation"] for r in tenant.poll()] == [2]
+
+
+def test_unclaimed_syncs_coalesce(tenant: Tenant) -> None:
+    tenant.deploy("loc", module="m1")
+    tenant.deploy("loc", module="m2")
+    with tenant.user() as c:
+        assert c.post(f"{tenant.dep_path}/code-locations/loc/redeploy").status_code == 202
+    # Three intents, one request, carrying the newest generation.
+    assert [r["payload"] for r in tenant.poll()] == [{"code_location": "loc", "generation": 3}]
+
+
+def test_spec_needs_exactly_one_target(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        r = c.put(
+            f"{tenant.dep_path}/code-locations/loc", json={"module": "a", "python_file": "b.py"}
+        )
+        assert r.status_code == 422
+        assert "exactly one of 'module'" in r.json()["detail"]
+        r = c.put(f"{tenant.dep_path}/code-locations/bad:name", json={"module": "a"})
+        assert r.status_code == 422
+
+
+def test_status_reports_snapshot_error_and_history(tenant: Tenant) -> None:
+    tenant.deploy("loc")
+    tenant.poll()
+    _report(tenant, "loc", status="STARTING", generation=1)
+    _report(
+        tenant,
+        "loc",
+        status="ERROR",
+        message="ImportError: no module named x",
+        log_tail=["Traceback (most recent call last):", "ImportError: no module named x"],
+        generation=1,
+    )
+    with tenant.user() as c:
+        loc = c.get(f"{tenant.dep_path}/code-locations/loc").json()
+    assert loc["status"] == "ERROR"
+    assert loc["error"]["log_tail"][-1] == "ImportError: no module named x"
+    _report(tenant, "loc", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    _report(tenant, "loc", status="RUNNING", snapshot=SNAPSHOT, generation=1)  # retried report
+    with tenant.user() as c:
+        loc = c.get(f"{tenant.dep_path}/code-locations/loc").json()
+    assert loc["status"] == "RUNNING" and loc["error"] is None
+    assert [j["name"] for j in loc["snapshot"]["jobs"]] == ["etl"]
+    assert [h["status"] for h in loc["status_history"]] == [
+        "RUNNING",
+        "ERROR",
+        "STARTING",
+        "PENDING",
+    ]
+
+
+def test_stale_generation_reports_are_ignored(tenant: Tenant) -> None:
+    tenant.deploy("loc", module="m1")
+    tenant.deploy("loc", module="m2")
+    _report(tenant, "loc", status="RUNNING", generation=2)
+    after = _report(tenant, "loc", status="ERROR", message="old server died", generation=1)
+    assert after["status"] == "RUNNING"
+
+
+def test_remove_enqueues_and_hides(tenant: Tenant) -> None:
+    tenant.deploy("loc")
+    with tenant.user() as c:
+        assert c.delete(f"{tenant.dep_path}/code-locations/loc").status_code == 202
+        assert c.delete(f"{tenant.dep_path}/code-locations/loc").status_code == 202
+        assert c.get(f"{tenant.dep_path}/code-locations").json() == []
+        assert len(c.get(f"{tenant.dep_path}/code-locations?include_removed=true").json()) == 1
+        assert c.get(f"{tenant.dep_path}/code-locations/loc").status_code == 404
+        assert c.delete(f"{tenant.dep_path}/code-locations/nope").status_code == 404
+    # The pending sync was superseded: the agent is only told to remove.
+    assert [r["type"] for r in tenant.poll()] == ["REMOVE_CODE_LOCATION"]
+    stopped = _report(tenant, "loc", status="STOPPED")
+    assert stopped["removed"] is True and stopped["status"] == "STOPPED"
+    # Deploying again revives it.
+    again = tenant.deploy("loc")
+    assert again["changed"] is True and again["code_location"]["status"] == "PENDING"
+
+
+def test_runs_need_a_known_location_and_job(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/runs", json={"code_location": "ghost", "job": "etl"})
+        assert r.status_code == 404 and "tether deploy ghost" in r.json()["detail"]
+    tenant.deploy("loc")
+    _report(tenant, "loc", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/runs", json={"code_location": "loc", "job": "nope"})
+        assert r.status_code == 422
+        assert (
+            r.json()["detail"]
+            == "job 'nope' is not defined in code location 'loc'; its jobs are: etl"
+        )

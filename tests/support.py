@@ -1,0 +1,205 @@
+"""Test support: a real control plane in a subprocess, tenants, and typed clients."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tether_controlplane.bootstrap import bootstrap
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(
+    predicate: Any, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or predicate}; last={last!r}"
+    )
+
+
+def fresh_postgres_database(admin_url: str) -> str:
+    """Create an empty database next to ``admin_url``'s and return its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"tether_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+class ControlPlane:
+    """``tether controlplane serve`` on 127.0.0.1, stoppable and restartable on the same port."""
+
+    def __init__(self, workdir: Path, database_url: str | None = None, **settings: Any) -> None:
+        self.workdir = workdir
+        self.database_url = database_url or f"sqlite:///{workdir / 'tether.db'}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "controlplane.log"
+
+    def start(self) -> ControlPlane:
+        env = {**os.environ, "TETHER_HOME": str(self.workdir)}
+        env.update({f"TETHER_{k.upper()}": str(v) for k, v in self.settings.items()})
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tether_cli.main",
+                "controlplane",
+                "serve",
+                "--db",
+                self.database_url,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._healthy, timeout=30, what=f"control plane on {self.url}")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"control plane exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def tenant(self, concurrency: int = 10) -> Tenant:
+        org = f"org-{uuid.uuid4().hex[:8]}"
+        result = bootstrap(self.database_url, org, "prod", concurrency)
+        return Tenant(self, org, "prod", result.user_token, result.agent_token)
+
+
+@dataclass
+class Tenant:
+    cp: ControlPlane
+    org: str
+    deployment: str
+    user_token: str
+    agent_token: str
+
+    def user(self) -> httpx.Client:
+        return client(self.cp.url, self.user_token)
+
+    def agent(self) -> httpx.Client:
+        return client(self.cp.url, self.agent_token)
+
+    @property
+    def dep_path(self) -> str:
+        return f"/api/v1/deployments/{self.deployment}"
+
+    def deploy(self, name: str = "quick", **spec: Any) -> dict[str, Any]:
+        spec = spec or {"module": "tether_sdk.examples.quickstart"}
+        with self.user() as c:
+            r = c.put(f"{self.dep_path}/code-locations/{name}", json=spec)
+            assert r.status_code == 200, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    def launch(self, location: str = "quick", job: str = "etl", **body: Any) -> dict[str, Any]:
+        with self.user() as c:
+            r = c.post(
+                f"{self.dep_path}/runs", json={"code_location": location, "job": job, **body}
+            )
+            assert r.status_code == 201, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self.user() as c:
+            r = c.get(f"{self.dep_path}/runs/{run_id}")
+            assert r.status_code == 200, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    def poll(
+        self, wait: float = 0, agent_name: str = "agent-1", **extra: Any
+    ) -> list[dict[str, Any]]:
+        with self.agent() as c:
+            r = c.post(
+                "/api/v1/agent/requests/poll",
+                json={"agent_name": agent_name, "wait_seconds": wait, **extra},
+                timeout=wait + 10,
+            )
+            assert r.status_code == 200, r.text
+            return r.json()["requests"]  # type: ignore[no-any-return]
+
+    def run_token(self, run_id: str) -> str:
+        with self.agent() as c:
+            r = c.post(f"/api/v1/agent/runs/{run_id}/token")
+            assert r.status_code == 200, r.text
+            return r.json()["token"]  # type: ignore[no-any-return]
+
+
+def client(base_url: str, token: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+
+def event(seq: int, type_: str = "LOG", message: str = "", **extra: Any) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": type_,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "message": message,
+        **extra,
+    }

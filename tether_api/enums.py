@@ -1,0 +1,65 @@
+"""State and kind enumerations shared by every Tether component."""
+
+from enum import StrEnum
+
+
+class CodeLocationStatus(StrEnum):
+    PENDING = "PENDING"
+    STARTING = "STARTING"
+    LOADING = "LOADING"
+    RUNNING = "RUNNING"
+    UPDATING = "UPDATING"
+    ERROR = "ERROR"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    STARTED = "STARTED"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELING = "CANCELING"
+    CANCELED = "CANCELED"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED})
+# Runs that hold a slot of the deployment's concurrency limit.
+ACTIVE_RUN_STATUSES = frozenset({RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING})
+
+
+class RequestType(StrEnum):
+    SYNC_CODE_LOCATION = "SYNC_CODE_LOCATION"
+    REMOVE_CODE_LOCATION = "REMOVE_CODE_LOCATION"
+    LAUNCH_RUN = "LAUNCH_RUN"
+    TERMINATE_RUN = "TERMINATE_RUN"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "PENDING"
+    CLAIMED = "CLAIMED"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class EventType(StrEnum):
+    RUN_START = "RUN_START"
+    RUN_SUCCESS = "RUN_SUCCESS"
+    RUN_FAILURE = "RUN_FAILURE"
+    RUN_CANCELED = "RUN_CANCELED"
+    STEP_START = "STEP_START"
+    STEP_SUCCESS = "STEP_SUCCESS"
+    STEP_FAILURE = "STEP_FAILURE"
+    STEP_SKIPPED = "STEP_SKIPPED"
+    STEP_CANCELED = "STEP_CANCELED"
+    LOG = "LOG"
+    ASSET_MATERIALIZATION = "ASSET_MATERIALIZATION"
+
+
+# The event types that end a run, and the status each one means.
+FINAL_EVENT_STATUS: dict[EventType, RunStatus] = {
+    EventType.RUN_SUCCESS: RunStatus.SUCCESS,
+    EventType.RUN_FAILURE: RunStatus.FAILURE,
+    EventType.RUN_CANCELED: RunStatus.CANCELED,
+}

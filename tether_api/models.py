@@ -1,0 +1,285 @@
+"""Request and response bodies of the REST API (``/api/v1``)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from tether_api.enums import (
+    CodeLocationStatus,
+    EventType,
+    RequestStatus,
+    RequestType,
+    RunStatus,
+)
+from tether_api.names import Name
+from tether_api.snapshot import DefinitionsSnapshot
+
+MAX_EVENTS_PER_BATCH = 5000
+MAX_LOG_TAIL_LINES = 200
+MAX_MESSAGE_CHARS = 64 * 1024
+
+
+# --- deployments and tokens -------------------------------------------------------------
+
+
+class Deployment(BaseModel):
+    name: str
+    organization: str
+    run_concurrency_limit: int = Field(description="Runs that may be STARTING/STARTED at once.")
+    created_at: datetime
+
+
+class DeploymentUpdate(BaseModel):
+    run_concurrency_limit: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class AgentTokenCreate(BaseModel):
+    description: str = Field(default="", max_length=200)
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="The secret. It is shown once and stored only as a hash.")
+    kind: str
+    deployment: str | None = None
+
+
+class RunToken(BaseModel):
+    token: str
+
+
+# --- code locations ---------------------------------------------------------------------
+
+
+class CodeLocationSpec(BaseModel):
+    """What to run for a code location. Exactly one of ``module`` and ``python_file``."""
+
+    image: str | None = Field(
+        default=None, max_length=500, description="Container image (Docker launcher)."
+    )
+    working_directory: str | None = Field(
+        default=None, max_length=1000, description="Working directory (process launcher)."
+    )
+    python_executable: str | None = Field(
+        default=None, max_length=1000, description="Python to run (process launcher)."
+    )
+    module: str | None = Field(default=None, max_length=300, description="Module to import.")
+    python_file: str | None = Field(default=None, max_length=1000, description="File to load.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables (not secret: stored as given)."
+    )
+    passthrough_env: list[str] = Field(
+        default_factory=list,
+        description="Names of variables the agent copies from its own environment: secrets "
+        "stay in the user's environment and never reach the control plane.",
+    )
+    command: list[str] | None = Field(
+        default=None, description="Overrides the code server command, for custom images."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "CodeLocationSpec":
+        if bool(self.module) == bool(self.python_file):
+            raise ValueError(
+                "give exactly one of 'module' (an importable module) or 'python_file' "
+                "(a path to a .py file) holding the definitions"
+            )
+        return self
+
+
+class CodeLocationError(BaseModel):
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    log_tail: list[str] = Field(default_factory=list, description="Last lines of server output.")
+
+
+class StatusChange(BaseModel):
+    status: CodeLocationStatus
+    message: str | None = None
+    at: datetime
+
+
+class CodeLocation(BaseModel):
+    name: str
+    deployment: str
+    spec: CodeLocationSpec
+    status: CodeLocationStatus
+    generation: int = Field(description="Increases with every change of spec and every redeploy.")
+    error: CodeLocationError | None = None
+    snapshot: DefinitionsSnapshot | None = None
+    snapshot_updated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    removed: bool = False
+    status_history: list[StatusChange] | None = Field(
+        default=None, description="Most recent first; only in the single-location view."
+    )
+
+
+class CodeLocationPutResult(BaseModel):
+    code_location: CodeLocation
+    changed: bool = Field(description="False when the spec was already deployed as given.")
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+class RunCreate(BaseModel):
+    code_location: Name
+    job: Name
+    run_config: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Run(BaseModel):
+    id: str
+    deployment: str
+    code_location: str
+    job: str
+    run_config: dict[str, Any]
+    tags: dict[str, str]
+    status: RunStatus
+    status_message: str | None = None
+    exit_code: int | None = None
+    created_at: datetime
+    admitted_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[Run]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next (older) page."
+    )
+
+
+class RunEvent(BaseModel):
+    seq: int = Field(ge=1, description="Per-run sequence number, from 1; unique per run.")
+    type: EventType
+    timestamp: datetime
+    step: str | None = Field(default=None, max_length=200)
+    level: str | None = Field(default=None, max_length=20)
+    message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(BaseModel):
+    events: list[RunEvent] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
+
+
+class EventBatchResult(BaseModel):
+    accepted: int = Field(description="Events stored by this call.")
+    duplicates: int = Field(description="Events already stored by an earlier delivery.")
+    run_status: RunStatus
+
+
+class RunEventPage(BaseModel):
+    events: list[RunEvent]
+    last_seq: int = Field(description="Highest seq in this page (or the 'after' asked for).")
+    run_status: RunStatus
+
+
+class WorkerHeartbeatResult(BaseModel):
+    run_status: RunStatus
+    cancel_requested: bool = Field(description="True when the run is being canceled.")
+
+
+class TerminateResult(BaseModel):
+    run: Run
+
+
+# --- agent API --------------------------------------------------------------------------
+
+
+class AgentCodeLocationState(BaseModel):
+    name: str
+    status: CodeLocationStatus
+    detail: str | None = None
+
+
+class AgentHeartbeat(BaseModel):
+    agent_name: Name
+    version: str = Field(default="", max_length=100)
+    launcher: str = Field(default="", max_length=100)
+    code_locations: list[AgentCodeLocationState] = Field(default_factory=list, max_length=10_000)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Agent(BaseModel):
+    name: str
+    deployment: str
+    version: str
+    launcher: str
+    available: bool = Field(description="False when no heartbeat came within the timeout.")
+    last_heartbeat_at: datetime
+    code_locations: list[AgentCodeLocationState]
+    metadata: dict[str, str]
+
+
+class PollRequest(BaseModel):
+    agent_name: Name
+    max_requests: int = Field(default=10, ge=1, le=100)
+    wait_seconds: float = Field(default=20.0, ge=0, le=30, description="Long-poll hold time.")
+    lease_seconds: float | None = Field(
+        default=None, ge=1, le=3600, description="Lease length; the server default when unset."
+    )
+
+
+class AgentRequest(BaseModel):
+    id: str
+    type: RequestType
+    payload: dict[str, Any]
+    status: RequestStatus
+    attempt: int = Field(description="How many times this request has been claimed.")
+    created_at: datetime
+    lease_expires_at: datetime | None = None
+
+
+class PollResponse(BaseModel):
+    requests: list[AgentRequest]
+
+
+class RequestFailure(BaseModel):
+    error: str = Field(max_length=MAX_MESSAGE_CHARS)
+    retry: bool = Field(default=False, description="Make the request visible again at once.")
+
+
+class CodeLocationStatusReport(BaseModel):
+    status: CodeLocationStatus
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    log_tail: list[str] = Field(default_factory=list, max_length=MAX_LOG_TAIL_LINES)
+    snapshot: DefinitionsSnapshot | None = None
+    generation: int | None = Field(
+        default=None, description="Generation this report is about; stale reports are ignored."
+    )
+
+
+class RunStatusReport(BaseModel):
+    status: RunStatus
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    exit_code: int | None = None
+    log_tail: list[str] = Field(default_factory=list, max_length=MAX_LOG_TAIL_LINES)
+
+
+# --- request payloads (what an AgentRequest.payload holds, by type) ---------------------
+
+
+class SyncCodeLocationPayload(BaseModel):
+    code_location: str
+    generation: int
+
+
+class RemoveCodeLocationPayload(BaseModel):
+    code_location: str
+
+
+class LaunchRunPayload(BaseModel):
+    run_id: str
+    code_location: str
+    job: str
+
+
+class TerminateRunPayload(BaseModel):
+    run_id: str
+    reason: str

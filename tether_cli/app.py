@@ -1,0 +1,31 @@
+"""The Typer application: one sub-app per area."""
+
+import typer
+
+from tether_cli import controlplane
+
+app = typer.Typer(
+    name="tether",
+    help="Tether: a self-hostable hybrid deployment orchestrator.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(controlplane.app, name="controlplane")
+
+_FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@app.command("code-server", context_settings=_FORWARD, add_help_option=False)
+def code_server(ctx: typer.Context) -> None:
+    """Serve a code location's definitions over HTTP (see `tether code-server --help`)."""
+    from tether_sdk import cli as sdk_cli
+
+    raise typer.Exit(sdk_cli.code_server_main(list(ctx.args)))
+
+
+@app.command("run-worker", context_settings=_FORWARD, add_help_option=False)
+def run_worker(ctx: typer.Context) -> None:
+    """Execute one run and stream its events (see `tether run-worker --help`)."""
+    from tether_sdk import cli as sdk_cli
+
+    raise typer.Exit(sdk_cli.run_worker_main(list(ctx.args)))

@@ -1,0 +1,94 @@
+"""``tether controlplane``: serve, bootstrap, migrate."""
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tether_controlplane.settings import default_database_url
+
+app = typer.Typer(help="Run and administer the control plane.", no_args_is_help=True)
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="TETHER_DATABASE_URL",
+        help="SQLAlchemy URL [default: SQLite under $TETHER_HOME, ~/.tether]",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(envvar="TETHER_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TETHER_PORT")] = 3000,
+    log_level: Annotated[str, typer.Option(envvar="TETHER_LOG_LEVEL")] = "info",
+) -> None:
+    """Serve the REST API (OpenAPI at /docs). Migrates the database on start."""
+    import uvicorn
+
+    from tether_controlplane.api.app import create_app
+    from tether_controlplane.settings import Settings
+
+    settings = Settings(database_url=db or default_database_url())
+    where = _safe(settings.database_url)
+    err.print(f"[bold]tether control plane[/] on http://{host}:{port}  (database {where})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def bootstrap(
+    org: Annotated[str, typer.Option(help="Organization name (created if missing).")],
+    deployment: Annotated[str, typer.Option(help="Deployment name (created if missing).")],
+    db: DbOption = None,
+    concurrency: Annotated[
+        int, typer.Option(help="Run concurrency limit of a new deployment.")
+    ] = 10,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Create the organization and deployment if missing; print a new user and agent token."""
+    from tether_api.names import check_name
+    from tether_controlplane.bootstrap import bootstrap as run_bootstrap
+
+    try:
+        check_name(org, "organization name")
+        check_name(deployment, "deployment name")
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    result = run_bootstrap(db or default_database_url(), org, deployment, concurrency)
+    if json_output:
+        typer.echo(
+            result.model_dump_json(
+                include={"organization", "deployment", "user_token", "agent_token"}
+            )
+        )
+        return
+    err.print(f"organization [bold]{org}[/], deployment [bold]{deployment}[/] ready.")
+    err.print("These tokens are shown once; store them now.")
+    typer.echo(f"user_token:  {result.user_token}")
+    typer.echo(f"agent_token: {result.agent_token}")
+
+
+@app.command()
+def migrate(db: DbOption = None) -> None:
+    """Upgrade the database schema to the latest revision."""
+    from tether_controlplane import migrate as migrations
+    from tether_controlplane.db import Database
+
+    database = Database(db or default_database_url())
+    try:
+        migrations.upgrade(database.engine)
+        err.print(f"database at revision {migrations.current_revision(database.engine)}")
+    finally:
+        database.dispose()
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

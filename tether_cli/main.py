@@ -1,0 +1,31 @@
+"""Entry point of the ``tether`` console command.
+
+``code-server`` and ``run-worker`` run inside user images that have only the light SDK, so
+they are dispatched before Typer (a ``cli`` extra) is imported.
+"""
+
+import sys
+
+SDK_COMMANDS = ("code-server", "run-worker")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0] in SDK_COMMANDS:
+        from tether_sdk import cli as sdk_cli
+
+        entry = sdk_cli.code_server_main if argv[0] == "code-server" else sdk_cli.run_worker_main
+        sys.exit(entry(argv[1:]))
+    try:
+        from tether_cli.app import app
+    except ImportError as exc:  # the light SDK install has no Typer
+        sys.stderr.write(
+            f"tether: {exc.name} is not installed; install the CLI with: pip install 'tether[cli]' "
+            "(or 'tether[controlplane]' for the control plane)\n"
+        )
+        sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

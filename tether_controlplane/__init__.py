@@ -1,0 +1,1 @@
+"""Tether's control plane: REST API, storage, request and run queues, monitoring."""

@@ -1,0 +1,115 @@
+"""Request dependencies: the database, the settings, and who is calling (by bearer token)."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
+
+from tether_api.names import NAME_PATTERN
+from tether_controlplane.db import Database
+from tether_controlplane.errors import ApiError, NotFound
+from tether_controlplane.services import tenancy
+from tether_controlplane.services.tenancy import Principal
+from tether_controlplane.settings import Settings
+from tether_controlplane.tables import DeploymentRow
+from tether_controlplane.tokens import TokenKind
+
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)]
+RunIdPath = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+
+
+class Forbidden(ApiError):
+    status_code = 403
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def principal(request: Request, db: DbDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized(
+            "missing token: send 'Authorization: Bearer <token>' "
+            "(create tokens with `tether controlplane bootstrap`)"
+        )
+    with db.read() as session:
+        found = tenancy.authenticate(session, secret.strip())
+    if found is None:
+        raise Unauthorized("invalid or revoked token: check the token you were given")
+    return found
+
+
+def _require(p: Principal, kind: TokenKind) -> Principal:
+    if p.kind != kind:
+        raise Forbidden(f"this endpoint needs {_a(kind)} token, and {_a(p.kind)} token was sent")
+    return p
+
+
+def _a(kind: TokenKind) -> str:
+    return f"{'an' if kind == TokenKind.AGENT else 'a'} {kind.value}"
+
+
+def user(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    return _require(p, TokenKind.USER)
+
+
+def agent(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    return _require(p, TokenKind.AGENT)
+
+
+def run_worker(p: Annotated[Principal, Depends(principal)], run_id: RunIdPath) -> Principal:
+    _require(p, TokenKind.RUN)
+    if p.run_id != run_id:
+        # Same answer as a missing run: a run token learns nothing about other runs.
+        raise NotFound(f"run {run_id!r} not found")
+    return p
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The deployment a call acts on, resolved from the token (and path for user tokens)."""
+
+    principal: Principal
+    deployment_id: int
+
+    def deployment(self, session: Session) -> DeploymentRow:
+        return tenancy.deployment_by_id(session, self.deployment_id)
+
+
+def user_scope(dep: NamePath, p: Annotated[Principal, Depends(user)], db: DbDep) -> Scope:
+    with db.read() as session:
+        row = tenancy.find_deployment(session, p.organization_id, dep)
+    return Scope(p, row.id)
+
+
+def agent_scope(p: Annotated[Principal, Depends(agent)]) -> Scope:
+    assert p.deployment_id is not None
+    return Scope(p, p.deployment_id)
+
+
+def run_scope(p: Annotated[Principal, Depends(run_worker)]) -> Scope:
+    assert p.deployment_id is not None
+    return Scope(p, p.deployment_id)
+
+
+UserScope = Annotated[Scope, Depends(user_scope)]
+AgentScope = Annotated[Scope, Depends(agent_scope)]
+RunScope = Annotated[Scope, Depends(run_scope)]
+UserPrincipal = Annotated[Principal, Depends(user)]

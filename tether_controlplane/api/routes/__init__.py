@@ -1,0 +1,1 @@
+"""One router per caller: users (deployments, locations, runs), agents, run workers."""

@@ -1,0 +1,152 @@
+"""Agent API: heartbeat, long-poll for requests, ack/fail, status reports, run tokens.
+
+Every call here is idempotent and safe for the agent to retry.
+"""
+
+import asyncio
+from datetime import datetime
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from tether_api.enums import TERMINAL_RUN_STATUSES, RequestStatus, RequestType, RunStatus
+from tether_api.models import (
+    Agent,
+    AgentHeartbeat,
+    AgentRequest,
+    CodeLocation,
+    CodeLocationStatusReport,
+    PollRequest,
+    PollResponse,
+    RequestFailure,
+    Run,
+    RunStatusReport,
+    RunToken,
+)
+from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
+from tether_controlplane.db import Database
+from tether_controlplane.errors import Conflict
+from tether_controlplane.notify import requests_key
+from tether_controlplane.services import agents, locations, requests, runs, tenancy
+from tether_controlplane.tables import RequestRow, utcnow
+from tether_controlplane.tokens import TokenKind
+
+router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+
+
+def _request_model(row: RequestRow) -> AgentRequest:
+    return AgentRequest(
+        id=str(row.id),
+        type=RequestType(row.type),
+        payload=row.payload,
+        status=RequestStatus(row.status),
+        attempt=row.attempt,
+        created_at=row.created_at,
+        lease_expires_at=row.lease_expires_at,
+    )
+
+
+@router.post("/heartbeat")
+def heartbeat(body: AgentHeartbeat, scope: AgentScope, db: DbDep, settings: SettingsDep) -> Agent:
+    with db.write() as s:
+        dep = scope.deployment(s)
+        row = agents.heartbeat(s, dep, body)
+        return agents.to_model(dep, row, settings.agent_heartbeat_timeout_seconds)
+
+
+def _claim(
+    db: Database, deployment_id: int, body: PollRequest, lease: float
+) -> tuple[list[AgentRequest], datetime | None]:
+    with db.write() as s:
+        rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease)
+        if rows:
+            return [_request_model(r) for r in rows], None
+        return [], requests.next_lease_expiry(s, deployment_id)
+
+
+@router.post("/requests/poll")
+async def poll_requests(
+    body: PollRequest, scope: AgentScope, db: DbDep, settings: SettingsDep
+) -> PollResponse:
+    """Claim visible requests with a lease. With none, hold up to ``wait_seconds`` and answer
+    as soon as one is enqueued (or a lease expires)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(body.wait_seconds, settings.long_poll_max_seconds)
+    lease = body.lease_seconds or settings.request_lease_seconds
+    key = requests_key(scope.deployment_id)
+    while True:
+        waiter = db.notifier.register(key)
+        try:
+            claimed, next_expiry = await run_in_threadpool(
+                _claim, db, scope.deployment_id, body, lease
+            )
+            remaining = deadline - loop.time()
+            if claimed or remaining <= 0:
+                return PollResponse(requests=claimed)
+            timeout = min(remaining, settings.recheck_interval_seconds)
+            if next_expiry is not None:
+                until_expiry = (next_expiry - utcnow()).total_seconds() + 0.005
+                timeout = min(timeout, max(until_expiry, 0.0))
+            await waiter.wait(timeout)
+        finally:
+            waiter.close()
+
+
+@router.post("/requests/{request_id}/ack")
+def ack_request(request_id: str, scope: AgentScope, db: DbDep) -> AgentRequest:
+    with db.write() as s:
+        return _request_model(requests.ack(s, scope.deployment_id, request_id))
+
+
+@router.post("/requests/{request_id}/fail")
+def fail_request(
+    request_id: str, body: RequestFailure, scope: AgentScope, db: DbDep
+) -> AgentRequest:
+    with db.write() as s:
+        row = requests.fail(s, scope.deployment_id, request_id, body.error, body.retry)
+        return _request_model(row)
+
+
+@router.get("/code-locations/{name}")
+def get_code_location(name: NamePath, scope: AgentScope, db: DbDep) -> CodeLocation:
+    """The location's spec, removed ones included (the agent may be removing it)."""
+    with db.read() as s:
+        dep = scope.deployment(s)
+        return locations.to_model(s, dep, locations.find(s, dep, name, include_removed=True))
+
+
+@router.post("/code-locations/{name}/status")
+def report_code_location(
+    name: NamePath, body: CodeLocationStatusReport, scope: AgentScope, db: DbDep
+) -> CodeLocation:
+    with db.write() as s:
+        dep = scope.deployment(s)
+        return locations.to_model(s, dep, locations.report(s, dep, name, body))
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> Run:
+    with db.read() as s:
+        dep = scope.deployment(s)
+        return runs.to_model(dep, runs.find(s, dep, run_id))
+
+
+@router.post("/runs/{run_id}/status")
+def report_run(run_id: RunIdPath, body: RunStatusReport, scope: AgentScope, db: DbDep) -> Run:
+    """Apply a status the state machine allows; a finished run keeps its final status."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        return runs.to_model(dep, runs.report(s, dep, runs.find(s, dep, run_id), body))
+
+
+@router.post("/runs/{run_id}/token")
+def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
+    """A fresh token for the run's worker; it revokes any earlier one for this run."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        run = runs.find(s, dep, run_id)
+        if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+            raise Conflict(f"run {run_id} already finished with {run.status}; it needs no worker")
+        tenancy.revoke_run_tokens(s, run.id)
+        secret = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)
+        return RunToken(token=secret)

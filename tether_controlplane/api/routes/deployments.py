@@ -1,0 +1,75 @@
+"""User API: deployments, agent tokens and agents."""
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from tether_api.models import (
+    Agent,
+    AgentTokenCreate,
+    Deployment,
+    DeploymentUpdate,
+    TokenCreated,
+)
+from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserPrincipal, UserScope
+from tether_controlplane.services import agents, runs, tenancy
+from tether_controlplane.tables import DeploymentRow, Organization
+from tether_controlplane.tokens import TokenKind
+
+router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+
+
+@router.get("")
+def list_deployments(p: UserPrincipal, db: DbDep) -> list[Deployment]:
+    with db.read() as s:
+        rows = s.scalars(
+            select(DeploymentRow)
+            .where(DeploymentRow.organization_id == p.organization_id)
+            .order_by(DeploymentRow.name)
+        )
+        return [tenancy.deployment_model(s, r) for r in rows]
+
+
+@router.post("/{dep}", status_code=201)
+def create_deployment(
+    dep: NamePath, p: UserPrincipal, db: DbDep, settings: SettingsDep
+) -> Deployment:
+    """Create a deployment (idempotent: an existing one is returned as it is)."""
+    with db.write() as s:
+        org = s.get(Organization, p.organization_id)
+        assert org is not None
+        row, _ = tenancy.get_or_create_deployment(
+            s, org, dep, settings.default_run_concurrency_limit
+        )
+        return tenancy.deployment_model(s, row)
+
+
+@router.get("/{dep}")
+def get_deployment(scope: UserScope, db: DbDep) -> Deployment:
+    with db.read() as s:
+        return tenancy.deployment_model(s, scope.deployment(s))
+
+
+@router.patch("/{dep}")
+def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> Deployment:
+    with db.write() as s:
+        row = scope.deployment(s)
+        if body.run_concurrency_limit is not None:
+            row.run_concurrency_limit = body.run_concurrency_limit
+            runs.admit(s, row)
+        return tenancy.deployment_model(s, row)
+
+
+@router.post("/{dep}/agent-tokens", status_code=201)
+def create_agent_token(body: AgentTokenCreate, scope: UserScope, db: DbDep) -> TokenCreated:
+    with db.write() as s:
+        row = scope.deployment(s)
+        secret = tenancy.mint_token(
+            s, TokenKind.AGENT, row.organization_id, row.id, description=body.description
+        )
+        return TokenCreated(token=secret, kind=TokenKind.AGENT.value, deployment=row.name)
+
+
+@router.get("/{dep}/agents")
+def list_agents(scope: UserScope, db: DbDep, settings: SettingsDep) -> list[Agent]:
+    with db.read() as s:
+        return agents.list_all(s, scope.deployment(s), settings.agent_heartbeat_timeout_seconds)

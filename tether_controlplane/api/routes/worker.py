@@ -1,0 +1,33 @@
+"""Run worker API: a run token reaches its own run and nothing else."""
+
+from fastapi import APIRouter
+
+from tether_api.models import EventBatch, EventBatchResult, Run, WorkerHeartbeatResult
+from tether_controlplane.api.deps import DbDep, RunIdPath, RunScope
+from tether_controlplane.services import events, runs
+
+router = APIRouter(prefix="/api/v1/runs", tags=["run worker"])
+
+
+@router.get("/{run_id}")
+def get_run(run_id: RunIdPath, scope: RunScope, db: DbDep) -> Run:
+    with db.read() as s:
+        dep = scope.deployment(s)
+        return runs.to_model(dep, runs.find(s, dep, run_id))
+
+
+@router.post("/{run_id}/events")
+def post_events(
+    run_id: RunIdPath, batch: EventBatch, scope: RunScope, db: DbDep
+) -> EventBatchResult:
+    """Store a batch; events already stored (same seq) are skipped, so retries are safe."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        return events.ingest(s, runs.find(s, dep, run_id), batch.events)
+
+
+@router.post("/{run_id}/heartbeat")
+def heartbeat(run_id: RunIdPath, scope: RunScope, db: DbDep) -> WorkerHeartbeatResult:
+    with db.write() as s:
+        dep = scope.deployment(s)
+        return events.heartbeat(s, runs.find(s, dep, run_id))

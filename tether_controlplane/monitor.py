@@ -1,0 +1,17 @@
+"""Periodic checks: run timeouts, and admission of queued runs (e.g. after a limit change)."""
+
+from tether_controlplane.db import Database
+from tether_controlplane.services import runs
+from tether_controlplane.settings import Settings
+from tether_controlplane.tables import utcnow
+
+
+def monitor_once(db: Database, settings: Settings) -> None:
+    with db.write() as s:
+        runs.check_timeouts(
+            s,
+            utcnow(),
+            settings.run_start_timeout_seconds,
+            settings.run_heartbeat_timeout_seconds,
+        )
+        runs.admit_all(s)

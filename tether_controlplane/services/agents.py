@@ -1,0 +1,46 @@
+"""Agent heartbeats and availability."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether_api.models import Agent, AgentCodeLocationState, AgentHeartbeat
+from tether_controlplane.tables import AgentRow, DeploymentRow, utcnow
+
+
+def heartbeat(session: Session, dep: DeploymentRow, body: AgentHeartbeat) -> AgentRow:
+    row = session.scalar(
+        select(AgentRow).where(AgentRow.deployment_id == dep.id, AgentRow.name == body.agent_name)
+    )
+    now = utcnow()
+    if row is None:
+        row = AgentRow(deployment_id=dep.id, name=body.agent_name, created_at=now)
+        session.add(row)
+    row.version = body.version
+    row.launcher = body.launcher
+    row.code_locations = [c.model_dump(mode="json") for c in body.code_locations]
+    row.metadata_ = body.metadata
+    row.last_heartbeat_at = now
+    session.flush()
+    return row
+
+
+def to_model(dep: DeploymentRow, row: AgentRow, timeout_seconds: float) -> Agent:
+    return Agent(
+        name=row.name,
+        deployment=dep.name,
+        version=row.version,
+        launcher=row.launcher,
+        available=row.last_heartbeat_at >= utcnow() - timedelta(seconds=timeout_seconds),
+        last_heartbeat_at=row.last_heartbeat_at,
+        code_locations=[AgentCodeLocationState.model_validate(c) for c in row.code_locations],
+        metadata=row.metadata_,
+    )
+
+
+def list_all(session: Session, dep: DeploymentRow, timeout_seconds: float) -> list[Agent]:
+    rows = session.scalars(
+        select(AgentRow).where(AgentRow.deployment_id == dep.id).order_by(AgentRow.name)
+    )
+    return [to_model(dep, r, timeout_seconds) for r in rows]

@@ -1,0 +1,200 @@
+"""Code locations: create/update, redeploy, remove, and status reports from agents."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether_api.enums import CodeLocationStatus, RequestType
+from tether_api.models import (
+    CodeLocation,
+    CodeLocationError,
+    CodeLocationSpec,
+    CodeLocationStatusReport,
+    StatusChange,
+    SyncCodeLocationPayload,
+)
+from tether_api.snapshot import DefinitionsSnapshot
+from tether_controlplane.errors import NotFound
+from tether_controlplane.services import requests
+from tether_controlplane.tables import (
+    CodeLocationRow,
+    CodeLocationStatusRow,
+    DeploymentRow,
+    utcnow,
+)
+
+HISTORY_IN_VIEW = 50
+
+
+def _sync_key(name: str) -> str:
+    return f"sync:{name}"
+
+
+def _remove_key(name: str) -> str:
+    return f"remove:{name}"
+
+
+def find(
+    session: Session, dep: DeploymentRow, name: str, include_removed: bool = False
+) -> CodeLocationRow:
+    row = session.scalar(
+        select(CodeLocationRow).where(
+            CodeLocationRow.deployment_id == dep.id, CodeLocationRow.name == name
+        )
+    )
+    if row is None or (row.removed and not include_removed):
+        raise NotFound(
+            f"code location {name!r} not found in deployment {dep.name!r}; "
+            f"deploy it with `tether deploy {name} ...`"
+        )
+    return row
+
+
+def _record(session: Session, row: CodeLocationRow, status: str, message: str | None) -> None:
+    now = utcnow()
+    row.status = status
+    row.updated_at = now
+    session.add(
+        CodeLocationStatusRow(code_location_id=row.id, status=status, message=message, at=now)
+    )
+
+
+def _enqueue_sync(session: Session, dep: DeploymentRow, row: CodeLocationRow) -> None:
+    requests.supersede(session, dep.id, _remove_key(row.name), "superseded by a new deploy")
+    payload = SyncCodeLocationPayload(code_location=row.name, generation=row.generation)
+    requests.enqueue(
+        session, dep.id, RequestType.SYNC_CODE_LOCATION, payload.model_dump(), _sync_key(row.name)
+    )
+
+
+def put(
+    session: Session, dep: DeploymentRow, name: str, spec: CodeLocationSpec
+) -> tuple[CodeLocationRow, bool]:
+    """Create or update. The same spec again is a no-op: nothing is enqueued."""
+    spec_json = spec.model_dump(mode="json")
+    row = session.scalar(
+        select(CodeLocationRow).where(
+            CodeLocationRow.deployment_id == dep.id, CodeLocationRow.name == name
+        )
+    )
+    now = utcnow()
+    if row is not None and not row.removed and row.spec == spec_json:
+        return row, False
+    if row is None:
+        row = CodeLocationRow(
+            deployment_id=dep.id,
+            name=name,
+            spec=spec_json,
+            status=CodeLocationStatus.PENDING.value,
+            generation=1,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        _record(session, row, CodeLocationStatus.PENDING.value, "created")
+    else:
+        revived = row.removed
+        row.spec = spec_json
+        row.generation += 1
+        row.removed = False
+        row.updated_at = now
+        if revived:
+            row.error = None
+            _record(session, row, CodeLocationStatus.PENDING.value, "deployed again after removal")
+    _enqueue_sync(session, dep, row)
+    return row, True
+
+
+def redeploy(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
+    row = find(session, dep, name)
+    row.generation += 1
+    row.updated_at = utcnow()
+    _enqueue_sync(session, dep, row)
+    return row
+
+
+def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
+    """Enqueue the removal; idempotent for a location already being removed."""
+    row = find(session, dep, name, include_removed=True)
+    if not row.removed:
+        row.removed = True
+        row.updated_at = utcnow()
+    requests.supersede(session, dep.id, _sync_key(name), "superseded by removal")
+    requests.enqueue(
+        session,
+        dep.id,
+        RequestType.REMOVE_CODE_LOCATION,
+        {"code_location": name},
+        _remove_key(name),
+    )
+    return row
+
+
+def report(
+    session: Session, dep: DeploymentRow, name: str, report: CodeLocationStatusReport
+) -> CodeLocationRow:
+    """Apply an agent's status report. Reports about an older generation are ignored, so a
+    slow report from a replaced server never overwrites the new one's state."""
+    row = find(session, dep, name, include_removed=True)
+    if report.generation is not None and report.generation < row.generation:
+        return row
+    if report.status == CodeLocationStatus.ERROR:
+        row.error = CodeLocationError(
+            message=report.message or "the code server failed", log_tail=report.log_tail
+        ).model_dump()
+    elif report.status in (CodeLocationStatus.RUNNING, CodeLocationStatus.STOPPED):
+        row.error = None
+    if report.snapshot is not None:
+        row.snapshot = report.snapshot.model_dump(mode="json")
+        row.snapshot_updated_at = utcnow()
+    last = session.scalar(
+        select(CodeLocationStatusRow)
+        .where(CodeLocationStatusRow.code_location_id == row.id)
+        .order_by(CodeLocationStatusRow.id.desc())
+        .limit(1)
+    )
+    if last is None or last.status != report.status.value or last.message != report.message:
+        _record(session, row, report.status.value, report.message)
+    else:
+        row.updated_at = utcnow()
+    return row
+
+
+def to_model(
+    session: Session, dep: DeploymentRow, row: CodeLocationRow, with_history: bool = False
+) -> CodeLocation:
+    history = None
+    if with_history:
+        changes = session.scalars(
+            select(CodeLocationStatusRow)
+            .where(CodeLocationStatusRow.code_location_id == row.id)
+            .order_by(CodeLocationStatusRow.id.desc())
+            .limit(HISTORY_IN_VIEW)
+        )
+        history = [
+            StatusChange(status=CodeLocationStatus(c.status), message=c.message, at=c.at)
+            for c in changes
+        ]
+    return CodeLocation(
+        name=row.name,
+        deployment=dep.name,
+        spec=CodeLocationSpec.model_validate(row.spec),
+        status=CodeLocationStatus(row.status),
+        generation=row.generation,
+        error=CodeLocationError.model_validate(row.error) if row.error else None,
+        snapshot=DefinitionsSnapshot.model_validate(row.snapshot) if row.snapshot else None,
+        snapshot_updated_at=row.snapshot_updated_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        removed=row.removed,
+        status_history=history,
+    )
+
+
+def list_all(session: Session, dep: DeploymentRow, include_removed: bool) -> list[CodeLocation]:
+    query = select(CodeLocationRow).where(CodeLocationRow.deployment_id == dep.id)
+    if not include_removed:
+        query = query.where(CodeLocationRow.removed.is_(False))
+    return [
+        to_model(session, dep, r) for r in session.scalars(query.order_by(CodeLocationRow.name))
+    ]

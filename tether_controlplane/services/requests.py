@@ -1,0 +1,161 @@
+"""The per-deployment request queue for agents: enqueue, lease-based claim, ack, fail."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tether_api.enums import RequestStatus, RequestType
+from tether_controlplane.db import wake_after_commit
+from tether_controlplane.errors import NotFound
+from tether_controlplane.notify import requests_key
+from tether_controlplane.tables import RequestRow, utcnow
+
+# A request claimed this many times without an ack is a poison message: fail it.
+MAX_ATTEMPTS = 20
+
+
+def enqueue(
+    session: Session,
+    deployment_id: int,
+    type_: RequestType,
+    payload: dict[str, Any],
+    dedupe_key: str | None = None,
+) -> RequestRow:
+    """Add a request. An unclaimed request with the same ``dedupe_key`` absorbs this one, so
+    repeated intents (two redeploys in a row) reach the agent once, with the newest payload."""
+    if dedupe_key is not None:
+        existing = session.scalar(
+            select(RequestRow).where(
+                RequestRow.deployment_id == deployment_id,
+                RequestRow.dedupe_key == dedupe_key,
+                RequestRow.status == RequestStatus.PENDING,
+            )
+        )
+        if existing is not None:
+            existing.payload = payload
+            wake_after_commit(session, requests_key(deployment_id))
+            return existing
+    row = RequestRow(
+        deployment_id=deployment_id,
+        type=type_.value,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        status=RequestStatus.PENDING.value,
+        attempt=0,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    wake_after_commit(session, requests_key(deployment_id))
+    return row
+
+
+def _claimable(deployment_id: int, now: datetime) -> Any:
+    return and_(
+        RequestRow.deployment_id == deployment_id,
+        or_(
+            RequestRow.status == RequestStatus.PENDING,
+            and_(RequestRow.status == RequestStatus.CLAIMED, RequestRow.lease_expires_at < now),
+        ),
+    )
+
+
+def claim(
+    session: Session, deployment_id: int, agent_name: str, limit: int, lease_seconds: float
+) -> list[RequestRow]:
+    """Lease up to ``limit`` visible requests, oldest first. Safe against concurrent claimers:
+    the UPDATE re-checks visibility, and PostgreSQL skips rows another claimer has locked."""
+    now = utcnow()
+    candidates = (
+        select(RequestRow.id)
+        .where(_claimable(deployment_id, now))
+        .order_by(RequestRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(candidates))
+    if not ids:
+        return []
+    claimed = list(
+        session.scalars(
+            update(RequestRow)
+            .where(RequestRow.id.in_(ids), _claimable(deployment_id, now))
+            .values(
+                status=RequestStatus.CLAIMED.value,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempt=RequestRow.attempt + 1,
+                claimed_by=agent_name,
+            )
+            .returning(RequestRow),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    live = []
+    for row in sorted(claimed, key=lambda r: r.id):
+        if row.attempt > MAX_ATTEMPTS:
+            row.status = RequestStatus.FAILED.value
+            row.finished_at = now
+            row.error = f"claimed {MAX_ATTEMPTS} times without an acknowledgement; gave up"
+        else:
+            live.append(row)
+    return live
+
+
+def next_lease_expiry(session: Session, deployment_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.min(RequestRow.lease_expires_at)).where(
+            RequestRow.deployment_id == deployment_id,
+            RequestRow.status == RequestStatus.CLAIMED,
+        )
+    )
+
+
+def get(session: Session, deployment_id: int, request_id: str) -> RequestRow:
+    row = None
+    if request_id.isdigit():
+        row = session.get(RequestRow, int(request_id))
+    if row is None or row.deployment_id != deployment_id:
+        raise NotFound(f"request {request_id!r} not found in this agent's deployment")
+    return row
+
+
+def ack(session: Session, deployment_id: int, request_id: str) -> RequestRow:
+    """Mark handled. Idempotent: acking a finished request changes nothing."""
+    row = get(session, deployment_id, request_id)
+    if row.status in (RequestStatus.PENDING, RequestStatus.CLAIMED):
+        row.status = RequestStatus.DONE.value
+        row.finished_at = utcnow()
+        row.lease_expires_at = None
+    return row
+
+
+def fail(
+    session: Session, deployment_id: int, request_id: str, error: str, retry: bool
+) -> RequestRow:
+    row = get(session, deployment_id, request_id)
+    if row.status in (RequestStatus.DONE, RequestStatus.FAILED):
+        return row
+    row.error = error
+    if retry:
+        row.status = RequestStatus.PENDING.value
+        row.lease_expires_at = None
+        wake_after_commit(session, requests_key(deployment_id))
+    else:
+        row.status = RequestStatus.FAILED.value
+        row.finished_at = utcnow()
+    return row
+
+
+def supersede(session: Session, deployment_id: int, dedupe_key: str, reason: str) -> None:
+    """Drop an unclaimed request whose intent a newer request replaces."""
+    session.execute(
+        update(RequestRow)
+        .where(
+            RequestRow.deployment_id == deployment_id,
+            RequestRow.dedupe_key == dedupe_key,
+            RequestRow.status == RequestStatus.PENDING,
+        )
+        .values(status=RequestStatus.DONE.value, finished_at=utcnow(), error=reason)
+    )

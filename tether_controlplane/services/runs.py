@@ -1,0 +1,277 @@
+"""Runs: creation, FIFO admission under the concurrency limit, status transitions."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tether_api.enums import ACTIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES, RequestType, RunStatus
+from tether_api.models import (
+    LaunchRunPayload,
+    Run,
+    RunCreate,
+    RunPage,
+    RunStatusReport,
+    TerminateRunPayload,
+)
+from tether_api.snapshot import DefinitionsSnapshot
+from tether_controlplane.errors import Conflict, Invalid, NotFound
+from tether_controlplane.services import locations, requests
+from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
+
+# Which status a report or event may move a run to, from which statuses.
+ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.STARTING: frozenset({RunStatus.QUEUED, RunStatus.STARTING}),
+    RunStatus.STARTED: frozenset({RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED}),
+    RunStatus.CANCELING: frozenset(
+        {RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING}
+    ),
+    RunStatus.SUCCESS: frozenset(
+        {RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING}
+    ),
+    RunStatus.FAILURE: frozenset(
+        {RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING}
+    ),
+    RunStatus.CANCELED: frozenset(
+        {RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING}
+    ),
+}
+
+
+def to_model(dep: DeploymentRow, row: RunRow) -> Run:
+    return Run(
+        id=row.id,
+        deployment=dep.name,
+        code_location=row.code_location,
+        job=row.job,
+        run_config=row.run_config,
+        tags=row.tags,
+        status=RunStatus(row.status),
+        status_message=row.status_message,
+        exit_code=row.exit_code,
+        created_at=row.created_at,
+        admitted_at=row.admitted_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        last_heartbeat_at=row.last_heartbeat_at,
+    )
+
+
+def find(session: Session, dep: DeploymentRow, run_id: str) -> RunRow:
+    row = session.scalar(select(RunRow).where(RunRow.id == run_id))
+    if row is None or row.deployment_id != dep.id:
+        raise NotFound(f"run {run_id!r} not found in deployment {dep.name!r}")
+    return row
+
+
+def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
+    location = locations.find(session, dep, body.code_location)
+    if location.snapshot is not None:
+        snapshot = DefinitionsSnapshot.model_validate(location.snapshot)
+        if snapshot.job(body.job) is None:
+            known = ", ".join(j.name for j in snapshot.jobs) or "(none)"
+            raise Invalid(
+                f"job {body.job!r} is not defined in code location {body.code_location!r}; "
+                f"its jobs are: {known}"
+            )
+    now = utcnow()
+    row = RunRow(
+        id=str(uuid.uuid4()),
+        deployment_id=dep.id,
+        code_location=body.code_location,
+        job=body.job,
+        run_config=body.run_config,
+        tags=body.tags,
+        status=RunStatus.QUEUED.value,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(RunTagRow(run_pk=row.pk, key=k, value=v) for k, v in body.tags.items())
+    admit(session, dep)
+    return row
+
+
+def admit(session: Session, dep: DeploymentRow) -> int:
+    """Move QUEUED runs to STARTING, oldest first, while the deployment has free slots, and
+    enqueue a LAUNCH_RUN for each. Returns how many were admitted.
+
+    Callers hold the write lock (SQLite) or, here, the deployment row's lock (PostgreSQL),
+    so two admissions never both see the same free slot."""
+    session.execute(select(DeploymentRow.id).where(DeploymentRow.id == dep.id).with_for_update())
+    active = session.scalar(
+        select(func.count())
+        .select_from(RunRow)
+        .where(RunRow.deployment_id == dep.id, RunRow.status.in_(ACTIVE_RUN_STATUSES))
+    )
+    free = dep.run_concurrency_limit - (active or 0)
+    if free <= 0:
+        return 0
+    queued = session.scalars(
+        select(RunRow)
+        .where(RunRow.deployment_id == dep.id, RunRow.status == RunStatus.QUEUED)
+        .order_by(RunRow.pk)
+        .limit(free)
+    ).all()
+    now = utcnow()
+    for run in queued:
+        run.status = RunStatus.STARTING.value
+        run.admitted_at = now
+        payload = LaunchRunPayload(run_id=run.id, code_location=run.code_location, job=run.job)
+        requests.enqueue(
+            session, dep.id, RequestType.LAUNCH_RUN, payload.model_dump(), f"launch:{run.id}"
+        )
+    return len(queued)
+
+
+def transition(
+    session: Session,
+    dep: DeploymentRow,
+    run: RunRow,
+    status: RunStatus,
+    message: str | None = None,
+    exit_code: int | None = None,
+) -> bool:
+    """Apply a status change if the state machine allows it. Terminal states are final:
+    a late report never overwrites SUCCESS with FAILURE. Returns whether anything changed."""
+    current = RunStatus(run.status)
+    if current not in ALLOWED_FROM[status]:
+        return False
+    now = utcnow()
+    changed = current != status
+    run.status = status.value
+    if message is not None:
+        run.status_message = message
+    if exit_code is not None:
+        run.exit_code = exit_code
+    if status in (RunStatus.STARTING, RunStatus.STARTED) and run.admitted_at is None:
+        run.admitted_at = now
+    if status == RunStatus.STARTED and run.started_at is None:
+        run.started_at = now
+        run.last_heartbeat_at = now
+    if status in TERMINAL_RUN_STATUSES:
+        run.ended_at = now
+        # A slot is free: let the next queued run in.
+        admit(session, dep)
+    return changed
+
+
+def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusReport) -> RunRow:
+    message = body.message
+    if body.log_tail:
+        tail = "\n".join(body.log_tail)
+        message = f"{message or ''}\n--- last log lines ---\n{tail}".lstrip("\n")
+    transition(session, dep, run, body.status, message, body.exit_code)
+    return run
+
+
+def terminate(session: Session, dep: DeploymentRow, run: RunRow, reason: str) -> RunRow:
+    current = RunStatus(run.status)
+    if current in (RunStatus.SUCCESS, RunStatus.FAILURE):
+        raise Conflict(f"run {run.id} already finished with {current.value}; nothing to terminate")
+    if current == RunStatus.CANCELED:
+        return run
+    if current == RunStatus.QUEUED:
+        # Never handed to an agent: nothing to stop.
+        transition(session, dep, run, RunStatus.CANCELED, reason)
+        return run
+    transition(session, dep, run, RunStatus.CANCELING, reason)
+    enqueue_terminate(session, dep, run, reason)
+    return run
+
+
+def enqueue_terminate(session: Session, dep: DeploymentRow, run: RunRow, reason: str) -> None:
+    payload = TerminateRunPayload(run_id=run.id, reason=reason)
+    requests.enqueue(
+        session, dep.id, RequestType.TERMINATE_RUN, payload.model_dump(), f"terminate:{run.id}"
+    )
+
+
+def list_page(
+    session: Session,
+    dep: DeploymentRow,
+    statuses: list[RunStatus],
+    code_location: str | None,
+    tags: dict[str, str],
+    limit: int,
+    cursor: str | None,
+) -> RunPage:
+    query = select(RunRow).where(RunRow.deployment_id == dep.id)
+    if statuses:
+        query = query.where(RunRow.status.in_([s.value for s in statuses]))
+    if code_location:
+        query = query.where(RunRow.code_location == code_location)
+    for key, value in tags.items():
+        query = query.where(
+            RunRow.pk.in_(
+                select(RunTagRow.run_pk).where(RunTagRow.key == key, RunTagRow.value == value)
+            )
+        )
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise Invalid(f"invalid cursor {cursor!r}: pass the next_cursor of a previous page")
+        query = query.where(RunRow.pk < int(cursor))
+    rows = session.scalars(query.order_by(RunRow.pk.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return RunPage(
+        runs=[to_model(dep, r) for r in rows],
+        next_cursor=str(rows[-1].pk) if more and rows else None,
+    )
+
+
+def check_timeouts(
+    session: Session, now: datetime, start_timeout: float, heartbeat_timeout: float
+) -> list[str]:
+    """Fail runs stuck in STARTING or whose worker went silent; returns their IDs."""
+    from datetime import timedelta
+
+    failed: list[str] = []
+    start_cutoff = now - timedelta(seconds=start_timeout)
+    beat_cutoff = now - timedelta(seconds=heartbeat_timeout)
+    stuck = session.scalars(
+        select(RunRow).where(RunRow.status == RunStatus.STARTING, RunRow.admitted_at < start_cutoff)
+    ).all()
+    silent = session.scalars(
+        select(RunRow).where(
+            RunRow.status.in_([RunStatus.STARTED, RunStatus.CANCELING]),
+            func.coalesce(RunRow.last_heartbeat_at, RunRow.started_at, RunRow.admitted_at)
+            < beat_cutoff,
+        )
+    ).all()
+    for run in [*stuck, *silent]:
+        dep = session.get(DeploymentRow, run.deployment_id)
+        assert dep is not None
+        if run.status == RunStatus.STARTING:
+            reason = (
+                f"the run did not start within {start_timeout:g} s "
+                "(run_start_timeout_seconds); is an agent running for this deployment?"
+            )
+            transition(session, dep, run, RunStatus.FAILURE, reason)
+        elif run.status == RunStatus.CANCELING:
+            reason = f"the run worker went silent for {heartbeat_timeout:g} s while canceling"
+            transition(session, dep, run, RunStatus.CANCELED, reason)
+        else:
+            reason = (
+                f"no heartbeat from the run worker for {heartbeat_timeout:g} s "
+                "(run_heartbeat_timeout_seconds): it died or lost the control plane"
+            )
+            transition(session, dep, run, RunStatus.FAILURE, reason)
+        # Make sure the agent cleans up whatever is left of the worker.
+        enqueue_terminate(session, dep, run, reason)
+        failed.append(run.id)
+    return failed
+
+
+def admit_all(session: Session) -> int:
+    """Admission pass over every deployment with queued runs (covers limit increases)."""
+    dep_ids = session.scalars(
+        select(RunRow.deployment_id).where(RunRow.status == RunStatus.QUEUED).distinct()
+    ).all()
+    total = 0
+    for dep_id in dep_ids:
+        dep = session.get(DeploymentRow, dep_id)
+        if dep is not None:
+            total += admit(session, dep)
+    return total

@@ -1,0 +1,59 @@
+"""Control plane settings: every one has a documented default and a TETHER_ env variable."""
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("TETHER_HOME", Path.home() / ".tether"))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_state_dir() / 'tether.db'}"
+
+
+class Settings(BaseSettings):
+    """Read from the environment with the prefix ``TETHER_`` (e.g. ``TETHER_DATABASE_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL. SQLite file under the state directory by default; "
+        "postgresql+psycopg://... for PostgreSQL.",
+    )
+    default_run_concurrency_limit: int = Field(
+        default=10, ge=1, description="Concurrency limit of a new deployment."
+    )
+    run_start_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="A run STARTING longer than this becomes FAILURE."
+    )
+    run_heartbeat_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A STARTED run whose worker sent nothing for this long becomes FAILURE.",
+    )
+    agent_heartbeat_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="An agent silent this long is shown as unavailable."
+    )
+    request_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a claimed request stays invisible to others."
+    )
+    long_poll_max_seconds: float = Field(
+        default=20.0, ge=0, le=30, description="Longest hold of an agent's long-poll."
+    )
+    monitor_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often timeouts are checked and queued runs admitted."
+    )
+    recheck_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a waiting long-poll or event stream re-reads the database; "
+        "wake-ups within one process are immediate, this covers other replicas.",
+    )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0, description="Larger request bodies are refused (413)."
+    )

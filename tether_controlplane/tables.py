@@ -1,0 +1,183 @@
+"""SQLAlchemy ORM tables. Alembic migrations under ``migrations/`` must match these."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no time zone."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+# BigInteger primary keys are plain INTEGER on SQLite so that they autoincrement there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    run_concurrency_limit: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # user | agent | run
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class CodeLocationRow(Base):
+    __tablename__ = "code_locations"
+    __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[dict[str, Any] | None] = mapped_column()
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column()
+    snapshot_updated_at: Mapped[datetime | None] = mapped_column()
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CodeLocationStatusRow(Base):
+    __tablename__ = "code_location_status_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code_location_id: Mapped[int] = mapped_column(ForeignKey("code_locations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_deployment_status", "deployment_id", "status", "pk"),
+        Index("ix_runs_deployment_pk", "deployment_id", "pk"),
+    )
+    # pk orders runs (FIFO admission, paging); id is the public identifier.
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    code_location: Mapped[str] = mapped_column(String(63))
+    job: Mapped[str] = mapped_column(String(63))
+    run_config: Mapped[dict[str, Any]] = mapped_column()
+    tags: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20))
+    status_message: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    admitted_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+
+class RunTagRow(Base):
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_key_value", "key", "value"),)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(1000))
+
+
+class RunEventRow(Base):
+    __tablename__ = "run_events"
+    __table_args__ = (UniqueConstraint("run_pk", "seq", name="uq_run_events_run_seq"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(40))
+    timestamp: Mapped[datetime] = mapped_column()
+    step: Mapped[str | None] = mapped_column(String(200))
+    level: Mapped[str | None] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column()
+
+
+class RequestRow(Base):
+    __tablename__ = "agent_requests"
+    __table_args__ = (Index("ix_agent_requests_claim", "deployment_id", "status", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    # Same key = same intent; an unclaimed request with the key absorbs a new one.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(63))
+    finished_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(100), default="")
+    launcher: Mapped[str] = mapped_column(String(100), default="")
+    code_locations: Mapped[list[Any]] = mapped_column()
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
