@@ -1,0 +1,36 @@
+"""Tether's user-code SDK: declare jobs, assets and schedules; serve and run them.
+
+Imports only the standard library, pydantic, httpx and ``tether_api``, so it fits in any
+user image.
+"""
+
+from tether_sdk.context import StepContext
+from tether_sdk.definitions import (
+    Definitions,
+    Job,
+    Schedule,
+    Step,
+    asset,
+    asset_job,
+    job,
+    schedule,
+    step,
+)
+from tether_sdk.errors import DefinitionError
+from tether_sdk.local import ExecutionResult, execute_job
+
+__all__ = [
+    "DefinitionError",
+    "Definitions",
+    "ExecutionResult",
+    "Job",
+    "Schedule",
+    "Step",
+    "StepContext",
+    "asset",
+    "asset_job",
+    "execute_job",
+    "job",
+    "schedule",
+    "step",
+]

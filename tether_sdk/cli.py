@@ -1,0 +1,150 @@
+"""Command-line entry points of the SDK (argparse only: they run inside user images).
+
+``tether code-server ...`` and ``tether run-worker ...`` forward here, as do
+``python -m tether_sdk.code_server`` and ``python -m tether_sdk.run_worker``. Every flag
+can also come from an environment variable, which is how the agent usually passes them.
+"""
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+# Shared by the code server and the run worker: the same code location, the same env.
+TARGET_ENV = {
+    "module": "TETHER_MODULE",
+    "python_file": "TETHER_PYTHON_FILE",
+    "working_directory": "TETHER_WORKING_DIRECTORY",
+}
+
+
+def code_server_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tether code-server",
+        description="Serve a code location's definitions (health, snapshot, validate) over HTTP.",
+    )
+    _add_target_args(parser)
+    _arg(parser, "--host", "TETHER_CODE_SERVER_HOST", "interface to bind", default="127.0.0.1")
+    _arg(
+        parser,
+        "--port",
+        "TETHER_CODE_SERVER_PORT",
+        "port (0: pick a free one)",
+        default="4000",
+        type=int,
+    )
+    _arg(parser, "--port-file", "TETHER_PORT_FILE", "write the bound port here once listening")
+    args = parser.parse_args(argv)
+    _check_target(parser, args)
+
+    from tether_sdk.code_server import serve
+
+    return serve(
+        module=args.module,
+        python_file=args.python_file,
+        working_directory=args.working_directory,
+        host=args.host,
+        port=args.port,
+        port_file=args.port_file,
+    )
+
+
+def run_worker_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tether run-worker",
+        description="Execute one run and stream its events to the control plane.",
+    )
+    _arg(parser, "--run-id", "TETHER_RUN_ID", "the run to execute", required=True)
+    _arg(parser, "--control-plane", "TETHER_CONTROL_PLANE_URL", "control plane URL", required=True)
+    _arg(parser, "--token", "TETHER_RUN_TOKEN", "the run's token", required=True)
+    _add_target_args(parser)
+    _arg(
+        parser,
+        "--heartbeat-interval",
+        "TETHER_HEARTBEAT_INTERVAL",
+        "seconds between heartbeats",
+        default="5",
+        type=float,
+    )
+    _arg(
+        parser,
+        "--flush-timeout",
+        "TETHER_FLUSH_TIMEOUT",
+        "seconds to keep retrying event delivery at the end",
+        default="300",
+        type=float,
+    )
+    args = parser.parse_args(argv)
+    _check_target(parser, args)
+    if args.heartbeat_interval <= 0:
+        parser.error("--heartbeat-interval must be positive")
+
+    from tether_sdk.run_worker.worker import WorkerOptions, run_worker
+
+    return run_worker(
+        WorkerOptions(
+            run_id=args.run_id,
+            control_plane_url=args.control_plane,
+            token=args.token,
+            module=args.module,
+            python_file=args.python_file,
+            working_directory=args.working_directory,
+            heartbeat_interval=args.heartbeat_interval,
+            flush_timeout=args.flush_timeout,
+        )
+    )
+
+
+def _arg(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str | None,
+    help: str,
+    *,
+    default: str | None = None,
+    type: Callable[[str], Any] = str,
+    required: bool = False,
+) -> None:
+    value = (os.environ.get(env) if env else None) or default
+    try:
+        converted = type(value) if value is not None else None
+    except ValueError:
+        parser.error(f"{env}={value!r} is not a valid value for {flag}")
+    parser.add_argument(
+        flag,
+        default=converted,
+        type=type,
+        # Required only when the environment does not supply it either.
+        required=required and value is None,
+        help=f"{help} (env {env}" + (f", default {default})" if default else ")"),
+    )
+
+
+def _add_target_args(parser: argparse.ArgumentParser) -> None:
+    # No env defaults here: _check_target applies them, so that a flag given on the
+    # command line wins over the *other* target's env var instead of conflicting with it.
+    parser.add_argument(
+        "--module", help=f"module holding the Definitions (env {TARGET_ENV['module']})"
+    )
+    parser.add_argument(
+        "--python-file",
+        help=f"file holding the Definitions (env {TARGET_ENV['python_file']})",
+    )
+    _arg(
+        parser,
+        "--working-directory",
+        TARGET_ENV["working_directory"],
+        "directory to run in (also put first on sys.path)",
+    )
+
+
+def _check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.module and args.python_file:
+        parser.error("give only one of --module and --python-file")
+    if not args.module and not args.python_file:
+        args.module = os.environ.get(TARGET_ENV["module"]) or None
+        args.python_file = os.environ.get(TARGET_ENV["python_file"]) or None
+        if args.module and args.python_file:
+            parser.error(f"set only one of {TARGET_ENV['module']} and {TARGET_ENV['python_file']}")
+    if not args.module and not args.python_file:
+        parser.error("give --module or --python-file (or TETHER_MODULE / TETHER_PYTHON_FILE)")

@@ -1,0 +1,204 @@
+"""The code server: serves a code location's definitions over HTTP to the agent.
+
+``GET /health``, ``GET /snapshot`` and ``POST /validate`` (models in tether_api.codeserver).
+The definitions are loaded once, before the port opens; a load error is served (with its
+traceback) instead of crashing, so the agent can report it.
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tether_api.codeserver import (
+    Health,
+    LoadError,
+    SnapshotResponse,
+    ValidateRequest,
+    ValidateResponse,
+)
+from tether_sdk.config import describe_errors, validate_config
+from tether_sdk.definitions import Definitions
+from tether_sdk.loader import load_definitions
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class CodeServerState:
+    """What the server answers from: the loaded definitions or the load error."""
+
+    def __init__(self, loaded: Definitions | LoadError) -> None:
+        self.definitions = loaded if isinstance(loaded, Definitions) else None
+        self.load_error = loaded if isinstance(loaded, LoadError) else None
+        snapshot = self.definitions.snapshot() if self.definitions else None
+        # Encoded once: the snapshot never changes for the life of the process.
+        self.snapshot_json = (
+            SnapshotResponse(snapshot=snapshot, load_error=self.load_error)
+            .model_dump_json()
+            .encode()
+        )
+
+    def health(self) -> Health:
+        return Health(
+            pid=os.getpid(), loaded=self.definitions is not None, load_error=self.load_error
+        )
+
+    def validate(self, request: ValidateRequest) -> ValidateResponse:
+        if self.definitions is None:
+            message = self.load_error.message if self.load_error else "definitions not loaded"
+            return ValidateResponse(
+                valid=False, message=f"the code location failed to load: {message}"
+            )
+        job = self.definitions.get_job(request.job)
+        if job is None:
+            known = ", ".join(sorted(self.definitions.jobs)) or "none"
+            return ValidateResponse(
+                valid=False, message=f"unknown job {request.job!r}; known jobs: {known}"
+            )
+        _, errors = validate_config(job.config, request.run_config)
+        if errors:
+            return ValidateResponse(
+                valid=False, message=describe_errors(job.name, errors), errors=errors
+            )
+        return ValidateResponse(valid=True, steps=job.step_names)
+
+
+def make_handler(state: CodeServerState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "tether-code-server"
+        # Headers and body are separate writes: without this, Nagle's algorithm and delayed
+        # ACKs add ~40 ms to every answer on a kept-alive connection.
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._send_model(HTTPStatus.OK, state.health())
+            elif self.path == "/snapshot":
+                self._send(HTTPStatus.OK, state.snapshot_json)
+            else:
+                self._send_detail(HTTPStatus.NOT_FOUND, f"no such path: GET {self.path}")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self.close_connection = True
+                self._send_detail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+                return
+            body = self.rfile.read(length) if length > 0 else b""
+            if self.path != "/validate":
+                self._send_detail(HTTPStatus.NOT_FOUND, f"no such path: POST {self.path}")
+                return
+            try:
+                request = ValidateRequest.model_validate_json(body)
+            except ValidationError as exc:
+                errors = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                    for e in exc.errors(include_url=False)
+                )
+                self._send_detail(HTTPStatus.BAD_REQUEST, f"invalid ValidateRequest: {errors}")
+                return
+            try:
+                self._send_model(HTTPStatus.OK, state.validate(request))
+            except Exception as exc:  # user code (a validator) may raise anything
+                self._send_detail(HTTPStatus.INTERNAL_SERVER_ERROR, f"validation failed: {exc!r}")
+
+        def _send_model(self, status: HTTPStatus, model: BaseModel) -> None:
+            self._send(status, model.model_dump_json().encode())
+
+        def _send_detail(self, status: HTTPStatus, detail: str) -> None:
+            self._send(status, json.dumps({"detail": detail}).encode())
+
+        def _send(self, status: HTTPStatus, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per health check would drown the useful output
+
+    return Handler
+
+
+def write_port_file(path: str, port: int) -> None:
+    """Write atomically, so a reader never sees an empty or partial file."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, target)
+
+
+def serve(
+    *,
+    module: str | None,
+    python_file: str | None,
+    working_directory: str | None,
+    host: str,
+    port: int,
+    port_file: str | None,
+    log: Callable[[str], None] | None = None,
+) -> int:
+    """Load the definitions, serve until SIGTERM/SIGINT, and return the exit code."""
+    log = log or _stderr
+    target = f"module {module}" if module else f"file {python_file}"
+    loaded = load_definitions(
+        module=module, python_file=python_file, working_directory=working_directory
+    )
+    if isinstance(loaded, LoadError):
+        log(f"tether code-server: could not load {target}:\n{loaded.traceback.rstrip()}")
+    state = CodeServerState(loaded)
+    try:
+        server = ThreadingHTTPServer((host, port), make_handler(state))
+    except OSError as exc:
+        log(f"tether code-server: cannot listen on {host}:{port}: {exc}")
+        return 1
+    server.daemon_threads = True
+    bound_port = server.server_address[1]
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    # Served from a thread: shutdown() must be called from another thread than the loop's.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="tether-code-server"
+    )
+    thread.start()
+    if port_file:
+        write_port_file(port_file, bound_port)
+    status = "loaded" if state.definitions else "LOAD ERROR"
+    log(
+        f"tether code-server: serving {target} ({status}) on http://{host}:{bound_port} "
+        f"(pid {os.getpid()})"
+    )
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    log("tether code-server: stopped")
+    return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    from tether_sdk.cli import code_server_main
+
+    sys.exit(code_server_main())

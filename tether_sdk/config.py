@@ -1,0 +1,40 @@
+"""Validation of a run's config against a job's pydantic model.
+
+Shared by the code server (``POST /validate``) and the run worker, so both give the same
+answer and name the same fields.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tether_api.codeserver import ConfigError
+
+
+def validate_config(
+    model: type[BaseModel] | None, run_config: dict[str, Any]
+) -> tuple[BaseModel | None, list[ConfigError]]:
+    """Return ``(config, [])`` when ``run_config`` is valid, else ``(None, errors)``.
+
+    A job without a config model accepts only an empty run config: keys given to such a
+    job are almost always a mistake (a typo in the job name, or a forgotten model).
+    """
+    if model is None:
+        errors = [
+            ConfigError(field=key, message="this job takes no config (it has no config model)")
+            for key in run_config
+        ]
+        return None, errors
+    try:
+        return model.model_validate(run_config), []
+    except ValidationError as exc:
+        return None, [
+            ConfigError(field=".".join(str(part) for part in err["loc"]), message=err["msg"])
+            for err in exc.errors(include_url=False)
+        ]
+
+
+def describe_errors(job: str, errors: list[ConfigError]) -> str:
+    """One readable line, e.g. ``invalid run config for job 'etl': source: Field required``."""
+    details = "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in errors)
+    return f"invalid run config for job {job!r}: {details}"

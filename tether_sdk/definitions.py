@@ -1,0 +1,400 @@
+"""Declaring steps, assets, jobs and schedules, and collecting them in ``Definitions``.
+
+Everything is checked when it is declared (that is, when the user's module is imported), so
+a mistake surfaces as a load error with a message that names the definition and the fix,
+instead of as a failed run hours later.
+"""
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, overload
+
+from pydantic import BaseModel
+
+from tether_api.names import check_name
+from tether_api.snapshot import (
+    AssetSnapshot,
+    DefinitionsSnapshot,
+    JobSnapshot,
+    ScheduleSnapshot,
+    StepSnapshot,
+)
+from tether_sdk.config import describe_errors, validate_config
+from tether_sdk.cron import cron_error
+from tether_sdk.errors import DefinitionError
+from tether_sdk.graph import find_cycle, topological_order
+
+# Parameter names with a special meaning; every other parameter names an upstream step.
+CONTEXT_PARAMS = ("ctx", "context")
+CONFIG_PARAM = "config"
+DEFAULT_GROUP = "default"
+
+
+class Step:
+    """A function that is one node of a job's graph. Made by ``@step`` or ``@asset``.
+
+    Calling a Step calls the function, so steps can be unit-tested directly.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        asset: bool = False,
+        group: str | None = None,
+    ) -> None:
+        kind = "asset" if asset else "step"
+        if not callable(fn):
+            raise DefinitionError(f"@{kind} must decorate a function, got {fn!r}")
+        self.fn = fn
+        self.name = _name(name or getattr(fn, "__name__", ""), f"{kind} name")
+        self.description = description or inspect.getdoc(fn)
+        self.asset_key: str | None = self.name if asset else None
+        self.group = _name(group, "asset group") if group else DEFAULT_GROUP
+        if group and not asset:
+            raise DefinitionError(f"step {self.name!r}: group= is only for @asset")
+        self.context_param: str | None = None
+        self.takes_config = False
+        deps: list[str] = []
+        for param in inspect.signature(fn).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+                raise DefinitionError(
+                    f"{kind} {self.name!r}: parameter {param.name!r} must be a plain named "
+                    "parameter (no *args, **kwargs or positional-only '/'): Tether passes "
+                    "ctx, config and upstream outputs by name"
+                )
+            if param.name in CONTEXT_PARAMS:
+                if self.context_param:
+                    raise DefinitionError(
+                        f"{kind} {self.name!r} has both 'ctx' and 'context' parameters: keep one"
+                    )
+                self.context_param = param.name
+            elif param.name == CONFIG_PARAM:
+                self.takes_config = True
+            else:
+                deps.append(param.name)
+        self.deps: tuple[str, ...] = tuple(deps)
+
+    @property
+    def is_asset(self) -> bool:
+        return self.asset_key is not None
+
+    @property
+    def kind(self) -> str:
+        return "asset" if self.is_asset else "step"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name!r} deps={list(self.deps)}>"
+
+
+@overload
+def step(fn: Callable[..., Any], /) -> Step: ...
+@overload
+def step(*, name: str | None = None, description: str | None = None) -> Callable[..., Step]: ...
+def step(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Step | Callable[..., Step]:
+    """Declare a step: ``@step`` or ``@step(name=..., description=...)``.
+
+    Parameters: ``ctx``/``context`` gets a StepContext, ``config`` gets the job's validated
+    run config, and every other parameter names an upstream step whose return value it gets.
+    """
+    if fn is not None:
+        return Step(fn, name=name, description=description)
+    return lambda f: Step(f, name=name, description=description)
+
+
+@overload
+def asset(fn: Callable[..., Any], /) -> Step: ...
+@overload
+def asset(
+    *, name: str | None = None, description: str | None = None, group: str | None = None
+) -> Callable[..., Step]: ...
+def asset(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    group: str | None = None,
+) -> Step | Callable[..., Step]:
+    """Declare an asset: a step whose result is a named data asset (its key is its name).
+
+    Dependencies are parameters named after upstream assets, exactly as for steps.
+    """
+    if fn is not None:
+        return Step(fn, name=name, description=description, asset=True, group=group)
+    return lambda f: Step(f, name=name, description=description, asset=True, group=group)
+
+
+class Job:
+    """A named graph of steps, with an optional pydantic model for its run config."""
+
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Step],
+        *,
+        config: type[BaseModel] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = _name(name, "job name")
+        self.description = description
+        self.tags = _tags(tags, f"job {name!r}")
+        if config is not None and not (isinstance(config, type) and issubclass(config, BaseModel)):
+            raise DefinitionError(
+                f"job {name!r}: config must be a pydantic BaseModel subclass, got {config!r}"
+            )
+        self.config = config
+        declared = _unique_steps(steps, self.name)
+        by_name = {s.name: s for s in declared}
+        for s in declared:
+            for dep in s.deps:
+                if dep not in by_name:
+                    raise DefinitionError(
+                        f"{s.kind} {s.name!r} in job {name!r} has a parameter {dep!r} that "
+                        f"names no step of the job (steps: {', '.join(by_name)}). Add the "
+                        f"{dep!r} step to the job, or rename the parameter: only 'ctx', "
+                        "'context' and 'config' are special, every other parameter is an "
+                        "upstream step"
+                    )
+            if s.takes_config and config is None:
+                raise DefinitionError(
+                    f"{s.kind} {s.name!r} takes a 'config' parameter but job {name!r} has no "
+                    "config model: pass config=YourModel to the job"
+                )
+        deps = {s.name: s.deps for s in declared}
+        order = topological_order(list(by_name), deps)
+        if order is None:
+            cycle = " -> ".join(find_cycle(list(by_name), deps))
+            raise DefinitionError(f"job {name!r} has a dependency cycle: {cycle}")
+        # Kept in execution order: that is the order the worker runs and the UI shows.
+        self.steps: tuple[Step, ...] = tuple(by_name[n] for n in order)
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def get_step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def snapshot(self) -> JobSnapshot:
+        return JobSnapshot(
+            name=self.name,
+            description=self.description,
+            steps=[
+                StepSnapshot(
+                    name=s.name, deps=list(s.deps), description=s.description, asset_key=s.asset_key
+                )
+                for s in self.steps
+            ],
+            config_schema=self.config.model_json_schema() if self.config else None,
+            tags=dict(self.tags),
+        )
+
+    def __repr__(self) -> str:
+        return f"<job {self.name!r} steps={self.step_names}>"
+
+
+def job(
+    name: str,
+    *,
+    steps: Sequence[Step],
+    config: type[BaseModel] | None = None,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Job:
+    """Declare a job from steps (in any order: they run in dependency order)."""
+    return Job(name, steps, config=config, description=description, tags=tags)
+
+
+def asset_job(
+    name: str,
+    *,
+    assets: Sequence[Step],
+    config: type[BaseModel] | None = None,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Job:
+    """Declare a job that materializes ``assets`` (each asset's upstream must be included)."""
+    for a in assets:
+        if isinstance(a, Step) and not a.is_asset:
+            raise DefinitionError(
+                f"asset_job {name!r}: {a.name!r} is a @step, not an @asset; use job() for steps"
+            )
+    return Job(name, assets, config=config, description=description, tags=tags)
+
+
+class Schedule:
+    """Launch ``job`` with ``run_config`` on a cron schedule (evaluated by the control plane)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cron: str,
+        job: Job,
+        run_config: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = _name(name, "schedule name")
+        if not isinstance(job, Job):
+            raise DefinitionError(
+                f"schedule {name!r}: job= must be a Job (from job() or asset_job()), got {job!r}"
+            )
+        if not isinstance(cron, str) or (problem := cron_error(cron)):
+            raise DefinitionError(
+                f"schedule {name!r}: {problem if isinstance(cron, str) else 'cron must be a str'}"
+            )
+        if not timezone or not isinstance(timezone, str):
+            raise DefinitionError(f"schedule {name!r}: timezone must be a name like 'UTC'")
+        self.cron = " ".join(cron.split())
+        self.job = job
+        self.run_config = dict(run_config or {})
+        self.timezone = timezone
+        self.tags = _tags(tags, f"schedule {name!r}")
+        # A schedule whose config the job rejects would fail on every tick: say so now.
+        _, errors = validate_config(job.config, self.run_config)
+        if errors:
+            raise DefinitionError(f"schedule {name!r}: {describe_errors(job.name, errors)}")
+
+    def snapshot(self) -> ScheduleSnapshot:
+        return ScheduleSnapshot(
+            name=self.name,
+            cron=self.cron,
+            job=self.job.name,
+            timezone=self.timezone,
+            run_config=self.run_config,
+            tags=dict(self.tags),
+        )
+
+    def __repr__(self) -> str:
+        return f"<schedule {self.name!r} {self.cron!r} job={self.job.name!r}>"
+
+
+def schedule(
+    name: str,
+    *,
+    cron: str,
+    job: Job,
+    run_config: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    tags: Mapping[str, str] | None = None,
+) -> Schedule:
+    """Declare a schedule: ``cron`` is 5 fields (minute hour day-of-month month day-of-week)."""
+    return Schedule(name, cron=cron, job=job, run_config=run_config, timezone=timezone, tags=tags)
+
+
+class Definitions:
+    """Everything a code location declares. The loader looks for a module-level instance."""
+
+    def __init__(
+        self,
+        *,
+        jobs: Iterable[Job] = (),
+        assets: Iterable[Step] = (),
+        schedules: Iterable[Schedule] = (),
+    ) -> None:
+        self.jobs: dict[str, Job] = {}
+        for j in jobs:
+            if not isinstance(j, Job):
+                raise DefinitionError(f"Definitions(jobs=...): {j!r} is not a Job")
+            if j.name in self.jobs and self.jobs[j.name] is not j:
+                raise DefinitionError(f"two jobs are named {j.name!r}: rename one")
+            self.jobs[j.name] = j
+
+        # Assets of asset jobs count even when not listed: they are declared all the same.
+        all_assets = list(assets) + [s for j in self.jobs.values() for s in j.steps if s.is_asset]
+        self.assets: dict[str, Step] = {}
+        for a in all_assets:
+            if not isinstance(a, Step) or a.asset_key is None:
+                raise DefinitionError(f"Definitions(assets=...): {a!r} is not an @asset")
+            if a.asset_key in self.assets and self.assets[a.asset_key] is not a:
+                raise DefinitionError(f"two assets have the key {a.asset_key!r}: rename one")
+            self.assets[a.asset_key] = a
+        for a in self.assets.values():
+            for dep in a.deps:
+                if dep not in self.assets:
+                    raise DefinitionError(
+                        f"asset {a.name!r} depends on {dep!r}, which is not an asset of these "
+                        f"Definitions: declare {dep!r} with @asset and add it to assets=[...]"
+                    )
+
+        self.schedules: dict[str, Schedule] = {}
+        for s in schedules:
+            if not isinstance(s, Schedule):
+                raise DefinitionError(f"Definitions(schedules=...): {s!r} is not a Schedule")
+            if s.name in self.schedules:
+                raise DefinitionError(f"two schedules are named {s.name!r}: rename one")
+            if self.jobs.get(s.job.name) is not s.job:
+                raise DefinitionError(
+                    f"schedule {s.name!r} targets job {s.job.name!r}, which is not in these "
+                    "Definitions: add it to Definitions(jobs=[...])"
+                )
+            self.schedules[s.name] = s
+
+    def get_job(self, name: str) -> Job | None:
+        return self.jobs.get(name)
+
+    def snapshot(self) -> DefinitionsSnapshot:
+        return DefinitionsSnapshot(
+            jobs=[j.snapshot() for j in self.jobs.values()],
+            assets=[
+                AssetSnapshot(
+                    key=a.name, deps=list(a.deps), description=a.description, group=a.group
+                )
+                for a in self.assets.values()
+            ],
+            schedules=[s.snapshot() for s in self.schedules.values()],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Definitions jobs={list(self.jobs)} assets={list(self.assets)} "
+            f"schedules={list(self.schedules)}>"
+        )
+
+
+def _name(value: str | None, what: str) -> str:
+    try:
+        return check_name(value or "", what)
+    except ValueError as exc:
+        raise DefinitionError(str(exc)) from None
+
+
+def _tags(tags: Mapping[str, str] | None, owner: str) -> dict[str, str]:
+    result = dict(tags or {})
+    for key, value in result.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise DefinitionError(f"{owner}: tags must map str to str, got {key!r}: {value!r}")
+    return result
+
+
+def _unique_steps(steps: Sequence[Step], job_name: str) -> list[Step]:
+    if isinstance(steps, Step) or not steps:
+        raise DefinitionError(f"job {job_name!r} needs a non-empty list of steps")
+    seen: dict[str, Step] = {}
+    for s in steps:
+        if not isinstance(s, Step):
+            hint = " (did you forget @step or @asset?)" if callable(s) else ""
+            raise DefinitionError(f"job {job_name!r}: {s!r} is not a step{hint}")
+        if s.name in seen:
+            if seen[s.name] is s:
+                raise DefinitionError(f"job {job_name!r} lists {s.kind} {s.name!r} twice")
+            raise DefinitionError(
+                f"job {job_name!r} has two steps named {s.name!r}: give one a different "
+                "name with @step(name=...)"
+            )
+        seen[s.name] = s
+    return list(seen.values())

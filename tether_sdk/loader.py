@@ -1,0 +1,105 @@
+"""Importing the user's code and finding its ``Definitions``."""
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from tether_api.codeserver import LoadError
+from tether_sdk.definitions import Definitions
+
+DEFAULT_ATTRIBUTE = "defs"
+
+
+def load_definitions(
+    *,
+    module: str | None = None,
+    python_file: str | None = None,
+    working_directory: str | None = None,
+) -> Definitions | LoadError:
+    """Import ``module`` or ``python_file`` and return its Definitions, or why it failed.
+
+    ``working_directory`` becomes the current directory and goes first on ``sys.path``, so
+    the user's code imports its siblings as it would when run from there. Any exception
+    (including SystemExit from a stray ``sys.exit()`` at import) becomes a LoadError that
+    carries the full traceback: a code server must report it, never die of it.
+    """
+    if bool(module) == bool(python_file):
+        return LoadError(message="give exactly one of --module or --python-file", traceback="")
+    try:
+        if working_directory:
+            os.chdir(working_directory)
+            _prepend_path(os.getcwd())
+        elif module:
+            # `python -m` puts the cwd on sys.path, a console script does not: be consistent.
+            _prepend_path(os.getcwd())
+        loaded = _import_module(module) if module else _import_file(python_file or "")
+    except BaseException as exc:  # user code may raise anything, even SystemExit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return LoadError(message=_one_line(exc), traceback="".join(traceback.format_exception(exc)))
+    target = module or python_file
+    return find_definitions(loaded, str(target))
+
+
+def find_definitions(mod: ModuleType, target: str) -> Definitions | LoadError:
+    """The module's ``defs`` if it is a Definitions, else its only Definitions instance."""
+    named = getattr(mod, DEFAULT_ATTRIBUTE, None)
+    if isinstance(named, Definitions):
+        return named
+    found = {k: v for k, v in vars(mod).items() if isinstance(v, Definitions)}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if not found:
+        message = (
+            f"no Definitions found in {target}: add a module-level "
+            "`defs = Definitions(jobs=[...], assets=[...], schedules=[...])`"
+        )
+    else:
+        message = (
+            f"several Definitions found in {target} ({', '.join(sorted(found))}): "
+            f"name the one to serve `{DEFAULT_ATTRIBUTE}`"
+        )
+    return LoadError(message=message, traceback=message + "\n")
+
+
+def _import_module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def _import_file(python_file: str) -> ModuleType:
+    path = Path(python_file).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"python file not found: {path}")
+    # Sibling modules of the file must be importable, as with `python file.py`.
+    _prepend_path(str(path.parent))
+    name = path.stem
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) != str(path):
+        # Do not shadow an already-imported module (e.g. a file called `json.py`).
+        name = f"tether_user_code_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    mod = importlib.util.module_from_spec(spec)
+    # Registered before executing so that dataclasses, pickling and pydantic can find it.
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return mod
+
+
+def _prepend_path(entry: str) -> None:
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,198 @@
+"""One run, start to finish: fetch it, load the code, execute, deliver events, exit."""
+
+import os
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+
+from tether_api.codeserver import LoadError
+from tether_api.enums import TERMINAL_RUN_STATUSES, EventType, RunStatus
+from tether_api.models import Run
+from tether_sdk.config import describe_errors, validate_config
+from tether_sdk.loader import load_definitions
+from tether_sdk.run_worker.capture import OutputCapture
+from tether_sdk.run_worker.client import (
+    ControlPlaneClient,
+    ControlPlaneRejected,
+    DeliveryTimeout,
+)
+from tether_sdk.run_worker.executor import CancelState, Outcome, execute
+from tether_sdk.run_worker.heartbeat import Heartbeat
+from tether_sdk.run_worker.sink import EventSink
+
+EXIT_SUCCESS = 0
+EXIT_FAILURE = 1  # the run failed (a step, the code, or the config)
+EXIT_UNDELIVERED = 3  # events could not all be delivered within the flush timeout
+EXIT_REJECTED = 4  # the control plane refused us (4xx): revoked token, unknown run...
+EXIT_CANCELED = 143  # 128 + SIGTERM, as if the signal had killed us
+
+_OUTCOME_EXIT = {
+    Outcome.SUCCESS: EXIT_SUCCESS,
+    Outcome.FAILURE: EXIT_FAILURE,
+    Outcome.CANCELED: EXIT_CANCELED,
+}
+
+
+@dataclass
+class WorkerOptions:
+    run_id: str
+    control_plane_url: str
+    token: str
+    module: str | None = None
+    python_file: str | None = None
+    working_directory: str | None = None
+    heartbeat_interval: float = 5.0
+    flush_timeout: float = 300.0
+
+
+def log(line: str) -> None:
+    """Diagnostics go to the real stderr, never to a step's captured stream."""
+    print(line, file=sys.__stderr__ or sys.stderr, flush=True)
+
+
+class RunWorker:
+    """Must be used from the main thread: it installs SIGTERM/SIGINT handlers."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.cancel = CancelState()
+        self.rejected: ControlPlaneRejected | None = None
+        self._interrupt_reason: str | None = None
+        self._interrupt_lock = threading.Lock()
+
+    def _client(self) -> ControlPlaneClient:
+        o = self.options
+        return ControlPlaneClient(o.control_plane_url, o.run_id, o.token, log=log)
+
+    def run(self) -> int:
+        o = self.options
+        log(
+            f"tether run-worker: run {o.run_id} (pid {os.getpid()}), "
+            f"control plane {o.control_plane_url}"
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        client = self._client()
+        try:
+            # Retried forever, unless a SIGTERM asks us to give up.
+            run = client.get_run(deadline=lambda: 0.0 if self.cancel.requested else None)
+        except ControlPlaneRejected as exc:
+            log(f"tether run-worker: cannot fetch run {o.run_id}: {exc}")
+            return EXIT_REJECTED
+        except DeliveryTimeout as exc:
+            log(f"tether run-worker: canceled while fetching run {o.run_id}: {exc}")
+            return EXIT_CANCELED
+        finally:
+            client.close()
+        if run.status in TERMINAL_RUN_STATUSES:
+            log(f"tether run-worker: run {run.id} is already {run.status}; not running it again")
+            return EXIT_FAILURE
+
+        sink = EventSink(self._client(), on_rejected=self._on_rejected)
+        heartbeat = Heartbeat(
+            self._client(),
+            o.heartbeat_interval,
+            on_cancel=lambda: self._interrupt("cancel requested by the control plane"),
+            on_rejected=self._on_rejected,
+            log=log,
+        )
+        sink.start()
+        heartbeat.start()
+        if run.status == RunStatus.CANCELING:
+            self.cancel.request("cancel requested by the control plane")
+        try:
+            code = self._execute(run, sink, {sink.thread_id or 0, heartbeat.thread_id or 0})
+        finally:
+            heartbeat.stop()
+            delivered = sink.close(o.flush_timeout)
+        if self.cancel.requested:
+            log(f"tether run-worker: run {run.id} canceled: {self.cancel.reason}")
+        if self.rejected is not None:
+            log(f"tether run-worker: stopping: {self.rejected}")
+            return EXIT_REJECTED
+        if not delivered:
+            log(
+                f"tether run-worker: could not deliver all events of run {run.id} "
+                f"({sink.delivered} of {sink.last_seq} delivered): {sink.error}"
+            )
+            return EXIT_UNDELIVERED
+        return code
+
+    def _execute(self, run: Run, sink: EventSink, ignored_threads: set[int]) -> int:
+        o = self.options
+        loaded = load_definitions(
+            module=o.module, python_file=o.python_file, working_directory=o.working_directory
+        )
+        if isinstance(loaded, LoadError):
+            log(f"tether run-worker: could not load definitions:\n{loaded.traceback}")
+            sink.emit(
+                EventType.RUN_FAILURE,
+                level="ERROR",
+                message=f"could not load the code location's definitions: {loaded.message}",
+                data={"error": loaded.message, "traceback": loaded.traceback},
+            )
+            return EXIT_FAILURE
+        job = loaded.get_job(run.job)
+        if job is None:
+            known = ", ".join(loaded.jobs) or "none"
+            sink.emit(
+                EventType.RUN_FAILURE,
+                level="ERROR",
+                message=f"job {run.job!r} is not defined in this code location (jobs: {known})",
+            )
+            return EXIT_FAILURE
+        config, errors = validate_config(job.config, run.run_config)
+        if errors:
+            sink.emit(
+                EventType.RUN_FAILURE,
+                level="ERROR",
+                message=describe_errors(job.name, errors),
+                data={"errors": [e.model_dump() for e in errors]},
+            )
+            return EXIT_FAILURE
+        try:
+            report = execute(
+                job,
+                config,
+                sink,
+                run_id=run.id,
+                cancel=self.cancel,
+                capture=OutputCapture(sink, ignored_threads),
+            )
+        except BaseException as exc:
+            # A bug of ours, not of a step: still end the run with a final event.
+            sink.emit(
+                EventType.RUN_FAILURE,
+                level="ERROR",
+                message=f"run worker error: {exc!r}",
+                data={"traceback": "".join(traceback.format_exception(exc))},
+            )
+            return EXIT_FAILURE
+        return _OUTCOME_EXIT[report.outcome]
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        with self._interrupt_lock:
+            reason, self._interrupt_reason = self._interrupt_reason, None
+        # No printing here: the main thread may be inside a write to the same stream, and
+        # a reentrant write raises. The reason is logged once the run has ended.
+        self.cancel.request(reason or f"received {signal.Signals(signum).name}")
+
+    def _interrupt(self, reason: str) -> None:
+        """From a background thread: cancel the run as SIGTERM would, with a reason."""
+        with self._interrupt_lock:
+            self._interrupt_reason = reason
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _on_rejected(self, exc: ControlPlaneRejected) -> None:
+        if self.rejected is None:
+            self.rejected = exc
+            log(f"tether run-worker: {exc}")
+            self._interrupt(f"control plane rejected the worker (HTTP {exc.status})")
+
+
+def run_worker(options: WorkerOptions) -> int:
+    """Run ``options.run_id`` to completion and return the process exit code."""
+    return RunWorker(options).run()
