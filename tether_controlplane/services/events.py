@@ -1,9 +1,9 @@
 """Run events: idempotent batch ingestion on (run, seq), listing, worker heartbeats."""
 
-from typing import Any
+import json
+from datetime import UTC
 
-from sqlalchemy import Insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether_api.enums import FINAL_EVENT_STATUS, EventType, RunStatus
@@ -13,12 +13,19 @@ from tether_controlplane.notify import run_events_key
 from tether_controlplane.services import runs
 from tether_controlplane.tables import DeploymentRow, RunEventRow, RunRow, utcnow
 
+# Plain SQL that both SQLite (3.24+) and PostgreSQL accept, run as the driver's own
+# executemany with values encoded here (naive UTC, JSON text): SQLAlchemy's per-row parameter
+# handling costs more than the insert itself. ON CONFLICT covers two deliveries of one batch
+# racing each other.
+_COLUMNS = ("run_pk", "seq", "type", "timestamp", "step", "level", "message", "data")
 
-def _insert_ignoring_duplicates(session: Session) -> Insert:
-    # Two deliveries of one batch racing each other: the unique (run_pk, seq) decides.
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(RunEventRow).on_conflict_do_nothing()
-    return sqlite.insert(RunEventRow).on_conflict_do_nothing()
+
+def _insert_sql(paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO run_events ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(_COLUMNS))}) ON CONFLICT (run_pk, seq) DO NOTHING"
+    )
 
 
 def ingest(session: Session, run: RunRow, events: list[RunEvent]) -> EventBatchResult:
@@ -36,21 +43,22 @@ def ingest(session: Session, run: RunRow, events: list[RunEvent]) -> EventBatchR
     for event in events:
         if event.seq not in stored:
             fresh.setdefault(event.seq, event)
-    rows: list[dict[str, Any]] = [
-        {
-            "run_pk": run.pk,
-            "seq": e.seq,
-            "type": e.type.value,
-            "timestamp": e.timestamp,
-            "step": e.step,
-            "level": e.level,
-            "message": e.message,
-            "data": e.data,
-        }
+    rows = [
+        (
+            run.pk,
+            e.seq,
+            e.type.value,
+            e.timestamp.astimezone(UTC).replace(tzinfo=None),
+            e.step,
+            e.level,
+            e.message,
+            json.dumps(e.data) if e.data else "{}",
+        )
         for e in fresh.values()
     ]
     if rows:
-        session.execute(_insert_ignoring_duplicates(session), rows)
+        connection = session.connection()
+        connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), rows)
         wake_after_commit(session, run_events_key(run.pk))
     run.last_heartbeat_at = utcnow()
     dep = session.get(DeploymentRow, run.deployment_id)
