@@ -150,7 +150,7 @@ def bench_ingest_worker(tenant: Tenant, events: int, repeats: int) -> tuple[floa
         elapsed = time.perf_counter() - start
         with tenant.user() as c:
             page = c.get(
-                f"{tenant.dep_path}/runs/{run}/events", params={"after": events, "limit": 10_000}
+                f"{tenant.dep_path}/runs/{run}/events", params={"after": events, "limit": 1000}
             ).json()
             stored = page["last_seq"]
         total = stored  # every event the run produced (logs plus run/step events)

@@ -1,9 +1,10 @@
 """Request and response bodies of the REST API (``/api/v1``)."""
 
-from datetime import datetime
-from typing import Any
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from tether_api.enums import (
     CodeLocationStatus,
@@ -18,6 +19,34 @@ from tether_api.snapshot import DefinitionsSnapshot
 MAX_EVENTS_PER_BATCH = 5000
 MAX_LOG_TAIL_LINES = 200
 MAX_MESSAGE_CHARS = 64 * 1024
+# Serialized JSON size caps: one request must not be able to make the server hold gigabytes.
+MAX_RUN_CONFIG_BYTES = 256 * 1024
+MAX_EVENT_DATA_BYTES = 256 * 1024
+MAX_TAGS = 100
+MAX_SEQ = 2**31 - 1  # per-run sequence numbers are 32-bit in storage
+INT32 = 2**31 - 1
+
+
+def _strip_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a stray one in a log line must not block a run's events.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+T = TypeVar("T")
+
+# Free text from users' code or agents: NUL bytes replaced.
+Text = Annotated[str, AfterValidator(_strip_nul)]
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str, separators=(",", ":")))
+
+
+def check_json_size(value: T, limit: int, what: str) -> T:
+    size = _json_size(value)
+    if size > limit:
+        raise ValueError(f"{what} is {size} bytes as JSON; the limit is {limit} bytes")
+    return value
 
 
 # --- deployments and tokens -------------------------------------------------------------
@@ -126,8 +155,17 @@ class CodeLocationPutResult(BaseModel):
 class RunCreate(BaseModel):
     code_location: Name
     job: Name
-    run_config: dict[str, Any] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
+    run_config: dict[str, Any] = Field(
+        default_factory=dict, description=f"At most {MAX_RUN_CONFIG_BYTES} bytes as JSON."
+    )
+    tags: dict[
+        Annotated[str, Field(min_length=1, max_length=200)], Annotated[Text, Field(max_length=1000)]
+    ] = Field(default_factory=dict, max_length=MAX_TAGS)
+
+    @field_validator("run_config")
+    @classmethod
+    def _config_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_json_size(value, MAX_RUN_CONFIG_BYTES, "run_config")
 
 
 class Run(BaseModel):
@@ -155,13 +193,32 @@ class RunPage(BaseModel):
 
 
 class RunEvent(BaseModel):
-    seq: int = Field(ge=1, description="Per-run sequence number, from 1; unique per run.")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="Per-run sequence number, from 1.")
     type: EventType
     timestamp: datetime
-    step: str | None = Field(default=None, max_length=200)
-    level: str | None = Field(default=None, max_length=20)
-    message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
-    data: dict[str, Any] = Field(default_factory=dict)
+    step: Text | None = Field(default=None, max_length=200)
+    level: Text | None = Field(default=None, max_length=20)
+    message: Text = Field(default="", max_length=MAX_MESSAGE_CHARS)
+    data: dict[str, Any] = Field(
+        default_factory=dict, description=f"At most {MAX_EVENT_DATA_BYTES} bytes as JSON."
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a time zone, e.g. 2026-01-01T00:00:00Z")
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            return value
+        return check_json_size(value, MAX_EVENT_DATA_BYTES, "event data")
 
 
 class EventBatch(BaseModel):
@@ -240,26 +297,43 @@ class PollResponse(BaseModel):
     requests: list[AgentRequest]
 
 
-class RequestFailure(BaseModel):
-    error: str = Field(max_length=MAX_MESSAGE_CHARS)
+class RequestAck(BaseModel):
+    attempt: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT32,
+        description="The claim's attempt, from the poll. When given, a stale claim (the lease "
+        "expired and the request was claimed again) changes nothing and answers 409.",
+    )
+
+
+class RequestFailure(RequestAck):
+    error: Text = Field(max_length=MAX_MESSAGE_CHARS)
     retry: bool = Field(default=False, description="Make the request visible again at once.")
 
 
 class CodeLocationStatusReport(BaseModel):
     status: CodeLocationStatus
-    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    log_tail: list[str] = Field(default_factory=list, max_length=MAX_LOG_TAIL_LINES)
+    message: Text | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    log_tail: list[Annotated[Text, Field(max_length=MAX_MESSAGE_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_LOG_TAIL_LINES
+    )
     snapshot: DefinitionsSnapshot | None = None
     generation: int | None = Field(
-        default=None, description="Generation this report is about; stale reports are ignored."
+        default=None,
+        ge=0,
+        le=INT32,
+        description="Generation this report is about; stale reports are ignored.",
     )
 
 
 class RunStatusReport(BaseModel):
     status: RunStatus
-    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    exit_code: int | None = None
-    log_tail: list[str] = Field(default_factory=list, max_length=MAX_LOG_TAIL_LINES)
+    message: Text | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    exit_code: int | None = Field(default=None, ge=-INT32, le=INT32)
+    log_tail: list[Annotated[Text, Field(max_length=MAX_MESSAGE_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_LOG_TAIL_LINES
+    )
 
 
 # --- request payloads (what an AgentRequest.payload holds, by type) ---------------------

@@ -105,3 +105,66 @@ def test_no_endpoint_answers_500_to_garbage(controlplane: ControlPlane) -> None:
                     seen += 1
                     assert r.status_code < 500, (method, concrete, body, r.status_code, r.text)
     assert seen > 200
+
+
+def test_out_of_range_numbers_and_odd_ids_get_4xx(tenant: Tenant) -> None:
+    tenant.deploy()
+    run = tenant.launch()["id"]
+    huge = 2**63
+    with client(tenant.cp.url, tenant.run_token(run)) as w:
+        for bad in (
+            event(huge),
+            event(2**31),
+            event(1, timestamp="0001-01-01T00:00:00+01:00"),
+            event(1, timestamp="2026-01-01T00:00:00"),
+        ):
+            r = w.post(f"/api/v1/runs/{run}/events", json={"events": [bad]})
+            assert r.status_code == 422, (bad, r.text)
+    with tenant.agent() as a:
+        r = a.post(
+            f"/api/v1/agent/runs/{run}/status", json={"status": "FAILURE", "exit_code": huge}
+        )
+        assert r.status_code == 422
+        for rid in ("\u00b2", str(huge), "1" * 40):
+            assert a.post(f"/api/v1/agent/requests/{rid}/ack").status_code == 404
+    with tenant.user() as c:
+        assert (
+            c.get(f"{tenant.dep_path}/runs/{run}/events", params={"after": huge}).status_code == 422
+        )
+        for cursor in ("\u00b2", str(huge)):
+            r = c.get(f"{tenant.dep_path}/runs", params={"cursor": cursor})
+            assert r.status_code in (200, 422) and r.status_code != 500
+
+
+def test_nul_bytes_in_log_lines_are_stored_not_refused(tenant: Tenant) -> None:
+    tenant.deploy()
+    run = tenant.launch()["id"]
+    with client(tenant.cp.url, tenant.run_token(run)) as w:
+        r = w.post(f"/api/v1/runs/{run}/events", json={"events": [event(1, "LOG", "a\x00b")]})
+        assert r.status_code == 200, r.text
+    with tenant.user() as c:
+        stored = c.get(f"{tenant.dep_path}/runs/{run}/events").json()["events"]
+    assert stored[0]["message"] == "a\ufffdb"
+
+
+def test_size_caps_on_config_tags_and_event_data(tenant: Tenant) -> None:
+    tenant.deploy()
+    with tenant.user() as c:
+        big = {"blob": "x" * 300_000}
+        r = c.post(
+            f"{tenant.dep_path}/runs",
+            json={"code_location": "quick", "job": "etl", "run_config": big},
+        )
+        assert r.status_code == 422 and "run_config is 300011 bytes" in r.json()["detail"]
+        assert "input" not in str(r.json()["errors"])  # the body is not echoed back
+        tags = {f"k{i}": "v" for i in range(101)}
+        r = c.post(
+            f"{tenant.dep_path}/runs", json={"code_location": "quick", "job": "etl", "tags": tags}
+        )
+        assert r.status_code == 422
+    run = tenant.launch()["id"]
+    with client(tenant.cp.url, tenant.run_token(run)) as w:
+        r = w.post(
+            f"/api/v1/runs/{run}/events", json={"events": [event(1, data={"x": "y" * 300_000})]}
+        )
+        assert r.status_code == 422 and "event data is" in r.json()["detail"]

@@ -80,3 +80,28 @@ def test_concurrent_pollers_never_share_a_request(tenant: Tenant) -> None:
     for t in threads:
         t.join()
     assert len(seen) == 20 and len(set(seen)) == 20
+
+
+def test_a_stale_claim_cannot_ack_or_requeue_a_newer_one(tenant: Tenant) -> None:
+    tenant.deploy("loc")
+    first = tenant.poll(lease_seconds=1)[0]
+    second = tenant.poll(wait=10, agent_name="agent-2")[0]  # after the lease expired
+    assert second["attempt"] == 2
+    with tenant.agent() as c:
+        late = c.post(
+            f"/api/v1/agent/requests/{first['id']}/fail",
+            json={"error": "gave up", "retry": True, "attempt": 1},
+        )
+        assert late.status_code == 409 and "claimed again (attempt 2)" in late.json()["detail"]
+        assert (
+            c.post(f"/api/v1/agent/requests/{first['id']}/ack", json={"attempt": 1}).status_code
+            == 409
+        )
+        assert tenant.poll(agent_name="agent-3") == []  # still agent-2's
+        ok = c.post(f"/api/v1/agent/requests/{first['id']}/ack", json={"attempt": 2})
+        assert ok.json()["status"] == "DONE"
+        # Once done, a repeated ack of any attempt is a no-op, not an error.
+        assert (
+            c.post(f"/api/v1/agent/requests/{first['id']}/ack", json={"attempt": 1}).status_code
+            == 200
+        )

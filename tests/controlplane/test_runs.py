@@ -188,3 +188,30 @@ def test_live_follow_streams_events_until_the_run_ends(tenant: Tenant) -> None:
             if line.startswith("data: ") and '"seq"' in line
         ]
     assert seqs == [3]
+
+
+def test_live_follow_waits_for_late_events_of_a_run_ended_by_the_agent(tenant: Tenant) -> None:
+    """The agent reports FAILURE while the worker still flushes: the stream keeps going for a
+    grace period and delivers what arrives late, then ends."""
+    tenant.deploy()
+    run = tenant.launch()["id"]
+    token = tenant.run_token(run)
+    with client(tenant.cp.url, token) as w:
+        w.post(f"/api/v1/runs/{run}/events", json={"events": [event(1, "RUN_START")]})
+    _report(tenant, run, status="FAILURE", message="worker lost")
+    url = f"{tenant.cp.url}{tenant.dep_path}/runs/{run}/events/stream"
+    seqs: list[int] = []
+    with httpx.stream(
+        "GET", url, headers={"Authorization": f"Bearer {tenant.user_token}"}, timeout=30
+    ) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and '"seq"' in line:
+                seqs.append(json.loads(line[6:])["seq"])
+                if seqs == [1]:
+                    with client(tenant.cp.url, token) as w:
+                        w.post(
+                            f"/api/v1/runs/{run}/events", json={"events": [event(2, "LOG", "late")]}
+                        )
+            if line.startswith("event: end"):
+                break
+    assert seqs == [1, 2]

@@ -49,7 +49,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
 
 def events(tenant: Tenant, run_id: str) -> list[dict[str, Any]]:
     with tenant.user() as c:
-        page = c.get(f"{tenant.dep_path}/runs/{run_id}/events", params={"limit": 10_000}).json()
+        page = c.get(f"{tenant.dep_path}/runs/{run_id}/events", params={"limit": 1000}).json()
     return page["events"]  # type: ignore[no-any-return]
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
 import tether_controlplane
@@ -74,6 +75,13 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
             {"detail": "; ".join(problems), "errors": _jsonable(exc.errors())}, status_code=422
         )
 
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (out of range, bad encoding) is the caller's to fix; a
+        # 5xx would make a well-behaved client retry the same bad request forever.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
+        return JSONResponse({"detail": f"a value could not be stored: {reason}"}, status_code=422)
+
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> dict[str, str]:
         """Liveness and database reachability. The one endpoint without a token."""
@@ -89,9 +97,10 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
 
 
 def _jsonable(errors: object) -> object:
-    # Validation errors may carry exception objects in "ctx"; keep only plain data.
+    # Validation errors may carry exception objects in "ctx", and "input" may echo megabytes
+    # back: keep only plain, small data.
     if isinstance(errors, dict):
-        return {k: _jsonable(v) for k, v in errors.items() if k != "ctx"}
+        return {k: _jsonable(v) for k, v in errors.items() if k not in ("ctx", "input", "url")}
     if isinstance(errors, list | tuple):
         return [_jsonable(v) for v in errors]
     if isinstance(errors, float) and not math.isfinite(errors):

@@ -101,3 +101,15 @@ def list_after(session: Session, run: RunRow, after: int, limit: int) -> list[Ru
         )
         for r in rows
     ]
+
+
+def has_final_event(session: Session, run: RunRow) -> bool:
+    final_types = [t.value for t in FINAL_EVENT_STATUS]
+    return (
+        session.scalar(
+            select(RunEventRow.id)
+            .where(RunEventRow.run_pk == run.pk, RunEventRow.type.in_(final_types))
+            .limit(1)
+        )
+        is not None
+    )

@@ -1,5 +1,6 @@
 """The per-deployment request queue for agents: enqueue, lease-based claim, ack, fail."""
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -8,10 +9,11 @@ from sqlalchemy.orm import Session
 
 from tether_api.enums import RequestStatus, RequestType
 from tether_controlplane.db import wake_after_commit
-from tether_controlplane.errors import NotFound
+from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.notify import requests_key
 from tether_controlplane.tables import RequestRow, utcnow
 
+ID_RE = re.compile(r"[0-9]{1,18}")
 # A request claimed this many times without an ack is a poison message: fail it.
 MAX_ATTEMPTS = 20
 
@@ -114,16 +116,35 @@ def next_lease_expiry(session: Session, deployment_id: int) -> datetime | None:
 
 def get(session: Session, deployment_id: int, request_id: str) -> RequestRow:
     row = None
-    if request_id.isdigit():
-        row = session.get(RequestRow, int(request_id))
+    if parse_id(request_id) is not None:
+        row = session.scalar(
+            select(RequestRow).where(RequestRow.id == int(request_id)).with_for_update()
+        )
     if row is None or row.deployment_id != deployment_id:
         raise NotFound(f"request {request_id!r} not found in this agent's deployment")
     return row
 
 
-def ack(session: Session, deployment_id: int, request_id: str) -> RequestRow:
+def parse_id(value: str) -> int | None:
+    """A database ID from a URL or cursor; None for anything else (no int() surprises)."""
+    return int(value) if ID_RE.fullmatch(value) else None
+
+
+def _check_lease(row: RequestRow, attempt: int | None) -> None:
+    # A late ack or fail from an agent whose lease expired must not touch the newer claim.
+    if attempt is not None and row.status == RequestStatus.CLAIMED and attempt != row.attempt:
+        raise Conflict(
+            f"request {row.id} was claimed again (attempt {row.attempt}) after the lease of "
+            f"attempt {attempt} expired; another agent owns it now"
+        )
+
+
+def ack(
+    session: Session, deployment_id: int, request_id: str, attempt: int | None = None
+) -> RequestRow:
     """Mark handled. Idempotent: acking a finished request changes nothing."""
     row = get(session, deployment_id, request_id)
+    _check_lease(row, attempt)
     if row.status in (RequestStatus.PENDING, RequestStatus.CLAIMED):
         row.status = RequestStatus.DONE.value
         row.finished_at = utcnow()
@@ -132,9 +153,15 @@ def ack(session: Session, deployment_id: int, request_id: str) -> RequestRow:
 
 
 def fail(
-    session: Session, deployment_id: int, request_id: str, error: str, retry: bool
+    session: Session,
+    deployment_id: int,
+    request_id: str,
+    error: str,
+    retry: bool,
+    attempt: int | None = None,
 ) -> RequestRow:
     row = get(session, deployment_id, request_id)
+    _check_lease(row, attempt)
     if row.status in (RequestStatus.DONE, RequestStatus.FAILED):
         return row
     row.error = error

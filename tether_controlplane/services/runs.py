@@ -1,7 +1,7 @@
 """Runs: creation, FIFO admission under the concurrency limit, status transitions."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,14 +16,18 @@ from tether_api.models import (
     TerminateRunPayload,
 )
 from tether_api.snapshot import DefinitionsSnapshot
+from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import Conflict, Invalid, NotFound
+from tether_controlplane.notify import run_events_key
 from tether_controlplane.services import locations, requests
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 
 # Which status a report or event may move a run to, from which statuses.
 ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.STARTING: frozenset({RunStatus.QUEUED, RunStatus.STARTING}),
-    RunStatus.STARTED: frozenset({RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED}),
+    # Only admission moves a run out of QUEUED into an active state: a report or event for a
+    # QUEUED run must not bypass the concurrency limit.
+    RunStatus.STARTING: frozenset({RunStatus.STARTING}),
+    RunStatus.STARTED: frozenset({RunStatus.STARTING, RunStatus.STARTED}),
     RunStatus.CANCELING: frozenset(
         {RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING}
     ),
@@ -58,8 +62,11 @@ def to_model(dep: DeploymentRow, row: RunRow) -> Run:
     )
 
 
-def find(session: Session, dep: DeploymentRow, run_id: str) -> RunRow:
-    row = session.scalar(select(RunRow).where(RunRow.id == run_id))
+def find(session: Session, dep: DeploymentRow, run_id: str, lock: bool = False) -> RunRow:
+    """``lock`` for any change: the row stays locked until commit, so two writers (a worker's
+    final event and an agent's report) never both act on the same status they read."""
+    query = select(RunRow).where(RunRow.id == run_id)
+    row = session.scalar(query.with_for_update() if lock else query)
     if row is None or row.deployment_id != dep.id:
         raise NotFound(f"run {run_id!r} not found in deployment {dep.name!r}")
     return row
@@ -99,7 +106,11 @@ def admit(session: Session, dep: DeploymentRow) -> int:
 
     Callers hold the write lock (SQLite) or, here, the deployment row's lock (PostgreSQL),
     so two admissions never both see the same free slot."""
-    session.execute(select(DeploymentRow.id).where(DeploymentRow.id == dep.id).with_for_update())
+    # FOR NO KEY UPDATE: serializes admissions, yet does not conflict with the key-share locks
+    # that inserting a run (its foreign key) takes on the same row.
+    session.execute(
+        select(DeploymentRow.id).where(DeploymentRow.id == dep.id).with_for_update(key_share=True)
+    )
     active = session.scalar(
         select(func.count())
         .select_from(RunRow)
@@ -113,6 +124,9 @@ def admit(session: Session, dep: DeploymentRow) -> int:
         .where(RunRow.deployment_id == dep.id, RunRow.status == RunStatus.QUEUED)
         .order_by(RunRow.pk)
         .limit(free)
+        # A queued run locked by another writer (being canceled) is skipped, not waited for:
+        # waiting here, holding the deployment lock, could deadlock with that writer.
+        .with_for_update(skip_locked=True)
     ).all()
     now = utcnow()
     for run in queued:
@@ -136,6 +150,8 @@ def transition(
     """Apply a status change if the state machine allows it. Terminal states are final:
     a late report never overwrites SUCCESS with FAILURE. Returns whether anything changed."""
     current = RunStatus(run.status)
+    if status == RunStatus.CANCELING and current == RunStatus.QUEUED:
+        status = RunStatus.CANCELED  # nothing runs yet: nothing to wait for
     if current not in ALLOWED_FROM[status]:
         return False
     now = utcnow()
@@ -145,15 +161,17 @@ def transition(
         run.status_message = message
     if exit_code is not None:
         run.exit_code = exit_code
-    if status in (RunStatus.STARTING, RunStatus.STARTED) and run.admitted_at is None:
+    if status in ACTIVE_RUN_STATUSES and run.admitted_at is None:
         run.admitted_at = now
     if status == RunStatus.STARTED and run.started_at is None:
         run.started_at = now
         run.last_heartbeat_at = now
     if status in TERMINAL_RUN_STATUSES:
         run.ended_at = now
-        # A slot is free: let the next queued run in.
-        admit(session, dep)
+        # Followers of the run's event stream learn it ended without waiting for a re-read.
+        wake_after_commit(session, run_events_key(run.pk))
+        if current in ACTIVE_RUN_STATUSES:
+            admit(session, dep)  # a slot is free: let the next queued run in
     return changed
 
 
@@ -209,9 +227,10 @@ def list_page(
             )
         )
     if cursor is not None:
-        if not cursor.isdigit():
+        cursor_pk = requests.parse_id(cursor)
+        if cursor_pk is None:
             raise Invalid(f"invalid cursor {cursor!r}: pass the next_cursor of a previous page")
-        query = query.where(RunRow.pk < int(cursor))
+        query = query.where(RunRow.pk < cursor_pk)
     rows = session.scalars(query.order_by(RunRow.pk.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -225,20 +244,27 @@ def check_timeouts(
     session: Session, now: datetime, start_timeout: float, heartbeat_timeout: float
 ) -> list[str]:
     """Fail runs stuck in STARTING or whose worker went silent; returns their IDs."""
-    from datetime import timedelta
-
     failed: list[str] = []
     start_cutoff = now - timedelta(seconds=start_timeout)
     beat_cutoff = now - timedelta(seconds=heartbeat_timeout)
     stuck = session.scalars(
-        select(RunRow).where(RunRow.status == RunStatus.STARTING, RunRow.admitted_at < start_cutoff)
+        select(RunRow)
+        .where(
+            RunRow.status == RunStatus.STARTING,
+            func.coalesce(RunRow.admitted_at, RunRow.created_at) < start_cutoff,
+        )
+        .with_for_update(skip_locked=True)
     ).all()
     silent = session.scalars(
-        select(RunRow).where(
+        select(RunRow)
+        .where(
             RunRow.status.in_([RunStatus.STARTED, RunStatus.CANCELING]),
-            func.coalesce(RunRow.last_heartbeat_at, RunRow.started_at, RunRow.admitted_at)
+            func.coalesce(
+                RunRow.last_heartbeat_at, RunRow.started_at, RunRow.admitted_at, RunRow.created_at
+            )
             < beat_cutoff,
         )
+        .with_for_update(skip_locked=True)
     ).all()
     for run in [*stuck, *silent]:
         dep = session.get(DeploymentRow, run.deployment_id)

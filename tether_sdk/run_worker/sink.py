@@ -15,11 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 from tether_api.enums import EventType
+from tether_api.models import MAX_EVENT_DATA_BYTES
 from tether_sdk.run_worker.client import ControlPlaneClient, ControlPlaneRejected, DeliveryTimeout
 from tether_sdk.run_worker.events import Event, iso_timestamp, new_event
 
 BATCH_SIZE = 1000
 LINGER_SECONDS = 0.05
+# Well under the control plane's default max_request_bytes (16 MiB).
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+# A batch encoding to no more than this cannot hold an event over the server's data limit.
+SMALL_BATCH_BYTES = MAX_EVENT_DATA_BYTES
 
 
 class EventSink:
@@ -116,7 +121,8 @@ class EventSink:
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._in_flight = count
             try:
-                self._client.post_events(encode_batch(batch), deadline=lambda: self._deadline)
+                for body in encode_batches(batch):
+                    self._client.post_events(body, deadline=lambda: self._deadline)
             except (ControlPlaneRejected, DeliveryTimeout) as exc:
                 self.error = exc
                 if isinstance(exc, ControlPlaneRejected) and self._on_rejected:
@@ -130,25 +136,63 @@ class EventSink:
                 self.delivered += count
 
 
-def encode_batch(events: list[Event]) -> bytes:
-    """The JSON body of an EventBatch.
-
-    User metadata may hold anything: non-JSON values become their str(); NaN/inf (invalid
-    JSON, which the server would reject) and unencodable structures fall back per event.
-    """
+def encode_batches(events: list[Event]) -> list[bytes]:
+    """JSON bodies of EventBatch requests for ``events``, in order: one, unless they are too
+    large for one request (the control plane refuses large bodies with a final 413)."""
     items = [{**e, "timestamp": iso_timestamp(e["timestamp"])} for e in events]
     try:
-        return _dumps({"events": items})
+        body = _dumps({"events": items})
+        if len(body) <= SMALL_BATCH_BYTES:
+            return [body]  # the common case: every event is small, nothing to check
     except (ValueError, TypeError, RecursionError):
-        parts = []
-        for item in items:
-            try:
-                parts.append(_dumps(item))
-            except (ValueError, TypeError, RecursionError) as exc:
-                item["data"] = {"unencodable_data": repr(item["data"])[:10_000], "error": str(exc)}
-                parts.append(_dumps(item))
-        return b'{"events":[' + b",".join(parts) + b"]}"
+        pass
+    bodies: list[bytes] = []
+    parts: list[bytes] = []
+    size = 0
+    for item in items:
+        part = _encode_item(item)
+        if parts and size + len(part) > MAX_BATCH_BYTES:
+            bodies.append(_join(parts))
+            parts, size = [], 0
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        bodies.append(_join(parts))
+    return bodies
+
+
+def encode_batch(events: list[Event]) -> bytes:
+    """One body for ``events`` (callers that know the events are small)."""
+    return _join([_encode_item({**e, "timestamp": iso_timestamp(e["timestamp"])}) for e in events])
+
+
+def _encode_item(item: Event) -> bytes:
+    # User metadata may hold anything: non-JSON values become their str(); NaN/inf (invalid
+    # JSON) and cycles fall back to a repr; data over the server's limit is cut, not refused.
+    try:
+        part = _dumps(item)
+    except (ValueError, TypeError, RecursionError) as exc:
+        item["data"] = {"unencodable_data": repr(item["data"])[:10_000], "error": str(exc)}
+        part = _dumps(item)
+    if len(part) > MAX_EVENT_DATA_BYTES and item["data"]:
+        data = _dumps(item["data"])
+        if len(data) > MAX_EVENT_DATA_BYTES:
+            item["data"] = {
+                "truncated_data": data[: MAX_EVENT_DATA_BYTES // 2].decode("utf-8", "ignore"),
+                "original_bytes": len(data),
+            }
+            part = _dumps(item)
+    return part
+
+
+def _join(parts: list[bytes]) -> bytes:
+    return b'{"events":[' + b",".join(parts) + b"]}"
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, default=str, allow_nan=False, separators=(",", ":")).encode()
+    # UTF-8 rather than \u escapes: non-ASCII text is half the size or less. A lone surrogate
+    # (undecodable bytes from a captured stream) becomes '?' rather than failing the batch.
+    text = json.dumps(
+        value, default=str, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+    )
+    return text.encode("utf-8", "replace")

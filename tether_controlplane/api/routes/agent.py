@@ -18,6 +18,7 @@ from tether_api.models import (
     CodeLocationStatusReport,
     PollRequest,
     PollResponse,
+    RequestAck,
     RequestFailure,
     Run,
     RunStatusReport,
@@ -93,9 +94,13 @@ async def poll_requests(
 
 
 @router.post("/requests/{request_id}/ack")
-def ack_request(request_id: str, scope: AgentScope, db: DbDep) -> AgentRequest:
+def ack_request(
+    request_id: str, scope: AgentScope, db: DbDep, body: RequestAck | None = None
+) -> AgentRequest:
+    """Mark handled. Send the claim's ``attempt`` so a stale claim cannot finish a newer one."""
+    attempt = body.attempt if body else None
     with db.write() as s:
-        return _request_model(requests.ack(s, scope.deployment_id, request_id))
+        return _request_model(requests.ack(s, scope.deployment_id, request_id, attempt))
 
 
 @router.post("/requests/{request_id}/fail")
@@ -103,7 +108,9 @@ def fail_request(
     request_id: str, body: RequestFailure, scope: AgentScope, db: DbDep
 ) -> AgentRequest:
     with db.write() as s:
-        row = requests.fail(s, scope.deployment_id, request_id, body.error, body.retry)
+        row = requests.fail(
+            s, scope.deployment_id, request_id, body.error, body.retry, body.attempt
+        )
         return _request_model(row)
 
 
@@ -136,7 +143,7 @@ def report_run(run_id: RunIdPath, body: RunStatusReport, scope: AgentScope, db: 
     """Apply a status the state machine allows; a finished run keeps its final status."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return runs.to_model(dep, runs.report(s, dep, runs.find(s, dep, run_id), body))
+        return runs.to_model(dep, runs.report(s, dep, runs.find(s, dep, run_id, lock=True), body))
 
 
 @router.post("/runs/{run_id}/token")
@@ -144,7 +151,7 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
     """A fresh token for the run's worker; it revokes any earlier one for this run."""
     with db.write() as s:
         dep = scope.deployment(s)
-        run = runs.find(s, dep, run_id)
+        run = runs.find(s, dep, run_id, lock=True)
         if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
             raise Conflict(f"run {run_id} already finished with {run.status}; it needs no worker")
         tenancy.revoke_run_tokens(s, run.id)

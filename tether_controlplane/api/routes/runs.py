@@ -9,17 +9,26 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
-from tether_api.models import Run, RunCreate, RunEventPage, RunPage
+from tether_api.models import MAX_SEQ, Run, RunCreate, RunEventPage, RunPage
 from tether_controlplane.api.deps import DbDep, RunIdPath, SettingsDep, UserScope
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Invalid
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import events, runs, tenancy
+from tether_controlplane.services import events, requests, runs, tenancy
+from tether_controlplane.tables import RunRow
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
 
 SSE_BATCH = 1000
 SSE_KEEPALIVE_SECONDS = 15.0
+# How long a stream stays open after its run ended without the worker's final event.
+SSE_END_GRACE = 5.0
+
+
+def _run_is_final(db: Database, run_pk: int) -> bool:
+    with db.read() as s:
+        run = s.get(RunRow, run_pk)
+        return run is None or RunStatus(run.status) in TERMINAL_RUN_STATUSES
 
 
 @router.post("", status_code=201)
@@ -47,7 +56,7 @@ def list_runs(
     status: Annotated[list[RunStatus], Query()] = [],  # noqa: B006 - FastAPI copies defaults
     code_location: str | None = None,
     tag: Annotated[list[str], Query(description="KEY=VALUE; repeat to AND them")] = [],  # noqa: B006
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> RunPage:
     """Newest first. Pass ``next_cursor`` back as ``cursor`` for older runs."""
@@ -68,7 +77,7 @@ def get_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
 def terminate_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
     with db.write() as s:
         dep = scope.deployment(s)
-        run = runs.terminate(s, dep, runs.find(s, dep, run_id), "terminated by a user")
+        run = runs.terminate(s, dep, runs.find(s, dep, run_id, lock=True), "terminated by a user")
         return runs.to_model(dep, run)
 
 
@@ -77,8 +86,8 @@ def list_run_events(
     run_id: RunIdPath,
     scope: UserScope,
     db: DbDep,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> RunEventPage:
     """Events with seq > ``after``, in order."""
     with db.read() as s:
@@ -95,11 +104,16 @@ def list_run_events(
 def _read_page(
     db: Database, deployment_id: int, run_id: str, after: int
 ) -> tuple[list[str], int, bool, int]:
+    """Frames after ``after``, the new ``after``, whether the stream may end, the run's pk.
+
+    It may end once the run is final and its worker's final event is stored; a run ended by
+    the agent or the monitor may still get events from a worker flushing its buffer, so for
+    those the caller waits a grace period first."""
     with db.read() as s:
         dep = tenancy.deployment_by_id(s, deployment_id)
         run = runs.find(s, dep, run_id)
         page = events.list_after(s, run, after, SSE_BATCH)
-        done = RunStatus(run.status) in TERMINAL_RUN_STATUSES
+        done = RunStatus(run.status) in TERMINAL_RUN_STATUSES and events.has_final_event(s, run)
         frames = [
             f"id: {e.seq}\nevent: {e.type.value}\ndata: {e.model_dump_json()}\n\n" for e in page
         ]
@@ -113,35 +127,47 @@ async def stream_run_events(
     scope: UserScope,
     db: DbDep,
     settings: SettingsDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-sent events: every event after ``after`` (or ``Last-Event-ID``), then live ones.
     Ends with an ``end`` event once the run has finished and every event was sent."""
-    if last_event_id and last_event_id.isdigit():
-        after = max(after, int(last_event_id))
+    resume = requests.parse_id(last_event_id or "")
+    if resume is not None:
+        after = max(after, min(resume, MAX_SEQ))
     # Resolve now, so a wrong run answers 404 rather than an empty stream.
     first = await run_in_threadpool(_read_page, db, scope.deployment_id, run_id, after)
 
     async def frames() -> AsyncIterator[str]:
         nonlocal after
         page, after, done, run_pk = first
+        loop = asyncio.get_running_loop()
         idle = 0.0
+        ended_at: float | None = None  # when the run was first seen final with nothing new
         while True:
             waiter = db.notifier.register(run_events_key(run_pk))
             try:
-                if not page and done:
-                    yield f'event: end\ndata: {{"last_seq": {after}}}\n\n'
-                    return
                 for frame in page:
                     yield frame
                 if page:
                     idle = 0.0
+                    ended_at = None
                 else:
+                    if ended_at is None and await run_in_threadpool(_run_is_final, db, run_pk):
+                        ended_at = loop.time()
+                    grace_left = (
+                        None if ended_at is None else SSE_END_GRACE - (loop.time() - ended_at)
+                    )
+                    if done or (grace_left is not None and grace_left <= 0):
+                        yield f'event: end\ndata: {{"last_seq": {after}}}\n\n'
+                        return
                     if await request.is_disconnected():
                         return
-                    woke = await waiter.wait(settings.recheck_interval_seconds)
-                    idle = 0.0 if woke else idle + settings.recheck_interval_seconds
+                    wait = settings.recheck_interval_seconds
+                    if grace_left is not None:
+                        wait = min(wait, max(grace_left, 0.05))
+                    woke = await waiter.wait(wait)
+                    idle = 0.0 if woke else idle + wait
                     if idle >= SSE_KEEPALIVE_SECONDS:
                         idle = 0.0
                         yield ": keepalive\n\n"
@@ -150,7 +176,6 @@ async def stream_run_events(
                 )
             finally:
                 waiter.close()
-            await asyncio.sleep(0)
 
     return StreamingResponse(
         frames(),
