@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,11 +27,13 @@ from tether_api.codeserver import (
     ValidateRequest,
     ValidateResponse,
 )
+from tether_api.snapshot import DefinitionsSnapshot
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Definitions
 from tether_sdk.loader import load_definitions
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+REQUEST_TIMEOUT_SECONDS = 30.0
 
 
 class CodeServerState:
@@ -39,7 +42,20 @@ class CodeServerState:
     def __init__(self, loaded: Definitions | LoadError) -> None:
         self.definitions = loaded if isinstance(loaded, Definitions) else None
         self.load_error = loaded if isinstance(loaded, LoadError) else None
-        snapshot = self.definitions.snapshot() if self.definitions else None
+        snapshot = None
+        if self.definitions is not None:
+            try:
+                # User models can fail here (a config type without a JSON schema, a schedule
+                # config that does not serialize): that is a load error to serve, not a crash.
+                snapshot = DefinitionsSnapshot.model_validate_json(
+                    self.definitions.snapshot().model_dump_json()
+                )
+            except Exception as exc:
+                self.definitions = None
+                self.load_error = LoadError(
+                    message=f"could not describe the definitions: {type(exc).__name__}: {exc}",
+                    traceback="".join(traceback.format_exception(exc)),
+                )
         # Encoded once: the snapshot never changes for the life of the process.
         self.snapshot_json = (
             SnapshotResponse(snapshot=snapshot, load_error=self.load_error)
@@ -88,8 +104,16 @@ def make_handler(state: CodeServerState) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send_detail(HTTPStatus.NOT_FOUND, f"no such path: GET {self.path}")
 
+        # A client that sends less than it announced must not hold a thread forever.
+        timeout = REQUEST_TIMEOUT_SECONDS
+
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            raw_length = self.headers.get("Content-Length") or "0"
+            if not raw_length.isascii() or not raw_length.isdigit():
+                self.close_connection = True
+                self._send_detail(HTTPStatus.BAD_REQUEST, "invalid Content-Length header")
+                return
+            length = int(raw_length)
             if length > MAX_BODY_BYTES:
                 self.close_connection = True
                 self._send_detail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")

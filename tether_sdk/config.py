@@ -32,6 +32,8 @@ def validate_config(
             ConfigError(field=".".join(str(part) for part in err["loc"]), message=err["msg"])
             for err in exc.errors(include_url=False)
         ]
+    except Exception as exc:  # a user validator raising something pydantic does not wrap
+        return None, [ConfigError(field="", message=f"{type(exc).__name__}: {exc}")]
 
 
 def describe_errors(job: str, errors: list[ConfigError]) -> str:

@@ -30,6 +30,9 @@ CONFIG_PARAM = "config"
 DEFAULT_GROUP = "default"
 
 
+RESERVED_NAMES = frozenset({*CONTEXT_PARAMS, CONFIG_PARAM})
+
+
 class Step:
     """A function that is one node of a job's graph. Made by ``@step`` or ``@asset``.
 
@@ -48,8 +51,19 @@ class Step:
         kind = "asset" if asset else "step"
         if not callable(fn):
             raise DefinitionError(f"@{kind} must decorate a function, got {fn!r}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise DefinitionError(
+                f"{kind} {getattr(fn, '__name__', fn)!r} is a generator (it uses yield): a step "
+                "returns its output; collect the values in a list and return that"
+            )
         self.fn = fn
         self.name = _name(name or getattr(fn, "__name__", ""), f"{kind} name")
+        if self.name in RESERVED_NAMES:
+            raise DefinitionError(
+                f"a {kind} cannot be named {self.name!r}: that parameter name is reserved for "
+                f"the {'run config' if self.name == CONFIG_PARAM else 'step context'}; "
+                f"pass name=... to @{kind}"
+            )
         self.description = description or inspect.getdoc(fn)
         self.asset_key: str | None = self.name if asset else None
         self.group = _name(group, "asset group") if group else DEFAULT_GROUP
@@ -227,6 +241,8 @@ def asset_job(
     tags: Mapping[str, str] | None = None,
 ) -> Job:
     """Declare a job that materializes ``assets`` (each asset's upstream must be included)."""
+    if isinstance(assets, Step):
+        raise DefinitionError(f"asset_job({name!r}, assets=...) takes a list: assets=[{assets!r}]")
     for a in assets:
         if isinstance(a, Step) and not a.is_asset:
             raise DefinitionError(
@@ -259,6 +275,11 @@ class Schedule:
             )
         if not timezone or not isinstance(timezone, str):
             raise DefinitionError(f"schedule {name!r}: timezone must be a name like 'UTC'")
+        if not _known_timezone(timezone):
+            raise DefinitionError(
+                f"schedule {name!r}: unknown timezone {timezone!r}; use an IANA name such as "
+                "'UTC' or 'Europe/Paris'"
+            )
         self.cron = " ".join(cron.split())
         self.job = job
         self.run_config = dict(run_config or {})
@@ -306,6 +327,9 @@ class Definitions:
         assets: Iterable[Step] = (),
         schedules: Iterable[Schedule] = (),
     ) -> None:
+        jobs = _as_list(jobs, "jobs")
+        assets = _as_list(assets, "assets")
+        schedules = _as_list(schedules, "schedules")
         self.jobs: dict[str, Job] = {}
         for j in jobs:
             if not isinstance(j, Job):
@@ -398,3 +422,31 @@ def _unique_steps(steps: Sequence[Step], job_name: str) -> list[Step]:
             )
         seen[s.name] = s
     return list(seen.values())
+
+
+def _as_list(items: Any, what: str) -> list[Any]:
+    """A list from ``items``; one Job/Step/Schedule given without brackets is a clear error."""
+    if isinstance(items, Job | Step | Schedule):
+        raise DefinitionError(f"Definitions({what}=...) takes a list: write {what}=[{items!r}]")
+    try:
+        return list(items)
+    except TypeError:
+        raise DefinitionError(f"Definitions({what}=...) takes a list, got {items!r}") from None
+
+
+def _known_timezone(name: str) -> bool:
+    """False only when the time zone database is present and does not know ``name``: slim
+    images may lack the database, and a schedule must not fail to load for that."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+        return True
+    except zoneinfo.ZoneInfoNotFoundError:
+        try:
+            zoneinfo.ZoneInfo("UTC")
+        except zoneinfo.ZoneInfoNotFoundError:
+            return True  # no database here: cannot tell
+        return False
+    except ValueError:
+        return False

@@ -10,6 +10,7 @@ from types import ModuleType
 
 from tether_api.codeserver import LoadError
 from tether_sdk.definitions import Definitions
+from tether_sdk.run_worker.interrupt import RunCanceled
 
 DEFAULT_ATTRIBUTE = "defs"
 
@@ -38,11 +39,18 @@ def load_definitions(
             _prepend_path(os.getcwd())
         loaded = _import_module(module) if module else _import_file(python_file or "")
     except BaseException as exc:  # user code may raise anything, even SystemExit
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt | RunCanceled):
             raise
-        return LoadError(message=_one_line(exc), traceback="".join(traceback.format_exception(exc)))
+        return _load_error(exc)
     target = module or python_file
-    return find_definitions(loaded, str(target))
+    try:
+        return find_definitions(loaded, str(target))
+    except Exception as exc:  # e.g. a module-level __getattr__ that raises
+        return _load_error(exc)
+
+
+def _load_error(exc: BaseException) -> LoadError:
+    return LoadError(message=_one_line(exc), traceback="".join(traceback.format_exception(exc)))
 
 
 def find_definitions(mod: ModuleType, target: str) -> Definitions | LoadError:
@@ -51,7 +59,7 @@ def find_definitions(mod: ModuleType, target: str) -> Definitions | LoadError:
     if isinstance(named, Definitions):
         return named
     found = {k: v for k, v in vars(mod).items() if isinstance(v, Definitions)}
-    if len(found) == 1:
+    if len({id(v) for v in found.values()}) == 1:  # one object, perhaps under two names
         return next(iter(found.values()))
     if not found:
         message = (

@@ -19,10 +19,15 @@ QUICKSTART = "tether_sdk.examples.quickstart"
 
 
 def start_worker(
-    tenant: Tenant, run_id: str, module: str = QUICKSTART, **env: str
+    tenant: Tenant,
+    run_id: str,
+    module: str = QUICKSTART,
+    python_file: Path | None = None,
+    **env: str,
 ) -> subprocess.Popen[str]:
+    target = ["--python-file", str(python_file)] if python_file else ["--module", module]
     return subprocess.Popen(
-        [sys.executable, "-m", "tether_cli.main", "run-worker", "--module", module],
+        [sys.executable, "-m", "tether_cli.main", "run-worker", *target],
         env={
             **os.environ,
             "TETHER_RUN_ID": run_id,
@@ -48,9 +53,17 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
 
 
 def events(tenant: Tenant, run_id: str) -> list[dict[str, Any]]:
+    """Every stored event of the run, in order (paging through all of them)."""
+    found: list[dict[str, Any]] = []
     with tenant.user() as c:
-        page = c.get(f"{tenant.dep_path}/runs/{run_id}/events", params={"limit": 1000}).json()
-    return page["events"]  # type: ignore[no-any-return]
+        while True:
+            page = c.get(
+                f"{tenant.dep_path}/runs/{run_id}/events",
+                params={"after": found[-1]["seq"] if found else 0, "limit": 1000},
+            ).json()
+            found += page["events"]
+            if len(page["events"]) < 1000:
+                return found
 
 
 def wait_for_step_start(tenant: Tenant, run_id: str, step: str) -> None:

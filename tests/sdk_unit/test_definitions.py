@@ -216,3 +216,41 @@ def test_quickstart_snapshot() -> None:
     (nightly,) = snap.schedules
     assert (nightly.name, nightly.cron, nightly.job) == ("nightly_etl", "0 3 * * *", "etl")
     assert nightly.run_config == {"source": "s3://example/orders.csv"}
+
+
+def test_generator_steps_and_reserved_names_are_refused() -> None:
+    import pytest
+
+    from tether_sdk import DefinitionError, Definitions, job, step
+
+    with pytest.raises(DefinitionError, match="is a generator"):
+
+        @step
+        def rows():  # type: ignore[no-untyped-def]
+            yield 1
+
+    with pytest.raises(DefinitionError, match="cannot be named 'config'"):
+
+        @step
+        def config() -> int:
+            return 1
+
+    @step
+    def one() -> int:
+        return 1
+
+    with pytest.raises(DefinitionError, match=r"takes a list: write jobs=\["):
+        Definitions(jobs=job("j", steps=[one]))  # type: ignore[arg-type]
+
+
+def test_unknown_timezone_is_refused() -> None:
+    import pytest
+
+    from tether_sdk import DefinitionError, job, schedule, step
+
+    @step
+    def one() -> int:
+        return 1
+
+    with pytest.raises(DefinitionError, match="unknown timezone 'Mars/Olympus'"):
+        schedule("s", cron="0 * * * *", job=job("j", steps=[one]), timezone="Mars/Olympus")

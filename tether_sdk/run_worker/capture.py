@@ -6,11 +6,13 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from typing import TextIO
 
 from tether_api.enums import EventType
+from tether_api.models import MAX_MESSAGE_CHARS
 from tether_sdk.run_worker.events import EventEmitter
+from tether_sdk.run_worker.interrupt import critical
 
 STREAM_LEVELS = {"stdout": "INFO", "stderr": "WARNING"}
 # The SDK's own HTTP traffic must never become events: each one would cause another send.
@@ -43,8 +45,11 @@ class OutputCapture:
         finally:
             sys.stdout, sys.stderr = real_out, real_err
             root.removeHandler(handler)
-            out.flush_partial()
-            err.flush_partial()
+            # A user thread may still hold these: from now on they only pass output through,
+            # so nothing is attributed to a step (or a run) that has ended.
+            handler.close_step()
+            out.flush_partial(close=True)
+            err.flush_partial(close=True)
 
 
 class LineWriter(io.TextIOBase):
@@ -65,7 +70,9 @@ class LineWriter(io.TextIOBase):
         self._level = STREAM_LEVELS[stream]
         self._real = real
         self._ignored = ignored_threads
-        self._partial = ""
+        self._partial: list[str] = []  # pieces of the current line (no quadratic +=)
+        self._partial_len = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     # Attributes some libraries probe on sys.stdout.
@@ -95,26 +102,42 @@ class LineWriter(io.TextIOBase):
             self._real.write(text)
         if threading.get_ident() in self._ignored:
             return len(text)
-        with self._lock:
-            if "\n" not in text:
-                self._partial += text
-                return len(text)
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
-        for line in lines:
-            self._emit(line)
+        with critical():
+            with self._lock:
+                if self._closed:
+                    return len(text)
+                if "\n" not in text and "\r" not in text:
+                    self._partial.append(text)
+                    self._partial_len += len(text)
+                    if self._partial_len <= MAX_MESSAGE_CHARS:
+                        return len(text)
+                    lines = ["".join(self._partial)]  # a very long line: emit what we have
+                    self._partial, self._partial_len = [], 0
+                else:
+                    # A carriage return ends a line too (progress bars rewrite one line).
+                    joined = "".join(self._partial) + text
+                    lines = joined.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+                    last = lines.pop()
+                    self._partial, self._partial_len = ([last], len(last)) if last else ([], 0)
+            for line in lines:
+                if line:
+                    self._emit(line)
         return len(text)
 
     def flush(self) -> None:
         with suppress(OSError, ValueError):
             self._real.flush()
 
-    def flush_partial(self) -> None:
+    def flush_partial(self, close: bool = False) -> None:
         """Emit a last line that had no newline (called when the step ends)."""
-        with self._lock:
-            line, self._partial = self._partial, ""
-        if line:
-            self._emit(line)
+        with critical():
+            with self._lock:
+                line = "".join(self._partial)
+                self._partial, self._partial_len = [], 0
+                emit = line and not self._closed
+                self._closed = self._closed or close
+            if emit:
+                self._emit(line)
 
     def _emit(self, line: str) -> None:
         self._emitter.emit(
@@ -132,9 +155,24 @@ class _EventLogHandler(logging.Handler):
         self._emitter = emitter
         self._step = step
         self._ignored = ignored_threads
+        self._closed = False
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # logging takes this handler's lock before emit(): that lock must not be held when a
+        # cancel lands (see interrupt.py), so the whole of handle() is a critical section.
+        with critical():
+            return bool(super().handle(record))
+
+    def close_step(self) -> None:
+        with self.lock or nullcontext():
+            self._closed = True
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread in self._ignored or record.name.startswith(_IGNORED_LOGGERS):
+        if (
+            self._closed
+            or record.thread in self._ignored
+            or record.name.startswith(_IGNORED_LOGGERS)
+        ):
             return
         try:
             message = record.getMessage()

@@ -16,43 +16,15 @@ from tether_sdk.context import StepContext
 from tether_sdk.definitions import Job, Step
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.events import EventEmitter
+from tether_sdk.run_worker.interrupt import CancelState, RunCanceled, set_current
 
-
-class RunCanceled(BaseException):
-    """Raised in the main thread to interrupt the running step.
-
-    A BaseException, like KeyboardInterrupt, so that a step's ``except Exception`` does not
-    swallow the cancellation.
-    """
+__all__ = ["CancelState", "ExecutionReport", "Outcome", "RunCanceled", "execute"]
 
 
 class Outcome(StrEnum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     CANCELED = "CANCELED"
-
-
-class CancelState:
-    """Cancellation requested from a signal handler (or a heartbeat, via a signal).
-
-    ``request()`` raises RunCanceled only while a step's own code runs (``in_step``), never
-    in the middle of the executor's bookkeeping; otherwise the executor sees ``requested``
-    before the next step.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.reason = ""
-        self.in_step = False
-
-    def request(self, reason: str) -> None:
-        if self.requested:
-            return
-        self.requested = True
-        self.reason = reason
-        if self.in_step:
-            self.in_step = False
-            raise RunCanceled(reason)
 
 
 @dataclass
@@ -76,6 +48,21 @@ def execute(
     """Emit RUN_START, run every step (skipping those downstream of a failure) and emit
     the final RUN_SUCCESS / RUN_FAILURE / RUN_CANCELED event."""
     cancel = cancel or CancelState()
+    set_current(cancel)
+    try:
+        return _execute(job, config, emitter, run_id, cancel, capture)
+    finally:
+        set_current(None)
+
+
+def _execute(
+    job: Job,
+    config: BaseModel | None,
+    emitter: EventEmitter,
+    run_id: str,
+    cancel: CancelState,
+    capture: OutputCapture | None,
+) -> ExecutionReport:
     report = ExecutionReport(Outcome.SUCCESS)
     emitter.emit(EventType.RUN_START, message=f"starting job {job.name!r}")
     not_ok: set[str] = set()  # failed, skipped or canceled: downstream cannot run
@@ -155,7 +142,7 @@ def _run_step(
         )
         report.canceled.append(s.name)
         return False
-    except (Exception, SystemExit) as exc:  # SystemExit: a stray sys.exit() fails the step
+    except BaseException as exc:  # sys.exit() or a KeyboardInterrupt of its own fails the step
         error = "".join(traceback.format_exception_only(exc)).strip()
         emitter.emit(
             EventType.STEP_FAILURE,
@@ -177,12 +164,12 @@ def _run_step(
             EventType.ASSET_MATERIALIZATION,
             step=s.name,
             message=f"materialized asset {s.asset_key!r}",
-            data={"asset_key": s.asset_key, "metadata": ctx.metadata},
+            data={"asset_key": s.asset_key, "metadata": dict(ctx.metadata)},
         )
     emitter.emit(
         EventType.STEP_SUCCESS,
         step=s.name,
         message=f"{s.kind} {s.name!r} succeeded in {duration:.3f}s",
-        data={"duration_s": duration, "metadata": ctx.metadata},
+        data={"duration_s": duration, "metadata": dict(ctx.metadata)},
     )
     return True

@@ -14,10 +14,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tether_api.enums import EventType
+from tether_api.enums import FINAL_EVENT_STATUS, EventType
 from tether_api.models import MAX_EVENT_DATA_BYTES
 from tether_sdk.run_worker.client import ControlPlaneClient, ControlPlaneRejected, DeliveryTimeout
 from tether_sdk.run_worker.events import Event, iso_timestamp, new_event
+from tether_sdk.run_worker.interrupt import critical
 
 BATCH_SIZE = 1000
 LINGER_SECONDS = 0.05
@@ -53,6 +54,8 @@ class EventSink:
         self._closing = False
         self._deadline: float | None = None
         self.delivered = 0
+        self._final_emitted = False
+        self.dropped_after_final = 0  # events emitted after the run's final event
         self.error: Exception | None = None  # why delivery stopped for good, if it did
         self._thread = threading.Thread(target=self._run, name="tether-event-sink", daemon=True)
 
@@ -77,7 +80,12 @@ class EventSink:
         data: dict[str, Any] | None = None,
     ) -> None:
         event = new_event(type, step, level, message, data)
-        with self._cond:
+        with critical(), self._cond:
+            if self._final_emitted:
+                # A stray user thread logging after the run ended: the run's record is closed.
+                self.dropped_after_final += 1
+                return
+            self._final_emitted = type in FINAL_EVENT_STATUS
             self._seq += 1
             event["seq"] = self._seq
             self._queue.append(event)
@@ -144,8 +152,8 @@ def encode_batches(events: list[Event]) -> list[bytes]:
         body = _dumps({"events": items})
         if len(body) <= SMALL_BATCH_BYTES:
             return [body]  # the common case: every event is small, nothing to check
-    except (ValueError, TypeError, RecursionError):
-        pass
+    except Exception:
+        pass  # encode item by item below, each with its own fallback
     bodies: list[bytes] = []
     parts: list[bytes] = []
     size = 0
@@ -168,11 +176,12 @@ def encode_batch(events: list[Event]) -> bytes:
 
 def _encode_item(item: Event) -> bytes:
     # User metadata may hold anything: non-JSON values become their str(); NaN/inf (invalid
-    # JSON) and cycles fall back to a repr; data over the server's limit is cut, not refused.
+    # JSON), cycles, and objects whose str() itself fails fall back to a description that
+    # cannot fail; data over the server's limit is cut, not refused.
     try:
         part = _dumps(item)
-    except (ValueError, TypeError, RecursionError) as exc:
-        item["data"] = {"unencodable_data": repr(item["data"])[:10_000], "error": str(exc)}
+    except Exception as exc:
+        item["data"] = {"unencodable_data": _describe(item["data"]), "error": _describe(exc)}
         part = _dumps(item)
     if len(part) > MAX_EVENT_DATA_BYTES and item["data"]:
         data = _dumps(item["data"])
@@ -183,6 +192,13 @@ def _encode_item(item: Event) -> bytes:
             }
             part = _dumps(item)
     return part
+
+
+def _describe(value: object) -> str:
+    try:
+        return repr(value)[:10_000]
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def _join(parts: list[bytes]) -> bytes:

@@ -21,6 +21,7 @@ from tether_sdk.run_worker.client import (
 )
 from tether_sdk.run_worker.executor import CancelState, Outcome, execute
 from tether_sdk.run_worker.heartbeat import Heartbeat
+from tether_sdk.run_worker.interrupt import RunCanceled
 from tether_sdk.run_worker.sink import EventSink
 
 EXIT_SUCCESS = 0
@@ -122,10 +123,36 @@ class RunWorker:
         return code
 
     def _execute(self, run: Run, sink: EventSink, ignored_threads: set[int]) -> int:
+        """Load, validate and execute, always ending with a final event (a run that ends
+        without one would be left for the control plane's timeouts to find)."""
+        try:
+            return self._load_and_execute(run, sink, ignored_threads)
+        except RunCanceled:
+            sink.emit(EventType.RUN_CANCELED, message=f"run canceled: {self.cancel.reason}")
+            return EXIT_CANCELED
+        except BaseException as exc:
+            sink.emit(
+                EventType.RUN_FAILURE,
+                level="ERROR",
+                message=f"run worker error: {exc!r}",
+                data={"traceback": "".join(traceback.format_exception(exc))},
+            )
+            return EXIT_FAILURE
+
+    def _load_and_execute(self, run: Run, sink: EventSink, ignored_threads: set[int]) -> int:
         o = self.options
-        loaded = load_definitions(
-            module=o.module, python_file=o.python_file, working_directory=o.working_directory
-        )
+        # Importing user code can take long or hang: a cancel interrupts it, as in a step.
+        self.cancel.in_step = True
+        try:
+            if self.cancel.requested:
+                raise RunCanceled(self.cancel.reason)
+            loaded = load_definitions(
+                module=o.module, python_file=o.python_file, working_directory=o.working_directory
+            )
+        finally:
+            self.cancel.in_step = False
+        if self.cancel.requested:
+            raise RunCanceled(self.cancel.reason)
         if isinstance(loaded, LoadError):
             log(f"tether run-worker: could not load definitions:\n{loaded.traceback}")
             sink.emit(
@@ -153,27 +180,22 @@ class RunWorker:
                 data={"errors": [e.model_dump() for e in errors]},
             )
             return EXIT_FAILURE
-        try:
-            report = execute(
-                job,
-                config,
-                sink,
-                run_id=run.id,
-                cancel=self.cancel,
-                capture=OutputCapture(sink, ignored_threads),
-            )
-        except BaseException as exc:
-            # A bug of ours, not of a step: still end the run with a final event.
-            sink.emit(
-                EventType.RUN_FAILURE,
-                level="ERROR",
-                message=f"run worker error: {exc!r}",
-                data={"traceback": "".join(traceback.format_exception(exc))},
-            )
-            return EXIT_FAILURE
+        report = execute(
+            job,
+            config,
+            sink,
+            run_id=run.id,
+            cancel=self.cancel,
+            capture=OutputCapture(sink, ignored_threads),
+        )
         return _OUTCOME_EXIT[report.outcome]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.cancel.requested and self._interrupt_reason is None:
+            # A second signal while already canceling (stuck in a C call, or in the final
+            # flush): the operator insists, so stop now. Buffered events may be lost.
+            os.write(2, b"tether run-worker: second signal while canceling; exiting now\n")
+            os._exit(EXIT_CANCELED)
         with self._interrupt_lock:
             reason, self._interrupt_reason = self._interrupt_reason, None
         # No printing here: the main thread may be inside a write to the same stream, and
