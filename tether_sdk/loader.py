@@ -50,7 +50,37 @@ def load_definitions(
 
 
 def _load_error(exc: BaseException) -> LoadError:
-    return LoadError(message=_one_line(exc), traceback="".join(traceback.format_exception(exc)))
+    return LoadError(message=_one_line(exc), traceback=user_traceback(exc))
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback without the loader's and importlib's frames: the user's code only."""
+    te = traceback.TracebackException.from_exception(exc)
+    for part in _chain(te):
+        kept = [f for f in part.stack if not _machinery(f.filename)]
+        part.stack = traceback.StackSummary.from_list(kept)
+    return "".join(te.format())
+
+
+def _chain(te: traceback.TracebackException) -> list[traceback.TracebackException]:
+    parts, seen = [], set()
+    current: traceback.TracebackException | None = te
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(current)
+        current = current.__cause__ or current.__context__
+    return parts
+
+
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__)
+
+
+def _machinery(filename: str) -> bool:
+    return (
+        filename == __file__
+        or filename.startswith("<frozen importlib")
+        or os.path.dirname(filename) == _IMPORTLIB_DIR
+    )
 
 
 def find_definitions(mod: ModuleType, target: str) -> Definitions | LoadError:

@@ -204,3 +204,41 @@ def test_control_plane_lost_mid_run_loses_nothing(own_cp: ControlPlane) -> None:
         "report",
     ]
     assert tenant.run(run)["status"] == "SUCCESS"
+
+
+def test_two_sigterms_at_once_are_one_cancel(tenant: Tenant) -> None:
+    """The agent's SIGTERM and the worker's own (from a heartbeat) can coincide: still a
+    clean cancel with every event delivered, not a forced exit."""
+    tenant.deploy()
+    run = tenant.launch(run_config={"source": "s3://x", "sleep_seconds": 60})["id"]
+    proc = start_worker(tenant, run)
+    try:
+        wait_for_step_start(tenant, run, "transform")
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        code, out = finish(proc, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 143, out
+    assert events(tenant, run)[-1]["type"] == "RUN_CANCELED"
+
+
+def test_a_later_signal_ends_a_flush_that_cannot_finish(own_cp: ControlPlane) -> None:
+    tenant = own_cp.tenant()
+    tenant.deploy()
+    run = tenant.launch(run_config={"source": "s3://x", "sleep_seconds": 60})["id"]
+    proc = start_worker(tenant, run)
+    try:
+        wait_for_step_start(tenant, run, "transform")
+        own_cp.stop()  # the final events cannot be delivered: the worker waits to flush
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(6)
+        assert proc.poll() is None, "the first signal must not drop buffered events"
+        proc.send_signal(signal.SIGTERM)
+        code, out = finish(proc, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 143, out
+    assert "exiting now" in out

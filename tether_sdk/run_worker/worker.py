@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from types import FrameType
@@ -29,6 +30,8 @@ EXIT_FAILURE = 1  # the run failed (a step, the code, or the config)
 EXIT_UNDELIVERED = 3  # events could not all be delivered within the flush timeout
 EXIT_REJECTED = 4  # the control plane refused us (4xx): revoked token, unknown run...
 EXIT_CANCELED = 143  # 128 + SIGTERM, as if the signal had killed us
+# A repeated signal this long after the first forces an immediate exit.
+FORCE_AFTER = 5.0
 
 _OUTCOME_EXIT = {
     Outcome.SUCCESS: EXIT_SUCCESS,
@@ -62,6 +65,7 @@ class RunWorker:
         self.cancel = CancelState()
         self.rejected: ControlPlaneRejected | None = None
         self._interrupt_reason: str | None = None
+        self._first_signal_at: float | None = None
         self._interrupt_lock = threading.Lock()
 
     def _client(self) -> ControlPlaneClient:
@@ -191,11 +195,17 @@ class RunWorker:
         return _OUTCOME_EXIT[report.outcome]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
         if self.cancel.requested and self._interrupt_reason is None:
-            # A second signal while already canceling (stuck in a C call, or in the final
-            # flush): the operator insists, so stop now. Buffered events may be lost.
-            os.write(2, b"tether run-worker: second signal while canceling; exiting now\n")
-            os._exit(EXIT_CANCELED)
+            # Signals a moment apart are one request (the agent's SIGTERM and our own, from a
+            # heartbeat answer, may coincide). One that comes later while we are still here
+            # (stuck in the final flush, say) means the operator insists: stop now, even if
+            # buffered events are lost.
+            if self._first_signal_at is not None and now - self._first_signal_at >= FORCE_AFTER:
+                os.write(2, b"tether run-worker: signaled again while canceling; exiting now\n")
+                os._exit(EXIT_CANCELED)
+            return
+        self._first_signal_at = self._first_signal_at or now
         with self._interrupt_lock:
             reason, self._interrupt_reason = self._interrupt_reason, None
         # No printing here: the main thread may be inside a write to the same stream, and
@@ -204,6 +214,8 @@ class RunWorker:
 
     def _interrupt(self, reason: str) -> None:
         """From a background thread: cancel the run as SIGTERM would, with a reason."""
+        if self.cancel.requested:
+            return  # already canceling: a signal would only look like an operator's repeat
         with self._interrupt_lock:
             self._interrupt_reason = reason
         os.kill(os.getpid(), signal.SIGTERM)
