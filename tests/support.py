@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,26 @@ import httpx
 from tether_controlplane.bootstrap import bootstrap
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def code_server(command: list[str], workdir: Path) -> Iterator[str]:
+    """Run ``command ... --port 0 --port-file F`` (a code server) and yield its URL; the
+    process is stopped by PID at the end."""
+    port_file = workdir / f"port-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen(
+        [*command, "--port", "0", "--port-file", str(port_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: port_file.exists() or proc.poll() is not None, timeout=30)
+        assert proc.poll() is None, proc.communicate()[0]
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def free_port() -> int:

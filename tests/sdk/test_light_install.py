@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import wait_until
+from tests.support import code_server
 
 # Run `tether ...` with every heavy dependency made unimportable, as in a slim user image.
 LIGHT_TETHER = textwrap.dedent(
@@ -38,30 +38,9 @@ def _light(tmp_path: Path) -> list[str]:
 
 
 def test_code_server_runs_with_only_the_light_sdk(tmp_path: Path) -> None:
-    port_file = tmp_path / "port"
-    proc = subprocess.Popen(
-        [
-            *_light(tmp_path),
-            "code-server",
-            "--module",
-            "tether_sdk.examples.quickstart",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until(lambda: port_file.exists() or proc.poll() is not None, timeout=30)
-        assert proc.poll() is None, proc.communicate()[0]
-        health = httpx.get(f"http://127.0.0.1:{port_file.read_text().strip()}/health").json()
-        assert health["loaded"] is True
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    command = [*_light(tmp_path), "code-server", "--module", "tether_sdk.examples.quickstart"]
+    with code_server(command, tmp_path) as url:
+        assert httpx.get(f"{url}/health").json()["loaded"] is True
 
 
 def test_run_worker_help_and_admin_commands_explain_the_missing_extra(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 import random
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from tests.sdk.test_run_worker import events, finish, start_worker, wait_for_step_start
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, code_server
 
 LOCATIONS = Path(__file__).parent / "locations"
 ODD = LOCATIONS / "odd_steps.py"
@@ -91,34 +90,18 @@ def test_repeated_cancels_of_a_chatty_step_never_hang(tenant: Tenant) -> None:
 
 
 def test_code_server_serves_a_schema_failure_as_a_load_error(tmp_path: Path) -> None:
-    port_file = tmp_path / "port"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tether_sdk.code_server",
-            "--python-file",
-            str(LOCATIONS / "schema_less.py"),
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until(lambda: port_file.exists() or proc.poll() is not None, timeout=30)
-        assert proc.poll() is None, proc.communicate()[0]
-        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+    command = [
+        sys.executable,
+        "-m",
+        "tether_sdk.code_server",
+        "--python-file",
+        str(LOCATIONS / "schema_less.py"),
+    ]
+    with code_server(command, tmp_path) as url:
         snapshot = httpx.get(f"{url}/snapshot").json()
         assert snapshot["snapshot"] is None
         assert "could not describe the definitions" in snapshot["load_error"]["message"]
-        port = int(port_file.read_text())
+        port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             raw.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n{}")
             assert raw.recv(200).startswith(b"HTTP/1.1 400")
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -76,6 +76,20 @@ def wait_for_step_start(tenant: Tenant, run_id: str, step: str) -> None:
     )
 
 
+def start_slow_run(tenant: Tenant) -> tuple[str, subprocess.Popen[str]]:
+    """A quickstart run whose worker is inside its 60 s ``transform`` step."""
+    tenant.deploy()
+    run = tenant.launch(run_config={"source": "s3://x", "sleep_seconds": 60})["id"]
+    proc = start_worker(tenant, run)
+    try:
+        wait_for_step_start(tenant, run, "transform")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return run, proc
+
+
 def contiguous(evs: list[dict[str, Any]]) -> bool:
     return [e["seq"] for e in evs] == list(range(1, len(evs) + 1))
 
@@ -137,17 +151,10 @@ def test_import_error_fails_the_run_with_the_traceback(tenant: Tenant) -> None:
 
 
 def test_sigterm_cancels_after_interrupting_the_step(tenant: Tenant) -> None:
-    tenant.deploy()
-    run = tenant.launch(run_config={"source": "s3://x", "sleep_seconds": 60})["id"]
-    proc = start_worker(tenant, run)
-    try:
-        wait_for_step_start(tenant, run, "transform")
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code, out = finish(proc, timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    run, proc = start_slow_run(tenant)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc, timeout=30)
     assert code == 143, out
     assert time.monotonic() - started < 20  # the 60 s sleep was interrupted
     evs = events(tenant, run)
@@ -209,36 +216,22 @@ def test_control_plane_lost_mid_run_loses_nothing(own_cp: ControlPlane) -> None:
 def test_two_sigterms_at_once_are_one_cancel(tenant: Tenant) -> None:
     """The agent's SIGTERM and the worker's own (from a heartbeat) can coincide: still a
     clean cancel with every event delivered, not a forced exit."""
-    tenant.deploy()
-    run = tenant.launch(run_config={"source": "s3://x", "sleep_seconds": 60})["id"]
-    proc = start_worker(tenant, run)
-    try:
-        wait_for_step_start(tenant, run, "transform")
-        proc.send_signal(signal.SIGTERM)
-        proc.send_signal(signal.SIGTERM)
-        code, out = finish(proc, timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    run, proc = start_slow_run(tenant)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc, timeout=30)
     assert code == 143, out
     assert events(tenant, run)[-1]["type"] == "RUN_CANCELED"
 
 
 def test_a_later_signal_ends_a_flush_that_cannot_finish(own_cp: ControlPlane) -> None:
-    tenant = own_cp.tenant()
-    tenant.deploy()
-    run = tenant.launch(run_config={"source": "s3://x", "sleep_seconds": 60})["id"]
-    proc = start_worker(tenant, run)
-    try:
-        wait_for_step_start(tenant, run, "transform")
-        own_cp.stop()  # the final events cannot be delivered: the worker waits to flush
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(6)
-        assert proc.poll() is None, "the first signal must not drop buffered events"
-        proc.send_signal(signal.SIGTERM)
-        code, out = finish(proc, timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, proc = start_slow_run(own_cp.tenant())
+    own_cp.stop()  # the final events cannot be delivered: the worker waits to flush
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(6)
+    alive_after_first = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc, timeout=10)
+    assert alive_after_first, "the first signal must not drop buffered events"
     assert code == 143, out
     assert "exiting now" in out
