@@ -242,10 +242,6 @@ class WorkerHeartbeatResult(BaseModel):
     cancel_requested: bool = Field(description="True when the run is being canceled.")
 
 
-class TerminateResult(BaseModel):
-    run: Run
-
-
 # --- agent API --------------------------------------------------------------------------
 
 

@@ -41,9 +41,7 @@ class Notifier:
         self._loop = loop
 
     def register(self, key: str) -> Waiter:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._waiters[key].add(future)
         return Waiter(self, key, future)

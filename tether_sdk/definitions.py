@@ -6,6 +6,7 @@ instead of as a failed run hours later.
 """
 
 import inspect
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
@@ -199,9 +200,6 @@ class Job:
     def step_names(self) -> list[str]:
         return [s.name for s in self.steps]
 
-    def get_step(self, name: str) -> Step | None:
-        return next((s for s in self.steps if s.name == name), None)
-
     def snapshot(self) -> JobSnapshot:
         return JobSnapshot(
             name=self.name,
@@ -241,14 +239,13 @@ def asset_job(
     tags: Mapping[str, str] | None = None,
 ) -> Job:
     """Declare a job that materializes ``assets`` (each asset's upstream must be included)."""
-    if isinstance(assets, Step):
-        raise DefinitionError(f"asset_job({name!r}, assets=...) takes a list: assets=[{assets!r}]")
-    for a in assets:
-        if isinstance(a, Step) and not a.is_asset:
+    built = Job(name, assets, config=config, description=description, tags=tags)
+    for a in built.steps:
+        if not a.is_asset:
             raise DefinitionError(
                 f"asset_job {name!r}: {a.name!r} is a @step, not an @asset; use job() for steps"
             )
-    return Job(name, assets, config=config, description=description, tags=tags)
+    return built
 
 
 class Schedule:
@@ -437,8 +434,6 @@ def _as_list(items: Any, what: str) -> list[Any]:
 def _known_timezone(name: str) -> bool:
     """False only when the time zone database is present and does not know ``name``: slim
     images may lack the database, and a schedule must not fail to load for that."""
-    import zoneinfo
-
     try:
         zoneinfo.ZoneInfo(name)
         return True

@@ -49,13 +49,3 @@ def find_cycle(names: Sequence[str], deps: Mapping[str, Sequence[str]]) -> list[
             if found:
                 return found
     return []
-
-
-def downstream_of(name: str, deps: Mapping[str, Sequence[str]]) -> set[str]:
-    """All steps that depend, directly or not, on ``name``."""
-    result: set[str] = set()
-    frontier = {name}
-    while frontier:
-        frontier = {n for n, d in deps.items() if frontier.intersection(d)} - result
-        result |= frontier
-    return result

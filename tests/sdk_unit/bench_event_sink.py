@@ -12,7 +12,7 @@ from tether_sdk.context import StepContext
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.client import ControlPlaneClient
 from tether_sdk.run_worker.events import to_run_event
-from tether_sdk.run_worker.sink import EventSink, encode_batch
+from tether_sdk.run_worker.sink import EventSink, encode_batches
 
 N = 20_000
 
@@ -31,8 +31,8 @@ def main() -> None:
     events = list(sink._queue)
 
     t = time.perf_counter()
-    size = sum(len(encode_batch(events[i : i + 1000])) for i in range(0, N, 1000))
-    _rate("encode_batch (1000/batch)", time.perf_counter() - t, f"{size / N:.0f} B/event")
+    size = sum(len(b) for i in range(0, N, 1000) for b in encode_batches(events[i : i + 1000]))
+    _rate("encode_batches (1000/batch)", time.perf_counter() - t, f"{size / N:.0f} B/event")
 
     t = time.perf_counter()
     for i in range(0, N, 1000):

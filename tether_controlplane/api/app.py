@@ -1,6 +1,7 @@
 """Application factory: storage, migrations, monitor loop, routers, error handling."""
 
 import asyncio
+import importlib.metadata
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -13,7 +14,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
-import tether_controlplane
 from tether_controlplane import migrate
 from tether_controlplane.api.middleware import BodyLimitMiddleware
 from tether_controlplane.api.routes import agent, deployments, locations, runs, worker
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
 
     app = FastAPI(
         title="Tether control plane",
-        version=getattr(tether_controlplane, "__version__", "0.1.0"),
+        version=importlib.metadata.version("tether"),
         lifespan=lifespan,
         docs_url="/docs",
     )

@@ -83,8 +83,8 @@ def run_worker(p: Annotated[Principal, Depends(principal)], run_id: RunIdPath) -
 
 
 @dataclass(frozen=True)
-class Scope:
-    """The deployment a call acts on, resolved from the token (and path for user tokens)."""
+class TokenScope:
+    """Agent and run tokens: the token itself fixes the deployment."""
 
     principal: Principal
     deployment_id: int
@@ -93,23 +93,37 @@ class Scope:
         return tenancy.deployment_by_id(session, self.deployment_id)
 
 
-def user_scope(dep: NamePath, p: Annotated[Principal, Depends(user)], db: DbDep) -> Scope:
-    with db.read() as session:
-        row = tenancy.find_deployment(session, p.organization_id, dep)
-    return Scope(p, row.id)
+@dataclass(frozen=True)
+class NamedScope:
+    """User tokens: the deployment named in the path, within the token's organization.
+
+    Resolved in the handler's own session, so a request reads it once; a name outside the
+    organization answers 404 from there."""
+
+    principal: Principal
+    deployment_name: str
+
+    def deployment(self, session: Session) -> DeploymentRow:
+        return tenancy.find_deployment(
+            session, self.principal.organization_id, self.deployment_name
+        )
 
 
-def agent_scope(p: Annotated[Principal, Depends(agent)]) -> Scope:
+def user_scope(dep: NamePath, p: Annotated[Principal, Depends(user)]) -> NamedScope:
+    return NamedScope(p, dep)
+
+
+def agent_scope(p: Annotated[Principal, Depends(agent)]) -> TokenScope:
     assert p.deployment_id is not None
-    return Scope(p, p.deployment_id)
+    return TokenScope(p, p.deployment_id)
 
 
-def run_scope(p: Annotated[Principal, Depends(run_worker)]) -> Scope:
+def run_scope(p: Annotated[Principal, Depends(run_worker)]) -> TokenScope:
     assert p.deployment_id is not None
-    return Scope(p, p.deployment_id)
+    return TokenScope(p, p.deployment_id)
 
 
-UserScope = Annotated[Scope, Depends(user_scope)]
-AgentScope = Annotated[Scope, Depends(agent_scope)]
-RunScope = Annotated[Scope, Depends(run_scope)]
+UserScope = Annotated[NamedScope, Depends(user_scope)]
+AgentScope = Annotated[TokenScope, Depends(agent_scope)]
+RunScope = Annotated[TokenScope, Depends(run_scope)]
 UserPrincipal = Annotated[Principal, Depends(user)]

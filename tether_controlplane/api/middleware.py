@@ -1,4 +1,7 @@
-"""Pure ASGI middleware: refuse oversized bodies with 413 before anything parses them."""
+"""Pure ASGI middleware: refuse oversized bodies with 413 before anything parses them.
+
+FastAPI's own ``max_body_size`` (0.165+) answers a declared oversize in plain text; this one
+answers JSON ``{"detail": ...}`` naming the setting, like every other error of the API."""
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping

@@ -1,5 +1,6 @@
 """Run events: idempotent batch ingestion on (run, seq), listing, worker heartbeats."""
 
+import functools
 import json
 from datetime import UTC
 
@@ -20,6 +21,7 @@ from tether_controlplane.tables import DeploymentRow, RunEventRow, RunRow, utcno
 _COLUMNS = ("run_pk", "seq", "type", "timestamp", "step", "level", "message", "data")
 
 
+@functools.cache
 def _insert_sql(paramstyle: str) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
     return (
@@ -28,7 +30,9 @@ def _insert_sql(paramstyle: str) -> str:
     )
 
 
-def ingest(session: Session, run: RunRow, events: list[RunEvent]) -> EventBatchResult:
+def ingest(
+    session: Session, dep: DeploymentRow, run: RunRow, events: list[RunEvent]
+) -> EventBatchResult:
     seqs = [e.seq for e in events]
     stored = set(
         session.scalars(
@@ -61,8 +65,6 @@ def ingest(session: Session, run: RunRow, events: list[RunEvent]) -> EventBatchR
         connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), rows)
         wake_after_commit(session, run_events_key(run.pk))
     run.last_heartbeat_at = utcnow()
-    dep = session.get(DeploymentRow, run.deployment_id)
-    assert dep is not None
     for event in sorted(fresh.values(), key=lambda e: e.seq):
         if event.type == EventType.RUN_START:
             runs.transition(session, dep, run, RunStatus.STARTED)

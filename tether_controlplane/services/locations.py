@@ -9,6 +9,7 @@ from tether_api.models import (
     CodeLocationError,
     CodeLocationSpec,
     CodeLocationStatusReport,
+    RemoveCodeLocationPayload,
     StatusChange,
     SyncCodeLocationPayload,
 )
@@ -124,7 +125,7 @@ def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
         session,
         dep.id,
         RequestType.REMOVE_CODE_LOCATION,
-        {"code_location": name},
+        RemoveCodeLocationPayload(code_location=name).model_dump(),
         _remove_key(name),
     )
     return row

@@ -7,18 +7,36 @@ cost more than everything else on the hot path (see EventSink).
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from tether_api.enums import EventType
+from tether_api.enums import FINAL_EVENT_STATUS, EventType
 from tether_api.models import MAX_MESSAGE_CHARS, RunEvent
+from tether_sdk.run_worker.interrupt import critical
 
 TRUNCATION_MARK = "... [truncated {} chars]"
 
 Event = dict[str, Any]
 
 
-class EventEmitter(Protocol):
-    """Where the executor reports: the HTTP EventSink, or MemoryEvents for local runs."""
+class EventEmitter:
+    """Numbers a run's events 1, 2, 3... and hands each to ``_store``; base of the HTTP
+    EventSink and of MemoryEvents (local runs).
+
+    The run's record closes with its final event (RUN_SUCCESS/FAILURE/CANCELED): a stray user
+    thread that still logs afterwards is counted in ``dropped_after_final``, not recorded.
+    ``emit`` may be called from any thread, a step's own included, so it runs in a critical
+    section (see ``interrupt.py``).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._seq = 0
+        self._final_emitted = False
+        self.dropped_after_final = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
 
     def emit(
         self,
@@ -28,7 +46,20 @@ class EventEmitter(Protocol):
         level: str | None = None,
         message: str = "",
         data: dict[str, Any] | None = None,
-    ) -> None: ...
+    ) -> None:
+        event = new_event(type, step, level, message, data)
+        with critical(), self._cond:
+            if self._final_emitted:
+                self.dropped_after_final += 1
+                return
+            self._final_emitted = type in FINAL_EVENT_STATUS
+            self._seq += 1
+            event["seq"] = self._seq
+            self._store(event)
+
+    def _store(self, event: Event) -> None:
+        """Keep a numbered event; called with ``self._cond`` held."""
+        raise NotImplementedError
 
 
 def truncate(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -70,26 +101,15 @@ def to_run_event(event: Event) -> RunEvent:
     return RunEvent(**{**event, "timestamp": datetime.fromtimestamp(event["timestamp"], UTC)})
 
 
-class MemoryEvents:
+class MemoryEvents(EventEmitter):
     """Keeps numbered events in a list (for ``execute_job`` and tests)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.events: list[Event] = []
-        self._lock = threading.Lock()
 
-    def emit(
-        self,
-        type: EventType,
-        *,
-        step: str | None = None,
-        level: str | None = None,
-        message: str = "",
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        event = new_event(type, step, level, message, data)
-        with self._lock:
-            event["seq"] = len(self.events) + 1
-            self.events.append(event)
+    def _store(self, event: Event) -> None:
+        self.events.append(event)
 
     def run_events(self) -> list[RunEvent]:
         return [to_run_event(e) for e in self.events]

@@ -14,11 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tether_api.enums import FINAL_EVENT_STATUS, EventType
 from tether_api.models import MAX_EVENT_DATA_BYTES
 from tether_sdk.run_worker.client import ControlPlaneClient, ControlPlaneRejected, DeliveryTimeout
-from tether_sdk.run_worker.events import Event, iso_timestamp, new_event
-from tether_sdk.run_worker.interrupt import critical
+from tether_sdk.run_worker.events import Event, EventEmitter, iso_timestamp
 
 BATCH_SIZE = 1000
 LINGER_SECONDS = 0.05
@@ -28,7 +26,7 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 SMALL_BATCH_BYTES = MAX_EVENT_DATA_BYTES
 
 
-class EventSink:
+class EventSink(EventEmitter):
     """Thread-safe event numbering and buffered, batched, retried delivery.
 
     ``client`` may point at any URL (tests use a local stand-in server). Call ``start()``
@@ -47,15 +45,12 @@ class EventSink:
         self._batch_size = batch_size
         self._linger = linger
         self._on_rejected = on_rejected
+        super().__init__()
         self._queue: deque[Event] = deque()
-        self._cond = threading.Condition(threading.Lock())
-        self._seq = 0
         self._in_flight = 0  # events taken from the queue but not yet acknowledged
         self._closing = False
         self._deadline: float | None = None
         self.delivered = 0
-        self._final_emitted = False
-        self.dropped_after_final = 0  # events emitted after the run's final event
         self.error: Exception | None = None  # why delivery stopped for good, if it did
         self._thread = threading.Thread(target=self._run, name="tether-event-sink", daemon=True)
 
@@ -63,35 +58,14 @@ class EventSink:
     def thread_id(self) -> int | None:
         return self._thread.ident
 
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
     def start(self) -> None:
         self._thread.start()
 
-    def emit(
-        self,
-        type: EventType,
-        *,
-        step: str | None = None,
-        level: str | None = None,
-        message: str = "",
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        event = new_event(type, step, level, message, data)
-        with critical(), self._cond:
-            if self._final_emitted:
-                # A stray user thread logging after the run ended: the run's record is closed.
-                self.dropped_after_final += 1
-                return
-            self._final_emitted = type in FINAL_EVENT_STATUS
-            self._seq += 1
-            event["seq"] = self._seq
-            self._queue.append(event)
-            # Wake the sender only when it may be waiting for work: notify costs a syscall.
-            if len(self._queue) == 1 or len(self._queue) == self._batch_size:
-                self._cond.notify()
+    def _store(self, event: Event) -> None:
+        self._queue.append(event)
+        # Wake the sender only when it may be waiting for work: notify costs a syscall.
+        if len(self._queue) == 1 or len(self._queue) == self._batch_size:
+            self._cond.notify()
 
     def close(self, timeout: float) -> bool:
         """Deliver what is queued, retrying for at most ``timeout`` seconds.
@@ -167,11 +141,6 @@ def encode_batches(events: list[Event]) -> list[bytes]:
     if parts:
         bodies.append(_join(parts))
     return bodies
-
-
-def encode_batch(events: list[Event]) -> bytes:
-    """One body for ``events`` (callers that know the events are small)."""
-    return _join([_encode_item({**e, "timestamp": iso_timestamp(e["timestamp"])}) for e in events])
 
 
 def _encode_item(item: Event) -> bytes:

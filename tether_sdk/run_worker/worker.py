@@ -113,6 +113,11 @@ class RunWorker:
         finally:
             heartbeat.stop()
             delivered = sink.close(o.flush_timeout)
+        if sink.dropped_after_final:
+            log(
+                f"tether run-worker: {sink.dropped_after_final} lines logged by user threads "
+                "after the run ended were not recorded"
+            )
         if self.cancel.requested:
             log(f"tether run-worker: run {run.id} canceled: {self.cancel.reason}")
         if self.rejected is not None:

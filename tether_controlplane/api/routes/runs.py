@@ -10,11 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
 from tether_api.models import MAX_SEQ, Run, RunCreate, RunEventPage, RunPage
-from tether_controlplane.api.deps import DbDep, RunIdPath, SettingsDep, UserScope
+from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Invalid
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import events, requests, runs, tenancy
+from tether_controlplane.services import events, requests, runs
 from tether_controlplane.tables import RunRow
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
@@ -102,7 +102,7 @@ def list_run_events(
 
 
 def _read_page(
-    db: Database, deployment_id: int, run_id: str, after: int
+    db: Database, scope: NamedScope, run_id: str, after: int
 ) -> tuple[list[str], int, bool, int]:
     """Frames after ``after``, the new ``after``, whether the stream may end, the run's pk.
 
@@ -110,7 +110,7 @@ def _read_page(
     the agent or the monitor may still get events from a worker flushing its buffer, so for
     those the caller waits a grace period first."""
     with db.read() as s:
-        dep = tenancy.deployment_by_id(s, deployment_id)
+        dep = scope.deployment(s)
         run = runs.find(s, dep, run_id)
         page = events.list_after(s, run, after, SSE_BATCH)
         done = RunStatus(run.status) in TERMINAL_RUN_STATUSES and events.has_final_event(s, run)
@@ -136,7 +136,7 @@ async def stream_run_events(
     if resume is not None:
         after = max(after, min(resume, MAX_SEQ))
     # Resolve now, so a wrong run answers 404 rather than an empty stream.
-    first = await run_in_threadpool(_read_page, db, scope.deployment_id, run_id, after)
+    first = await run_in_threadpool(_read_page, db, scope, run_id, after)
 
     async def frames() -> AsyncIterator[str]:
         nonlocal after
@@ -171,9 +171,7 @@ async def stream_run_events(
                     if idle >= SSE_KEEPALIVE_SECONDS:
                         idle = 0.0
                         yield ": keepalive\n\n"
-                page, after, done, _ = await run_in_threadpool(
-                    _read_page, db, scope.deployment_id, run_id, after
-                )
+                page, after, done, _ = await run_in_threadpool(_read_page, db, scope, run_id, after)
             finally:
                 waiter.close()
 

@@ -23,7 +23,7 @@ def post_events(
     """Store a batch; events already stored (same seq) are skipped, so retries are safe."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return events.ingest(s, runs.find(s, dep, run_id, lock=True), batch.events)
+        return events.ingest(s, dep, runs.find(s, dep, run_id, lock=True), batch.events)
 
 
 @router.post("/{run_id}/heartbeat")
