@@ -261,6 +261,7 @@ class AgentHeartbeat(BaseModel):
 
 class Agent(BaseModel):
     name: str
+    organization: str = Field(description="The deployment's organization.")
     deployment: str
     version: str
     launcher: str

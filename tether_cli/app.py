@@ -2,7 +2,7 @@
 
 import typer
 
-from tether_cli import controlplane
+from tether_cli import agent, controlplane, dev, locations, runs
 
 app = typer.Typer(
     name="tether",
@@ -11,6 +11,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(controlplane.app, name="controlplane")
+app.add_typer(agent.app, name="agent")
+app.command("dev")(dev.dev)
+app.command("deploy")(locations.deploy)
+app.command("redeploy")(locations.redeploy)
+app.command("locations")(locations.list_locations)
+app.command("remove")(locations.remove)
+app.add_typer(runs.app, name="runs")
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether_api.models import Agent, AgentCodeLocationState, AgentHeartbeat
-from tether_controlplane.tables import AgentRow, DeploymentRow, utcnow
+from tether_controlplane.tables import AgentRow, DeploymentRow, Organization, utcnow
 
 
 def heartbeat(session: Session, dep: DeploymentRow, body: AgentHeartbeat) -> AgentRow:
@@ -26,9 +26,11 @@ def heartbeat(session: Session, dep: DeploymentRow, body: AgentHeartbeat) -> Age
     return row
 
 
-def to_model(dep: DeploymentRow, row: AgentRow, timeout_seconds: float) -> Agent:
+def to_model(session: Session, dep: DeploymentRow, row: AgentRow, timeout_seconds: float) -> Agent:
+    org = session.get(Organization, dep.organization_id)
     return Agent(
         name=row.name,
+        organization=org.name if org else "",
         deployment=dep.name,
         version=row.version,
         launcher=row.launcher,
@@ -43,4 +45,4 @@ def list_all(session: Session, dep: DeploymentRow, timeout_seconds: float) -> li
     rows = session.scalars(
         select(AgentRow).where(AgentRow.deployment_id == dep.id).order_by(AgentRow.name)
     )
-    return [to_model(dep, r, timeout_seconds) for r in rows]
+    return [to_model(session, dep, r, timeout_seconds) for r in rows]

@@ -52,7 +52,7 @@ def heartbeat(body: AgentHeartbeat, scope: AgentScope, db: DbDep, settings: Sett
     with db.write() as s:
         dep = scope.deployment(s)
         row = agents.heartbeat(s, dep, body)
-        return agents.to_model(dep, row, settings.agent_heartbeat_timeout_seconds)
+        return agents.to_model(s, dep, row, settings.agent_heartbeat_timeout_seconds)
 
 
 def _claim(

@@ -1,0 +1,228 @@
+"""AgentWorkflow's activities: poll the control plane, dispatch requests, heartbeat."""
+
+import contextlib
+import logging
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.context import AgentContext
+from activities.controlplane import StaleClaim
+from tether_api.enums import RequestType
+from tether_api.models import (
+    AgentCodeLocationState,
+    AgentHeartbeat,
+    AgentRequest,
+    LaunchRunPayload,
+    PollRequest,
+    RemoveCodeLocationPayload,
+    SyncCodeLocationPayload,
+    TerminateRunPayload,
+)
+from workflows import names
+from workflows.models import (
+    AgentHeartbeatInput,
+    CodeLocationState,
+    CodeLocationWorkflowInput,
+    DispatchInput,
+    DispatchOutput,
+    PollInput,
+    PollOutput,
+    RunWorkflowInput,
+    SyncSignal,
+    TerminateSignal,
+)
+
+log = logging.getLogger(__name__)
+
+CODE_LOCATION_WORKFLOW = "CodeLocationWorkflow"
+RUN_WORKFLOW = "RunWorkflow"
+
+
+class UnreadableRequest(Exception):
+    """A request this agent does not know how to handle."""
+
+
+class AgentActivities:
+    def __init__(self, context: AgentContext) -> None:
+        self.ctx = context
+
+    @activity.defn(name=names.POLL_REQUESTS)
+    async def poll_requests(self, input: PollInput) -> PollOutput:
+        requests = await self.ctx.control_plane.poll(
+            PollRequest(
+                agent_name=input.agent_name,
+                max_requests=input.max_requests,
+                wait_seconds=input.wait_seconds,
+            )
+        )
+        return PollOutput(requests=requests)
+
+    @activity.defn(name=names.DISPATCH_REQUEST)
+    async def dispatch_request(self, input: DispatchInput) -> DispatchOutput:
+        """Hand the request to its workflow (durable in Temporal from then on), then ack it.
+
+        Signal-with-start makes this idempotent: a request delivered twice reaches the one
+        workflow its ID names. A run's workflow ID is never reused, so a redelivered launch
+        of a finished run starts nothing."""
+        request = input.request
+        try:
+            workflow_id, action = await self._dispatch(input)
+        except (ValidationError, UnreadableRequest) as exc:
+            # A payload this agent cannot read will not get better by retrying.
+            await self._fail_quietly(request, f"agent cannot read the request payload: {exc}")
+            return DispatchOutput(workflow_id=None, action="ignored", acknowledged=False)
+        try:
+            await self.ctx.control_plane.ack(request.id, request.attempt)
+            acknowledged = True
+        except StaleClaim:
+            # Redelivered meanwhile: the newer claim dispatches to the same workflow again.
+            acknowledged = False
+        return DispatchOutput(workflow_id=workflow_id, action=action, acknowledged=acknowledged)
+
+    async def _dispatch(self, input: DispatchInput) -> tuple[str, str]:
+        request = input.request
+        org, dep = input.organization, input.deployment
+        if request.type == RequestType.SYNC_CODE_LOCATION:
+            sync = SyncCodeLocationPayload.model_validate(request.payload)
+            return await self._to_location(
+                org, dep, sync.code_location, sync.generation, names.SIGNAL_SYNC, sync.generation
+            )
+        if request.type == RequestType.REMOVE_CODE_LOCATION:
+            remove = RemoveCodeLocationPayload.model_validate(request.payload)
+            return await self._to_location(
+                org, dep, remove.code_location, 0, names.SIGNAL_REMOVE, None
+            )
+        if request.type == RequestType.LAUNCH_RUN:
+            launch = LaunchRunPayload.model_validate(request.payload)
+            return await self._to_run(
+                org, dep, launch.run_id, launch.code_location, launch.job, None, None
+            )
+        if request.type == RequestType.TERMINATE_RUN:
+            terminate = TerminateRunPayload.model_validate(request.payload)
+            run = await self.ctx.control_plane.run(terminate.run_id)
+            return await self._to_run(
+                org,
+                dep,
+                run.id,
+                run.code_location,
+                run.job,
+                names.SIGNAL_TERMINATE,
+                TerminateSignal(reason=terminate.reason),
+            )
+        raise UnreadableRequest(f"unknown request type {request.type}")
+
+    async def _to_location(
+        self,
+        org: str,
+        dep: str,
+        name: str,
+        generation: int,
+        signal: str,
+        generation_signal: int | None,
+    ) -> tuple[str, str]:
+        workflow_id = names.code_location_workflow_id(org, dep, name)
+        args = [SyncSignal(generation=generation_signal)] if generation_signal is not None else []
+        await self.ctx.temporal.start_workflow(
+            CODE_LOCATION_WORKFLOW,
+            CodeLocationWorkflowInput(
+                organization=org,
+                deployment=dep,
+                name=name,
+                generation=generation,
+                settings=self.ctx.code_location_settings,
+            ),
+            id=workflow_id,
+            task_queue=activity.info().task_queue,
+            start_signal=signal,
+            start_signal_args=args,
+            # A removed location may be deployed again under the same name.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"code location {name} ({org}/{dep})",
+        )
+        return workflow_id, signal
+
+    async def _to_run(
+        self,
+        org: str,
+        dep: str,
+        run_id: str,
+        code_location: str,
+        job: str,
+        signal: str | None,
+        signal_arg: TerminateSignal | None,
+    ) -> tuple[str, str]:
+        workflow_id = names.run_workflow_id(run_id)
+        # A launch joins the run's workflow if it exists; a terminate signals it, starting
+        # it if need be (it then ends the run without launching anything).
+        conflict = WorkflowIDConflictPolicy.USE_EXISTING
+        if signal is not None:
+            conflict = WorkflowIDConflictPolicy.UNSPECIFIED
+        try:
+            await self.ctx.temporal.start_workflow(
+                RUN_WORKFLOW,
+                RunWorkflowInput(
+                    organization=org,
+                    deployment=dep,
+                    run_id=run_id,
+                    code_location=code_location,
+                    job=job,
+                    settings=self.ctx.run_settings,
+                ),
+                id=workflow_id,
+                task_queue=activity.info().task_queue,
+                # One run, one launch, ever: a finished run's ID is never started again.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=conflict,
+                static_summary=f"run {run_id}: job {job} from {code_location}",
+                start_signal=signal,
+                start_signal_args=[signal_arg] if signal_arg is not None else [],
+            )
+        except WorkflowAlreadyStartedError:
+            return workflow_id, "already-finished"
+        return workflow_id, signal or "started"
+
+    async def _fail_quietly(self, request: AgentRequest, error: str) -> None:
+        with contextlib.suppress(StaleClaim):
+            await self.ctx.control_plane.fail(request.id, request.attempt, error)
+
+    @activity.defn(name=names.SEND_AGENT_HEARTBEAT)
+    async def send_agent_heartbeat(self, input: AgentHeartbeatInput) -> None:
+        await self.ctx.control_plane.heartbeat(
+            AgentHeartbeat(
+                agent_name=input.agent_name,
+                version=self.ctx.version,
+                launcher=self.ctx.launcher.name,
+                code_locations=await self._location_states(input),
+            )
+        )
+
+    async def _location_states(self, input: AgentHeartbeatInput) -> list[AgentCodeLocationState]:
+        """Each running code location workflow's state, as its query answers it."""
+        prefix = names.code_location_workflow_id(input.organization, input.deployment, "")
+        states: list[AgentCodeLocationState] = []
+        try:
+            async for execution in self.ctx.temporal.list_workflows(
+                f"WorkflowType = '{CODE_LOCATION_WORKFLOW}' AND ExecutionStatus = 'Running'",
+                limit=500,
+            ):
+                if not execution.id.startswith(prefix):
+                    continue
+                if execution.status != WorkflowExecutionStatus.RUNNING:
+                    continue
+                handle = self.ctx.temporal.get_workflow_handle(execution.id)
+                state = await handle.query(names.QUERY_STATE, result_type=CodeLocationState)
+                states.append(
+                    AgentCodeLocationState(
+                        name=state.name, status=state.status, detail=state.message
+                    )
+                )
+        except RPCError as exc:
+            # Visibility is best effort: a heartbeat without location states still counts.
+            if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                log.warning("could not list code location workflows: %s", exc)
+        return states

@@ -1,0 +1,200 @@
+"""CodeLocationWorkflow's activities: start, wait for, watch and stop code servers; publish
+their snapshots; report status to the control plane."""
+
+import asyncio
+import time
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import AgentContext, blocking, resolve_env
+from activities.launchers.base import LaunchError, LaunchSpec
+from tether_api.codeserver import Health, SnapshotResponse
+from tether_api.enums import CodeLocationStatus
+from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, CodeLocationStatusReport
+from workflows.models import (
+    LocationStatusInput,
+    PublishSnapshotInput,
+    PublishSnapshotOutput,
+    StartCodeServerInput,
+    StartCodeServerOutput,
+    StopInput,
+    StopOutput,
+    WaitReadyInput,
+    WaitReadyOutput,
+    WatchInput,
+    WatchOutput,
+)
+from workflows.names import (
+    PUBLISH_SNAPSHOT,
+    REPORT_CODE_LOCATION_STATUS,
+    START_CODE_SERVER,
+    STOP_CODE_SERVER,
+    WAIT_CODE_SERVER_READY,
+    WATCH_CODE_SERVER,
+)
+
+LOG_TAIL_LINES = 50
+
+
+def describe_exit(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "exited (exit code unknown)"
+    if exit_code < 0:
+        return f"was killed by signal {-exit_code}"
+    return f"exited with code {exit_code}"
+
+
+class CodeLocationActivities:
+    def __init__(self, context: AgentContext) -> None:
+        self.ctx = context
+        # One client for all health checks: cheap keep-alive connections to local servers.
+        self._http = httpx.AsyncClient(timeout=5.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @activity.defn(name=START_CODE_SERVER)
+    async def start_code_server(self, input: StartCodeServerInput) -> StartCodeServerOutput:
+        location = await self.ctx.control_plane.code_location(input.name)
+        if location.removed:
+            return StartCodeServerOutput(removed=True)
+        spec = LaunchSpec(
+            label=input.label,
+            kind="code-server",
+            location=location.spec,
+            env=resolve_env(location.spec),
+        )
+        try:
+            handle = await blocking(lambda: self.ctx.launcher.start(spec))
+        except LaunchError as exc:
+            raise ApplicationError(str(exc), type="LaunchError", non_retryable=True) from exc
+        return StartCodeServerOutput(handle=handle)
+
+    @activity.defn(name=WAIT_CODE_SERVER_READY)
+    async def wait_code_server_ready(self, input: WaitReadyInput) -> WaitReadyOutput:
+        deadline = time.monotonic() + input.timeout_seconds
+        delay = 0.02
+        while True:
+            activity.heartbeat()
+            inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
+            if not inspection.running:
+                raise ApplicationError(
+                    f"the code server {describe_exit(inspection.exit_code)} before it answered "
+                    "/health",
+                    type="CodeServerExited",
+                    non_retryable=True,
+                )
+            if inspection.address:
+                try:
+                    response = await self._http.get(f"{inspection.address}/health", timeout=2)
+                    if response.status_code == 200:
+                        Health.model_validate_json(response.content)
+                        return WaitReadyOutput(address=inspection.address)
+                except (httpx.HTTPError, ValueError):
+                    pass
+            if time.monotonic() > deadline:
+                raise ApplicationError(
+                    f"the code server did not answer /health within {input.timeout_seconds:g} s "
+                    "(raise the agent's code server startup timeout if it is slow to import)",
+                    type="CodeServerStartTimeout",
+                    non_retryable=True,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    @activity.defn(name=PUBLISH_SNAPSHOT)
+    async def publish_snapshot(self, input: PublishSnapshotInput) -> PublishSnapshotOutput:
+        response = await self._http.get(f"{input.address}/snapshot", timeout=60)
+        response.raise_for_status()
+        answer = SnapshotResponse.model_validate_json(response.content)
+        if answer.snapshot is None:
+            error = answer.load_error
+            first_line = error.message if error else "the code server served no snapshot"
+            message = f"could not load the definitions: {first_line}"
+            if error:
+                message += f"\n{error.traceback.rstrip()}"
+            await self._report(
+                LocationStatusInput(
+                    name=input.name,
+                    status=CodeLocationStatus.ERROR,
+                    generation=input.generation,
+                    message=message,
+                    log_handle=input.handle,
+                )
+            )
+            return PublishSnapshotOutput(loaded=False, error=first_line)
+        jobs = len(answer.snapshot.jobs)
+        await self.ctx.control_plane.report_code_location(
+            input.name,
+            CodeLocationStatusReport(
+                status=CodeLocationStatus.RUNNING,
+                message=f"{jobs} jobs loaded",
+                log_tail=[],
+                snapshot=answer.snapshot,
+                generation=input.generation,
+            ),
+        )
+        return PublishSnapshotOutput(loaded=True, jobs=jobs)
+
+    @activity.defn(name=WATCH_CODE_SERVER)
+    async def watch_code_server(self, input: WatchInput) -> WatchOutput:
+        """Check the server until it dies or fails ``unhealthy_after_failures`` health checks
+        in a row, or the slice ends. Never stops the server: on cancellation (a redeploy, or
+        the agent shutting down) it leaves it running, to be adopted."""
+        end = time.monotonic() + input.max_seconds
+        failures = 0
+        last_error = ""
+        while time.monotonic() < end:
+            activity.heartbeat()
+            inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
+            if not inspection.running:
+                return WatchOutput(
+                    running=False,
+                    reason=describe_exit(inspection.exit_code),
+                    exit_code=inspection.exit_code,
+                )
+            address = inspection.address or input.address
+            try:
+                response = await self._http.get(f"{address}/health", timeout=5)
+                healthy = response.status_code == 200
+                last_error = f"/health answered {response.status_code}"
+            except httpx.HTTPError as exc:
+                healthy = False
+                last_error = f"/health failed: {exc!r}"
+            failures = 0 if healthy else failures + 1
+            if failures >= input.unhealthy_after_failures:
+                return WatchOutput(
+                    running=False,
+                    reason=f"failed {failures} health checks in a row ({last_error})",
+                )
+            await asyncio.sleep(input.interval_seconds)
+        return WatchOutput(running=True)
+
+    @activity.defn(name=STOP_CODE_SERVER)
+    async def stop_code_server(self, input: StopInput) -> StopOutput:
+        launcher = self.ctx.launcher
+        inspection = await blocking(lambda: launcher.stop(input.handle, input.grace_seconds))
+        if input.cleanup:
+            await blocking(lambda: launcher.cleanup(input.handle))
+        return StopOutput(exit_code=inspection.exit_code)
+
+    @activity.defn(name=REPORT_CODE_LOCATION_STATUS)
+    async def report_code_location_status(self, input: LocationStatusInput) -> None:
+        await self._report(input)
+
+    async def _report(self, input: LocationStatusInput) -> None:
+        log_tail: list[str] = []
+        if input.log_handle is not None:
+            handle = input.log_handle
+            log_tail = await asyncio.to_thread(self.ctx.launcher.log_tail, handle, LOG_TAIL_LINES)
+        await self.ctx.control_plane.report_code_location(
+            input.name,
+            CodeLocationStatusReport(
+                status=input.status,
+                message=input.message[:MAX_MESSAGE_CHARS] if input.message else None,
+                log_tail=[line[:MAX_MESSAGE_CHARS] for line in log_tail[-MAX_LOG_TAIL_LINES:]],
+                generation=input.generation,
+            ),
+        )

@@ -1,0 +1,63 @@
+"""What every activity shares: the control plane client, the launcher, the Temporal client
+and the agent's settings. Built once by the worker; holds the secrets workflows never see."""
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.controlplane import ControlPlaneClient
+from activities.launchers.base import Launcher
+from tether_api.models import CodeLocationSpec
+from workflows.models import CodeLocationSettings, RunSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class AgentContext:
+    control_plane: ControlPlaneClient
+    launcher: Launcher
+    temporal: Client
+    agent_name: str
+    # The URL run workers use to reach the control plane (may differ from the agent's own,
+    # e.g. from inside a container).
+    worker_control_plane_url: str
+    code_location_settings: CodeLocationSettings = field(default_factory=CodeLocationSettings)
+    run_settings: RunSettings = field(default_factory=RunSettings)
+    version: str = ""
+    # Seconds between run worker heartbeats to the control plane.
+    run_worker_heartbeat_seconds: float = 5.0
+
+
+def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:
+    """The location's env plus the variables it names for pass-through, read from the
+    agent's own environment (secrets that never reach the control plane)."""
+    env = dict(spec.env)
+    missing = [name for name in spec.passthrough_env if name not in os.environ]
+    if missing:
+        raise ApplicationError(
+            f"passthrough_env names {', '.join(missing)}, which the agent's environment does "
+            "not set: set them where the agent runs, or remove them from the code location",
+            type="MissingPassthroughEnv",
+            non_retryable=True,
+        )
+    env.update({name: os.environ[name] for name in spec.passthrough_env})
+    return env
+
+
+async def blocking(fn: Callable[[], T], heartbeat_every: float = 2.0) -> T:
+    """Run blocking launcher work in the thread pool, heartbeating while it runs so that a
+    long stop or start is not mistaken for a dead worker."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=heartbeat_every)
+        if done:
+            return task.result()
+        if activity.in_activity():
+            activity.heartbeat()

@@ -1,0 +1,151 @@
+"""The agent's client for the control plane's agent API (``/api/v1/agent``).
+
+Failures are sorted for Temporal's retry policy: connection errors, timeouts and 5xx are
+retryable (raised as they are); a 4xx means retrying cannot help, so it becomes a
+non-retryable ``ApplicationError`` naming the call and the server's answer.
+"""
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+from temporalio.exceptions import ApplicationError
+
+from tether_api.models import (
+    Agent,
+    AgentHeartbeat,
+    AgentRequest,
+    CodeLocation,
+    CodeLocationStatusReport,
+    PollRequest,
+    PollResponse,
+    Run,
+    RunStatusReport,
+    RunToken,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+REFUSED = "ControlPlaneRefused"
+
+
+class StaleClaim(Exception):
+    """An ack or fail for a claim whose lease expired and was claimed again (409)."""
+
+
+class ControlPlaneClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        verify: bool | str = True,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "tether-agent"},
+            timeout=timeout,
+            verify=verify,
+            # Every run's watch and report goes through this one client.
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["content"] = body.model_dump_json(exclude_none=True)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        response = await self._http.request(method, f"/api/v1/agent{path}", **kwargs)
+        if response.status_code >= 500:
+            # Raised as a plain error: Temporal retries it with backoff.
+            raise RuntimeError(
+                f"control plane answered {response.status_code} to {method} {path}: "
+                f"{_detail(response)}"
+            )
+        return response
+
+    @staticmethod
+    def _parse(response: httpx.Response, model: type[M], what: str) -> M:
+        if response.status_code >= 400:
+            raise ApplicationError(
+                f"the control plane refused to {what} ({response.status_code}): "
+                f"{_detail(response)}",
+                type=REFUSED,
+                non_retryable=True,
+            )
+        return model.model_validate_json(response.content)
+
+    async def heartbeat(self, body: AgentHeartbeat) -> Agent:
+        return self._parse(await self._call("POST", "/heartbeat", body), Agent, "take a heartbeat")
+
+    async def poll(self, body: PollRequest) -> list[AgentRequest]:
+        response = await self._call("POST", "/requests/poll", body, timeout=body.wait_seconds + 30)
+        return self._parse(response, PollResponse, "hand out requests").requests
+
+    async def ack(self, request_id: str, attempt: int) -> None:
+        response = await self._call(
+            "POST", f"/requests/{request_id}/ack", _Attempt(attempt=attempt)
+        )
+        if response.status_code == 409:
+            raise StaleClaim(_detail(response))
+        self._parse(response, AgentRequest, f"acknowledge request {request_id}")
+
+    async def fail(self, request_id: str, attempt: int, error: str) -> None:
+        response = await self._call(
+            "POST",
+            f"/requests/{request_id}/fail",
+            _Failure(attempt=attempt, error=error[:60_000], retry=False),
+        )
+        if response.status_code == 409:
+            raise StaleClaim(_detail(response))
+        self._parse(response, AgentRequest, f"record the failure of request {request_id}")
+
+    async def code_location(self, name: str) -> CodeLocation:
+        response = await self._call("GET", f"/code-locations/{name}")
+        return self._parse(response, CodeLocation, f"describe code location {name}")
+
+    async def report_code_location(self, name: str, body: CodeLocationStatusReport) -> None:
+        response = await self._call("POST", f"/code-locations/{name}/status", body)
+        self._parse(response, CodeLocation, f"record the status of code location {name}")
+
+    async def run(self, run_id: str) -> Run:
+        return self._parse(
+            await self._call("GET", f"/runs/{run_id}"), Run, f"describe run {run_id}"
+        )
+
+    async def report_run(self, run_id: str, body: RunStatusReport) -> Run:
+        response = await self._call("POST", f"/runs/{run_id}/status", body)
+        return self._parse(response, Run, f"record the status of run {run_id}")
+
+    async def run_token(self, run_id: str) -> str:
+        response = await self._call("POST", f"/runs/{run_id}/token")
+        return self._parse(response, RunToken, f"mint a token for run {run_id}").token
+
+
+class _Attempt(BaseModel):
+    attempt: int
+
+
+class _Failure(_Attempt):
+    error: str
+    retry: bool
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail) if detail else response.text[:500]

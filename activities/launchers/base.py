@@ -1,0 +1,97 @@
+"""The launcher interface: how code servers and run workers are started, found again,
+watched and stopped. One implementation per backend (process now, Docker next).
+
+Every launched thing carries a *label*: the ID of the workflow that owns it (plus the
+generation for code servers). ``start`` looks for a live instance with that label first and
+adopts it, so a retried activity or a restarted agent never starts a second copy.
+Implementations are blocking; activities call them through a thread pool.
+"""
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tether_api.models import CodeLocationSpec
+
+LaunchKind = Literal["code-server", "run-worker"]
+
+
+class LaunchError(ValueError):
+    """The spec cannot be launched as given (a missing directory, executable or image):
+    retrying will not help until the user fixes the code location. Activities raise it as a
+    non-retryable failure."""
+
+
+class LaunchSpec(BaseModel):
+    """What to start. Built by an activity; may hold secrets, so it never enters a workflow."""
+
+    label: str = Field(description="Deterministic identity: the owning workflow's ID (+ suffix).")
+    kind: LaunchKind
+    location: CodeLocationSpec = Field(description="The code location to run.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment for the process, already resolved (spec env, passed-through "
+        "variables, TETHER_* settings, the run token).",
+    )
+
+
+class Handle(BaseModel):
+    """How to find a launched process or container again. Safe for workflow history: it holds
+    no secrets."""
+
+    label: str
+    kind: LaunchKind
+    launcher: str = Field(description="Name of the launcher that started it, e.g. 'process'.")
+    pid: int | None = Field(default=None, description="Process ID (process launcher).")
+    container_id: str | None = Field(default=None, description="Container ID (Docker launcher).")
+    log_path: str | None = Field(default=None, description="Where its output is kept, if a file.")
+    started_at: datetime
+    adopted: bool = Field(default=False, description="True when start() found it already running.")
+
+
+class Inspection(BaseModel):
+    """What a launched thing is doing now."""
+
+    running: bool
+    exit_code: int | None = Field(
+        default=None,
+        description="Exit code once it has exited; negative: killed by that signal; None while "
+        "running or when the launcher no longer knows it.",
+    )
+    address: str | None = Field(
+        default=None, description="Code servers: http://host:port once it listens."
+    )
+    found: bool = Field(default=True, description="False when nothing with the label exists.")
+
+
+class Launcher(ABC):
+    """One backend. Methods are idempotent and blocking."""
+
+    name: str
+
+    @abstractmethod
+    def start(self, spec: LaunchSpec) -> Handle:
+        """Start ``spec``, or adopt the live instance that carries ``spec.label``."""
+
+    @abstractmethod
+    def find(self, label: str) -> Handle | None:
+        """The live instance with this label, if any."""
+
+    @abstractmethod
+    def inspect(self, handle: Handle) -> Inspection:
+        """Running or exited (with its exit code), and the code server's address."""
+
+    @abstractmethod
+    def stop(self, handle: Handle, grace_seconds: float) -> Inspection:
+        """SIGTERM (or the backend's equivalent), then kill after ``grace_seconds``. Stopping
+        something already gone is not an error."""
+
+    @abstractmethod
+    def log_tail(self, handle: Handle, lines: int) -> list[str]:
+        """The last ``lines`` lines of its output (stdout and stderr together)."""
+
+    @abstractmethod
+    def cleanup(self, handle: Handle) -> None:
+        """Forget a stopped instance: remove its files or container. Idempotent."""

@@ -1,0 +1,533 @@
+"""The process launcher: code servers and run workers as local processes of the agent's host.
+
+Each label gets a directory ``{state_dir}/processes/{safe label}`` holding everything needed to
+find the process again after the agent restarts (see README.md next to this file). Every
+process runs under ``supervise.py``, which records the exit code even when the agent that
+started it is gone.
+
+Linux is the target: identity checks read ``/proc``. Elsewhere (macOS for local development)
+they degrade to "the PID exists", which cannot detect PID reuse.
+"""
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from activities.launchers.base import (
+    Handle,
+    Inspection,
+    Launcher,
+    LaunchError,
+    LaunchKind,
+    LaunchSpec,
+)
+
+SUPERVISOR = str(Path(__file__).resolve().with_name("supervise.py"))
+
+# Variables of the agent's own configuration (its token, its Temporal connection) never reach
+# user code; whatever user code needs arrives explicitly in LaunchSpec.env or location.env.
+PRIVATE_ENV_PREFIXES = ("TETHER_", "TEMPORAL_")
+
+POLL_SECONDS = 0.05
+KILL_WAIT_SECONDS = 5.0
+# start() waits until the supervisor has started the child (normally a few tens of ms): from
+# then on its signal handlers are installed, so an immediate stop() cannot kill it before it
+# records the exit code.
+SUPERVISOR_READY_SECONDS = 10.0
+LOG_BLOCK_BYTES = 64 * 1024
+# log_tail reads at most this much from the end, so one gigantic line cannot exhaust memory.
+LOG_TAIL_MAX_BYTES = 8 * 1024 * 1024
+
+_HAVE_PROC = Path("/proc/self/stat").exists()
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class _Record:
+    """The contents of process.json."""
+
+    label: str
+    kind: LaunchKind
+    pid: int
+    start_ticks: int | None
+    started_at: datetime
+    log_path: str
+
+
+@dataclass(frozen=True)
+class _ProcStat:
+    state: str
+    pgrp: int
+    start_ticks: int
+
+
+def label_dir_name(label: str) -> str:
+    """A file name for ``label``: readable, bounded, and unique thanks to the hash (two labels
+    that differ only in unsafe characters would otherwise collide)."""
+    digest = hashlib.sha256(label.encode()).hexdigest()[:10]
+    return f"{_UNSAFE_CHARS.sub('_', label)[:80]}-{digest}"
+
+
+def _read_proc_stat(pid: int) -> _ProcStat | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) is in parentheses and may itself contain spaces and ')', so
+    # the remaining fields start after the *last* ')'. They start at field 3 (state).
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return _ProcStat(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        path.unlink()
+
+
+class ProcessLauncher(Launcher):
+    """Launches processes on this host. Blocking and thread-safe; two agent processes may
+    share ``state_dir`` (starts are serialized with a file lock)."""
+
+    name = "process"
+
+    def __init__(self, state_dir: Path, default_python: str = sys.executable) -> None:
+        # Absolute: the port file path is handed to a child that runs in another directory.
+        self.state_dir = Path(state_dir).resolve()
+        self.default_python = default_python
+        self._guard = threading.Lock()
+        self._label_locks: dict[str, threading.Lock] = {}
+        # The supervisors this instance started, by label: poll() them to get exit codes and
+        # so that none is left behind as a zombie.
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # ------------------------------------------------------------------ Launcher interface
+
+    def start(self, spec: LaunchSpec) -> Handle:
+        if not spec.label:
+            raise LaunchError("the launch label is empty")
+        directory = self._dir(spec.label)
+        command, env, cwd = self._prepare(spec, directory)
+        with self._locked(spec.label, create=True):
+            record = self._read_record(spec.label)
+            if record is not None and self._running(record):
+                return self._handle(record, adopted=True)
+            self._forget_exited(spec.label)
+            for stale in ("exit_code", "port", "child_pid"):
+                _remove(directory / stale)
+            log_path = directory / "output.log"
+            started_at = datetime.now(UTC)
+            with open(log_path, "ab") as log:
+                log.write(
+                    f"--- tether: starting {spec.kind} {spec.label} at "
+                    f"{started_at.isoformat()} ---\n".encode()
+                )
+                log.flush()
+                popen = subprocess.Popen(
+                    [
+                        sys.executable,
+                        SUPERVISOR,
+                        "--exit-file",
+                        str(directory / "exit_code"),
+                        "--child-pid-file",
+                        str(directory / "child_pid"),
+                        "--",
+                        *command,
+                    ],
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    close_fds=True,
+                    # Its own session and process group (group ID = supervisor PID): signals
+                    # to the agent's group or terminal never reach it, and stop() can signal
+                    # the supervisor, the child and the child's children at once.
+                    start_new_session=True,
+                )
+            with self._guard:
+                self._children[spec.label] = popen
+            # Read now, before the supervisor can be reaped: an unreaped process keeps its
+            # /proc entry even if it has already exited.
+            stat = _read_proc_stat(popen.pid) if _HAVE_PROC else None
+            record = _Record(
+                label=spec.label,
+                kind=spec.kind,
+                pid=popen.pid,
+                start_ticks=stat.start_ticks if stat else None,
+                started_at=started_at,
+                log_path=str(log_path),
+            )
+            self._write_record(directory, record)
+            self._wait_supervisor_ready(popen, directory)
+            return self._handle(record, adopted=False)
+
+    def find(self, label: str) -> Handle | None:
+        record = self._read_record(label)
+        if record is None or not self._running(record):
+            return None
+        return self._handle(record, adopted=False)
+
+    def inspect(self, handle: Handle) -> Inspection:
+        directory = self._dir(handle.label)
+        if not directory.is_dir():
+            return Inspection(running=False, found=False)
+        record = self._record_for(handle)
+        if record is None:
+            # Another generation runs under this label now (or the files are gone): what
+            # this handle pointed to has exited, with an exit code nobody kept.
+            return Inspection(running=False, found=(self._read_record(handle.label) is not None))
+        if self._running(record):
+            port = _read_int(directory / "port")
+            return Inspection(
+                running=True, address=f"http://127.0.0.1:{port}" if port is not None else None
+            )
+        exit_code = _read_int(directory / "exit_code")
+        if exit_code is None:
+            popen = self._popen(record)
+            if popen is not None:
+                exit_code = popen.poll()
+        return Inspection(running=False, exit_code=exit_code)
+
+    def stop(self, handle: Handle, grace_seconds: float) -> Inspection:
+        # Under the label lock: a concurrent start() must not adopt what is being stopped.
+        with self._locked(handle.label, create=False):
+            record = self._record_for(handle)
+            if record is None or not self._running(record):
+                return self.inspect(handle)
+            self._signal_group(record.pid, signal.SIGTERM)
+            if self._wait_exited(record, max(grace_seconds, 0.0)):
+                return self.inspect(handle)
+            self._signal_group(record.pid, signal.SIGKILL)
+            if self._wait_exited(record, KILL_WAIT_SECONDS):
+                exit_file = self._dir(handle.label) / "exit_code"
+                if _read_int(exit_file) is None:
+                    # The supervisor died with its child and could not record this; keep it
+                    # for whoever inspects later, possibly another agent process.
+                    _write_atomically(exit_file, f"{-signal.SIGKILL}\n")
+            return self.inspect(handle)
+
+    def log_tail(self, handle: Handle, lines: int) -> list[str]:
+        if lines <= 0:
+            return []
+        path = Path(handle.log_path) if handle.log_path else self._dir(handle.label) / "output.log"
+        try:
+            with open(path, "rb") as f:
+                data = _read_tail(f, lines)
+        except FileNotFoundError:
+            return []
+        text = data.decode("utf-8", errors="replace")
+        # Split on '\n' only: str.splitlines() would also split on form feeds, '\x1c', etc.
+        result = text.split("\n")
+        if result and result[-1] == "":
+            result.pop()
+        return [line.removesuffix("\r") for line in result[-lines:]]
+
+    def cleanup(self, handle: Handle) -> None:
+        directory = self._dir(handle.label)
+        if not directory.is_dir():
+            return
+        with self._locked(handle.label, create=False):
+            # Checks the label's *current* process, not just the handle's: a newer
+            # generation's files must survive the cleanup of an older handle.
+            record = self._read_record(handle.label)
+            if record is not None and self._running(record):
+                return
+            self._forget_exited(handle.label)
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def labels(self) -> list[str]:
+        """Labels of everything recorded in the state directory, running or not."""
+        found = []
+        for record_file in sorted((self.state_dir / "processes").glob("*/process.json")):
+            try:
+                found.append(str(json.loads(record_file.read_text())["label"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    def child_pid(self, handle: Handle) -> int | None:
+        """The PID of the command itself (the supervisor's child), once it has started."""
+        return _read_int(self._dir(handle.label) / "child_pid")
+
+    # ------------------------------------------------------------------ preparing a launch
+
+    def _prepare(
+        self, spec: LaunchSpec, directory: Path
+    ) -> tuple[list[str], dict[str, str], str | None]:
+        """The command, environment and working directory, validated before anything runs."""
+        location = spec.location
+        cwd = location.working_directory
+        if cwd is not None and not Path(cwd).is_dir():
+            raise LaunchError(
+                f"working directory {cwd!r} of the code location does not exist on this "
+                "agent's host (or is not a directory): create it, or fix working_directory "
+                "in the code location"
+            )
+        python = location.python_executable or self.default_python
+        if spec.kind == "code-server":
+            command = list(location.command or [python, "-m", "tether_sdk.code_server"])
+        else:
+            command = [python, "-m", "tether_sdk.run_worker"]
+        if not command or not command[0]:
+            raise LaunchError("the code location's command is empty: give a program to run")
+
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(PRIVATE_ENV_PREFIXES)
+        }
+        env["PYTHONUNBUFFERED"] = "1"  # output goes to a file: keep log tails current
+        if location.module:
+            env["TETHER_MODULE"] = location.module
+        if location.python_file:
+            env["TETHER_PYTHON_FILE"] = location.python_file
+        if location.working_directory:
+            env["TETHER_WORKING_DIRECTORY"] = location.working_directory
+        if spec.kind == "code-server":
+            env["TETHER_CODE_SERVER_HOST"] = "127.0.0.1"
+            env["TETHER_CODE_SERVER_PORT"] = "0"
+            env["TETHER_PORT_FILE"] = str(directory / "port")
+        env.update(location.env)
+        env.update(spec.env)
+
+        program = command[0]
+        what = "python executable" if program == python else "program"
+        if os.sep in program:
+            # Relative paths are relative to the working directory, where the child runs.
+            path = Path(cwd or os.getcwd(), program)
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise LaunchError(
+                    f"{what} {program!r} does not exist or is not executable on this agent's "
+                    f"host (looked at {str(path)!r}): install it there, or fix "
+                    f"{'python_executable' if what.startswith('python') else 'command'} in "
+                    "the code location"
+                )
+        elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+            raise LaunchError(
+                f"{what} {program!r} was not found on the PATH of this agent's host: install "
+                "it, or give an absolute path in the code location"
+            )
+        return command, env, cwd
+
+    # ------------------------------------------------------------------ state and identity
+
+    def _dir(self, label: str) -> Path:
+        return self.state_dir / "processes" / label_dir_name(label)
+
+    def _handle(self, record: _Record, *, adopted: bool) -> Handle:
+        return Handle(
+            label=record.label,
+            kind=record.kind,
+            launcher=self.name,
+            pid=record.pid,
+            log_path=record.log_path,
+            started_at=record.started_at,
+            adopted=adopted,
+        )
+
+    def _read_record(self, label: str) -> _Record | None:
+        try:
+            data = json.loads((self._dir(label) / "process.json").read_text())
+            return _Record(
+                label=str(data["label"]),
+                kind=data["kind"],
+                pid=int(data["pid"]),
+                start_ticks=None if data["start_ticks"] is None else int(data["start_ticks"]),
+                started_at=datetime.fromisoformat(data["started_at"]),
+                log_path=str(data["log_path"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            # Missing or unreadable: as far as we can tell, nothing runs under this label.
+            return None
+
+    def _write_record(self, directory: Path, record: _Record) -> None:
+        data = {
+            "label": record.label,
+            "kind": record.kind,
+            "pid": record.pid,
+            "start_ticks": record.start_ticks,
+            "started_at": record.started_at.isoformat(),
+            "log_path": record.log_path,
+        }
+        _write_atomically(directory / "process.json", json.dumps(data, indent=2) + "\n")
+
+    def _record_for(self, handle: Handle) -> _Record | None:
+        """The label's record, if it still describes the process of ``handle``."""
+        record = self._read_record(handle.label)
+        if record is None or (handle.pid is not None and handle.pid != record.pid):
+            return None
+        return record
+
+    def _popen(self, record: _Record) -> subprocess.Popen[bytes] | None:
+        with self._guard:
+            popen = self._children.get(record.label)
+        return popen if popen is not None and popen.pid == record.pid else None
+
+    def _running(self, record: _Record) -> bool:
+        """Is the process of ``record`` (or, if its supervisor died alone, its child) alive?"""
+        popen = self._popen(record)
+        if popen is not None:
+            # We are the parent: until we reap it, the PID cannot be reused, and poll() reaps.
+            supervisor_alive = popen.poll() is None
+        elif _HAVE_PROC:
+            stat = _read_proc_stat(record.pid)
+            supervisor_alive = (
+                stat is not None
+                and stat.state != "Z"
+                and (record.start_ticks is None or stat.start_ticks == record.start_ticks)
+            )
+        else:
+            supervisor_alive = _pid_exists(record.pid)
+        return supervisor_alive or self._orphan_alive(record)
+
+    def _orphan_alive(self, record: _Record) -> bool:
+        """The command still runs although its supervisor was killed on its own (kill -9 of
+        that one PID, the OOM killer). It must still be reported, and stop() must kill it."""
+        directory = self._dir(record.label)
+        # An exit file means the supervisor saw its child end: the PID in child_pid is stale.
+        if not _HAVE_PROC or record.start_ticks is None or (directory / "exit_code").exists():
+            return False
+        child = _read_int(directory / "child_pid")
+        if child is None:
+            return False
+        stat = _read_proc_stat(child)
+        # Still in the supervisor's process group and younger than the supervisor: the same
+        # process, not a stranger that reused the PID.
+        return (
+            stat is not None
+            and stat.state != "Z"
+            and stat.pgrp == record.pid
+            and stat.start_ticks >= record.start_ticks
+        )
+
+    def _forget_exited(self, label: str) -> None:
+        with self._guard:
+            popen = self._children.get(label)
+            if popen is not None and popen.poll() is not None:
+                del self._children[label]
+
+    def _wait_exited(self, record: _Record, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._running(record):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_SECONDS)
+        return True
+
+    def _wait_supervisor_ready(self, popen: subprocess.Popen[bytes], directory: Path) -> None:
+        deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
+        while not (directory / "child_pid").exists() and not (directory / "exit_code").exists():
+            if popen.poll() is not None or time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
+
+    @staticmethod
+    def _signal_group(pgid: int, signum: signal.Signals) -> None:
+        with suppress(ProcessLookupError):  # already gone
+            os.killpg(pgid, signum)
+
+    # ------------------------------------------------------------------ locking
+
+    def _thread_lock(self, label: str) -> threading.Lock:
+        with self._guard:
+            return self._label_locks.setdefault(label, threading.Lock())
+
+    @contextmanager
+    def _locked(self, label: str, *, create: bool) -> Iterator[None]:
+        """Serialize work on ``label`` across threads and across agent processes that share
+        the state directory. Without ``create``, a missing directory is not created (and
+        there is nothing to lock in another process)."""
+        with self._thread_lock(label):
+            fd = self._lock_file(self._dir(label), create)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    os.close(fd)  # releases the flock
+
+    @staticmethod
+    def _lock_file(directory: Path, create: bool) -> int | None:
+        path = directory / ".lock"
+        while True:
+            if create:
+                directory.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                if create:
+                    continue  # removed by a cleanup between mkdir and open
+                return None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A cleanup in another process may have removed the directory while we waited:
+            # then we hold a lock on a deleted file that nobody else will ever lock.
+            try:
+                current = os.stat(path)
+                opened = os.fstat(fd)
+                if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_tail(f: io.BufferedReader, lines: int) -> bytes:
+    """Enough bytes from the end of ``f`` to hold its last ``lines`` lines, read backwards in
+    blocks: logs of long-running processes can be large."""
+    end = f.seek(0, os.SEEK_END)
+    position = end
+    chunks: list[bytes] = []
+    newlines = 0
+    # lines + 1 newlines guarantee that the first of the wanted lines is complete (the file
+    # usually ends with one).
+    while position > 0 and newlines <= lines and end - position < LOG_TAIL_MAX_BYTES:
+        size = min(LOG_BLOCK_BYTES, position)
+        position -= size
+        f.seek(position)
+        chunk = f.read(size)
+        chunks.append(chunk)
+        newlines += chunk.count(b"\n")
+    data = b"".join(reversed(chunks))
+    if position > 0:
+        # Drop the partial first line (it may also start inside a multi-byte character).
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else data
+    return data

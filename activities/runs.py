@@ -1,0 +1,218 @@
+"""RunWorkflow's activities: validate, launch and watch the run worker, stop it, and
+reconcile the outcome with the control plane."""
+
+import asyncio
+import math
+import time
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.code_locations import describe_exit
+from activities.context import AgentContext, blocking, resolve_env
+from activities.launchers.base import Handle, LaunchError, LaunchSpec
+from tether_api.codeserver import ValidateRequest, ValidateResponse
+from tether_api.enums import TERMINAL_RUN_STATUSES, CodeLocationStatus, RunStatus
+from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, RunStatusReport
+from workflows import names
+from workflows.models import (
+    CodeLocationState,
+    FinishRunInput,
+    LaunchRunWorkerInput,
+    PrepareRunInput,
+    PrepareRunOutput,
+    RunResult,
+    StopInput,
+    StopOutput,
+    WatchInput,
+    WatchRunWorkerOutput,
+)
+
+LOG_TAIL_LINES = 30
+# Exit codes of `tether run-worker` (see the SDK's README).
+EXIT_UNDELIVERABLE = 3
+EXIT_REFUSED = 4
+
+
+class RunActivities:
+    def __init__(self, context: AgentContext) -> None:
+        self.ctx = context
+        self._http = httpx.AsyncClient(timeout=30.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @activity.defn(name=names.PREPARE_RUN)
+    async def prepare_run(self, input: PrepareRunInput) -> PrepareRunOutput:
+        """Check the run is still wanted and valid: the code server validates the job and its
+        config. Raises a retryable error while the location is not serving yet."""
+        run = await self.ctx.control_plane.run(input.run_id)
+        if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+            return PrepareRunOutput(proceed=False, status=run.status, message="already finished")
+        if run.status == RunStatus.CANCELING:
+            return PrepareRunOutput(
+                proceed=False, status=RunStatus.CANCELED, message="canceled before it started"
+            )
+        max_runtime = None
+        raw = run.tags.get(input.max_runtime_tag)
+        if raw is not None:
+            try:
+                max_runtime = float(raw)
+                if not math.isfinite(max_runtime) or max_runtime <= 0:
+                    raise ValueError
+            except ValueError:
+                return _refuse(
+                    f"tag {input.max_runtime_tag}={raw!r} is not a positive number of seconds"
+                )
+        location = await self._location_state(input)
+        if location.address is None:
+            if location.status in (CodeLocationStatus.ERROR, CodeLocationStatus.STOPPED):
+                return _refuse(
+                    f"code location {input.code_location} is {location.status.value}: "
+                    f"{location.message or 'no code server'}; fix it and redeploy"
+                )
+            raise ApplicationError(
+                f"code location {input.code_location} is {location.status.value}; waiting for "
+                "its code server",
+                type="CodeLocationNotReady",
+            )
+        try:
+            response = await self._http.post(
+                f"{location.address}/validate",
+                content=ValidateRequest(job=run.job, run_config=run.run_config).model_dump_json(),
+                headers={"Content-Type": "application/json"},
+            )
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ApplicationError(
+                f"the code server of {input.code_location} did not validate the run: {exc!r}",
+                type="CodeServerUnavailable",
+            ) from exc
+        verdict = ValidateResponse.model_validate_json(response.content)
+        if not verdict.valid:
+            problems = "; ".join(f"{e.field}: {e.message}" for e in verdict.errors)
+            return _refuse(verdict.message or problems or "the code server refused the run")
+        return PrepareRunOutput(
+            proceed=True, status=run.status, steps=verdict.steps, max_runtime_seconds=max_runtime
+        )
+
+    async def _location_state(self, input: PrepareRunInput) -> CodeLocationState:
+        workflow_id = names.code_location_workflow_id(
+            input.organization, input.deployment, input.code_location
+        )
+        handle = self.ctx.temporal.get_workflow_handle(workflow_id)
+        try:
+            return await handle.query(names.QUERY_STATE, result_type=CodeLocationState)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ApplicationError(
+                    f"code location {input.code_location} is not deployed yet (no workflow "
+                    f"{workflow_id}); waiting for it",
+                    type="CodeLocationNotReady",
+                ) from exc
+            raise
+
+    @activity.defn(name=names.LAUNCH_RUN_WORKER)
+    async def launch_run_worker(self, input: LaunchRunWorkerInput) -> Handle:
+        """Start the run worker with a fresh run token, or adopt the one already running
+        under this run's label (then no token is minted: a new one would revoke its own)."""
+        launcher = self.ctx.launcher
+        handle = await asyncio.to_thread(launcher.find, input.label)
+        if handle is None:
+            location = await self.ctx.control_plane.code_location(input.code_location)
+            env = resolve_env(location.spec)
+            env.update(
+                {
+                    "TETHER_RUN_ID": input.run_id,
+                    "TETHER_CONTROL_PLANE_URL": self.ctx.worker_control_plane_url,
+                    "TETHER_RUN_TOKEN": await self.ctx.control_plane.run_token(input.run_id),
+                    "TETHER_HEARTBEAT_INTERVAL": f"{self.ctx.run_worker_heartbeat_seconds:g}",
+                }
+            )
+            spec = LaunchSpec(label=input.label, kind="run-worker", location=location.spec, env=env)
+            try:
+                handle = await blocking(lambda: launcher.start(spec))
+            except LaunchError as exc:
+                raise ApplicationError(str(exc), type="LaunchError", non_retryable=True) from exc
+        where = f"pid {handle.pid}" if handle.pid else f"container {handle.container_id}"
+        await self.ctx.control_plane.report_run(
+            input.run_id,
+            RunStatusReport(
+                status=RunStatus.STARTED,
+                message=f"run worker {'adopted' if handle.adopted else 'started'} ({where})",
+            ),
+        )
+        return handle
+
+    @activity.defn(name=names.WATCH_RUN_WORKER)
+    async def watch_run_worker(self, input: WatchInput) -> WatchRunWorkerOutput:
+        """Wait for the run worker to exit. Cancellation (terminate, agent shutdown) leaves
+        the process alone: stopping it is stop_run_worker's job."""
+        end = time.monotonic() + input.max_seconds
+        while time.monotonic() < end:
+            activity.heartbeat()
+            inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
+            if not inspection.running:
+                return WatchRunWorkerOutput(running=False, exit_code=inspection.exit_code)
+            await asyncio.sleep(input.interval_seconds)
+        return WatchRunWorkerOutput(running=True)
+
+    @activity.defn(name=names.STOP_RUN_WORKER)
+    async def stop_run_worker(self, input: StopInput) -> StopOutput:
+        launcher = self.ctx.launcher
+        inspection = await blocking(lambda: launcher.stop(input.handle, input.grace_seconds))
+        return StopOutput(exit_code=inspection.exit_code)
+
+    @activity.defn(name=names.FINISH_RUN)
+    async def finish_run(self, input: FinishRunInput) -> RunResult:
+        """Report what the run worker could not: a crash without a final event, a terminate
+        that stopped it, a timeout. A run that already reached a final status keeps it."""
+        launcher = self.ctx.launcher
+        handle = input.handle or await asyncio.to_thread(launcher.find, input.label)
+        exit_code = input.exit_code
+        if input.handle is None and handle is not None:
+            # Launched by an attempt that raced a cancel or a timeout: stop it now.
+            stopped = await blocking(
+                lambda: launcher.stop(handle, self.ctx.run_settings.stop_grace_seconds)
+            )
+            exit_code = stopped.exit_code
+        run = await self.ctx.control_plane.run(input.run_id)
+        if RunStatus(run.status) not in TERMINAL_RUN_STATUSES:
+            status, message = _verdict(input, run.status, exit_code)
+            log_tail: list[str] = []
+            if handle is not None:
+                log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
+            run = await self.ctx.control_plane.report_run(
+                input.run_id,
+                RunStatusReport(
+                    status=status,
+                    message=message[:MAX_MESSAGE_CHARS],
+                    exit_code=exit_code,
+                    log_tail=[line[:MAX_MESSAGE_CHARS] for line in log_tail][-MAX_LOG_TAIL_LINES:],
+                ),
+            )
+        return RunResult(
+            run_id=run.id, status=run.status, message=run.status_message, exit_code=run.exit_code
+        )
+
+
+def _refuse(message: str) -> PrepareRunOutput:
+    return PrepareRunOutput(proceed=False, status=RunStatus.FAILURE, message=message)
+
+
+def _verdict(
+    input: FinishRunInput, current: RunStatus, exit_code: int | None
+) -> tuple[RunStatus, str]:
+    if input.outcome == "terminated" or current == RunStatus.CANCELING:
+        return RunStatus.CANCELED, input.message or "terminated"
+    if input.outcome in ("timed-out", "not-started"):
+        return RunStatus.FAILURE, input.message or "the run did not start"
+    if exit_code == EXIT_UNDELIVERABLE:
+        return RunStatus.FAILURE, (
+            "the run worker could not deliver its events to the control plane (exit code 3)"
+        )
+    if exit_code == EXIT_REFUSED:
+        return RunStatus.FAILURE, "the control plane refused the run worker (exit code 4)"
+    return RunStatus.FAILURE, f"the run worker {describe_exit(exit_code)} without a final event"

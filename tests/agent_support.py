@@ -1,0 +1,219 @@
+"""Test support for the agent: a real Temporal dev server and a real agent process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support import REPO, Tenant, free_port, wait_until
+from worker.temporal_binary import temporal_cli
+
+
+def temporal_binary() -> str:
+    return temporal_cli()
+
+
+class TemporalDevServer:
+    """``temporal server start-dev`` on free loopback ports, persisted to a file."""
+
+    def __init__(self, workdir: Path, ui: bool = False) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.ui_port = free_port() if ui else None
+        self.address = f"127.0.0.1:{self.port}"
+        self.db_file = workdir / "temporal.db"
+        self.log_path = workdir / "temporal.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TemporalDevServer:
+        command = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db-filename",
+            str(self.db_file),
+            "--log-level",
+            "warn",
+        ]
+        if self.ui_port is None:
+            command.append("--headless")
+        else:
+            command += ["--ui-port", str(self.ui_port)]
+        log = self.log_path.open("ab")
+        # The dev server also listens on a metrics port and an HTTP port; free ones, so that
+        # parallel servers never collide.
+        command += ["--metrics-port", str(free_port()), "--http-port", str(free_port())]
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._ready, timeout=60, interval=0.2, what=f"Temporal at {self.address}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"temporal exited: {self.log_path.read_text()[-3000:]}")
+        result = subprocess.run(
+            [temporal_binary(), "workflow", "list", "--address", self.address, "--limit", "1"],
+            capture_output=True,
+            timeout=20,
+        )
+        return result.returncode == 0
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``temporal ARGS --address THIS``."""
+        return subprocess.run(
+            [temporal_binary(), *args, "--address", self.address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class AgentProcess:
+    """``tether agent run`` for one tenant, with its own task queue and state directory."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        temporal: TemporalDevServer,
+        workdir: Path,
+        name: str = "agent-1",
+        **env: Any,
+    ) -> None:
+        self.tenant = tenant
+        self.temporal = temporal
+        self.name = name
+        self.state_dir = workdir / "agent-state"
+        self.log_path = workdir / f"agent-{name}.log"
+        self.task_queue = f"tq:{tenant.org}"
+        self.env = {k: str(v) for k, v in env.items()}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def workflow_id(self) -> str:
+        return f"agent:{self.tenant.org}:{self.tenant.deployment}:{self.name}"
+
+    def start(self) -> AgentProcess:
+        env = {
+            **os.environ,
+            "TETHER_CONTROL_PLANE_URL": self.tenant.cp.url,
+            "TETHER_AGENT_TOKEN": self.tenant.agent_token,
+            # Short intervals keep the tests quick; production defaults are longer.
+            "TETHER_CODE_LOCATION_HEALTH_CHECK_INTERVAL_SECONDS": "1",
+            "TETHER_CODE_LOCATION_RESTART_BACKOFF_INITIAL_SECONDS": "1",
+            "TETHER_CODE_LOCATION_RESTART_BACKOFF_MAX_SECONDS": "5",
+            "TETHER_RUN_STOP_GRACE_SECONDS": "5",
+            **self.env,
+        }
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tether_cli.main",
+                "agent",
+                "run",
+                "--name",
+                self.name,
+                "--temporal-address",
+                self.temporal.address,
+                "--task-queue",
+                self.task_queue,
+                "--state-dir",
+                str(self.state_dir),
+                "--poll-wait",
+                "5",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        wait_until(self._serving, timeout=60, interval=0.1, what=f"agent {self.name} serving")
+        return self
+
+    def _serving(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"agent exited: {self.log()[-3000:]}")
+        return "serving" in self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: the agent dies without any cleanup, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def wait_for_run(
+    tenant: Tenant, run_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 60
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        run = tenant.run(run_id)
+        return run if run["status"] in statuses else None
+
+    result: dict[str, Any] = wait_until(
+        reached, timeout=timeout, interval=0.1, what=f"run {run_id} in {statuses}"
+    )
+    return result
+
+
+def location(tenant: Tenant, name: str) -> dict[str, Any]:
+    with tenant.user() as c:
+        r = c.get(f"{tenant.dep_path}/code-locations/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def wait_for_location(
+    tenant: Tenant, name: str, statuses: tuple[str, ...] = ("RUNNING", "ERROR"), timeout: float = 60
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        loc = location(tenant, name)
+        return loc if loc["status"] in statuses else None
+
+    result: dict[str, Any] = wait_until(
+        reached, timeout=timeout, interval=0.1, what=f"location {name} in {statuses}"
+    )
+    return result
+
+
+def events(tenant: Tenant, run_id: str) -> list[dict[str, Any]]:
+    with tenant.user() as c:
+        r = c.get(f"{tenant.dep_path}/runs/{run_id}/events", params={"limit": 1000})
+        assert r.status_code == 200, r.text
+        return r.json()["events"]  # type: ignore[no-any-return]

@@ -1,0 +1,439 @@
+"""The user commands (deploy, locations, runs ...) run as subprocesses against a real control
+plane. There is no agent: the tests post the agent's status reports and the run worker's
+events themselves."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import Tenant, client, event, free_port, wait_until
+from tether_sdk.examples import quickstart
+
+SNAPSHOT = quickstart.defs.snapshot().model_dump(mode="json")
+QUICK = ["--module", "tether_sdk.examples.quickstart"]
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+Spawn = Callable[..., subprocess.Popen[str]]
+
+
+def _env(tenant: Tenant, home: Path, **overrides: str | None) -> dict[str, str]:
+    # Nothing from the outer environment (a developer's TETHER_TOKEN) may leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(
+        TETHER_URL=tenant.cp.url,
+        TETHER_TOKEN=tenant.user_token,
+        TETHER_DEPLOYMENT=tenant.deployment,
+        TETHER_HOME=str(home),
+        COLUMNS="200",
+        NO_COLOR="1",
+    )
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _argv(args: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "tether_cli.main", *args]
+
+
+@pytest.fixture
+def cli(tenant: Tenant, tmp_path: Path) -> Cli:
+    def run(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            _argv(args),
+            env=_env(tenant, tmp_path, **env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
+
+
+@pytest.fixture
+def spawn(tenant: Tenant, tmp_path: Path) -> Iterator[Spawn]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, **env: str | None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            _argv(args),
+            env=_env(tenant, tmp_path, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _report(tenant: Tenant, name: str, **body: Any) -> None:
+    with tenant.agent() as c:
+        r = c.post(f"/api/v1/agent/code-locations/{name}/status", json=body)
+        assert r.status_code == 200, r.text
+
+
+def _location(tenant: Tenant, name: str) -> dict[str, Any] | None:
+    with tenant.user() as c:
+        r = c.get(f"{tenant.dep_path}/code-locations/{name}")
+        return r.json() if r.status_code == 200 else None
+
+
+def _post_events(tenant: Tenant, run_id: str, token: str, *events: dict[str, Any]) -> None:
+    with client(tenant.cp.url, token) as w:
+        r = w.post(f"/api/v1/runs/{run_id}/events", json={"events": list(events)})
+        assert r.status_code == 200, r.text
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+# --- code locations -----------------------------------------------------------------------
+
+
+def test_deploy_no_wait_then_locations(cli: Cli) -> None:
+    r = cli(
+        "deploy",
+        "quick",
+        *QUICK,
+        "--env",
+        "A=1=2",
+        "--passthrough-env",
+        "SECRET",
+        "--command",
+        "tether code-server --module 'my mod'",
+        "--no-wait",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "generation 1 deployed" in r.stdout
+    r = cli("locations", "--json")
+    assert r.returncode == 0, r.stderr
+    [loc] = json.loads(r.stdout)
+    assert (loc["name"], loc["status"], loc["generation"]) == ("quick", "PENDING", 1)
+    assert loc["spec"]["env"] == {"A": "1=2"} and loc["spec"]["passthrough_env"] == ["SECRET"]
+    assert loc["spec"]["command"] == ["tether", "code-server", "--module", "my mod"]
+    table = cli("locations")
+    assert "quick" in table.stdout and "PENDING" in table.stdout
+    again = cli("deploy", "quick", *QUICK, "--env", "A=1=2", "--passthrough-env", "SECRET",
+                "--command", "tether code-server --module 'my mod'", "--no-wait",
+                "--json")  # fmt: skip
+    assert json.loads(again.stdout)["changed"] is False
+    assert cli("remove", "quick").returncode == 0
+    assert json.loads(cli("locations", "--json").stdout) == []
+
+
+def test_deploy_checks_its_input_locally(cli: Cli) -> None:
+    both = cli("deploy", "x", "--module", "m", "--python-file", "f.py")
+    assert both.returncode == 2 and "exactly one of 'module'" in both.stderr
+    neither = cli("deploy", "x")
+    assert neither.returncode == 2 and "exactly one of 'module'" in neither.stderr
+    bad_env = cli("deploy", "x", *QUICK, "--env", "NOEQUALS")
+    assert bad_env.returncode == 2 and "--env 'NOEQUALS' is not KEY=VALUE" in bad_env.stderr
+    # What only the server checks comes back with its message.
+    bad_name = cli("deploy", "bad:name", *QUICK, "--no-wait")
+    assert bad_name.returncode == 1 and bad_name.stderr.startswith("error: ")
+
+
+def test_deploy_wait_times_out_without_an_agent(cli: Cli) -> None:
+    r = cli("deploy", "quick", *QUICK, "--timeout", "1")
+    assert r.returncode == 3, r.stderr
+    assert "timed out after 1s" in r.stderr and "last status PENDING" in r.stderr
+    assert "no agent of deployment 'prod' is available" in r.stderr
+
+
+def test_deploy_waits_for_running_of_this_generation(
+    cli: Cli, spawn: Spawn, tenant: Tenant
+) -> None:
+    proc = spawn("deploy", "quick", *QUICK, "--timeout", "30")
+    wait_until(lambda: _location(tenant, "quick"), what="the PUT")
+    _report(tenant, "quick", status="STARTING", generation=1)
+    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    code, out, err = _finish(proc)
+    assert code == 0, err
+    assert "quick is RUNNING: generation 1, 2 jobs" in out
+    # The same spec again: already RUNNING, done at once.
+    same = cli("deploy", "quick", *QUICK, "--json")
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["changed"] is False
+    # A changed spec: the RUNNING of generation 1 must not pass for generation 2's.
+    stale = cli("deploy", "quick", *QUICK, "--env", "B=2", "--timeout", "1.5")
+    assert stale.returncode == 3, stale.stderr
+    assert "generation 2" in stale.stderr and "RUNNING (not yet synced)" in stale.stderr
+    # A late report about generation 1 is ignored; generation 2's ends a redeploy's wait.
+    proc = spawn("redeploy", "quick", "--wait", "--timeout", "30")
+    wait_until(lambda: (_location(tenant, "quick") or {}).get("generation") == 3, what="redeploy")
+    _report(tenant, "quick", status="RUNNING", generation=2)
+    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=3)
+    code, out, err = _finish(proc)
+    assert code == 0, err
+    assert "generation 3" in out
+
+
+def test_deploy_reports_the_error_and_log_tail(spawn: Spawn, tenant: Tenant) -> None:
+    proc = spawn("deploy", "broken", "--python-file", "defs.py", "--timeout", "30")
+    wait_until(lambda: _location(tenant, "broken"), what="the PUT")
+    _report(
+        tenant,
+        "broken",
+        status="ERROR",
+        message="ImportError: no module named 'pandas'",
+        log_tail=["Traceback (most recent call last):", "  [in defs.py line 3]"],
+        generation=1,
+    )
+    code, _, err = _finish(proc)
+    assert code == 1
+    assert "[in defs.py line 3]" in err  # a log line is printed as text, not Rich markup
+    assert err.rstrip().endswith("failed (generation 1): ImportError: no module named 'pandas'")
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def test_launch_list_logs_terminate(cli: Cli, tenant: Tenant, tmp_path: Path) -> None:
+    tenant.deploy("quick")
+    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    config = tmp_path / "config.json"
+    config.write_text('{"source": "s3://a", "rows": 3}')
+    r = cli(
+        "runs", "launch", "quick", "etl", "--config", str(config),
+        "--config-json", '{"rows": 5}', "--tag", "team=data",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.strip()
+    run = tenant.run(run_id)
+    assert run["run_config"] == {"source": "s3://a", "rows": 5}
+    assert run["tags"] == {"team": "data"}
+
+    listed = cli("runs", "list", "--json", "--tag", "team=data", "--status", "starting")
+    assert [x["id"] for x in json.loads(listed.stdout)] == [run_id]
+    assert json.loads(cli("runs", "list", "--json", "--status", "SUCCESS").stdout) == []
+    table = cli("runs", "list", "--location", "quick")
+    assert run_id in table.stdout and "STARTING" in table.stdout
+
+    token = tenant.run_token(run_id)
+    _post_events(
+        tenant,
+        run_id,
+        token,
+        event(1, "RUN_START"),
+        event(2, "LOG", "reading [3] rows", step="extract", level="INFO"),
+    )
+    logs = cli("runs", "logs", run_id)
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].endswith(" RUN_START")
+    assert lines[1].endswith(" LOG INFO [extract] reading [3] rows")
+    assert cli("runs", "logs", run_id, "--after", "1").stdout.splitlines() == lines[1:]
+
+    other = cli("runs", "launch", "quick", "etl").stdout.strip()
+    terminated = cli("runs", "terminate", other)
+    assert terminated.returncode == 0 and "CANCELING" in terminated.stdout
+    assert tenant.run(other)["status"] == "CANCELING"
+    _post_events(tenant, other, tenant.run_token(other), event(1, "RUN_CANCELED"))
+    finished = cli("runs", "logs", other, "--follow")
+    assert finished.returncode == 1 and "CANCELED" in finished.stdout
+    again = cli("runs", "terminate", other)
+    assert again.returncode == 0 and "CANCELED" in again.stdout
+
+
+def test_logs_pages_through_every_event(cli: Cli, tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    run_id = tenant.launch("quick")["id"]
+    many = [event(seq, "LOG", f"line {seq}") for seq in range(1, 1206)]
+    _post_events(tenant, run_id, tenant.run_token(run_id), *many, event(1206, "LOG", "a\nb"))
+    r = cli("runs", "logs", run_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1207
+    assert lines[0].endswith(" LOG line 1") and lines[1204].endswith(" LOG line 1205")
+    assert lines[-2].endswith(" LOG a") and lines[-1] == " " * 13 + "b"
+
+
+def test_logs_follow_streams_until_the_run_ends(spawn: Spawn, tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    run_id = tenant.launch("quick")["id"]
+    token = tenant.run_token(run_id)
+    _post_events(tenant, run_id, token, event(1, "RUN_START"))
+    proc = spawn("runs", "logs", run_id, "--follow")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().rstrip().endswith("RUN_START")
+    # Live part: events posted after the command started arrive, and the end ends it.
+    _post_events(tenant, run_id, token, event(2, "LOG", "live", level="INFO"))
+    _post_events(tenant, run_id, token, event(3, "RUN_SUCCESS", "done"))
+    code, out, err = _finish(proc)
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("LOG INFO live")
+    assert out.splitlines()[1].endswith("RUN_SUCCESS done")
+    assert "SUCCESS" in out.splitlines()[2]
+
+
+def test_launch_follow_and_failure_exit_code(spawn: Spawn, tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    proc = spawn("runs", "launch", "quick", "etl", "--follow")
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    token = tenant.run_token(run_id)
+    _post_events(tenant, run_id, token, event(1, "RUN_START"), event(2, "RUN_FAILURE", "boom"))
+    code, out, _ = _finish(proc)
+    assert code == 1
+    assert "RUN_FAILURE boom" in out and "FAILURE" in out.splitlines()[-1]
+
+
+class _DroppingProxy:
+    """A TCP proxy whose open connections can be cut, as a load balancer or a network blip
+    would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets += [downstream, upstream]
+            for a, b in ((downstream, upstream), (upstream, downstream)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def drop(self) -> None:
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop()
+
+
+def test_logs_follow_resumes_after_a_dropped_connection(spawn: Spawn, tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    run_id = tenant.launch("quick")["id"]
+    token = tenant.run_token(run_id)
+    _post_events(tenant, run_id, token, event(1, "RUN_START"), event(2, "LOG", "before"))
+    proxy = _DroppingProxy(tenant.cp.port)
+    try:
+        proc = spawn(
+            "runs", "logs", run_id, "--follow", TETHER_URL=f"http://127.0.0.1:{proxy.port}"
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().rstrip().endswith("RUN_START")
+        assert proc.stdout.readline().rstrip().endswith("LOG before")
+        proxy.drop()
+        _post_events(tenant, run_id, token, event(3, "LOG", "after"), event(4, "RUN_SUCCESS"))
+        code, out, err = _finish(proc)
+    finally:
+        proxy.close()
+    assert code == 0, err
+    assert "resuming after event 2" in err
+    # Each event once: the reconnect resumed after the last one received.
+    assert [line.split()[1] for line in out.splitlines()[:2]] == ["LOG", "RUN_SUCCESS"]
+
+
+def test_launch_config_errors(cli: Cli, tenant: Tenant, tmp_path: Path) -> None:
+    tenant.deploy("quick")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "source": "x",\n}\n')
+    r = cli("runs", "launch", "quick", "etl", "--config", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}: invalid JSON at line 3 column 1" in r.stderr
+    r = cli("runs", "launch", "quick", "etl", "--config-json", "[1]")
+    assert r.returncode == 2 and "must be an object" in r.stderr
+    r = cli("runs", "launch", "quick", "etl", "--tag", "novalue")
+    assert r.returncode == 2 and "--tag 'novalue' is not KEY=VALUE" in r.stderr
+    missing = cli("runs", "launch", "nowhere", "etl")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: code location 'nowhere' not found")
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("source: x\n")
+    r = cli("runs", "launch", "quick", "etl", "--config", str(yaml_file))
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        assert r.returncode == 2 and "PyYAML" in r.stderr
+    else:
+        assert r.returncode == 0 and tenant.run(r.stdout.strip())["run_config"] == {"source": "x"}
+
+
+# --- connection ---------------------------------------------------------------------------
+
+
+def test_missing_token(cli: Cli) -> None:
+    r = cli("locations", TETHER_TOKEN=None)
+    assert r.returncode == 2
+    assert "no user token: pass --token or set TETHER_TOKEN (`tether dev` prints one)" in r.stderr
+
+
+def test_unreachable_control_plane(cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    r = cli("runs", "list", TETHER_URL=url)
+    assert r.returncode == 1
+    assert f"cannot reach the control plane at {url}: " in r.stderr
+    assert "is it running? (`tether dev` or `tether controlplane serve`)" in r.stderr
+
+
+def test_dev_json_fallback_and_precedence(cli: Cli, tenant: Tenant, tmp_path: Path) -> None:
+    tenant.deploy("quick")
+    (tmp_path / "dev.json").write_text(
+        json.dumps(
+            {
+                "url": tenant.cp.url,
+                "user_token": tenant.user_token,
+                "deployment": tenant.deployment,
+                "organization": tenant.org,
+            }
+        )
+    )
+    unset: dict[str, str | None] = {"TETHER_URL": None, "TETHER_TOKEN": None}
+    r = cli("locations", "--json", **unset, TETHER_DEPLOYMENT=None)
+    assert r.returncode == 0, r.stderr
+    assert [x["name"] for x in json.loads(r.stdout)] == ["quick"]
+    # The environment beats the file, and a flag beats the environment.
+    r = cli("locations", **unset, TETHER_DEPLOYMENT="staging")
+    assert r.returncode == 1 and "'staging'" in r.stderr
+    r = cli("locations", "--json", "--deployment", tenant.deployment, **unset,
+            TETHER_DEPLOYMENT="staging")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "dev.json").write_text("{oops")
+    r = cli("locations", **unset)
+    assert r.returncode == 2 and "dev.json" in r.stderr

@@ -1,0 +1,206 @@
+"""Deploy, run, fail, reject, terminate, redeploy: the hybrid flow end to end on a real
+Temporal dev server, control plane and agent, with real code servers and run workers."""
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from activities.launchers.process import ProcessLauncher
+from tests.agent_support import (
+    AgentProcess,
+    TemporalDevServer,
+    events,
+    location,
+    wait_for_location,
+    wait_for_run,
+)
+from tests.e2e.conftest import stop_launched
+from tests.support import Tenant, wait_until
+
+ETL_CONFIG = {"source": "s3://bucket/orders.csv"}
+
+
+def test_deploy_to_running_with_snapshot_then_run_to_success(
+    e2e_tenant: Tenant, agent: AgentProcess
+) -> None:
+    e2e_tenant.deploy("quick", module="tether_sdk.examples.quickstart")
+    loc = wait_for_location(e2e_tenant, "quick")
+    assert loc["status"] == "RUNNING", loc
+    assert {j["name"] for j in loc["snapshot"]["jobs"]} >= {"etl", "refresh_sales"}
+    history = [h["status"] for h in reversed(loc["status_history"])]
+    assert history[:4] == ["PENDING", "STARTING", "LOADING", "RUNNING"], history
+
+    run = e2e_tenant.launch("quick", "etl", run_config=ETL_CONFIG)
+    done = wait_for_run(e2e_tenant, run["id"])
+    assert done["status"] == "SUCCESS", done
+    seen = events(e2e_tenant, run["id"])
+    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+    assert seen[0]["type"] == "RUN_START" and seen[-1]["type"] == "RUN_SUCCESS"
+    steps = [e["step"] for e in seen if e["type"] == "STEP_SUCCESS"]
+    assert steps == ["extract", "transform", "load", "report"]
+
+
+OPS = Path(__file__).parent / "locations" / "ops.py"
+
+
+def deploy_ops(tenant: Tenant, name: str = "ops") -> dict[str, Any]:
+    tenant.deploy(name, python_file=str(OPS))
+    loc = wait_for_location(tenant, name)
+    assert loc["status"] == "RUNNING", loc
+    return loc
+
+
+def test_failing_step_ends_failure_with_the_error(e2e_tenant: Tenant, agent: AgentProcess) -> None:
+    deploy_ops(e2e_tenant)
+    run = e2e_tenant.launch("ops", "fails")
+    done = wait_for_run(e2e_tenant, run["id"])
+    assert done["status"] == "FAILURE", done
+    failure = [e for e in events(e2e_tenant, run["id"]) if e["type"] == "STEP_FAILURE"]
+    assert len(failure) == 1 and "bad row 7 in orders.csv" in failure[0]["message"]
+
+
+def test_invalid_config_is_rejected_before_any_process_starts(
+    e2e_tenant: Tenant, agent: AgentProcess
+) -> None:
+    deploy_ops(e2e_tenant)
+    run = e2e_tenant.launch("ops", "slow", run_config={"seconds": "soon"})
+    done = wait_for_run(e2e_tenant, run["id"])
+    assert done["status"] == "FAILURE"
+    assert "seconds" in done["status_message"], done
+    assert events(e2e_tenant, run["id"]) == []
+    assert f"run:{run['id']}" not in ProcessLauncher(agent.state_dir).labels()
+
+
+def test_import_error_is_reported_then_fixed_by_a_redeploy(
+    e2e_tenant: Tenant, agent: AgentProcess, tmp_path: Path
+) -> None:
+    code = tmp_path / "user_code.py"
+    code.write_text("import definitely_not_installed_pkg\n")
+    e2e_tenant.deploy("mine", python_file=str(code))
+    loc = wait_for_location(e2e_tenant, "mine")
+    assert loc["status"] == "ERROR", loc
+    assert "definitely_not_installed_pkg" in loc["error"]["message"]
+    assert "Traceback" in loc["error"]["message"]
+    assert any("definitely_not_installed_pkg" in line for line in loc["error"]["log_tail"])
+
+    code.write_text(OPS.read_text())
+    with e2e_tenant.user() as c:
+        r = c.post(f"{e2e_tenant.dep_path}/code-locations/mine/redeploy")
+        assert r.status_code in (200, 202), r.text
+    loc = wait_until(
+        lambda: (lambda x: x if x["status"] == "RUNNING" else None)(location(e2e_tenant, "mine")),
+        timeout=60,
+        what="mine RUNNING after the fix",
+    )
+    assert loc["error"] is None
+    assert {j["name"] for j in loc["snapshot"]["jobs"]} == {"quick", "fails", "slow"}
+
+
+def test_sigkilled_run_worker_ends_failure_with_the_reason(
+    e2e_tenant: Tenant, agent: AgentProcess
+) -> None:
+    deploy_ops(e2e_tenant)
+    run = e2e_tenant.launch("ops", "slow", run_config={"seconds": 60})
+    wait_for_run(e2e_tenant, run["id"], ("STARTED",))
+    wait_until(lambda: any(e["type"] == "LOG" for e in events(e2e_tenant, run["id"])))
+    launcher = ProcessLauncher(agent.state_dir)
+    handle = launcher.find(f"run:{run['id']}")
+    assert handle is not None
+    child = launcher.child_pid(handle)
+    assert child is not None
+    os.kill(child, signal.SIGKILL)
+    done = wait_for_run(e2e_tenant, run["id"])
+    assert done["status"] == "FAILURE", done
+    assert "killed by signal 9" in done["status_message"], done
+    assert "without a final event" in done["status_message"]
+
+
+def test_terminate_ends_canceled(e2e_tenant: Tenant, agent: AgentProcess) -> None:
+    deploy_ops(e2e_tenant)
+    run = e2e_tenant.launch("ops", "slow", run_config={"seconds": 60})
+    wait_until(lambda: any(e["type"] == "LOG" for e in events(e2e_tenant, run["id"])))
+    with e2e_tenant.user() as c:
+        r = c.post(f"{e2e_tenant.dep_path}/runs/{run['id']}/terminate")
+        assert r.status_code == 202, r.text
+    done = wait_for_run(e2e_tenant, run["id"], timeout=30)
+    assert done["status"] == "CANCELED", done
+    types = [e["type"] for e in events(e2e_tenant, run["id"])]
+    assert types[-1] == "RUN_CANCELED" and "STEP_CANCELED" in types
+    handle = ProcessLauncher(agent.state_dir).find(f"run:{run['id']}")
+    assert handle is None, "the run worker must be gone"
+
+
+def test_redeploy_by_temporal_signal_fails_no_run(
+    e2e_tenant: Tenant, agent: AgentProcess, temporal_server: TemporalDevServer
+) -> None:
+    deploy_ops(e2e_tenant)
+    launcher = ProcessLauncher(agent.state_dir)
+    workflow_id = f"code-location:{e2e_tenant.org}:{e2e_tenant.deployment}:ops"
+    first = launcher.find(f"{workflow_id}#1")
+    assert first is not None
+    runs = [e2e_tenant.launch("ops", "slow", run_config={"seconds": 3})]
+    result = temporal_server.cli(
+        "workflow", "signal", "--workflow-id", workflow_id, "--name", "redeploy"
+    )
+    assert result.returncode == 0, result.stderr
+    # Runs submitted while the new server comes up still validate and run.
+    runs += [e2e_tenant.launch("ops", "quick") for _ in range(5)]
+    wait_until(lambda: launcher.find(f"{workflow_id}#2"), timeout=60, what="server #2")
+    loc = wait_until(
+        lambda: (
+            lambda x: (
+                x
+                if x["status"] == "RUNNING" and launcher.find(f"{workflow_id}#1") is None
+                else None
+            )
+        )(location(e2e_tenant, "ops")),
+        timeout=60,
+        what="RUNNING on server #2 with #1 stopped",
+    )
+    statuses = [h["status"] for h in loc["status_history"]]
+    assert "UPDATING" in statuses and "ERROR" not in statuses, statuses
+    runs += [e2e_tenant.launch("ops", "quick") for _ in range(3)]
+    for run in runs:
+        assert wait_for_run(e2e_tenant, run["id"])["status"] == "SUCCESS"
+
+
+def test_agent_killed_mid_run_resumes_and_adopts(
+    e2e_tenant: Tenant, temporal_server: TemporalDevServer, tmp_path: Path
+) -> None:
+    first = AgentProcess(e2e_tenant, temporal_server, tmp_path).start()
+    second: AgentProcess | None = None
+    try:
+        loc = deploy_ops(e2e_tenant)
+        launcher = ProcessLauncher(first.state_dir)
+        server_label = f"code-location:{e2e_tenant.org}:{e2e_tenant.deployment}:ops#1"
+        server = launcher.find(server_label)
+        assert server is not None
+        run = e2e_tenant.launch("ops", "slow", run_config={"seconds": 12})
+        wait_for_run(e2e_tenant, run["id"], ("STARTED",))
+        worker = launcher.find(f"run:{run['id']}")
+        assert worker is not None
+
+        first.kill()  # SIGKILL: no cleanup, no goodbye
+        second = AgentProcess(e2e_tenant, temporal_server, tmp_path, name=first.name).start()
+        done = wait_for_run(e2e_tenant, run["id"], timeout=90)
+        assert done["status"] == "SUCCESS", done
+        finals = [e for e in events(e2e_tenant, run["id"]) if e["type"].startswith("RUN_")]
+        assert [e["type"] for e in finals] == ["RUN_START", "RUN_SUCCESS"]
+        # The same run worker finished (adopted, not relaunched) ...
+        assert launcher.find(f"run:{run['id']}") is None
+        # ... and the same code server still serves: adopted, never restarted.
+        again = launcher.find(server_label)
+        assert again is not None and again.pid == server.pid
+        now = location(e2e_tenant, "ops")
+        assert now["status"] == "RUNNING"
+        assert len(now["status_history"]) == len(loc["status_history"]), now["status_history"]
+        workflow = temporal_server.cli(
+            "workflow", "describe", "--workflow-id", f"run:{run['id']}", "--output", "json"
+        )
+        assert '"COMPLETED"' in workflow.stdout or "Completed" in workflow.stdout, workflow.stdout
+    finally:
+        for agent_process in (first, second):
+            if agent_process is not None:
+                agent_process.stop()
+        stop_launched(first.state_dir)

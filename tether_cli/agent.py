@@ -1,0 +1,115 @@
+"""``tether agent run``: the agent, a Temporal worker that runs the deployment's user code."""
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="The agent: runs code servers and run workers in your environment.")
+
+
+@app.command("run")
+def run(
+    control_plane: str = typer.Option(
+        ..., "--control-plane", envvar="TETHER_CONTROL_PLANE_URL", help="Control plane URL."
+    ),
+    token: str = typer.Option(
+        ..., "--token", envvar="TETHER_AGENT_TOKEN", help="Agent token (tether_agent_...)."
+    ),
+    agent_name: str | None = typer.Option(
+        None, "--name", envvar="TETHER_AGENT_NAME", help="Agent name (default: the host name)."
+    ),
+    temporal_address: str = typer.Option(
+        "127.0.0.1:7233", "--temporal-address", envvar="TEMPORAL_ADDRESS"
+    ),
+    namespace: str = typer.Option("default", "--namespace", envvar="TEMPORAL_NAMESPACE"),
+    task_queue: str | None = typer.Option(
+        None,
+        "--task-queue",
+        envvar="TETHER_TASK_QUEUE",
+        help="Default tether:{org}:{deployment}; one per deployment.",
+    ),
+    launcher: str = typer.Option("process", "--launcher", envvar="TETHER_LAUNCHER"),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", envvar="TETHER_AGENT_STATE_DIR", help="Default $TETHER_HOME/agent."
+    ),
+    temporal_tls: bool = typer.Option(False, "--temporal-tls", envvar="TEMPORAL_TLS"),
+    temporal_tls_ca: Path | None = typer.Option(
+        None, "--temporal-tls-ca", envvar="TEMPORAL_TLS_CA", help="Server CA (PEM)."
+    ),
+    temporal_tls_cert: Path | None = typer.Option(
+        None, "--temporal-tls-cert", envvar="TEMPORAL_TLS_CERT", help="Client cert (PEM)."
+    ),
+    temporal_tls_key: Path | None = typer.Option(
+        None, "--temporal-tls-key", envvar="TEMPORAL_TLS_KEY", help="Client key (PEM)."
+    ),
+    temporal_api_key: str | None = typer.Option(
+        None, "--temporal-api-key", envvar="TEMPORAL_API_KEY"
+    ),
+    control_plane_ca: Path | None = typer.Option(
+        None, "--control-plane-ca", envvar="TETHER_CONTROL_PLANE_CA", help="CA bundle (PEM)."
+    ),
+    worker_control_plane_url: str | None = typer.Option(
+        None,
+        "--worker-control-plane-url",
+        envvar="TETHER_WORKER_CONTROL_PLANE_URL",
+        help="URL run workers use for the control plane (default: --control-plane).",
+    ),
+    poll_wait: float = typer.Option(20, "--poll-wait", envvar="TETHER_AGENT_POLL_WAIT"),
+    log_level: str = typer.Option("info", "--log-level", envvar="TETHER_LOG_LEVEL"),
+) -> None:
+    """Run the agent until SIGTERM or Ctrl-C. Running code servers and runs are left running
+    and adopted by the next agent."""
+    from pydantic import ValidationError
+
+    from worker.config import AgentConfig, TemporalTLS
+    from worker.intervals import code_location_settings, run_settings
+    from worker.main import AgentStartupError, run_agent
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    fields: dict[str, object] = {
+        "control_plane_url": control_plane,
+        "token": token,
+        "temporal_address": temporal_address,
+        "namespace": namespace,
+        "task_queue": task_queue,
+        "launcher": launcher,
+        "temporal_tls": TemporalTLS(
+            enabled=temporal_tls or bool(temporal_tls_cert),
+            server_root_ca_cert=temporal_tls_ca,
+            client_cert=temporal_tls_cert,
+            client_private_key=temporal_tls_key,
+        ),
+        "temporal_api_key": temporal_api_key,
+        "control_plane_ca_bundle": control_plane_ca,
+        "worker_control_plane_url": worker_control_plane_url,
+        "poll_wait_seconds": poll_wait,
+        "code_locations": code_location_settings(),
+        "runs": run_settings(),
+    }
+    if agent_name:
+        fields["agent_name"] = agent_name
+    if state_dir:
+        fields["state_dir"] = state_dir
+    try:
+        config = AgentConfig.model_validate(fields)
+    except ValidationError as exc:
+        typer.secho(f"error: invalid agent configuration: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(config, stop)
+
+    try:
+        asyncio.run(main())
+    except AgentStartupError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,276 @@
+"""A small typed client of the user API under ``/api/v1/deployments/{dep}``."""
+
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from tether_api.enums import RunStatus
+from tether_api.models import (
+    CodeLocation,
+    CodeLocationPutResult,
+    CodeLocationSpec,
+    Run,
+    RunCreate,
+    RunEvent,
+    RunEventPage,
+    RunPage,
+)
+from tether_cli.context import Connection
+from tether_cli.render import CliError, note
+
+M = TypeVar("M", bound=BaseModel)
+
+# Two retries: a control plane restarting behind a load balancer usually answers by then,
+# and a CI job should not hang long on one that is really down.
+RETRY_DELAYS = (0.5, 1.5)
+MAX_PAGE_RUNS = 200  # the server's page size limit
+MAX_PAGE_EVENTS = 1000
+# The stream sends a keepalive every 15 s; much longer silence means a dead connection.
+STREAM_READ_TIMEOUT = 45.0
+# A followed stream keeps reconnecting this long without progress before giving up.
+STREAM_RECONNECT_SECONDS = 60.0
+
+_LOCATIONS = TypeAdapter(list[CodeLocation])
+
+
+class ApiError(CliError):
+    """The control plane answered with an error; ``detail`` is its message."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Unreachable(CliError):
+    """No answer from the control plane."""
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str) and detail:
+        return detail
+    if detail:
+        return str(detail)
+    text = response.text.strip()[:500] or response.reason_phrase
+    return f"HTTP {response.status_code} from {response.request.url}: {text}"
+
+
+def _segment(value: str) -> str:
+    # A name with '/' or '?' must stay one path segment; the server then rejects it by name.
+    return quote(value, safe="")
+
+
+class TetherClient:
+    """Blocking calls to one deployment. Errors raise ApiError or Unreachable."""
+
+    def __init__(self, connection: Connection, timeout: float = 30.0) -> None:
+        self.connection = connection
+        self._http = httpx.Client(
+            base_url=connection.url,
+            headers={"Authorization": f"Bearer {connection.token}"},
+            timeout=timeout,
+        )
+        self._base = f"/api/v1/deployments/{_segment(connection.deployment)}"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- transport ----------------------------------------------------------------------
+
+    def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return Unreachable(
+                f"cannot reach the control plane at {self.connection.url}: {_reason(exc)}; "
+                "is it running? (`tether dev` or `tether controlplane serve`)"
+            )
+        return Unreachable(
+            f"lost the connection to the control plane at {self.connection.url}: {_reason(exc)}"
+        )
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # GETs are retried on any transport error or 5xx; other methods only when the
+        # connection was never made, so a request is never applied twice.
+        idempotent = method == "GET"
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                response = self._http.request(method, self._base + path, **kwargs)
+            except httpx.TransportError as exc:
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if delay is None or not (idempotent or unsent):
+                    raise self._unreachable(exc) from exc
+                time.sleep(delay)
+                continue
+            if response.status_code >= 500 and idempotent and delay is not None:
+                time.sleep(delay)
+                continue
+            if response.is_error:
+                raise ApiError(response.status_code, _detail(response))
+            return response
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return model.model_validate_json(self._request(method, path, **kwargs).content)
+
+    # --- code locations -----------------------------------------------------------------
+
+    def put_location(self, name: str, spec: CodeLocationSpec) -> CodeLocationPutResult:
+        return self._call(
+            CodeLocationPutResult,
+            "PUT",
+            f"/code-locations/{_segment(name)}",
+            json=spec.model_dump(mode="json"),
+        )
+
+    def get_location(self, name: str) -> CodeLocation:
+        return self._call(CodeLocation, "GET", f"/code-locations/{_segment(name)}")
+
+    def list_locations(self) -> list[CodeLocation]:
+        return _LOCATIONS.validate_json(self._request("GET", "/code-locations").content)
+
+    def redeploy_location(self, name: str) -> CodeLocation:
+        return self._call(CodeLocation, "POST", f"/code-locations/{_segment(name)}/redeploy")
+
+    def remove_location(self, name: str) -> CodeLocation:
+        return self._call(CodeLocation, "DELETE", f"/code-locations/{_segment(name)}")
+
+    def agents_available(self) -> int:
+        """How many of the deployment's agents sent a heartbeat within the timeout."""
+        agents = self._request("GET", "/agents").json()
+        return sum(1 for a in agents if isinstance(a, dict) and a.get("available"))
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def create_run(self, body: RunCreate) -> Run:
+        return self._call(Run, "POST", "/runs", json=body.model_dump(mode="json"))
+
+    def get_run(self, run_id: str) -> Run:
+        return self._call(Run, "GET", f"/runs/{_segment(run_id)}")
+
+    def terminate_run(self, run_id: str) -> Run:
+        return self._call(Run, "POST", f"/runs/{_segment(run_id)}/terminate")
+
+    def list_runs(
+        self,
+        statuses: list[RunStatus],
+        code_location: str | None,
+        tags: dict[str, str],
+        limit: int,
+    ) -> list[Run]:
+        """Newest first, up to ``limit``, following the pages' cursors."""
+        runs: list[Run] = []
+        cursor: str | None = None
+        while len(runs) < limit:
+            params: list[tuple[str, str | int]] = [("status", s.value) for s in statuses]
+            params += [("tag", f"{k}={v}") for k, v in tags.items()]
+            params.append(("limit", min(limit - len(runs), MAX_PAGE_RUNS)))
+            if code_location:
+                params.append(("code_location", code_location))
+            if cursor:
+                params.append(("cursor", cursor))
+            page = self._call(RunPage, "GET", "/runs", params=params)
+            runs += page.runs
+            cursor = page.next_cursor
+            if not cursor or not page.runs:
+                break
+        return runs[:limit]
+
+    def events(self, run_id: str, after: int = 0, limit: int = MAX_PAGE_EVENTS) -> RunEventPage:
+        return self._call(
+            RunEventPage,
+            "GET",
+            f"/runs/{_segment(run_id)}/events",
+            params={"after": after, "limit": limit},
+        )
+
+    def follow_events(self, run_id: str, after: int = 0) -> Iterator[RunEvent]:
+        """Every event after ``after``, live, until the stream's ``end``. A dropped
+        connection is resumed from the last event received (``Last-Event-ID``)."""
+        path = f"{self._base}/runs/{_segment(run_id)}/events/stream"
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
+        # Until the stream first opens, fail as fast as any call; once it was open, a drop is
+        # likely a restart or a proxy timeout, worth waiting out for a while.
+        patient_until: float | None = None
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": str(after)} if after else {}
+            try:
+                with self._http.stream(
+                    "GET", path, params={"after": after}, headers=headers, timeout=timeout
+                ) as response:
+                    if response.is_error:
+                        response.read()
+                        if response.status_code < 500:
+                            raise ApiError(response.status_code, _detail(response))
+                        problem = _detail(response)
+                    else:
+                        patient_until = time.monotonic() + STREAM_RECONNECT_SECONDS
+                        for kind, _, data in _sse_frames(response.iter_lines()):
+                            if kind == "end":
+                                return
+                            event = RunEvent.model_validate_json(data)
+                            after = event.seq
+                            patient_until = time.monotonic() + STREAM_RECONNECT_SECONDS
+                            failures = 0
+                            yield event
+                        problem = "the stream closed before its end"
+                error: CliError = Unreachable(
+                    f"the event stream of run {run_id} kept failing: {problem}"
+                )
+            except httpx.TransportError as exc:
+                problem, error = _reason(exc), self._unreachable(exc)
+            failures += 1
+            delay = min(0.5 * 2 ** (failures - 1), 2.0)
+            if patient_until is None:
+                if failures > len(RETRY_DELAYS):
+                    raise error
+            elif time.monotonic() + delay > patient_until:
+                raise error
+            else:
+                note(f"event stream interrupted ({problem}); resuming after event {after}")
+            time.sleep(delay)
+
+
+def _sse_frames(lines: Iterator[str]) -> Iterator[tuple[str, str, str]]:
+    """(event, id, data) per server-sent event; comments (keepalives) are skipped."""
+    kind, event_id = "message", ""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data or kind != "message":
+                yield kind, event_id, "\n".join(data)
+            kind, event_id, data = "message", "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            kind = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value

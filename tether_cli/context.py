@@ -1,0 +1,104 @@
+"""Where the user commands connect: control plane URL, user token, deployment.
+
+Each comes from its flag, else its environment variable (Typer resolves both), else the
+``dev.json`` that ``tether dev`` writes under ``$TETHER_HOME``, else a default.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, Field
+
+from tether_cli.render import UsageProblem
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+DEFAULT_DEPLOYMENT = "prod"
+NO_TOKEN = "no user token: pass --token or set TETHER_TOKEN (`tether dev` prints one)"
+
+_PANEL = "Connection"
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="TETHER_URL",
+        help=f"Control plane URL (default: $TETHER_HOME/dev.json's, else {DEFAULT_URL}).",
+        show_default=False,
+        rich_help_panel=_PANEL,
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="TETHER_TOKEN",
+        help="User token, tether_user_... (default: $TETHER_HOME/dev.json's).",
+        show_default=False,
+        rich_help_panel=_PANEL,
+    ),
+]
+DeploymentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--deployment",
+        envvar="TETHER_DEPLOYMENT",
+        help=f"Deployment (default: $TETHER_HOME/dev.json's, else {DEFAULT_DEPLOYMENT}).",
+        show_default=False,
+        rich_help_panel=_PANEL,
+    ),
+]
+
+
+class DevFile(BaseModel):
+    """What ``tether dev`` writes to ``$TETHER_HOME/dev.json``; unknown keys are ignored."""
+
+    url: str | None = Field(default=None, description="The dev control plane's URL.")
+    user_token: str | None = Field(default=None, description="A user token for it.")
+    deployment: str | None = Field(default=None, description="The dev deployment.")
+    organization: str | None = Field(default=None, description="The dev organization.")
+
+
+class Connection(BaseModel):
+    """The resolved connection of a user command."""
+
+    url: str = Field(description="Control plane base URL, without a trailing slash.")
+    token: str = Field(description="User token, sent as `Authorization: Bearer`.", repr=False)
+    deployment: str = Field(description="Deployment every call is scoped to.")
+
+    @classmethod
+    def resolve(cls, url: str | None, token: str | None, deployment: str | None) -> "Connection":
+        """Fill what the flags and environment left unset from dev.json, then defaults.
+        Raises UsageProblem when no token is found anywhere."""
+        dev = DevFile()
+        if url is None or token is None or deployment is None:
+            dev = read_dev_file()
+        token = token or dev.user_token
+        if not token:
+            raise UsageProblem(NO_TOKEN)
+        return cls(
+            url=(url or dev.url or DEFAULT_URL).rstrip("/"),
+            token=token,
+            deployment=deployment or dev.deployment or DEFAULT_DEPLOYMENT,
+        )
+
+
+def tether_home() -> Path:
+    return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
+
+
+def read_dev_file() -> DevFile:
+    """The dev.json written by ``tether dev``; empty when there is none."""
+    path = tether_home() / "dev.json"
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+        return DevFile.model_validate(raw)
+    except FileNotFoundError:
+        return DevFile()
+    except (OSError, ValueError) as exc:
+        # A broken file would otherwise silently send requests with the wrong identity.
+        raise UsageProblem(
+            f"cannot read {path}: {exc}; fix or delete it, or pass --url/--token"
+        ) from exc

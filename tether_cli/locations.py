@@ -1,0 +1,356 @@
+"""``tether deploy``, ``redeploy``, ``locations``, ``remove``: code locations."""
+
+import shlex
+import time
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.markup import escape
+from rich.table import Table
+
+from tether_api.enums import CodeLocationStatus
+from tether_api.models import CodeLocation, CodeLocationPutResult, CodeLocationSpec
+from tether_cli.client import TetherClient
+from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
+from tether_cli.render import (
+    EXIT_TIMEOUT,
+    CliError,
+    UsageProblem,
+    err,
+    errors,
+    first_line,
+    local_time,
+    note,
+    out,
+    parse_pairs,
+    print_json,
+    print_table,
+    styled_status,
+)
+
+POLL_INTERVAL = 0.5
+SETTLED = frozenset({CodeLocationStatus.RUNNING, CodeLocationStatus.ERROR})
+
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        envvar="TETHER_WAIT_TIMEOUT",
+        min=0,
+        help="Seconds to wait for RUNNING or ERROR; then exit 3.",
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", envvar="TETHER_JSON", help="Print JSON on stdout instead of text."),
+]
+
+
+class WaitTimedOut(CliError):
+    exit_code = EXIT_TIMEOUT
+
+    def __init__(self, message: str, location: CodeLocation) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class LocationFailed(CliError):
+    def __init__(self, message: str, location: CodeLocation) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+def _validation_message(exc: ValidationError) -> str:
+    # The same "field: problem" form the API answers with.
+    problems = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(problems)
+
+
+def _jobs(location: CodeLocation) -> str:
+    if location.snapshot is None:
+        return "-"
+    return str(len(location.snapshot.jobs))
+
+
+def wait_settled(
+    client: TetherClient,
+    name: str,
+    generation: int,
+    since: datetime | None,
+    timeout: float,
+) -> CodeLocation:
+    """Poll until the location is RUNNING or ERROR for ``generation``.
+
+    A deploy or redeploy bumps the generation but keeps the old status until the agent
+    reports, so right after one a RUNNING may still be the previous server's. With ``since``
+    (the location's ``updated_at`` in the deploy's answer) only a state written after it
+    counts; the control plane drops reports about older generations without touching the
+    location, so a later write is a report about this generation (or a newer one)."""
+    deadline = time.monotonic() + timeout
+    shown: CodeLocationStatus | None = None
+    while True:
+        location = client.get_location(name)
+        if location.generation > generation:
+            raise LocationFailed(
+                f"{name} was deployed again (generation {location.generation}) while waiting "
+                f"for generation {generation}; see `tether locations`",
+                location,
+            )
+        fresh = since is None or location.updated_at > since
+        if fresh and location.status != shown:
+            shown = location.status
+            note(f"{name}: {location.status.value}")
+        if fresh and location.status in SETTLED:
+            return location
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            state = location.status.value if fresh else f"{location.status.value} (not yet synced)"
+            raise WaitTimedOut(
+                f"timed out after {timeout:g}s waiting for {name} generation {generation}; "
+                f"last status {state}{_agent_hint(client)}",
+                location,
+            )
+        time.sleep(min(POLL_INTERVAL, remaining))
+
+
+def _agent_hint(client: TetherClient) -> str:
+    try:
+        available = client.agents_available()
+    except CliError:
+        return ""
+    if available:
+        return ""
+    return f"; no agent of deployment {client.connection.deployment!r} is available to sync it"
+
+
+def _settle(
+    client: TetherClient,
+    name: str,
+    location: CodeLocation,
+    since: datetime | None,
+    timeout: float,
+    json_output: bool,
+    changed: bool,
+) -> None:
+    """Wait, then report the outcome and exit 0 (RUNNING), 1 (ERROR) or 3 (timed out)."""
+    try:
+        final = wait_settled(client, name, location.generation, since, timeout)
+    except (WaitTimedOut, LocationFailed) as exc:
+        if json_output:
+            print_json(CodeLocationPutResult(code_location=exc.location, changed=changed))
+        raise
+    if json_output:
+        print_json(CodeLocationPutResult(code_location=final, changed=changed))
+    if final.status == CodeLocationStatus.ERROR:
+        error = final.error
+        if error and error.log_tail:
+            note("--- last lines of the code server's output ---")
+            for line in error.log_tail:
+                err.print(escape(line), style="dim")
+        message = error.message if error else "the code server failed"
+        if not changed:
+            message += f" (the spec is unchanged; `tether redeploy {name}` retries)"
+        raise LocationFailed(f"{name} failed (generation {final.generation}): {message}", final)
+    if not json_output:
+        out.print(
+            f"[green]{escape(name)} is RUNNING[/]: generation {final.generation}, "
+            f"{_jobs(final)} jobs"
+        )
+
+
+def deploy(
+    name: Annotated[str, typer.Argument(help="Code location name.", show_default=False)],
+    module: Annotated[
+        str | None,
+        typer.Option(
+            "--module", "-m", envvar="TETHER_DEPLOY_MODULE", help="Module with the definitions."
+        ),
+    ] = None,
+    python_file: Annotated[
+        str | None,
+        typer.Option(
+            "--python-file",
+            "-f",
+            envvar="TETHER_DEPLOY_PYTHON_FILE",
+            help="Python file with the definitions (a path where the agent runs it).",
+        ),
+    ] = None,
+    working_directory: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TETHER_DEPLOY_WORKING_DIRECTORY",
+            help="Working directory of the code (process launcher).",
+        ),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TETHER_DEPLOY_PYTHON", help="Python executable to run (process launcher)."
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(envvar="TETHER_DEPLOY_IMAGE", help="Container image (Docker launcher)."),
+    ] = None,
+    env: Annotated[
+        list[str],
+        typer.Option(
+            "--env",
+            envvar="TETHER_DEPLOY_ENV",
+            help="KEY=VALUE for the code's environment; repeatable. Stored as given: "
+            "use --passthrough-env for secrets.",
+        ),
+    ] = [],  # noqa: B006 - Typer copies defaults
+    passthrough_env: Annotated[
+        list[str],
+        typer.Option(
+            "--passthrough-env",
+            envvar="TETHER_DEPLOY_PASSTHROUGH_ENV",
+            help="Variable the agent copies from its own environment; repeatable.",
+        ),
+    ] = [],  # noqa: B006
+    command: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TETHER_DEPLOY_COMMAND",
+            help='Code server command for custom images, e.g. "tether code-server -m m".',
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            envvar="TETHER_DEPLOY_WAIT",
+            help="Wait until the location is RUNNING (exit 0) or ERROR (exit 1).",
+        ),
+    ] = True,
+    timeout: TimeoutOption = 300.0,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Create or update a code location, and wait until it runs."""
+    with errors():
+        try:
+            argv = shlex.split(command) if command is not None else None
+        except ValueError as exc:
+            raise UsageProblem(f"--command {command!r}: {exc}") from exc
+        try:
+            spec = CodeLocationSpec(
+                module=module,
+                python_file=python_file,
+                working_directory=working_directory,
+                python_executable=python,
+                image=image,
+                env=parse_pairs(env, "--env"),
+                passthrough_env=passthrough_env,
+                command=argv,
+            )
+        except ValidationError as exc:
+            raise UsageProblem(_validation_message(exc)) from exc
+        with TetherClient(Connection.resolve(url, token, deployment)) as client:
+            result = client.put_location(name, spec)
+            location = result.code_location
+            if not wait:
+                if json_output:
+                    print_json(result)
+                elif result.changed:
+                    out.print(
+                        f"{escape(name)}: generation {location.generation} deployed; "
+                        f"status {styled_status(location.status)} until an agent syncs it"
+                    )
+                else:
+                    out.print(
+                        f"{escape(name)}: unchanged (generation {location.generation}, "
+                        f"{styled_status(location.status)})"
+                    )
+                return
+            if result.changed:
+                note(
+                    f"{name}: generation {location.generation} deployed; waiting up to "
+                    f"{timeout:g}s for it to run"
+                )
+                since: datetime | None = location.updated_at
+            else:
+                note(f"{name}: spec unchanged (generation {location.generation})")
+                since = None
+            _settle(client, name, location, since, timeout, json_output, result.changed)
+
+
+def redeploy(
+    name: Annotated[str, typer.Argument(help="Code location name.", show_default=False)],
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            envvar="TETHER_REDEPLOY_WAIT",
+            help="Wait until the location is RUNNING (exit 0) or ERROR (exit 1).",
+        ),
+    ] = False,
+    timeout: TimeoutOption = 300.0,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Restart a code location's server with the same spec (e.g. to pick up new code)."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        location = client.redeploy_location(name)
+        if not wait:
+            if json_output:
+                print_json(location)
+            else:
+                out.print(f"{escape(name)}: redeploy requested (generation {location.generation})")
+            return
+        note(f"{name}: redeploy requested (generation {location.generation}); waiting")
+        _settle(client, name, location, location.updated_at, timeout, json_output, True)
+
+
+def list_locations(
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """List code locations: status, generation, jobs, last error."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        found = client.list_locations()
+        if json_output:
+            print_json(found)
+            return
+        if not found:
+            note(
+                f"no code locations in deployment {client.connection.deployment!r}; "
+                "create one with `tether deploy NAME --module M`"
+            )
+            return
+        table = Table("name", "status", "generation", "jobs", "updated", "error")
+        for loc in found:
+            table.add_row(
+                escape(loc.name),
+                styled_status(loc.status),
+                str(loc.generation),
+                _jobs(loc),
+                local_time(loc.updated_at),
+                escape(first_line(loc.error.message if loc.error else None)),
+            )
+        print_table(table)
+
+
+def remove(
+    name: Annotated[str, typer.Argument(help="Code location name.", show_default=False)],
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Remove a code location: the agent stops its server."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        client.remove_location(name)
+        out.print(f"{escape(name)}: removal requested; the agent stops its server")

@@ -1,0 +1,251 @@
+"""``tether runs``: launch, list, logs, terminate."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.markup import escape
+from rich.table import Table
+
+from tether_api.enums import RunStatus
+from tether_api.models import RunCreate
+from tether_cli.client import MAX_PAGE_EVENTS, TetherClient
+from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
+from tether_cli.render import (
+    EXIT_FAILED,
+    UsageProblem,
+    duration,
+    errors,
+    event_line,
+    local_time,
+    note,
+    out,
+    parse_pairs,
+    print_json,
+    print_table,
+    styled_status,
+)
+
+app = typer.Typer(help="Launch, list, follow and terminate runs.", no_args_is_help=True)
+
+RunIdArgument = Annotated[str, typer.Argument(help="Run ID.", show_default=False)]
+FollowOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow",
+        envvar="TETHER_FOLLOW",
+        help="Stream events live until the run ends; exit 0 on SUCCESS, 1 otherwise.",
+    ),
+]
+TagOption = Annotated[
+    list[str],
+    typer.Option("--tag", envvar="TETHER_RUN_TAGS", help="KEY=VALUE; repeatable."),
+]
+
+
+def _json_object(value: Any, source: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageProblem(
+            f"{source}: the run config must be an object, not {type(value).__name__}"
+        )
+    return value
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A run config from a .json file, or a .yaml/.yml one when PyYAML is installed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageProblem(f"cannot read {path}: {reason}") from exc
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise UsageProblem(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml); or use a .json file"
+            ) from exc
+        try:
+            return _json_object(yaml.safe_load(text), str(path))
+        except yaml.YAMLError as exc:
+            raise UsageProblem(f"{path}: invalid YAML: {exc}") from exc
+    try:
+        return _json_object(json.loads(text), str(path))
+    except json.JSONDecodeError as exc:
+        raise UsageProblem(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+
+
+def _config_json(text: str) -> dict[str, Any]:
+    try:
+        return _json_object(json.loads(text), "--config-json")
+    except json.JSONDecodeError as exc:
+        raise UsageProblem(f"--config-json: invalid JSON at column {exc.colno}: {exc.msg}") from exc
+
+
+def follow(client: TetherClient, run_id: str, after: int = 0) -> None:
+    """Print events live until the run ends, then its outcome; exit 0 only on SUCCESS."""
+    for event in client.follow_events(run_id, after):
+        typer.echo(event_line(event))
+    run = client.get_run(run_id)
+    outcome = f"run {escape(run.id)} {styled_status(run.status)}"
+    if run.started_at:
+        outcome += f" after {duration(run.started_at, run.ended_at)}"
+    out.print(outcome)
+    if run.status != RunStatus.SUCCESS:
+        if run.status_message:
+            note(run.status_message, style="")
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def launch(
+    location: Annotated[str, typer.Argument(help="Code location.", show_default=False)],
+    job: Annotated[str, typer.Argument(help="Job name.", show_default=False)],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="TETHER_RUN_CONFIG_FILE",
+            help="Run config file: .json (or .yaml/.yml with PyYAML installed).",
+            dir_okay=False,
+        ),
+    ] = None,
+    config_json: Annotated[
+        str | None,
+        typer.Option(
+            "--config-json",
+            envvar="TETHER_RUN_CONFIG_JSON",
+            help="Run config as JSON; its top-level keys override --config's.",
+        ),
+    ] = None,
+    tag: TagOption = [],  # noqa: B006 - Typer copies defaults
+    follow_run: FollowOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Launch a run and print its ID (alone on stdout: RUN=$(tether runs launch ...))."""
+    with errors():
+        run_config = load_config_file(config) if config is not None else {}
+        if config_json is not None:
+            run_config.update(_config_json(config_json))
+        try:
+            body = RunCreate(
+                code_location=location,
+                job=job,
+                run_config=run_config,
+                tags=parse_pairs(tag, "--tag"),
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise UsageProblem(problems) from exc
+        with TetherClient(Connection.resolve(url, token, deployment)) as client:
+            run = client.create_run(body)
+            typer.echo(run.id)
+            note(f"run {run.id}: {run.code_location}/{run.job} {run.status.value}")
+            if follow_run:
+                follow(client, run.id)
+
+
+@app.command("list")
+def list_runs(
+    status: Annotated[
+        list[RunStatus],
+        typer.Option(
+            "--status",
+            envvar="TETHER_RUNS_STATUS",
+            case_sensitive=False,
+            help="Only runs in this status; repeatable.",
+        ),
+    ] = [],  # noqa: B006
+    location: Annotated[
+        str | None,
+        typer.Option("--location", envvar="TETHER_RUNS_LOCATION", help="Only this code location."),
+    ] = None,
+    tag: Annotated[
+        list[str],
+        typer.Option(
+            "--tag", envvar="TETHER_RUNS_TAG", help="Only runs with tag KEY=VALUE; repeatable."
+        ),
+    ] = [],  # noqa: B006
+    limit: Annotated[
+        int, typer.Option("--limit", envvar="TETHER_RUNS_LIMIT", min=1, help="At most N runs.")
+    ] = 20,
+    json_output: Annotated[
+        bool, typer.Option("--json", envvar="TETHER_JSON", help="Print JSON on stdout.")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """List runs, newest first."""
+    with errors():
+        tags = parse_pairs(tag, "--tag")
+        with TetherClient(Connection.resolve(url, token, deployment)) as client:
+            found = client.list_runs(status, location, tags, limit)
+        if json_output:
+            print_json(found)
+            return
+        if not found:
+            note("no runs match")
+            return
+        table = Table("id", "location", "job", "status", "created", "duration")
+        for run in found:
+            table.add_row(
+                run.id,
+                escape(run.code_location),
+                escape(run.job),
+                styled_status(run.status),
+                local_time(run.created_at),
+                duration(run.started_at, run.ended_at),
+            )
+        print_table(table)
+
+
+@app.command()
+def logs(
+    run_id: RunIdArgument,
+    follow_run: FollowOption = False,
+    after: Annotated[
+        int,
+        typer.Option(
+            "--after", envvar="TETHER_RUNS_AFTER", min=0, help="Only events after this seq."
+        ),
+    ] = 0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Print a run's events (HH:MM:SS.mmm TYPE [LEVEL] [step] message, local time)."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        if follow_run:
+            follow(client, run_id, after)
+            return
+        while True:
+            page = client.events(run_id, after, MAX_PAGE_EVENTS)
+            for event in page.events:
+                typer.echo(event_line(event))
+            if len(page.events) < MAX_PAGE_EVENTS:
+                return
+            after = page.last_seq
+
+
+@app.command()
+def terminate(
+    run_id: RunIdArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Terminate a run: a queued one is CANCELED at once, a running one is CANCELING."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        run = client.terminate_run(run_id)
+        out.print(f"run {escape(run.id)} {styled_status(run.status)}")

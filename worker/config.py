@@ -1,0 +1,67 @@
+"""The agent's configuration: one pydantic model, every field described. The CLI fills it from
+flags and ``TETHER_AGENT_*`` / ``TEMPORAL_*`` environment variables."""
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+from workflows.models import CodeLocationSettings, RunSettings
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether") / "agent"
+
+
+class TemporalTLS(BaseModel):
+    enabled: bool = Field(default=False, description="Connect to Temporal over TLS.")
+    server_root_ca_cert: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the server's certificate."
+    )
+    client_cert: Path | None = Field(default=None, description="PEM client certificate (mTLS).")
+    client_private_key: Path | None = Field(default=None, description="PEM client key (mTLS).")
+    domain: str | None = Field(default=None, description="Server name to verify, if different.")
+
+
+class AgentConfig(BaseModel):
+    control_plane_url: str = Field(description="Base URL of the control plane.")
+    token: SecretStr = Field(description="The deployment's agent token (tether_agent_...).")
+    agent_name: str = Field(
+        default_factory=lambda: socket.gethostname().split(".")[0].lower()[:63] or "agent",
+        description="Names this agent in the control plane and in its workflow ID.",
+    )
+    control_plane_ca_bundle: Path | None = Field(
+        default=None, description="PEM CA bundle for the control plane's TLS certificate."
+    )
+    worker_control_plane_url: str | None = Field(
+        default=None,
+        description="URL run workers use to reach the control plane (default: the agent's).",
+    )
+    temporal_address: str = Field(default="127.0.0.1:7233", description="Temporal frontend.")
+    namespace: str = Field(default="default", description="Temporal namespace.")
+    task_queue: str | None = Field(
+        default=None,
+        description="Temporal task queue; default tether:{org}:{deployment}. Agents of different "
+        "deployments must not share one: activities use this agent's token.",
+    )
+    temporal_tls: TemporalTLS = Field(default_factory=TemporalTLS)
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="API key, e.g. for Temporal Cloud."
+    )
+    launcher: str = Field(default="process", description="How user code runs: process.")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Where the process launcher keeps pid files and logs.",
+    )
+    poll_wait_seconds: float = Field(default=20, ge=0, le=30)
+    heartbeat_interval_seconds: float = Field(default=15, gt=0)
+    max_concurrent_activities: int = Field(
+        default=1000,
+        description="Activity slots; each running run and code server holds one for its watch.",
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=5, description="How long running activities get to finish on SIGTERM."
+    )
+    code_locations: CodeLocationSettings = Field(default_factory=CodeLocationSettings)
+    runs: RunSettings = Field(default_factory=RunSettings)

@@ -1,0 +1,107 @@
+"""AgentWorkflow: one per agent and deployment (``agent:{org}:{deployment}:{agent_name}``).
+
+Heartbeats, long-polls the control plane's request queue, and hands each request to the
+workflow it concerns (``dispatch_request`` signals-with-start the code location's or run's
+workflow, then acknowledges the request). Continues as new before its history grows large.
+"""
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import names
+    from workflows.models import (
+        AgentHeartbeatInput,
+        AgentWorkflowInput,
+        DispatchInput,
+        DispatchOutput,
+        PollInput,
+        PollOutput,
+    )
+    from workflows.options import PERSISTENT, SHORT, seconds
+
+
+@workflow.defn(name="AgentWorkflow")
+class AgentWorkflow:
+    def __init__(self) -> None:
+        self._dispatched = 0
+        self._stop = False
+
+    @workflow.query(name=names.QUERY_STATE)
+    def state(self) -> dict[str, int]:
+        return {"dispatched": self._dispatched}
+
+    @workflow.signal(name="stop")
+    def stop(self) -> None:
+        """Ends the workflow after the current poll (used when an agent is retired)."""
+        self._stop = True
+
+    @workflow.run
+    async def run(self, input: AgentWorkflowInput) -> None:
+        last_heartbeat: datetime | None = None
+        while not self._stop:
+            now = workflow.now()
+            if last_heartbeat is None or (now - last_heartbeat) >= seconds(
+                input.heartbeat_interval_seconds
+            ):
+                await workflow.execute_activity(
+                    names.SEND_AGENT_HEARTBEAT,
+                    AgentHeartbeatInput(
+                        organization=input.organization,
+                        deployment=input.deployment,
+                        agent_name=input.agent_name,
+                    ),
+                    start_to_close_timeout=SHORT,
+                    retry_policy=PERSISTENT,
+                    summary="heartbeat to the control plane",
+                )
+                last_heartbeat = now
+            polled = await workflow.execute_activity(
+                names.POLL_REQUESTS,
+                PollInput(
+                    agent_name=input.agent_name,
+                    wait_seconds=input.poll_wait_seconds,
+                    max_requests=input.max_requests,
+                ),
+                result_type=PollOutput,
+                start_to_close_timeout=seconds(input.poll_wait_seconds + 30),
+                retry_policy=PERSISTENT,
+                summary="long-poll the control plane for requests",
+            )
+            if polled.requests:
+                # Independent requests go out at once; the target workflows make their order
+                # irrelevant (a terminate that overtakes its launch still ends the run).
+                await asyncio.gather(
+                    *(
+                        workflow.execute_activity(
+                            names.DISPATCH_REQUEST,
+                            DispatchInput(
+                                organization=input.organization,
+                                deployment=input.deployment,
+                                request=request,
+                            ),
+                            result_type=DispatchOutput,
+                            start_to_close_timeout=SHORT,
+                            retry_policy=PERSISTENT,
+                            summary=f"{request.type.value} {_subject(request.payload)}",
+                        )
+                        for request in polled.requests
+                    )
+                )
+                self._dispatched += len(polled.requests)
+            workflow.set_current_details(
+                f"agent **{input.agent_name}** of {input.organization}/{input.deployment}: "
+                f"{self._dispatched} requests dispatched since the last continue-as-new"
+            )
+            info = workflow.info()
+            if (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > input.continue_as_new_after_events
+            ):
+                workflow.continue_as_new(input)
+
+
+def _subject(payload: dict[str, object]) -> str:
+    return str(payload.get("run_id") or payload.get("code_location") or "")

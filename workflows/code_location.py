@@ -1,0 +1,354 @@
+"""CodeLocationWorkflow: one per code location (``code-location:{org}:{deployment}:{name}``).
+
+An entity workflow that keeps one healthy code server for the location's current generation:
+
+    PENDING -> STARTING -> LOADING -> RUNNING          first deploy
+    RUNNING -> UPDATING -> LOADING -> RUNNING          redeploy: new server healthy, then the
+                                                       old one is stopped
+    * -> ERROR -> (backoff) -> STARTING ...            crashed, unhealthy or failed to load;
+                                                       retried forever with capped backoff
+    * -> STOPPING -> STOPPED                           removal; the workflow ends
+
+Every transition is reported to the control plane. Signals: ``sync`` (a new generation from
+the control plane), ``redeploy`` (no argument, so ``temporal workflow signal --name redeploy``
+works), ``remove``. The ``redeploy_and_wait`` update answers once the new server is RUNNING.
+"""
+
+import asyncio
+import contextlib
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.launchers.base import Handle
+    from tether_api.enums import CodeLocationStatus
+    from workflows import names
+    from workflows.errors import failure_message
+    from workflows.models import (
+        CodeLocationState,
+        CodeLocationWorkflowInput,
+        LocationStatusInput,
+        PublishSnapshotInput,
+        PublishSnapshotOutput,
+        StartCodeServerInput,
+        StartCodeServerOutput,
+        StopInput,
+        StopOutput,
+        SyncSignal,
+        WaitReadyInput,
+        WaitReadyOutput,
+        WatchInput,
+        WatchOutput,
+    )
+    from workflows.options import HEARTBEAT_TIMEOUT, PERSISTENT, SHORT, seconds
+
+Status = CodeLocationStatus
+
+
+class _LoadFailed(Exception):
+    """The server came up but the definitions did not load (already reported)."""
+
+
+@workflow.defn(name="CodeLocationWorkflow")
+class CodeLocationWorkflow:
+    @workflow.init
+    def __init__(self, input: CodeLocationWorkflowInput) -> None:
+        self._input = input
+        self._state = input.carried or CodeLocationState(
+            name=input.name, status=Status.PENDING, generation=input.generation
+        )
+        self._state.generation = max(self._state.generation, input.generation)
+        self._remove = False
+        self._retry_due = False
+        self._last_finished_deploy = self._state.deploys
+
+    # --- handlers ------------------------------------------------------------------------
+
+    @workflow.signal(name=names.SIGNAL_SYNC)
+    def sync(self, signal: SyncSignal) -> None:
+        # A redelivered or older sync changes nothing: generations only go up.
+        self._state.generation = max(self._state.generation, signal.generation)
+
+    @workflow.signal(name=names.SIGNAL_REDEPLOY)
+    def redeploy(self) -> None:
+        self._state.redeploy_pending = True
+
+    @workflow.signal(name=names.SIGNAL_REMOVE)
+    def remove(self) -> None:
+        self._remove = True
+
+    @workflow.update(name=names.UPDATE_REDEPLOY)
+    async def redeploy_and_wait(self) -> CodeLocationState:
+        # Wait for a deploy that *starts* after this request, not one already under way.
+        after = self._state.deploys
+        self._state.redeploy_pending = True
+        await workflow.wait_condition(lambda: self._last_finished_deploy > after or self._remove)
+        if self._state.status != Status.RUNNING:
+            raise ApplicationError(
+                f"redeploy of {self._input.name} ended {self._state.status.value}: "
+                f"{self._state.message or 'removed'}",
+                non_retryable=True,
+            )
+        return self._state
+
+    @redeploy_and_wait.validator
+    def _validate_redeploy(self) -> None:
+        if self._remove:
+            raise ApplicationError(f"code location {self._input.name} is being removed")
+
+    @workflow.query(name=names.QUERY_STATE)
+    def state(self) -> CodeLocationState:
+        return self._state
+
+    # --- main loop -----------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: CodeLocationWorkflowInput) -> CodeLocationState:
+        state = self._state
+        while True:
+            self._show()
+            if self._remove:
+                await self._stop_all()
+                return state
+            if self._deploy_wanted():
+                await self._deploy()
+            elif state.server is not None:
+                await self._watch()
+            else:
+                await self._wait_backoff()
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    CodeLocationWorkflowInput(
+                        organization=input.organization,
+                        deployment=input.deployment,
+                        name=input.name,
+                        generation=state.generation,
+                        settings=input.settings,
+                        carried=state,
+                    )
+                )
+
+    def _change_pending(self) -> bool:
+        state = self._state
+        return (
+            self._remove
+            or state.redeploy_pending
+            or state.deployed_generation is None
+            or state.generation > state.deployed_generation
+        )
+
+    def _deploy_wanted(self) -> bool:
+        return self._change_pending() or (self._state.server is None and self._retry_due)
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > 2000
+
+    # --- deploy --------------------------------------------------------------------------
+
+    async def _deploy(self) -> None:
+        state = self._state
+        settings = self._input.settings
+        state.redeploy_pending = False
+        self._retry_due = False
+        generation = state.generation
+        state.deploys += 1
+        number = state.deploys
+        old = state.server
+        updating = old is not None and state.status == Status.RUNNING
+        new: Handle | None = None
+        try:
+            await self._report(
+                Status.UPDATING if updating else Status.STARTING,
+                f"starting code server #{number} for generation {generation}",
+            )
+            started = await workflow.execute_activity(
+                names.START_CODE_SERVER,
+                StartCodeServerInput(
+                    organization=self._input.organization,
+                    deployment=self._input.deployment,
+                    name=self._input.name,
+                    label=f"{workflow.info().workflow_id}#{number}",
+                ),
+                result_type=StartCodeServerOutput,
+                start_to_close_timeout=SHORT,
+                retry_policy=PERSISTENT,
+                summary=f"start code server #{number}",
+            )
+            if started.removed or started.handle is None:
+                self._remove = True
+                return
+            new = started.handle
+            ready = await workflow.execute_activity(
+                names.WAIT_CODE_SERVER_READY,
+                WaitReadyInput(handle=new, timeout_seconds=settings.startup_timeout_seconds),
+                result_type=WaitReadyOutput,
+                start_to_close_timeout=seconds(settings.startup_timeout_seconds + 30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=PERSISTENT,
+                summary=f"wait for code server #{number} to answer /health",
+            )
+            await self._report(Status.LOADING, f"code server #{number} is up; loading definitions")
+            published = await workflow.execute_activity(
+                names.PUBLISH_SNAPSHOT,
+                PublishSnapshotInput(
+                    name=self._input.name,
+                    generation=generation,
+                    address=ready.address,
+                    handle=new,
+                ),
+                result_type=PublishSnapshotOutput,
+                start_to_close_timeout=SHORT,
+                retry_policy=PERSISTENT,
+                summary="fetch the definitions snapshot and report it",
+            )
+            if not published.loaded:
+                raise _LoadFailed(published.error or "the definitions failed to load")
+        except (ActivityError, _LoadFailed) as exc:
+            reported = isinstance(exc, _LoadFailed)
+            await self._fail(failure_message(exc), new, already_reported=reported)
+            if old is not None:
+                # The location is in ERROR now; an old server would only mislead.
+                await self._stop(old)
+            return
+        finally:
+            self._last_finished_deploy = number
+        if old is not None:
+            await self._stop(old)
+        state.server = new
+        state.address = ready.address
+        state.deployed_generation = generation
+        state.status = Status.RUNNING
+        state.message = f"{published.jobs} jobs; code server #{number} at {ready.address}"
+        state.consecutive_failures = 0
+
+    async def _fail(self, message: str, server: Handle | None, already_reported: bool) -> None:
+        """ERROR with the server's last log lines, then stop it; the loop retries after
+        a backoff."""
+        state = self._state
+        state.consecutive_failures += 1
+        state.deployed_generation = state.generation
+        retry_in = self._backoff_seconds()
+        if not already_reported:
+            await self._report(
+                Status.ERROR, f"{message} (retrying in {retry_in:g} s)", log_handle=server
+            )
+        state.status = Status.ERROR
+        state.message = message
+        if server is not None:
+            await self._stop(server)
+        state.server = None
+        state.address = None
+
+    def _backoff_seconds(self) -> float:
+        settings = self._input.settings
+        exponent = max(self._state.consecutive_failures - 1, 0)
+        delay = settings.restart_backoff_initial_seconds * (2 ** min(exponent, 30))
+        return float(min(delay, settings.restart_backoff_max_seconds))
+
+    async def _wait_backoff(self) -> None:
+        try:
+            await workflow.wait_condition(
+                self._change_pending,
+                timeout=self._backoff_seconds(),
+                timeout_summary="restart backoff",
+            )
+        except TimeoutError:
+            self._retry_due = True
+
+    # --- watching and stopping -----------------------------------------------------------
+
+    async def _watch(self) -> None:
+        state = self._state
+        settings = self._input.settings
+        assert state.server is not None
+        task = workflow.start_activity(
+            names.WATCH_CODE_SERVER,
+            WatchInput(
+                handle=state.server,
+                address=state.address,
+                interval_seconds=settings.health_check_interval_seconds,
+                unhealthy_after_failures=settings.unhealthy_after_failures,
+                max_seconds=settings.watch_slice_seconds,
+            ),
+            result_type=WatchOutput,
+            start_to_close_timeout=seconds(settings.watch_slice_seconds + 60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=PERSISTENT,
+            summary="check the code server's health until it fails",
+        )
+        await workflow.wait_condition(lambda: task.done() or self._change_pending())
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                await task
+            return
+        watched = await task
+        if watched.running:
+            return  # the slice ended; the loop starts the next one
+        await self._fail(
+            f"code server #{state.deploys} {watched.reason or 'stopped'}", state.server, False
+        )
+        self._retry_due = False
+
+    async def _stop(self, server: Handle) -> None:
+        settings = self._input.settings
+        await workflow.execute_activity(
+            names.STOP_CODE_SERVER,
+            StopInput(handle=server, grace_seconds=settings.stop_grace_seconds),
+            result_type=StopOutput,
+            start_to_close_timeout=seconds(settings.stop_grace_seconds + 30),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=PERSISTENT,
+            summary=f"stop code server {server.label}",
+        )
+
+    async def _stop_all(self) -> None:
+        state = self._state
+        await self._report(Status.STOPPING, "removing the code location", generation=None)
+        if state.server is not None:
+            await self._stop(state.server)
+        state.server = None
+        state.address = None
+        await self._report(Status.STOPPED, "removed", generation=None)
+        self._show()
+
+    # --- reporting -----------------------------------------------------------------------
+
+    async def _report(
+        self,
+        status: CodeLocationStatus,
+        message: str,
+        log_handle: Handle | None = None,
+        generation: Any = "current",
+    ) -> None:
+        state = self._state
+        state.status = status
+        state.message = message
+        self._show()
+        await workflow.execute_activity(
+            names.REPORT_CODE_LOCATION_STATUS,
+            LocationStatusInput(
+                name=self._input.name,
+                status=status,
+                generation=state.generation if generation == "current" else generation,
+                message=message,
+                log_handle=log_handle,
+            ),
+            start_to_close_timeout=SHORT,
+            retry_policy=PERSISTENT,
+            summary=f"report {status.value}",
+        )
+
+    def _show(self) -> None:
+        state = self._state
+        where = f" at {state.address}" if state.address else ""
+        workflow.set_current_details(
+            f"code location **{self._input.name}** "
+            f"({self._input.organization}/{self._input.deployment}): **{state.status.value}**, "
+            f"generation {state.generation}, server #{state.deploys}{where}"
+            + (f"\n\n{state.message}" if state.message else "")
+        )

@@ -1,0 +1,266 @@
+"""Inputs and outputs of every workflow and activity: pydantic models, one per direction.
+
+Nothing here may hold a secret: these values are recorded in workflow histories. Tokens and
+secret environment values live in the worker's configuration and inside activities.
+"""
+
+from pydantic import BaseModel, Field
+
+from activities.launchers.base import Handle
+from tether_api.enums import CodeLocationStatus, RunStatus
+from tether_api.models import AgentRequest
+
+# --- settings carried in workflow inputs (the worker fills them from its configuration) -----
+
+
+class CodeLocationSettings(BaseModel):
+    startup_timeout_seconds: float = Field(
+        default=120, description="A code server must answer /health within this long."
+    )
+    health_check_interval_seconds: float = Field(
+        default=5, description="Seconds between health checks of a RUNNING code server."
+    )
+    unhealthy_after_failures: int = Field(
+        default=3, description="Consecutive failed health checks that make a server unhealthy."
+    )
+    restart_backoff_initial_seconds: float = Field(
+        default=2, description="First wait before restarting a failed code server."
+    )
+    restart_backoff_max_seconds: float = Field(
+        default=120, description="Longest wait between restarts; retries never stop."
+    )
+    stop_grace_seconds: float = Field(
+        default=10, description="SIGTERM to SIGKILL grace when stopping a code server."
+    )
+    watch_slice_seconds: float = Field(
+        default=3600,
+        description="One watch activity lasts at most this long, then the workflow starts the "
+        "next one (and may continue-as-new in between).",
+    )
+
+
+class RunSettings(BaseModel):
+    start_timeout_seconds: float = Field(
+        default=300, description="Validation and launch must finish within this long."
+    )
+    stop_grace_seconds: float = Field(
+        default=20, description="SIGTERM to SIGKILL grace when terminating a run worker."
+    )
+    watch_slice_seconds: float = Field(default=3600, description="See CodeLocationSettings.")
+    max_runtime_tag: str = Field(
+        default="tether/max_runtime",
+        description="Run tag holding the longest a run may take, in seconds.",
+    )
+
+
+# --- AgentWorkflow -----------------------------------------------------------------------------
+
+
+class AgentWorkflowInput(BaseModel):
+    organization: str
+    deployment: str
+    agent_name: str
+    poll_wait_seconds: float = Field(default=20, description="Long-poll hold time.")
+    max_requests: int = Field(default=20, description="Requests claimed per poll.")
+    heartbeat_interval_seconds: float = Field(default=15)
+    continue_as_new_after_events: int = Field(
+        default=5000, description="History length after which the workflow continues as new."
+    )
+
+
+class PollInput(BaseModel):
+    agent_name: str
+    wait_seconds: float
+    max_requests: int
+
+
+class PollOutput(BaseModel):
+    requests: list[AgentRequest]
+
+
+class DispatchInput(BaseModel):
+    organization: str
+    deployment: str
+    request: AgentRequest
+
+
+class DispatchOutput(BaseModel):
+    workflow_id: str | None = Field(description="The workflow the request was handed to.")
+    action: str = Field(
+        description="started (or joined the running workflow) | the signal sent | "
+        "already-finished | ignored"
+    )
+    acknowledged: bool = Field(description="False when the claim went stale (redelivered).")
+
+
+class AgentHeartbeatInput(BaseModel):
+    organization: str
+    deployment: str
+    agent_name: str
+
+
+# --- CodeLocationWorkflow ----------------------------------------------------------------------
+
+
+class CodeLocationWorkflowInput(BaseModel):
+    organization: str
+    deployment: str
+    name: str
+    generation: int = Field(description="The control plane's generation to deploy.")
+    settings: CodeLocationSettings = Field(default_factory=CodeLocationSettings)
+    carried: "CodeLocationState | None" = Field(
+        default=None, description="State handed over by continue-as-new."
+    )
+
+
+class CodeLocationState(BaseModel):
+    """What the location's workflow knows: the answer of the ``state`` query."""
+
+    name: str
+    status: CodeLocationStatus
+    generation: int = Field(description="Generation requested by the control plane.")
+    deployed_generation: int | None = Field(
+        default=None, description="Generation the current server was started for."
+    )
+    server: Handle | None = Field(default=None, description="The serving code server.")
+    address: str | None = Field(default=None, description="Its URL, e.g. http://127.0.0.1:4567.")
+    message: str | None = None
+    deploys: int = Field(default=0, description="Servers started so far; labels use it.")
+    consecutive_failures: int = 0
+    redeploy_pending: bool = False
+
+
+class SyncSignal(BaseModel):
+    generation: int
+
+
+class StartCodeServerInput(BaseModel):
+    organization: str
+    deployment: str
+    name: str
+    label: str = Field(description="Deterministic label: workflow ID + '#' + deploy number.")
+
+
+class StartCodeServerOutput(BaseModel):
+    handle: Handle | None = None
+    removed: bool = Field(default=False, description="The location was removed meanwhile.")
+
+
+class WaitReadyInput(BaseModel):
+    handle: Handle
+    timeout_seconds: float
+
+
+class WaitReadyOutput(BaseModel):
+    address: str
+
+
+class PublishSnapshotInput(BaseModel):
+    name: str
+    generation: int
+    address: str
+    handle: Handle = Field(description="The server, for its log lines if loading failed.")
+
+
+class PublishSnapshotOutput(BaseModel):
+    loaded: bool
+    error: str | None = Field(default=None, description="The load error's first line.")
+    jobs: int = 0
+
+
+class WatchInput(BaseModel):
+    handle: Handle
+    address: str | None = None
+    interval_seconds: float
+    unhealthy_after_failures: int = 3
+    max_seconds: float
+
+
+class WatchOutput(BaseModel):
+    running: bool = Field(description="True when the slice ended with the process still fine.")
+    reason: str | None = Field(default=None, description="Why it stopped being healthy.")
+    exit_code: int | None = None
+
+
+class StopInput(BaseModel):
+    handle: Handle
+    grace_seconds: float
+    cleanup: bool = True
+
+
+class StopOutput(BaseModel):
+    exit_code: int | None = None
+
+
+class LocationStatusInput(BaseModel):
+    name: str
+    status: CodeLocationStatus
+    generation: int | None = Field(description="None: applies whatever the generation.")
+    message: str | None = None
+    log_handle: Handle | None = Field(
+        default=None, description="Attach this process's last log lines (read in the activity)."
+    )
+
+
+# --- RunWorkflow -------------------------------------------------------------------------------
+
+
+class RunWorkflowInput(BaseModel):
+    organization: str
+    deployment: str
+    run_id: str
+    code_location: str
+    job: str
+    settings: RunSettings = Field(default_factory=RunSettings)
+
+
+class TerminateSignal(BaseModel):
+    reason: str = "terminated"
+
+
+class PrepareRunInput(BaseModel):
+    organization: str
+    deployment: str
+    run_id: str
+    code_location: str
+    max_runtime_tag: str
+
+
+class PrepareRunOutput(BaseModel):
+    proceed: bool = Field(description="False: the run must not start (see status, message).")
+    status: RunStatus
+    message: str | None = None
+    steps: list[str] = Field(default_factory=list)
+    max_runtime_seconds: float | None = None
+
+
+class LaunchRunWorkerInput(BaseModel):
+    organization: str
+    deployment: str
+    run_id: str
+    code_location: str
+    label: str
+
+
+class WatchRunWorkerOutput(BaseModel):
+    running: bool
+    exit_code: int | None = None
+
+
+class FinishRunInput(BaseModel):
+    run_id: str
+    label: str = Field(description="The run worker's label: found and stopped if no handle.")
+    handle: Handle | None
+    outcome: str = Field(description="exited | terminated | timed-out | not-started")
+    exit_code: int | None = None
+    message: str | None = None
+
+
+class RunResult(BaseModel):
+    run_id: str
+    status: RunStatus
+    message: str | None = None
+    exit_code: int | None = None
+
+
+CodeLocationWorkflowInput.model_rebuild()
