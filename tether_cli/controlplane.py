@@ -37,7 +37,15 @@ def serve(
     settings = Settings(database_url=db or default_database_url())
     where = _safe(settings.database_url)
     err.print(f"[bold]tether control plane[/] on http://{host}:{port}  (database {where})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    # Long-polls and event streams hold requests open for up to 20 s; on shutdown they get 2 s
+    # (clients retry against the next process) instead of delaying the stop.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=2,
+    )
 
 
 @app.command()

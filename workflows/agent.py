@@ -75,7 +75,8 @@ class AgentWorkflow:
                 # irrelevant (a terminate that overtakes its launch still ends the run).
                 await asyncio.gather(
                     *(
-                        workflow.execute_activity(
+                        # Local: no task-queue round trip between poll and dispatch.
+                        workflow.execute_local_activity(
                             names.DISPATCH_REQUEST,
                             DispatchInput(
                                 organization=input.organization,

@@ -1,5 +1,10 @@
 """RunWorkflow: one per run (``run:{run_id}``).
 
+Short steps (prepare, launch, finish) are local activities: they run in the worker that
+holds the workflow, without a round trip through the task queue, which is most of a run's
+launch latency and of Temporal's work per run. The watch is a regular heartbeating activity
+so that a dead agent is noticed and the watch resumes on the next one.
+
 prepare (validate against the code server) -> launch the run worker -> watch it until it
 exits -> reconcile with the control plane. A terminate signal stops the worker and ends
 CANCELED; the start timeout and the run's max runtime end in FAILURE. The worker reports its
@@ -68,7 +73,7 @@ class RunWorkflow:
 
         try:
             prepared = await self._race(
-                workflow.start_activity(
+                workflow.start_local_activity(
                     names.PREPARE_RUN,
                     PrepareRunInput(
                         organization=input.organization,
@@ -96,7 +101,7 @@ class RunWorkflow:
         self._details(input, f"launching the run worker ({len(prepared.steps)} steps)")
         try:
             launched = await self._race(
-                workflow.start_activity(
+                workflow.start_local_activity(
                     names.LAUNCH_RUN_WORKER,
                     LaunchRunWorkerInput(
                         organization=input.organization,
@@ -210,7 +215,7 @@ class RunWorkflow:
                 )
                 exit_code = stopped.exit_code
         self._phase = "finishing"
-        result = await workflow.execute_activity(
+        result = await workflow.execute_local_activity(
             names.FINISH_RUN,
             FinishRunInput(
                 run_id=input.run_id,

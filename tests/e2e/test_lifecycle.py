@@ -188,7 +188,7 @@ def test_agent_killed_mid_run_resumes_and_adopts(
         finals = [e for e in events(e2e_tenant, run["id"]) if e["type"].startswith("RUN_")]
         assert [e["type"] for e in finals] == ["RUN_START", "RUN_SUCCESS"]
         # The same run worker finished (adopted, not relaunched) ...
-        assert launcher.find(f"run:{run['id']}") is None
+        wait_until(lambda: launcher.find(f"run:{run['id']}") is None, what="the worker exits")
         # ... and the same code server still serves: adopted, never restarted.
         again = launcher.find(server_label)
         assert again is not None and again.pid == server.pid

@@ -1,0 +1,242 @@
+"""``tether dev`` end to end, as a user runs it: the real Temporal dev server, control plane,
+agent, code server and run worker, started by one command; Ctrl-C; a restart on the same
+home; a crash of one part; a busy port."""
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import REPO, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ETL_CONFIG = {"source": "s3://bucket/orders.csv"}
+READY = "Press Ctrl-C to stop everything."
+STARTED = re.compile(r"started (.+?) \(pid (\d+)\)")
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie (a container's PID 1 may never reap the orphans)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return text[text.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def launched_pids(home: Path) -> list[int]:
+    """Supervisor and command PIDs of what the agent launched (code servers, run workers)."""
+    pids = []
+    for record in (home / "agent" / "processes").glob("*/process.json"):
+        pids.append(int(json.loads(record.read_text())["pid"]))
+        child = record.with_name("child_pid")
+        if child.exists():
+            pids.append(int(child.read_text().strip()))
+    return pids
+
+
+class Dev:
+    """One ``tether dev`` process, its output in a file."""
+
+    def __init__(self, home: Path, out: Path, *args: object) -> None:
+        self.home = home
+        self.out = out
+        self.args = [str(a) for a in args]
+        # Nothing from the caller's shell may point the stack or the CLI elsewhere.
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("TETHER_", "TEMPORAL_"))
+        }
+        self.env["TETHER_HOME"] = str(home)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Dev":
+        with open(self.out, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tether_cli.main", "dev", *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                # As from a terminal: its own session, so our signals go only where we send them.
+                start_new_session=True,
+            )
+        return self
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def wait_ready(self) -> str:
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tether dev exited {self.proc.returncode}:\n{self.output()}")
+            return READY in self.output()
+
+        wait_until(ready, timeout=60, interval=0.2, what="tether dev ready")
+        return self.output()
+
+    def children(self) -> dict[str, int]:
+        return {name: int(pid) for name, pid in STARTED.findall(self.output())}
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def interrupt(self) -> int:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGINT)
+        return self.wait_exit()
+
+    def cleanup(self) -> None:
+        """Whatever happened in the test, nothing it started outlives it."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in self.children().values() if self.out.exists() else []:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        from activities.launchers.process import ProcessLauncher
+
+        launcher = ProcessLauncher(self.home / "agent")
+        for label in launcher.labels():
+            handle = launcher.find(label)
+            if handle is not None:
+                launcher.stop(handle, grace_seconds=1)
+
+
+def api(saved: dict[str, Any], path: str) -> Any:
+    r = httpx.get(
+        f"{saved['url']}/api/v1/deployments/{saved['deployment']}{path}",
+        headers={"Authorization": f"Bearer {saved['user_token']}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def assert_all_stopped(pids: list[int]) -> None:
+    left = [pid for pid in pids if alive(pid)]
+    assert not left, f"still running: {left}"
+
+
+def test_dev_starts_everything_stops_on_ctrl_c_and_restarts_where_it_left(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    args = ("--headless", "--port", free_port(), "--temporal-port", free_port())
+    first = Dev(home, tmp_path / "dev-1.out", *args)
+    second = Dev(home, tmp_path / "dev-2.out", *args)
+    try:
+        text = first.start().wait_ready()
+
+        # URLs, tokens, logs; dev.json for the user commands, readable by the owner only.
+        saved = json.loads((home / "dev.json").read_text())
+        assert stat.S_IMODE((home / "dev.json").stat().st_mode) == 0o600
+        port, temporal_port = args[2], args[4]
+        assert saved["url"] == f"http://127.0.0.1:{port}"
+        assert (saved["organization"], saved["deployment"]) == ("local", "dev")
+        assert saved["temporal_address"] == f"127.0.0.1:{temporal_port}"
+        assert saved["temporal_ui"] is None  # --headless
+        assert saved["user_token"].startswith("tether_user_") and saved["user_token"] in text
+        assert saved["agent_token"].startswith("tether_agent_") and saved["agent_token"] in text
+        assert f"http://127.0.0.1:{port}/docs" in text
+        assert str(home / "logs") in text
+        for log in ("temporal", "controlplane", "agent"):
+            assert (home / "logs" / f"{log}.log").stat().st_size > 0
+        children = first.children()
+        assert set(children) == {"Temporal", "control plane", "agent"}, text
+
+        location = api(saved, "/code-locations/quickstart")
+        assert location["status"] == "RUNNING", location
+        agents = api(saved, "/agents")
+        assert [(a["name"], a["available"]) for a in agents] == [("dev", True)]
+
+        # One `tether dev` per home.
+        busy = subprocess.run(
+            [sys.executable, "-m", "tether_cli.main", "dev", "--headless", "--port", "1"],
+            env=first.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert busy.returncode == 1 and "another `tether dev`" in busy.stderr, busy.stderr
+
+        # The user CLI finds the stack through $TETHER_HOME/dev.json alone.
+        launch = subprocess.run(
+            [
+                *(sys.executable, "-m", "tether_cli.main", "runs", "launch", "quickstart", "etl"),
+                *("--config-json", json.dumps(ETL_CONFIG), "--follow"),
+            ],
+            env=first.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert launch.returncode == 0, launch.stdout + launch.stderr
+        run_id = launch.stdout.splitlines()[0].strip()
+        assert api(saved, f"/runs/{run_id}")["status"] == "SUCCESS"
+
+        launched = launched_pids(home)
+        assert any(alive(pid) for pid in launched), "no code server running"
+
+        # Ctrl-C: exit 0, and nothing left: not the children, not the code server.
+        assert first.interrupt() == 0, first.output()
+        assert_all_stopped([*children.values(), *launched])
+        assert "SIGINT received" in first.output()
+
+        # Again on the same home: same tokens, same runs and locations, RUNNING again.
+        text = second.start().wait_ready()
+        assert json.loads((home / "dev.json").read_text()) == saved
+        assert "kept from the last start" in text
+        assert api(saved, f"/runs/{run_id}")["status"] == "SUCCESS"
+        again = api(saved, "/code-locations/quickstart")
+        assert again["status"] == "RUNNING", again
+        assert again["generation"] > location["generation"]
+
+        # A part that dies is reported, and the rest is stopped: exit 1.
+        children = second.children()
+        launched = launched_pids(home)
+        os.kill(children["agent"], signal.SIGKILL)
+        assert second.wait_exit() == 1, second.output()
+        assert f"agent (pid {children['agent']}) exited with code -9" in second.output()
+        assert_all_stopped([*children.values(), *launched])
+    finally:
+        first.cleanup()
+        second.cleanup()
+
+
+def test_dev_refuses_a_busy_port_naming_the_flag(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy = listener.getsockname()[1]
+        for flags, flag in (
+            (("--port", busy, "--temporal-port", free_port()), "--port"),
+            (("--port", free_port(), "--temporal-port", busy), "--temporal-port"),
+        ):
+            dev = Dev(home, tmp_path / "dev.out", "--headless", *flags)
+            try:
+                assert dev.start().wait_exit() == 1
+            finally:
+                dev.cleanup()
+            output = dev.output()
+            assert f"port {busy} on 127.0.0.1" in output and f"pass {flag} " in output, output
+            assert "started" not in output
+    # Nothing was started, nothing was written.
+    assert not (home / "dev.json").exists()
+    assert not list((home / "logs").glob("*.log"))
