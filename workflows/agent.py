@@ -96,6 +96,8 @@ class AgentWorkflow:
                 f"agent **{input.agent_name}** of {input.organization}/{input.deployment}: "
                 f"{self._dispatched} requests dispatched since the last continue-as-new"
             )
+            if self._stop:
+                break  # a continue-as-new would forget the stop
             info = workflow.info()
             if (
                 info.is_continue_as_new_suggested()

@@ -213,9 +213,8 @@ class CodeLocationWorkflow:
             if old is not None:
                 # The location is in ERROR now; an old server would only mislead.
                 await self._stop(old)
-            return
-        finally:
             self._last_finished_deploy = number
+            return
         if old is not None:
             await self._stop(old)
         state.server = new
@@ -224,6 +223,8 @@ class CodeLocationWorkflow:
         state.status = Status.RUNNING
         state.message = f"{published.jobs} jobs; code server #{number} at {ready.address}"
         state.consecutive_failures = 0
+        # Only now: a waiting redeploy_and_wait must see the final state, not LOADING.
+        self._last_finished_deploy = number
 
     async def _fail(self, message: str, server: Handle | None, already_reported: bool) -> None:
         """ERROR with the server's last log lines, then stop it; the loop retries after

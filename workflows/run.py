@@ -16,7 +16,7 @@ import contextlib
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.launchers.base import Handle
@@ -89,7 +89,8 @@ class RunWorkflow:
                 ),
                 start_deadline,
             )
-        except ActivityError as exc:
+        except (ActivityError, ApplicationError) as exc:
+            # A local activity's failure arrives as the ApplicationError itself.
             return await self._finish(input, None, "not-started", None, failure_message(exc))
         if isinstance(prepared, str):
             return await self._finish(input, None, prepared, None)
@@ -117,7 +118,8 @@ class RunWorkflow:
                 ),
                 start_deadline,
             )
-        except ActivityError as exc:
+        except (ActivityError, ApplicationError) as exc:
+            # A local activity's failure arrives as the ApplicationError itself.
             return await self._finish(input, None, "not-started", None, failure_message(exc))
         if isinstance(launched, str):
             # The launch may have happened just before the cancel: finish_run stops whatever
@@ -176,7 +178,7 @@ class RunWorkflow:
     @staticmethod
     async def _cancel(task: Any) -> None:
         task.cancel()
-        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+        with contextlib.suppress(ActivityError, ApplicationError, asyncio.CancelledError):
             await task
 
     async def _finish(

@@ -1,0 +1,230 @@
+"""Record the workflow histories that ``tests/workflows/test_replay.py`` replays.
+
+    python -m tests.histories.record                 # every scenario
+    python -m tests.histories.record run_success     # only these
+
+Starts the real stack in a temporary directory (a Temporal dev server, a control plane on
+SQLite, one agent process), drives each scenario through the user API and Temporal, and
+writes each finished workflow's history to ``tests/histories/<scenario>.json``. Everything
+it started is stopped by PID at the end, also on failure. See README.md in this directory
+for when (not) to re-record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.agent_support import (
+    AgentProcess,
+    TemporalDevServer,
+    events,
+    wait_for_location,
+    wait_for_run,
+)
+from tests.e2e.conftest import stop_launched
+from tests.support import ControlPlane, Tenant, wait_until
+from workflows import names
+from workflows.models import CodeLocationState
+
+HERE = Path(__file__).resolve().parent
+QUICKSTART = {"module": "tether_sdk.examples.quickstart"}
+BROKEN = {"module": "tether_sdk.examples.broken"}
+ETL_CONFIG = {"source": "s3://b/o.csv"}
+RESULT_TIMEOUT = 120.0
+
+log = logging.getLogger("tests.histories.record")
+
+
+class Session:
+    """One tenant on the running stack, and a Temporal client to read histories with."""
+
+    def __init__(self, tenant: Tenant, agent: AgentProcess, client: Client, out: Path) -> None:
+        self.tenant = tenant
+        self.agent = agent
+        self.client = client
+        self.out = out
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def location_handle(self, name: str) -> WorkflowHandle[Any, Any]:
+        workflow_id = names.code_location_workflow_id(self.tenant.org, self.tenant.deployment, name)
+        return self.client.get_workflow_handle(workflow_id)
+
+    def run_handle(self, run_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(names.run_workflow_id(run_id))
+
+    def deploy_running(self, name: str, spec: dict[str, str]) -> None:
+        self.tenant.deploy(name, **spec)
+        loc = wait_for_location(self.tenant, name, ("RUNNING",), timeout=90)
+        log.info("%s RUNNING (generation %s)", name, loc["generation"])
+
+    def remove(self, name: str) -> None:
+        with self.tenant.user() as c:
+            r = c.delete(f"{self.tenant.dep_path}/code-locations/{name}")
+            assert r.status_code == 202, r.text
+
+    async def save(self, scenario: str, handle: WorkflowHandle[Any, Any]) -> None:
+        """Wait for the workflow to close, then write its history."""
+        await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
+        history = await handle.fetch_history()
+        path = self.out / f"{scenario}.json"
+        path.write_text(history.to_json() + "\n")
+        log.info("wrote %s: %d events, %d bytes", path, len(history.events), path.stat().st_size)
+
+    async def query_state(self, name: str) -> CodeLocationState:
+        state: CodeLocationState = await self.location_handle(name).query(
+            names.QUERY_STATE, result_type=CodeLocationState
+        )
+        return state
+
+    async def until_state(
+        self, name: str, done: Callable[[CodeLocationState], bool], what: str
+    ) -> CodeLocationState:
+        deadline = asyncio.get_running_loop().time() + 90
+        while True:
+            state = await self.query_state(name)
+            if done(state):
+                return state
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{name}: timed out waiting for {what}; state {state}")
+            await asyncio.sleep(0.2)
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    async def code_location_redeploy_remove(self) -> None:
+        """Deploy, redeploy by the Temporal signal, remove: the workflow completes."""
+        name = "cycle"
+        self.deploy_running(name, QUICKSTART)
+        await self.location_handle(name).signal(names.SIGNAL_REDEPLOY)
+        await self.until_state(
+            name, lambda s: s.deploys == 2 and s.status == "RUNNING", "RUNNING on server #2"
+        )
+        self.remove(name)
+        await self.save("code_location_redeploy_remove", self.location_handle(name))
+
+    async def code_location_import_error_fixed(self) -> None:
+        """A module that cannot be imported (ERROR, retried with backoff), fixed by a new
+        generation pointing at a working module, then removed."""
+        name = "fixme"
+        self.tenant.deploy(name, **BROKEN)
+        wait_for_location(self.tenant, name, ("ERROR",), timeout=90)
+        # Let it retry at least once (the agent's backoff starts at 1 s).
+        await self.until_state(name, lambda s: s.deploys >= 2, "a retry after the error")
+        self.deploy_running(name, QUICKSTART)
+        self.remove(name)
+        await self.save("code_location_import_error_fixed", self.location_handle(name))
+
+    async def run_success(self) -> None:
+        self.deploy_running("quick", QUICKSTART)
+        run = self.tenant.launch("quick", "etl", run_config=ETL_CONFIG)
+        done = wait_for_run(self.tenant, run["id"], timeout=90)
+        assert done["status"] == "SUCCESS", done
+        await self.save("run_success", self.run_handle(run["id"]))
+
+    async def run_invalid_config(self) -> None:
+        self.deploy_running("quick", QUICKSTART)
+        run = self.tenant.launch("quick", "etl", run_config={})
+        done = wait_for_run(self.tenant, run["id"], timeout=90)
+        assert done["status"] == "FAILURE", done
+        await self.save("run_invalid_config", self.run_handle(run["id"]))
+
+    async def run_terminated(self) -> None:
+        self.deploy_running("quick", QUICKSTART)
+        run = self.tenant.launch("quick", "etl", run_config={**ETL_CONFIG, "sleep_seconds": 60})
+        wait_for_run(self.tenant, run["id"], ("STARTED",), timeout=90)
+        # Terminate once the worker is inside the slow step: it stops a live worker.
+        wait_until(
+            lambda: any(
+                "sleeping" in (e.get("message") or "") for e in events(self.tenant, run["id"])
+            ),
+            timeout=60,
+            what="the transform step sleeping",
+        )
+        with self.tenant.user() as c:
+            r = c.post(f"{self.tenant.dep_path}/runs/{run['id']}/terminate")
+            assert r.status_code == 202, r.text
+        done = wait_for_run(self.tenant, run["id"], timeout=90)
+        assert done["status"] == "CANCELED", done
+        await self.save("run_terminated", self.run_handle(run["id"]))
+
+    async def agent_workflow(self) -> None:
+        """The agent's own workflow, after it dispatched everything above; the ``stop``
+        signal ends it after the current poll. Runs last."""
+        handle = self.client.get_workflow_handle(self.agent.workflow_id)
+        await handle.signal("stop")
+        await self.save("agent", handle)
+
+
+SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
+    "code_location_redeploy_remove": Session.code_location_redeploy_remove,
+    "code_location_import_error_fixed": Session.code_location_import_error_fixed,
+    "run_success": Session.run_success,
+    "run_invalid_config": Session.run_invalid_config,
+    "run_terminated": Session.run_terminated,
+    "agent": Session.agent_workflow,  # last: it ends the agent's workflow
+}
+
+
+async def record(scenarios: list[str], out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="tether-histories-") as tmp:
+        workdir = Path(tmp)
+        for sub in ("temporal", "controlplane", "agent"):
+            (workdir / sub).mkdir()
+        temporal = TemporalDevServer(workdir / "temporal")
+        controlplane: ControlPlane | None = None
+        agent: AgentProcess | None = None
+        try:
+            temporal.start()
+            controlplane = ControlPlane(
+                workdir / "controlplane",
+                run_start_timeout_seconds=3600,
+                run_heartbeat_timeout_seconds=3600,
+            ).start()
+            tenant = controlplane.tenant()
+            agent = AgentProcess(tenant, temporal, workdir / "agent").start()
+            client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
+            session = Session(tenant, agent, client, out)
+            for scenario in scenarios:
+                log.info("scenario %s", scenario)
+                await SCENARIOS[scenario](session)
+        except BaseException:
+            if agent is not None:
+                sys.stderr.write(f"--- agent log (tail) ---\n{agent.log()[-4000:]}\n")
+            raise
+        finally:
+            if agent is not None:
+                agent.stop()
+                stop_launched(agent.state_dir)
+            if controlplane is not None:
+                controlplane.stop()
+            temporal.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument("--out", type=Path, default=HERE, help="where to write the JSON files")
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    chosen = [s for s in SCENARIOS if s in args.scenarios] if args.scenarios else list(SCENARIOS)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(record(chosen, args.out))
+
+
+if __name__ == "__main__":
+    main()

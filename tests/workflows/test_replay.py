@@ -1,0 +1,51 @@
+"""Recorded histories (``tests/histories/*.json``) must replay on today's workflow code.
+
+A workflow change that issues different commands for an existing history would break every
+execution in flight when an agent is upgraded (a non-determinism error). Such a change must
+be guarded with ``workflow.patched()``; re-recording the histories hides the break instead of
+fixing it. See tests/histories/README.md.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.agent import AgentWorkflow
+from workflows.code_location import CodeLocationWorkflow
+from workflows.run import RunWorkflow
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+FILES = sorted(HISTORIES.glob("*.json"))
+WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow]
+
+
+def started(history: dict[str, Any]) -> dict[str, Any]:
+    first = history["events"][0]
+    attributes: dict[str, Any] = first["workflowExecutionStartedEventAttributes"]
+    return attributes
+
+
+def load(path: Path) -> WorkflowHistory:
+    text = path.read_text()
+    # The recorder keeps the real workflow ID in the start event; the file name will do
+    # for histories exported without it (the ID only labels the replay).
+    workflow_id = started(json.loads(text)).get("workflowId") or path.stem
+    return WorkflowHistory.from_json(workflow_id, text)
+
+
+def test_every_workflow_type_has_a_recorded_history() -> None:
+    recorded = {started(json.loads(p.read_text()))["workflowType"]["name"] for p in FILES}
+    expected = {w.__name__ for w in WORKFLOWS}  # each is registered under its class name
+    assert expected <= recorded, f"no recorded history of {sorted(expected - recorded)}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+async def test_history_replays_without_non_determinism(path: Path) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
