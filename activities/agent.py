@@ -32,6 +32,7 @@ from workflows.models import (
     DispatchOutput,
     PollInput,
     PollOutput,
+    RemoveSignal,
     RunWorkflowInput,
     SyncSignal,
     TerminateSignal,
@@ -90,12 +91,22 @@ class AgentActivities:
         if request.type == RequestType.SYNC_CODE_LOCATION:
             sync = SyncCodeLocationPayload.model_validate(request.payload)
             return await self._to_location(
-                org, dep, sync.code_location, sync.generation, names.SIGNAL_SYNC, sync.generation
+                org,
+                dep,
+                sync.code_location,
+                sync.generation,
+                names.SIGNAL_SYNC,
+                SyncSignal(generation=sync.generation),
             )
         if request.type == RequestType.REMOVE_CODE_LOCATION:
             remove = RemoveCodeLocationPayload.model_validate(request.payload)
             return await self._to_location(
-                org, dep, remove.code_location, 0, names.SIGNAL_REMOVE, None
+                org,
+                dep,
+                remove.code_location,
+                0,
+                names.SIGNAL_REMOVE,
+                RemoveSignal(generation=remove.generation),
             )
         if request.type == RequestType.LAUNCH_RUN:
             launch = LaunchRunPayload.model_validate(request.payload)
@@ -123,10 +134,9 @@ class AgentActivities:
         name: str,
         generation: int,
         signal: str,
-        generation_signal: int | None,
+        signal_arg: SyncSignal | RemoveSignal,
     ) -> tuple[str, str]:
         workflow_id = names.code_location_workflow_id(org, dep, name)
-        args = [SyncSignal(generation=generation_signal)] if generation_signal is not None else []
         await self.ctx.temporal.start_workflow(
             CODE_LOCATION_WORKFLOW,
             CodeLocationWorkflowInput(
@@ -139,7 +149,7 @@ class AgentActivities:
             id=workflow_id,
             task_queue=activity.info().task_queue,
             start_signal=signal,
-            start_signal_args=args,
+            start_signal_args=[signal_arg],
             # A removed location may be deployed again under the same name.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"code location {name} ({org}/{dep})",

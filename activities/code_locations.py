@@ -106,9 +106,20 @@ class CodeLocationActivities:
 
     @activity.defn(name=PUBLISH_SNAPSHOT)
     async def publish_snapshot(self, input: PublishSnapshotInput) -> PublishSnapshotOutput:
-        response = await self._http.get(f"{input.address}/snapshot", timeout=60)
-        response.raise_for_status()
-        answer = SnapshotResponse.model_validate_json(response.content)
+        try:
+            # Under the activity's 30 s start-to-close, so a slow answer fails this attempt
+            # rather than the activity timing out unexplained.
+            response = await self._http.get(f"{input.address}/snapshot", timeout=25)
+            response.raise_for_status()
+            answer = SnapshotResponse.model_validate_json(response.content)
+        except (httpx.HTTPError, ValueError) as exc:
+            inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
+            if not inspection.running:
+                reason = f"the code server {describe_exit(inspection.exit_code)}"
+            else:
+                reason = f"the code server did not serve its snapshot ({exc!r})"
+            # Not retried here: the workflow reports ERROR and restarts it with backoff.
+            raise ApplicationError(reason, type="SnapshotFailed", non_retryable=True) from exc
         if answer.snapshot is None:
             error = answer.load_error
             first_line = error.message if error else "the code server served no snapshot"

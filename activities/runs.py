@@ -121,6 +121,16 @@ class RunActivities:
         launcher = self.ctx.launcher
         handle = await asyncio.to_thread(launcher.find, input.label)
         if handle is None:
+            run = await self.ctx.control_plane.run(input.run_id)
+            if run.status != RunStatus.STARTING:
+                # Launched before (this is a retry, and that worker already exited) or
+                # finished: never start a second worker for one run.
+                raise ApplicationError(
+                    f"run {input.run_id} is {run.status.value}, not STARTING: its worker was "
+                    "already launched",
+                    type="AlreadyLaunched",
+                    non_retryable=True,
+                )
             location = await self.ctx.control_plane.code_location(input.code_location)
             env = resolve_env(location.spec)
             env.update(

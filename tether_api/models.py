@@ -343,6 +343,10 @@ class SyncCodeLocationPayload(BaseModel):
 
 class RemoveCodeLocationPayload(BaseModel):
     code_location: str
+    generation: int | None = Field(
+        default=None,
+        description="The generation being removed: a deploy of a newer one supersedes it.",
+    )
 
 
 class LaunchRunPayload(BaseModel):

@@ -9,8 +9,10 @@ import asyncio
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from tether_api.models import AgentRequest
     from workflows import names
     from workflows.models import (
         AgentHeartbeatInput,
@@ -37,6 +39,31 @@ class AgentWorkflow:
     def stop(self) -> None:
         """Ends the workflow after the current poll (used when an agent is retired)."""
         self._stop = True
+
+    async def _dispatch(self, input: AgentWorkflowInput, request: AgentRequest) -> None:
+        try:
+            # Local: no task-queue round trip between poll and dispatch. Independent
+            # requests go out at once; the target workflows make their order irrelevant (a
+            # terminate that overtakes its launch still ends the run).
+            await workflow.execute_local_activity(
+                names.DISPATCH_REQUEST,
+                DispatchInput(
+                    organization=input.organization,
+                    deployment=input.deployment,
+                    request=request,
+                ),
+                result_type=DispatchOutput,
+                start_to_close_timeout=SHORT,
+                retry_policy=PERSISTENT,
+                summary=f"{request.type.value} {_subject(request.payload)}",
+            )
+        except (ActivityError, ApplicationError) as exc:
+            # One request that cannot be dispatched must not end the agent: it stays
+            # unacknowledged, comes back when its lease expires, and the control plane fails
+            # it as poison after repeated claims.
+            workflow.logger.warning(
+                "request %s (%s) not dispatched: %s", request.id, request.type.value, exc
+            )
 
     @workflow.run
     async def run(self, input: AgentWorkflowInput) -> None:
@@ -74,22 +101,7 @@ class AgentWorkflow:
                 # Independent requests go out at once; the target workflows make their order
                 # irrelevant (a terminate that overtakes its launch still ends the run).
                 await asyncio.gather(
-                    *(
-                        # Local: no task-queue round trip between poll and dispatch.
-                        workflow.execute_local_activity(
-                            names.DISPATCH_REQUEST,
-                            DispatchInput(
-                                organization=input.organization,
-                                deployment=input.deployment,
-                                request=request,
-                            ),
-                            result_type=DispatchOutput,
-                            start_to_close_timeout=SHORT,
-                            retry_policy=PERSISTENT,
-                            summary=f"{request.type.value} {_subject(request.payload)}",
-                        )
-                        for request in polled.requests
-                    )
+                    *(self._dispatch(input, request) for request in polled.requests)
                 )
                 self._dispatched += len(polled.requests)
             workflow.set_current_details(

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         LocationStatusInput,
         PublishSnapshotInput,
         PublishSnapshotOutput,
+        RemoveSignal,
         StartCodeServerInput,
         StartCodeServerOutput,
         StopInput,
@@ -61,6 +62,7 @@ class CodeLocationWorkflow:
         )
         self._state.generation = max(self._state.generation, input.generation)
         self._remove = False
+        self._removed_generation = 0
         self._retry_due = False
         self._last_finished_deploy = self._state.deploys
 
@@ -70,14 +72,21 @@ class CodeLocationWorkflow:
     def sync(self, signal: SyncSignal) -> None:
         # A redelivered or older sync changes nothing: generations only go up.
         self._state.generation = max(self._state.generation, signal.generation)
+        if self._remove and signal.generation > self._removed_generation:
+            self._remove = False  # deployed again after the removal: the deploy wins
 
     @workflow.signal(name=names.SIGNAL_REDEPLOY)
     def redeploy(self) -> None:
         self._state.redeploy_pending = True
 
     @workflow.signal(name=names.SIGNAL_REMOVE)
-    def remove(self) -> None:
+    def remove(self, signal: RemoveSignal | None = None) -> None:
+        # No argument (a person with the temporal CLI): remove whatever is deployed.
+        generation = signal.generation if signal and signal.generation is not None else None
+        if generation is not None and generation < self._state.generation:
+            return  # superseded by a newer deploy
         self._remove = True
+        self._removed_generation = max(generation or 0, self._state.generation)
 
     @workflow.update(name=names.UPDATE_REDEPLOY)
     async def redeploy_and_wait(self) -> CodeLocationState:
@@ -111,14 +120,19 @@ class CodeLocationWorkflow:
             self._show()
             if self._remove:
                 await self._stop_all()
-                return state
+                if self._remove:
+                    return state
+                continue  # a newer deploy arrived while stopping: deploy it
+
             if self._deploy_wanted():
                 await self._deploy()
             elif state.server is not None:
                 await self._watch()
             else:
                 await self._wait_backoff()
-            if self._history_is_long():
+            # Only with nothing pending: a continue-as-new must not drop a removal or leave
+            # a redeploy_and_wait waiting for a deploy that the new run never starts.
+            if self._history_is_long() and not self._deploy_wanted() and not self._remove:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     CodeLocationWorkflowInput(
@@ -309,12 +323,14 @@ class CodeLocationWorkflow:
 
     async def _stop_all(self) -> None:
         state = self._state
-        await self._report(Status.STOPPING, "removing the code location", generation=None)
+        # Reported for the removed generation: a newer deploy's reports win over these.
+        removed = self._removed_generation
+        await self._report(Status.STOPPING, "removing the code location", generation=removed)
         if state.server is not None:
             await self._stop(state.server)
         state.server = None
         state.address = None
-        await self._report(Status.STOPPED, "removed", generation=None)
+        await self._report(Status.STOPPED, "removed", generation=removed)
         self._show()
 
     # --- reporting -----------------------------------------------------------------------

@@ -134,6 +134,12 @@ class SyncSignal(BaseModel):
     generation: int
 
 
+class RemoveSignal(BaseModel):
+    generation: int | None = Field(
+        default=None, description="Generation removed; a sync of a newer one cancels it."
+    )
+
+
 class StartCodeServerInput(BaseModel):
     organization: str
     deployment: str

@@ -13,7 +13,9 @@ own final event; ``finish_run`` fills in only what a dead worker could not say.
 
 import asyncio
 import contextlib
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -36,6 +38,15 @@ with workflow.unsafe.imports_passed_through():
         WatchRunWorkerOutput,
     )
     from workflows.options import HEARTBEAT_TIMEOUT, PERSISTENT, SHORT, seconds
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _NotStarted:
+    outcome: str
+    message: str | None
 
 
 class _Outcome:
@@ -71,62 +82,69 @@ class RunWorkflow:
         self._details(input, "validating the run against the code server")
         start_deadline = workflow.now() + seconds(settings.start_timeout_seconds)
 
-        try:
-            prepared = await self._race(
-                workflow.start_local_activity(
-                    names.PREPARE_RUN,
-                    PrepareRunInput(
-                        organization=input.organization,
-                        deployment=input.deployment,
-                        run_id=input.run_id,
-                        code_location=input.code_location,
-                        max_runtime_tag=settings.max_runtime_tag,
-                    ),
-                    result_type=PrepareRunOutput,
-                    start_to_close_timeout=SHORT,
-                    retry_policy=PERSISTENT,
-                    summary="validate the run config with the code server",
-                ),
-                start_deadline,
-            )
-        except (ActivityError, ApplicationError) as exc:
-            # A local activity's failure arrives as the ApplicationError itself.
-            return await self._finish(input, None, "not-started", None, failure_message(exc))
-        if isinstance(prepared, str):
-            return await self._finish(input, None, prepared, None)
+        prepared = await self._before_start(
+            names.PREPARE_RUN,
+            PrepareRunInput(
+                organization=input.organization,
+                deployment=input.deployment,
+                run_id=input.run_id,
+                code_location=input.code_location,
+                max_runtime_tag=settings.max_runtime_tag,
+            ),
+            PrepareRunOutput,
+            "validate the run config with the code server",
+            start_deadline,
+        )
+        if isinstance(prepared, _NotStarted):
+            return await self._finish(input, None, prepared.outcome, None, prepared.message)
         if not prepared.proceed:
-            outcome = "not-started"
-            return await self._finish(input, None, outcome, None, prepared.message)
+            return await self._finish(input, None, "not-started", None, prepared.message)
 
         self._phase = "launching"
         self._details(input, f"launching the run worker ({len(prepared.steps)} steps)")
+        launched = await self._before_start(
+            names.LAUNCH_RUN_WORKER,
+            LaunchRunWorkerInput(
+                organization=input.organization,
+                deployment=input.deployment,
+                run_id=input.run_id,
+                code_location=input.code_location,
+                label=workflow.info().workflow_id,
+            ),
+            Handle,
+            "start the run worker",
+            start_deadline,
+        )
+        if isinstance(launched, _NotStarted):
+            # The launch may have happened just before a cancel: finish_run stops whatever
+            # carries this workflow's label.
+            return await self._finish(input, None, launched.outcome, None, launched.message)
+        self._handle = launched
+        return await self._watch(input, launched, prepared.max_runtime_seconds)
+
+    async def _before_start(
+        self, activity: str, arg: Any, result_type: type[T], summary: str, deadline: datetime
+    ) -> "T | _NotStarted":
+        """A step before the worker runs, as a local activity bounded by the start timeout:
+        its result, or why the run will not start (terminated, timed out, failed)."""
         try:
-            launched = await self._race(
+            result = await self._race(
                 workflow.start_local_activity(
-                    names.LAUNCH_RUN_WORKER,
-                    LaunchRunWorkerInput(
-                        organization=input.organization,
-                        deployment=input.deployment,
-                        run_id=input.run_id,
-                        code_location=input.code_location,
-                        label=workflow.info().workflow_id,
-                    ),
-                    result_type=Handle,
+                    activity,
+                    arg,
+                    result_type=result_type,
                     start_to_close_timeout=SHORT,
                     retry_policy=PERSISTENT,
-                    summary="start the run worker",
+                    summary=summary,
                 ),
-                start_deadline,
+                deadline,
             )
         except (ActivityError, ApplicationError) as exc:
             # A local activity's failure arrives as the ApplicationError itself.
-            return await self._finish(input, None, "not-started", None, failure_message(exc))
-        if isinstance(launched, str):
-            # The launch may have happened just before the cancel: finish_run stops whatever
-            # carries this workflow's label.
-            return await self._finish(input, None, launched, None)
-        self._handle = launched
-        return await self._watch(input, launched, prepared.max_runtime_seconds)
+            return _NotStarted("not-started", failure_message(exc))
+        if isinstance(result, str):
+            return _NotStarted(result, None)
+        return result
 
     async def _watch(
         self, input: RunWorkflowInput, handle: Handle, max_runtime: float | None
@@ -198,24 +216,11 @@ class RunWorkflow:
                 if handle is None
                 else f"the run exceeded its max runtime (tag {settings.max_runtime_tag})"
             )
-        if outcome in (_Outcome.TERMINATED, _Outcome.TIMED_OUT):
-            self._phase = "stopping"
-            self._details(input, f"stopping the run worker: {message}")
-            if handle is not None:
-                stopped = await workflow.execute_activity(
-                    names.STOP_RUN_WORKER,
-                    StopInput(
-                        handle=handle,
-                        grace_seconds=settings.stop_grace_seconds,
-                        cleanup=False,
-                    ),
-                    result_type=StopOutput,
-                    start_to_close_timeout=seconds(settings.stop_grace_seconds + 30),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=PERSISTENT,
-                    summary="stop the run worker (SIGTERM, then SIGKILL after the grace)",
-                )
-                exit_code = stopped.exit_code
+        timed_out = outcome == _Outcome.TIMED_OUT and handle is not None
+        if outcome == _Outcome.TERMINATED and handle is not None:
+            exit_code = await self._stop_worker(input, handle, message)
+        # A timeout is recorded as FAILURE *before* the worker is stopped: stopped, the worker
+        # would report itself CANCELED, and the first final status is the one that stays.
         self._phase = "finishing"
         result = await workflow.execute_local_activity(
             names.FINISH_RUN,
@@ -232,9 +237,28 @@ class RunWorkflow:
             retry_policy=PERSISTENT,
             summary="reconcile the outcome with the control plane",
         )
+        if timed_out and handle is not None:
+            await self._stop_worker(input, handle, message)
         self._phase = "done"
         self._details(input, f"{result.status.value}: {result.message or ''}".rstrip(": "))
         return result
+
+    async def _stop_worker(
+        self, input: RunWorkflowInput, handle: Handle, why: str | None
+    ) -> int | None:
+        settings = input.settings
+        self._phase = "stopping"
+        self._details(input, f"stopping the run worker: {why}")
+        stopped = await workflow.execute_activity(
+            names.STOP_RUN_WORKER,
+            StopInput(handle=handle, grace_seconds=settings.stop_grace_seconds, cleanup=False),
+            result_type=StopOutput,
+            start_to_close_timeout=seconds(settings.stop_grace_seconds + 30),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=PERSISTENT,
+            summary="stop the run worker (SIGTERM, then SIGKILL after the grace)",
+        )
+        return stopped.exit_code
 
     def _details(self, input: RunWorkflowInput, what: str) -> None:
         workflow.set_current_details(

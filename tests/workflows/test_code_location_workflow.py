@@ -33,6 +33,7 @@ from workflows.models import (
     LocationStatusInput,
     PublishSnapshotInput,
     PublishSnapshotOutput,
+    RemoveSignal,
     StartCodeServerInput,
     StartCodeServerOutput,
     StopInput,
@@ -393,7 +394,8 @@ async def test_remove_stops_the_server_and_completes(
 
     assert await canceled_activities(location) == [names.WATCH_CODE_SERVER]
     assert acts.statuses()[-2:] == [Status.STOPPING, Status.STOPPED]
-    assert [r.generation for r in acts.reports()[-2:]] == [None, None]
+    # Reported for the removed generation, so a newer deploy's reports win over them.
+    assert [r.generation for r in acts.reports()[-2:]] == [1, 1]
     assert acts.rec.inputs(names.STOP_CODE_SERVER) == [
         StopInput(handle=server(location.id, 1), grace_seconds=10)
     ]
@@ -471,3 +473,27 @@ async def test_redeploy_and_wait_fails_with_the_load_error(
     # A failed update stops the old server too (the location is ERROR, not half-updated).
     stopped = {number(s.handle.label) for s in acts.rec.inputs(names.STOP_CODE_SERVER)}
     assert stopped == {1, 2}
+
+
+async def test_a_stale_remove_is_ignored_and_a_newer_deploy_survives_a_removal(
+    env: WorkflowEnvironment, acts: LocationStandIns
+) -> None:
+    """`tether remove X; tether deploy X` in quick succession: the deploy wins, whatever order
+    the two requests reach the workflow in."""
+    async with new_worker(env.client, [CodeLocationWorkflow], acts.activities) as worker:
+        location = await start(env, worker.task_queue)
+        await watching(acts, 1)
+        # The deploy (generation 2) overtook the removal of generation 1: nothing is removed.
+        await location.signal(CodeLocationWorkflow.sync, SyncSignal(generation=2))
+        await location.signal(CodeLocationWorkflow.remove, RemoveSignal(generation=1))
+        await watching(acts, 2)
+        assert (await location.query(CodeLocationWorkflow.state)).status == Status.RUNNING
+        # Removal of generation 2, then the deploy of generation 3 arrives while it stops.
+        await location.signal(CodeLocationWorkflow.remove, RemoveSignal(generation=2))
+        await location.signal(CodeLocationWorkflow.sync, SyncSignal(generation=3))
+        await watching(acts, 3)
+        state = await location.query(CodeLocationWorkflow.state)
+        assert state.status == Status.RUNNING and state.generation == 3
+        await location.signal(CodeLocationWorkflow.remove)
+        final = await location.result()
+    assert final.status == Status.STOPPED

@@ -125,7 +125,7 @@ def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
         session,
         dep.id,
         RequestType.REMOVE_CODE_LOCATION,
-        RemoveCodeLocationPayload(code_location=name).model_dump(),
+        RemoveCodeLocationPayload(code_location=name, generation=row.generation).model_dump(),
         _remove_key(name),
     )
     return row
