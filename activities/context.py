@@ -31,8 +31,6 @@ class AgentContext:
     code_location_settings: CodeLocationSettings = field(default_factory=CodeLocationSettings)
     run_settings: RunSettings = field(default_factory=RunSettings)
     version: str = ""
-    # Seconds between run worker heartbeats to the control plane.
-    run_worker_heartbeat_seconds: float = 5.0
 
 
 def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:

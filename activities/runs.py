@@ -2,6 +2,7 @@
 reconcile the outcome with the control plane."""
 
 import asyncio
+import functools
 import math
 import time
 
@@ -116,15 +117,19 @@ class RunActivities:
 
     @activity.defn(name=names.LAUNCH_RUN_WORKER)
     async def launch_run_worker(self, input: LaunchRunWorkerInput) -> Handle:
-        """Start the run worker with a fresh run token, or adopt the one already running
+        """Start the run worker with a fresh run token, or adopt the one already launched
         under this run's label (then no token is minted: a new one would revoke its own)."""
         launcher = self.ctx.launcher
-        handle = await asyncio.to_thread(launcher.find, input.label)
+        # A recorded worker, even one that already exited, means this is a retry: never a
+        # second worker for one run (its watch then sees the exit and reconciles).
+        handle = await asyncio.to_thread(
+            functools.partial(launcher.find, input.label, include_exited=True)
+        )
         if handle is None:
+            # Another host's agent (another state directory) may have launched it before a
+            # worker crash moved this workflow here: the control plane knows.
             run = await self.ctx.control_plane.run(input.run_id)
             if run.status != RunStatus.STARTING:
-                # Launched before (this is a retry, and that worker already exited) or
-                # finished: never start a second worker for one run.
                 raise ApplicationError(
                     f"run {input.run_id} is {run.status.value}, not STARTING: its worker was "
                     "already launched",
@@ -138,7 +143,6 @@ class RunActivities:
                     "TETHER_RUN_ID": input.run_id,
                     "TETHER_CONTROL_PLANE_URL": self.ctx.worker_control_plane_url,
                     "TETHER_RUN_TOKEN": await self.ctx.control_plane.run_token(input.run_id),
-                    "TETHER_HEARTBEAT_INTERVAL": f"{self.ctx.run_worker_heartbeat_seconds:g}",
                 }
             )
             spec = LaunchSpec(label=input.label, kind="run-worker", location=location.spec, env=env)

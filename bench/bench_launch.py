@@ -34,12 +34,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_controlplane import machine, percentile
-from tests.agent_support import AgentProcess, TemporalDevServer, wait_for_location, wait_for_run
+from tests.agent_support import (
+    TERMINAL,
+    AgentProcess,
+    TemporalDevServer,
+    stop_launched,
+    wait_for_location,
+    wait_for_run,
+)
 from tests.support import ControlPlane, Tenant, wait_until
 
 LOCATION = "trivial"
 JOB = "one_step"
-TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
 ACTIVE = ("QUEUED", "STARTING", "STARTED", "CANCELING")
 POLL_SECONDS = 0.010
 
@@ -558,13 +564,7 @@ def main() -> None:
     finally:
         if agent is not None:
             agent.stop()
-            from activities.launchers.process import ProcessLauncher
-
-            launcher = ProcessLauncher(agent.state_dir)
-            for label in launcher.labels():
-                handle = launcher.find(label)
-                if handle is not None:
-                    launcher.stop(handle, grace_seconds=2)
+            stop_launched(agent.state_dir)
         if cp is not None:
             cp.stop()
         if temporal is not None:

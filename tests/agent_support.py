@@ -13,17 +13,12 @@ from tests.support import REPO, Tenant, free_port, wait_until
 from worker.temporal_binary import temporal_cli
 
 
-def temporal_binary() -> str:
-    return temporal_cli()
-
-
 class TemporalDevServer:
     """``temporal server start-dev`` on free loopback ports, persisted to a file."""
 
-    def __init__(self, workdir: Path, ui: bool = False) -> None:
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.ui_port = free_port() if ui else None
         self.address = f"127.0.0.1:{self.port}"
         self.db_file = workdir / "temporal.db"
         self.log_path = workdir / "temporal.log"
@@ -31,7 +26,7 @@ class TemporalDevServer:
 
     def start(self) -> TemporalDevServer:
         command = [
-            temporal_binary(),
+            temporal_cli(),
             "server",
             "start-dev",
             "--ip",
@@ -42,11 +37,8 @@ class TemporalDevServer:
             str(self.db_file),
             "--log-level",
             "warn",
+            "--headless",
         ]
-        if self.ui_port is None:
-            command.append("--headless")
-        else:
-            command += ["--ui-port", str(self.ui_port)]
         log = self.log_path.open("ab")
         # The dev server also listens on a metrics port and an HTTP port; free ones, so that
         # parallel servers never collide.
@@ -60,7 +52,7 @@ class TemporalDevServer:
         if self.proc.poll() is not None:
             raise RuntimeError(f"temporal exited: {self.log_path.read_text()[-3000:]}")
         result = subprocess.run(
-            [temporal_binary(), "workflow", "list", "--address", self.address, "--limit", "1"],
+            [temporal_cli(), "workflow", "list", "--address", self.address, "--limit", "1"],
             capture_output=True,
             timeout=20,
         )
@@ -69,7 +61,7 @@ class TemporalDevServer:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``temporal ARGS --address THIS``."""
         return subprocess.run(
-            [temporal_binary(), *args, "--address", self.address],
+            [temporal_cli(), *args, "--address", self.address],
             capture_output=True,
             text=True,
             timeout=60,
@@ -105,6 +97,7 @@ class AgentProcess:
         self.task_queue = f"tq:{tenant.org}"
         self.env = {k: str(v) for k, v in env.items()}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     @property
     def workflow_id(self) -> str:
@@ -122,6 +115,8 @@ class AgentProcess:
             "TETHER_RUN_STOP_GRACE_SECONDS": "5",
             **self.env,
         }
+        # A restarted agent appends to the same log: only what it writes counts as serving.
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -153,7 +148,7 @@ class AgentProcess:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"agent exited: {self.log()[-3000:]}")
-        return "serving" in self.log()
+        return b"serving" in self.log_path.read_bytes()[self._log_offset :]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -217,3 +212,23 @@ def events(tenant: Tenant, run_id: str) -> list[dict[str, Any]]:
         r = c.get(f"{tenant.dep_path}/runs/{run_id}/events", params={"limit": 1000})
         assert r.status_code == 200, r.text
         return r.json()["events"]  # type: ignore[no-any-return]
+
+
+def stop_launched(state_dir: Path) -> None:
+    """Stop every process an agent's launcher started from ``state_dir`` (by its recorded
+    pid), so nothing a test or benchmark started outlives it."""
+    from activities.launchers.process import ProcessLauncher
+
+    ProcessLauncher(state_dir).stop_all(grace_seconds=2)
+
+
+def worker_starts(state_dir: Path, run_id: str) -> int:
+    """How many times a run worker was started for ``run_id``: the launcher writes one
+    banner per start into the label's log. (Events cannot tell: a second worker's RUN_START
+    would be seq 1 again, and the control plane stores (run, seq) once.)"""
+    from activities.launchers.process import ProcessLauncher
+
+    handle = ProcessLauncher(state_dir).find(f"run:{run_id}", include_exited=True)
+    if handle is None or handle.log_path is None:
+        return 0
+    return Path(handle.log_path).read_text(errors="replace").count("--- tether: starting ")

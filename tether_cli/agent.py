@@ -1,6 +1,5 @@
 """``tether agent run``: the agent, a Temporal worker that runs the deployment's user code."""
 
-import asyncio
 import logging
 import signal
 from pathlib import Path
@@ -62,6 +61,8 @@ def run(
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C. Running code servers and runs are left running
     and adopted by the next agent."""
+    import asyncio
+
     from pydantic import ValidationError
 
     from worker.config import AgentConfig, TemporalTLS

@@ -11,9 +11,11 @@ from pydantic import BaseModel, TypeAdapter
 
 from tether_api.enums import RunStatus
 from tether_api.models import (
+    Agent,
     CodeLocation,
     CodeLocationPutResult,
     CodeLocationSpec,
+    Deployment,
     Run,
     RunCreate,
     RunEvent,
@@ -36,6 +38,7 @@ STREAM_READ_TIMEOUT = 45.0
 STREAM_RECONNECT_SECONDS = 60.0
 
 _LOCATIONS = TypeAdapter(list[CodeLocation])
+_AGENTS = TypeAdapter(list[Agent])
 
 
 class ApiError(CliError):
@@ -157,10 +160,15 @@ class TetherClient:
     def remove_location(self, name: str) -> CodeLocation:
         return self._call(CodeLocation, "DELETE", f"/code-locations/{_segment(name)}")
 
+    def get_deployment(self) -> Deployment:
+        return self._call(Deployment, "GET", "")
+
+    def list_agents(self) -> list[Agent]:
+        return _AGENTS.validate_json(self._request("GET", "/agents").content)
+
     def agents_available(self) -> int:
         """How many of the deployment's agents sent a heartbeat within the timeout."""
-        agents = self._request("GET", "/agents").json()
-        return sum(1 for a in agents if isinstance(a, dict) and a.get("available"))
+        return sum(1 for agent in self.list_agents() if agent.available)
 
     # --- runs ---------------------------------------------------------------------------
 

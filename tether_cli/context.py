@@ -5,13 +5,12 @@ Each comes from its flag, else its environment variable (Typer resolves both), e
 """
 
 import json
-import os
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, Field
 
+from tether_api.home import tether_home
 from tether_cli.render import UsageProblem
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -83,10 +82,6 @@ class Connection(BaseModel):
             token=token,
             deployment=deployment or dev.deployment or DEFAULT_DEPLOYMENT,
         )
-
-
-def tether_home() -> Path:
-    return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
 
 
 def read_dev_file() -> DevFile:

@@ -5,7 +5,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tether_controlplane.settings import default_database_url
+
+def _default_database_url() -> str:
+    # Imported here: the control plane's settings need its extra, and `tether --help` (or
+    # any other command) must work without it.
+    from tether_controlplane.settings import default_database_url
+
+    return default_database_url()
+
 
 app = typer.Typer(help="Run and administer the control plane.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -34,7 +41,7 @@ def serve(
     from tether_controlplane.api.app import create_app
     from tether_controlplane.settings import Settings
 
-    settings = Settings(database_url=db or default_database_url())
+    settings = Settings(database_url=db or _default_database_url())
     where = _safe(settings.database_url)
     err.print(f"[bold]tether control plane[/] on http://{host}:{port}  (database {where})")
     # Long-polls and event streams hold requests open for up to 20 s; on shutdown they get 2 s
@@ -68,7 +75,7 @@ def bootstrap(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    result = run_bootstrap(db or default_database_url(), org, deployment, concurrency)
+    result = run_bootstrap(db or _default_database_url(), org, deployment, concurrency)
     if json_output:
         typer.echo(
             result.model_dump_json(
@@ -88,7 +95,7 @@ def migrate(db: DbOption = None) -> None:
     from tether_controlplane import migrate as migrations
     from tether_controlplane.db import Database
 
-    database = Database(db or default_database_url())
+    database = Database(db or _default_database_url())
     try:
         migrations.upgrade(database.engine)
         err.print(f"database at revision {migrations.current_revision(database.engine)}")

@@ -26,12 +26,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -41,7 +40,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tether_api.home import tether_home
 from tether_cli.render import CliError
+
+if TYPE_CHECKING:
+    from tether_cli.client import TetherClient
 
 T = TypeVar("T")
 
@@ -494,6 +497,13 @@ class Stack:
         )
         say(f"control plane is up at {o.url}", style="green")
 
+    def client(self, user_token: str) -> "TetherClient":
+        from tether_cli.client import TetherClient
+        from tether_cli.context import Connection
+
+        o = self.options
+        return TetherClient(Connection(url=o.url, token=user_token, deployment=o.deployment))
+
     def tokens(self, saved: Mapping[str, Any]) -> Tokens:
         """The saved tokens when they still work for this organization and deployment (a
         restart keeps them); otherwise new ones from the bootstrap, which also creates the
@@ -502,20 +512,19 @@ class Stack:
         user, agent = saved.get("user_token"), saved.get("agent_token")
         same_tenant = saved.get("organization") == o.org and saved.get("deployment") == o.deployment
         if same_tenant and isinstance(user, str) and isinstance(agent, str):
+            from tether_cli.client import ApiError, Unreachable
+
             try:
-                r = httpx.get(
-                    f"{o.url}/api/v1/deployments/{o.deployment}",
-                    headers={"Authorization": f"Bearer {user}"},
-                    timeout=10,
-                )
-            except httpx.HTTPError as exc:
-                raise DevError(f"cannot reach the control plane at {o.url}: {exc}") from exc
-            if r.status_code == 200:
+                with self.client(user) as client:
+                    client.get_deployment()
                 return Tokens(user=user, agent=agent, reused=True)
-            say(
-                f"the saved user token no longer works (HTTP {r.status_code}); minting new tokens",
-                style="yellow",
-            )
+            except Unreachable as exc:
+                raise DevError(exc.message) from exc
+            except ApiError as exc:
+                say(
+                    f"the saved user token no longer works (HTTP {exc.status}); minting new tokens",
+                    style="yellow",
+                )
         # In-process, against the database the control plane serves: it is already at the
         # latest revision, so the bootstrap's migration step does nothing.
         from tether_controlplane.bootstrap import bootstrap
@@ -558,24 +567,18 @@ class Stack:
             # An agent of the same name from the last `tether dev` may still count as
             # available: only a heartbeat sent after this start is this agent's.
             try:
-                r = httpx.get(
-                    f"{o.url}/api/v1/deployments/{o.deployment}/agents",
-                    headers={"Authorization": f"Bearer {tokens.user}"},
-                    timeout=5,
-                )
-            except httpx.HTTPError:
+                agents = client.list_agents()
+            except CliError:
                 return False
-            if r.status_code != 200:
-                return False
-            for agent in r.json():
-                if agent.get("name") != AGENT_NAME or not agent.get("available"):
-                    continue
-                at = datetime.fromisoformat(str(agent.get("last_heartbeat_at")))
-                if (at if at.tzinfo else at.replace(tzinfo=UTC)) >= started_at:
-                    return True
-            return False
+            return any(
+                a.name == AGENT_NAME and a.available and a.last_heartbeat_at >= started_at
+                for a in agents
+            )
 
-        self.wait_for(f"agent {AGENT_NAME!r}", AGENT_READY_SECONDS, heartbeating, f"; see {log}")
+        with self.client(tokens.user) as client:
+            self.wait_for(
+                f"agent {AGENT_NAME!r}", AGENT_READY_SECONDS, heartbeating, f"; see {log}"
+            )
         say(f"agent {AGENT_NAME!r} is heartbeating", style="green")
 
     def deploy(self, tokens: Tokens) -> None:
@@ -584,12 +587,10 @@ class Stack:
         back at once, instead of after a failed health check and a restart backoff."""
         from tether_api.enums import CodeLocationStatus as Status
         from tether_api.models import CodeLocation, CodeLocationSpec
-        from tether_cli.client import TetherClient
-        from tether_cli.context import Connection
+        from tether_cli.locations import is_settled
 
         o = self.options
-        connection = Connection(url=o.url, token=tokens.user, deployment=o.deployment)
-        with TetherClient(connection) as client:
+        with self.client(tokens.user) as client:
             existing = client.list_locations()
             target: CodeLocation | None = None
             if o.example:
@@ -618,13 +619,7 @@ class Stack:
 
             def settled() -> CodeLocation | None:
                 location = client.get_location(EXAMPLE_LOCATION)
-                # A status written before our PUT/redeploy is the previous server's.
-                if location.updated_at > since and location.status in (
-                    Status.RUNNING,
-                    Status.ERROR,
-                ):
-                    return location
-                return None
+                return location if is_settled(location, since) else None
 
             try:
                 final = self.wait_for(
@@ -673,14 +668,10 @@ class Stack:
         to adopt; `tether dev` is the whole stack, so it stops them too."""
         from activities.launchers.process import ProcessLauncher
 
-        launcher = ProcessLauncher(self.options.agent_state)
-        handles = [h for h in map(launcher.find, launcher.labels()) if h is not None]
-        if not handles:
-            return
-        say(f"stopping {len(handles)} code server(s) and run worker(s)", style="dim")
         grace = 0.0 if hurry.is_set() else LAUNCHED_STOP_GRACE_SECONDS
-        with ThreadPoolExecutor(max_workers=min(8, len(handles))) as pool:
-            list(pool.map(lambda h: launcher.stop(h, grace_seconds=grace), handles))
+        stopped = ProcessLauncher(self.options.agent_state).stop_all(grace)
+        if stopped:
+            say(f"stopped {stopped} code server(s) and run worker(s)", style="dim")
 
 
 def _temporal_binary() -> str:
@@ -726,7 +717,7 @@ def ready_panel(o: Options, tokens: Tokens) -> Panel:
 
     # The user commands find dev.json through $TETHER_HOME: say so when this home is not
     # the one they would use.
-    default_home = Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
+    default_home = tether_home()
     same = default_home.resolve() == o.home.resolve()
     prefix = "" if same else f"TETHER_HOME={shlex.quote(str(o.home))} "
     if o.example:
@@ -823,7 +814,7 @@ def dev(
     except ValueError as exc:
         say(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
-    home = (home or Path.home() / ".tether").expanduser().absolute()
+    home = (home or tether_home()).expanduser().absolute()
     options = Options(
         home=home,
         port=port,

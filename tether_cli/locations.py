@@ -3,7 +3,7 @@
 import shlex
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOpt
 from tether_cli.render import (
     EXIT_TIMEOUT,
     CliError,
+    JsonOption,
     UsageProblem,
     err,
     errors,
@@ -28,10 +29,20 @@ from tether_cli.render import (
     print_json,
     print_table,
     styled_status,
+    validation_message,
 )
 
 POLL_INTERVAL = 0.5
 SETTLED = frozenset({CodeLocationStatus.RUNNING, CodeLocationStatus.ERROR})
+
+
+def _wait_option(envvar: str) -> Any:
+    return typer.Option(
+        "--wait/--no-wait",
+        envvar=envvar,
+        help="Wait until the location is RUNNING (exit 0) or ERROR (exit 1).",
+    )
+
 
 TimeoutOption = Annotated[
     float,
@@ -41,10 +52,6 @@ TimeoutOption = Annotated[
         min=0,
         help="Seconds to wait for RUNNING or ERROR; then exit 3.",
     ),
-]
-JsonOption = Annotated[
-    bool,
-    typer.Option("--json", envvar="TETHER_JSON", help="Print JSON on stdout instead of text."),
 ]
 
 
@@ -60,16 +67,6 @@ class LocationFailed(CliError):
     def __init__(self, message: str, location: CodeLocation) -> None:
         super().__init__(message)
         self.location = location
-
-
-def _validation_message(exc: ValidationError) -> str:
-    # The same "field: problem" form the API answers with.
-    problems = []
-    for e in exc.errors():
-        where = ".".join(str(p) for p in e["loc"])
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        problems.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(problems)
 
 
 def _jobs(location: CodeLocation) -> str:
@@ -102,7 +99,7 @@ def wait_settled(
                 f"for generation {generation}; see `tether locations`",
                 location,
             )
-        fresh = since is None or location.updated_at > since
+        fresh = is_fresh(location, since)
         if fresh and location.status != shown:
             shown = location.status
             note(f"{name}: {location.status.value}")
@@ -117,6 +114,17 @@ def wait_settled(
                 location,
             )
         time.sleep(min(POLL_INTERVAL, remaining))
+
+
+def is_fresh(location: CodeLocation, since: datetime | None) -> bool:
+    """Whether the location's state was written after ``since`` (a deploy's answer): before
+    that, a RUNNING may still be the previous server's."""
+    return since is None or location.updated_at > since
+
+
+def is_settled(location: CodeLocation, since: datetime | None) -> bool:
+    """RUNNING or ERROR, written after ``since``: the outcome of that deploy."""
+    return is_fresh(location, since) and location.status in SETTLED
 
 
 def _agent_hint(client: TetherClient) -> str:
@@ -222,14 +230,7 @@ def deploy(
             help='Code server command for custom images, e.g. "tether code-server -m m".',
         ),
     ] = None,
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait/--no-wait",
-            envvar="TETHER_DEPLOY_WAIT",
-            help="Wait until the location is RUNNING (exit 0) or ERROR (exit 1).",
-        ),
-    ] = True,
+    wait: Annotated[bool, _wait_option("TETHER_DEPLOY_WAIT")] = True,
     timeout: TimeoutOption = 300.0,
     json_output: JsonOption = False,
     url: UrlOption = None,
@@ -254,7 +255,7 @@ def deploy(
                 command=argv,
             )
         except ValidationError as exc:
-            raise UsageProblem(_validation_message(exc)) from exc
+            raise UsageProblem(validation_message(exc)) from exc
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
             result = client.put_location(name, spec)
             location = result.code_location
@@ -286,14 +287,7 @@ def deploy(
 
 def redeploy(
     name: Annotated[str, typer.Argument(help="Code location name.", show_default=False)],
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait/--no-wait",
-            envvar="TETHER_REDEPLOY_WAIT",
-            help="Wait until the location is RUNNING (exit 0) or ERROR (exit 1).",
-        ),
-    ] = False,
+    wait: Annotated[bool, _wait_option("TETHER_REDEPLOY_WAIT")] = False,
     timeout: TimeoutOption = 300.0,
     json_output: JsonOption = False,
     url: UrlOption = None,

@@ -8,10 +8,10 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -140,3 +140,19 @@ def event_line(event: RunEvent) -> str:
         parts.append(event.message)
     # Continuation lines (tracebacks) are indented past the time, to keep the columns.
     return " ".join(parts).replace("\n", "\n" + " " * 13)
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", envvar="TETHER_JSON", help="Print JSON on stdout instead of text."),
+]
+
+
+def validation_message(exc: ValidationError) -> str:
+    # The same "field: problem" form the API answers with.
+    problems = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(problems)

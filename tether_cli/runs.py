@@ -15,6 +15,7 @@ from tether_cli.client import MAX_PAGE_EVENTS, TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.render import (
     EXIT_FAILED,
+    JsonOption,
     UsageProblem,
     duration,
     errors,
@@ -26,6 +27,7 @@ from tether_cli.render import (
     print_json,
     print_table,
     styled_status,
+    validation_message,
 )
 
 app = typer.Typer(help="Launch, list, follow and terminate runs.", no_args_is_help=True)
@@ -143,10 +145,7 @@ def launch(
                 tags=parse_pairs(tag, "--tag"),
             )
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise UsageProblem(problems) from exc
+            raise UsageProblem(validation_message(exc)) from exc
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
             run = client.create_run(body)
             typer.echo(run.id)
@@ -179,9 +178,7 @@ def list_runs(
     limit: Annotated[
         int, typer.Option("--limit", envvar="TETHER_RUNS_LIMIT", min=1, help="At most N runs.")
     ] = 20,
-    json_output: Annotated[
-        bool, typer.Option("--json", envvar="TETHER_JSON", help="Print JSON on stdout.")
-    ] = False,
+    json_output: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     deployment: DeploymentOption = None,

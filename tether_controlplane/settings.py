@@ -1,14 +1,15 @@
 """Control plane settings: every one has a documented default and a TETHER_ env variable."""
 
-import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tether_api.home import tether_home
+
 
 def default_state_dir() -> Path:
-    return Path(os.environ.get("TETHER_HOME", Path.home() / ".tether"))
+    return tether_home()
 
 
 def default_database_url() -> str:

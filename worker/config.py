@@ -1,17 +1,17 @@
 """The agent's configuration: one pydantic model, every field described. The CLI fills it from
 flags and ``TETHER_AGENT_*`` / ``TEMPORAL_*`` environment variables."""
 
-import os
 import socket
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
+from tether_api.home import tether_home
 from workflows.models import CodeLocationSettings, RunSettings
 
 
 def default_state_dir() -> Path:
-    return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether") / "agent"
+    return tether_home() / "agent"
 
 
 class TemporalTLS(BaseModel):

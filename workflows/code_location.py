@@ -16,7 +16,6 @@ works), ``remove``. The ``redeploy_and_wait`` update answers once the new server
 
 import asyncio
 import contextlib
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -340,7 +339,7 @@ class CodeLocationWorkflow:
         status: CodeLocationStatus,
         message: str,
         log_handle: Handle | None = None,
-        generation: Any = "current",
+        generation: int | None = None,
     ) -> None:
         state = self._state
         state.status = status
@@ -351,7 +350,7 @@ class CodeLocationWorkflow:
             LocationStatusInput(
                 name=self._input.name,
                 status=status,
-                generation=state.generation if generation == "current" else generation,
+                generation=state.generation if generation is None else generation,
                 message=message,
                 log_handle=log_handle,
             ),

@@ -76,8 +76,9 @@ class Launcher(ABC):
         """Start ``spec``, or adopt the live instance that carries ``spec.label``."""
 
     @abstractmethod
-    def find(self, label: str) -> Handle | None:
-        """The live instance with this label, if any."""
+    def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
+        """The live instance with this label, if any; with ``include_exited``, also one that
+        has exited but is still recorded (so a one-shot launch is never repeated)."""
 
     @abstractmethod
     def inspect(self, handle: Handle) -> Inspection:

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -195,9 +196,9 @@ class ProcessLauncher(Launcher):
             self._wait_supervisor_ready(popen, directory)
             return self._handle(record, adopted=False)
 
-    def find(self, label: str) -> Handle | None:
+    def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
         record = self._read_record(label)
-        if record is None or not self._running(record):
+        if record is None or not (include_exited or self._running(record)):
             return None
         return self._handle(record, adopted=False)
 
@@ -278,6 +279,16 @@ class ProcessLauncher(Launcher):
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return found
+
+    def stop_all(self, grace_seconds: float) -> int:
+        """Stop everything still running from this state directory, in parallel; returns
+        how many. For tearing down a whole local stack (``tether dev``, tests, benchmarks):
+        an agent that merely restarts must never call it."""
+        handles = [h for h in map(self.find, self.labels()) if h is not None]
+        if handles:
+            with ThreadPoolExecutor(max_workers=min(8, len(handles))) as pool:
+                list(pool.map(lambda h: self.stop(h, grace_seconds), handles))
+        return len(handles)
 
     def child_pid(self, handle: Handle) -> int | None:
         """The PID of the command itself (the supervisor's child), once it has started."""

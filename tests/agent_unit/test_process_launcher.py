@@ -145,6 +145,9 @@ def test_exit_code_and_output(launcher: Tracked) -> None:
     assert launcher.log_tail(handle, 1) == ["bye"]
     assert launcher.log_tail(handle, 2)[0].startswith("--- tether: starting code-server")
     assert launcher.find("wf-exit") is None
+    # Still recorded: a one-shot launcher (the run worker) finds it and does not start again.
+    exited = launcher.find("wf-exit", include_exited=True)
+    assert exited is not None and exited.pid == handle.pid
 
     # A new start under the same label replaces the exited one and appends to the log.
     second = launcher.start(spec("wf-exit", python_command("print('again')")))
@@ -420,3 +423,14 @@ def test_log_tail_reads_large_logs_from_the_end(launcher: Tracked, tmp_path: Pat
     assert launcher.log_tail(handle, 0) == []
     missing = handle.model_copy(update={"log_path": str(tmp_path / "none.log")})
     assert launcher.log_tail(missing, 5) == []
+
+
+def test_stop_all_stops_everything_still_running(launcher: Tracked) -> None:
+    sleeper = python_command("import time; time.sleep(60)")
+    running = [launcher.start(spec(f"wf-all-{i}", sleeper)) for i in range(2)]
+    exited = launcher.start(spec("wf-all-done", python_command("pass")))
+    wait_exited(launcher, exited)
+
+    assert launcher.stop_all(grace_seconds=1) == 2
+    assert all(not launcher.inspect(h).running for h in running)
+    assert launcher.labels() and all(launcher.find(label) is None for label in launcher.labels())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_support import AgentProcess, TemporalDevServer
+from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched
 from tests.support import ControlPlane, Tenant
 
 
@@ -48,15 +48,3 @@ def agent(
     finally:
         process.stop()
         stop_launched(process.state_dir)
-
-
-def stop_launched(state_dir: Path) -> None:
-    """Stop every process the agent's launcher started (by its recorded pid), so nothing a
-    test started outlives it."""
-    from activities.launchers.process import ProcessLauncher
-
-    launcher = ProcessLauncher(state_dir)
-    for label in launcher.labels():
-        handle = launcher.find(label)
-        if handle is not None:
-            launcher.stop(handle, grace_seconds=2)

@@ -111,11 +111,7 @@ class Dev:
                 os.kill(pid, signal.SIGKILL)
         from activities.launchers.process import ProcessLauncher
 
-        launcher = ProcessLauncher(self.home / "agent")
-        for label in launcher.labels():
-            handle = launcher.find(label)
-            if handle is not None:
-                launcher.stop(handle, grace_seconds=1)
+        ProcessLauncher(self.home / "agent").stop_all(grace_seconds=1)
 
 
 def api(saved: dict[str, Any], path: str) -> Any:

