@@ -2,9 +2,19 @@
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from annotated_types import Ge, Le
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 from tether_api.enums import (
     CodeLocationStatus,
@@ -25,6 +35,7 @@ MAX_EVENT_DATA_BYTES = 256 * 1024
 MAX_TAGS = 100
 MAX_SEQ = 2**31 - 1  # per-run sequence numbers are 32-bit in storage
 INT32 = 2**31 - 1
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 def _strip_nul(value: str) -> str:
@@ -33,6 +44,23 @@ def _strip_nul(value: str) -> str:
 
 
 T = TypeVar("T")
+
+
+def _json_number(value: Any) -> Any:
+    # JSON Schema's types, not Python's coercions: `false` is not 0 and "5" is not 5.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a number")
+    return value
+
+
+# Request fields take what their published JSON Schema type allows, no more: an integer is
+# an int or an integral float (5.0), a number is an int or a float, a boolean is a bool. A
+# client that sends another JSON type gets a 422 naming the field.
+# (Constraints go before JSON_NUMBER in an Annotated, or the schema loses them.)
+JSON_NUMBER = BeforeValidator(_json_number)
+JsonInt = Annotated[int, JSON_NUMBER]
+JsonFloat = Annotated[float, JSON_NUMBER]
+JsonBool = Annotated[bool, Strict()]
 
 # Free text from users' code or agents: NUL bytes replaced.
 Text = Annotated[str, AfterValidator(_strip_nul)]
@@ -49,6 +77,29 @@ def check_json_size(value: T, limit: int, what: str) -> T:
     return value
 
 
+# --- errors ----------------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    """One bad field of a request."""
+
+    loc: list[str | int] = Field(
+        description="Where: 'body', 'query', 'path' or 'header', then the field's path."
+    )
+    msg: str = Field(description="What is wrong with it.")
+    type: str = Field(description="A machine-readable kind, e.g. 'missing', 'string_too_long'.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer (4xx) of the API."""
+
+    detail: str = Field(description="What went wrong and how to fix it, in one line.")
+    errors: list[FieldError] = Field(
+        default_factory=list,
+        description="Each bad field, for validation errors (422); empty otherwise.",
+    )
+
+
 # --- deployments and tokens -------------------------------------------------------------
 
 
@@ -60,7 +111,7 @@ class Deployment(BaseModel):
 
 
 class DeploymentUpdate(BaseModel):
-    run_concurrency_limit: int | None = Field(default=None, ge=1, le=100_000)
+    run_concurrency_limit: Annotated[int, Ge(1), Le(100_000), JSON_NUMBER] | None = None
 
 
 class AgentTokenCreate(BaseModel):
@@ -92,8 +143,25 @@ class CodeLocationSpec(BaseModel):
     python_executable: str | None = Field(
         default=None, max_length=1000, description="Python to run (process launcher)."
     )
-    module: str | None = Field(default=None, max_length=300, description="Module to import.")
-    python_file: str | None = Field(default=None, max_length=1000, description="File to load.")
+    model_config = ConfigDict(
+        # The rule _one_target enforces, said in the schema for generated clients.
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["module"], "properties": {"module": {"type": "string"}}},
+                {"required": ["python_file"], "properties": {"python_file": {"type": "string"}}},
+            ]
+        }
+    )
+
+    module: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=MODULE_PATTERN,
+        description="Module to import, as a dotted name (e.g. 'my_project.definitions').",
+    )
+    python_file: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="File to load."
+    )
     env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables (not secret: stored as given)."
     )
@@ -193,7 +261,7 @@ class RunPage(BaseModel):
 
 
 class RunEvent(BaseModel):
-    seq: int = Field(ge=1, le=MAX_SEQ, description="Per-run sequence number, from 1.")
+    seq: JsonInt = Field(ge=1, le=MAX_SEQ, description="Per-run sequence number, from 1.")
     type: EventType
     timestamp: datetime
     step: Text | None = Field(default=None, max_length=200)
@@ -203,6 +271,13 @@ class RunEvent(BaseModel):
         default_factory=dict, description=f"At most {MAX_EVENT_DATA_BYTES} bytes as JSON."
     )
 
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _text_or_datetime(cls, value: Any) -> Any:
+        if isinstance(value, int | float):  # pydantic would read a number as Unix time
+            raise ValueError("timestamp must be an ISO 8601 string, e.g. 2026-01-01T00:00:00Z")
+        return value
+
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -211,7 +286,10 @@ class RunEvent(BaseModel):
         try:
             return value.astimezone(UTC)
         except OverflowError:
-            raise ValueError("timestamp out of range") from None
+            # Within an hour of year 1 or year 9999: a valid date-time that UTC cannot hold.
+            # Clamped rather than refused, so the event itself is not lost.
+            edge = datetime.min if value.year == 1 else datetime.max
+            return edge.replace(tzinfo=UTC)
 
     @field_validator("data")
     @classmethod
@@ -273,10 +351,10 @@ class Agent(BaseModel):
 
 class PollRequest(BaseModel):
     agent_name: Name
-    max_requests: int = Field(default=10, ge=1, le=100)
-    wait_seconds: float = Field(default=20.0, ge=0, le=30, description="Long-poll hold time.")
-    lease_seconds: float | None = Field(
-        default=None, ge=1, le=3600, description="Lease length; the server default when unset."
+    max_requests: JsonInt = Field(default=10, ge=1, le=100)
+    wait_seconds: JsonFloat = Field(default=20.0, ge=0, le=30, description="Long-poll hold time.")
+    lease_seconds: Annotated[float, Ge(1), Le(3600), JSON_NUMBER] | None = Field(
+        default=None, description="Lease length; the server default when unset."
     )
 
 
@@ -295,10 +373,8 @@ class PollResponse(BaseModel):
 
 
 class RequestAck(BaseModel):
-    attempt: int | None = Field(
+    attempt: Annotated[int, Ge(1), Le(INT32), JSON_NUMBER] | None = Field(
         default=None,
-        ge=1,
-        le=INT32,
         description="The claim's attempt, from the poll. When given, a stale claim (the lease "
         "expired and the request was claimed again) changes nothing and answers 409.",
     )
@@ -306,7 +382,7 @@ class RequestAck(BaseModel):
 
 class RequestFailure(RequestAck):
     error: Text = Field(max_length=MAX_MESSAGE_CHARS)
-    retry: bool = Field(default=False, description="Make the request visible again at once.")
+    retry: JsonBool = Field(default=False, description="Make the request visible again at once.")
 
 
 class CodeLocationStatusReport(BaseModel):
@@ -316,21 +392,44 @@ class CodeLocationStatusReport(BaseModel):
         default_factory=list, max_length=MAX_LOG_TAIL_LINES
     )
     snapshot: DefinitionsSnapshot | None = None
-    generation: int | None = Field(
+    generation: Annotated[int, Ge(0), Le(INT32), JSON_NUMBER] | None = Field(
         default=None,
-        ge=0,
-        le=INT32,
         description="Generation this report is about; stale reports are ignored.",
     )
 
 
+# What an agent may report: QUEUED belongs to the control plane's admission alone.
+ReportedRunStatus = Literal[
+    RunStatus.STARTING,
+    RunStatus.STARTED,
+    RunStatus.CANCELING,
+    RunStatus.SUCCESS,
+    RunStatus.FAILURE,
+    RunStatus.CANCELED,
+]
+REPORTED_RUN_STATUSES = tuple(s.value for s in get_args(ReportedRunStatus))
+
+
 class RunStatusReport(BaseModel):
-    status: RunStatus
+    status: ReportedRunStatus = Field(
+        description="The run's new status; the state machine ignores a report it has moved "
+        "past (a finished run keeps its final status)."
+    )
     message: Text | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    exit_code: int | None = Field(default=None, ge=-INT32, le=INT32)
+    exit_code: Annotated[int, Ge(-INT32), Le(INT32), JSON_NUMBER] | None = None
     log_tail: list[Annotated[Text, Field(max_length=MAX_MESSAGE_CHARS)]] = Field(
         default_factory=list, max_length=MAX_LOG_TAIL_LINES
     )
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _reportable(cls, value: Any) -> Any:
+        if value not in REPORTED_RUN_STATUSES:
+            raise ValueError(
+                f"an agent reports one of {', '.join(REPORTED_RUN_STATUSES)}; "
+                f"{value!r} is not one (QUEUED is set by the control plane only)"
+            )
+        return value
 
 
 # --- request payloads (what an AgentRequest.payload holds, by type) ---------------------

@@ -1,12 +1,15 @@
-"""Errors the services raise; the API turns them into JSON ``{"detail": ...}`` answers."""
+"""Errors the services raise; the API turns them into JSON ``ErrorResponse`` answers."""
+
+from tether_api.models import FieldError
 
 
 class ApiError(Exception):
     status_code = 400
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.errors = errors or []
 
 
 class NotFound(ApiError):
@@ -18,4 +21,11 @@ class Conflict(ApiError):
 
 
 class Invalid(ApiError):
+    """A request the schema allows but the server cannot accept (422). Name the field with
+    ``loc`` (e.g. ``("query", "cursor")``) so clients can show the error next to it."""
+
     status_code = 422
+
+    def __init__(self, detail: str, loc: tuple[str | int, ...] | None = None) -> None:
+        errors = [FieldError(loc=list(loc), msg=detail, type="value_error")] if loc else None
+        super().__init__(detail, errors)

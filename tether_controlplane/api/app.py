@@ -3,9 +3,10 @@
 import asyncio
 import importlib.metadata
 import logging
-import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,9 +14,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tether_api.models import ErrorResponse, FieldError
 from tether_controlplane import migrate
-from tether_controlplane.api.middleware import BodyLimitMiddleware
+from tether_controlplane.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from tether_controlplane.api.responses import API_ERRORS
 from tether_controlplane.api.routes import agent, deployments, locations, runs, worker
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
@@ -62,25 +66,42 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+        return _error(exc.status_code, exc.detail, exc.errors, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # Name each bad field in one readable line, and keep the structured list.
         problems = []
+        errors = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return JSONResponse(
-            {"detail": "; ".join(problems), "errors": _jsonable(exc.errors())}, status_code=422
-        )
+            loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+            where = ".".join(str(p) for p in loc if p != "body")
+            msg = str(err.get("msg"))
+            problems.append(f"{where}: {msg}" if where else msg)
+            errors.append(FieldError(loc=loc, msg=msg, type=str(err.get("type", "value_error"))))
+        return _error(422, "; ".join(problems), errors)
 
     @app.exception_handler(DataError)
     async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
         # A value the database refuses (out of range, bad encoding) is the caller's to fix; a
         # 5xx would make a well-behaved client retry the same bad request forever.
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
-        return JSONResponse({"detail": f"a value could not be stored: {reason}"}, status_code=422)
+        return _error(422, f"a value could not be stored: {reason}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only;
+            # RFC 9110 wants every method the resource supports.
+            allow = allowed_methods(request.app, request.url.path) or [headers.get("Allow", "")]
+            headers["Allow"] = ", ".join(allow)
+            detail = f"method {request.method} is not allowed here; use {headers['Allow']}"
+        elif exc.status_code == 404:
+            detail = f"no such endpoint: {request.url.path} (see /docs for the API)"
+        else:
+            detail = str(exc.detail)
+        return _error(exc.status_code, detail, headers=headers or None)
 
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> dict[str, str]:
@@ -91,20 +112,52 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         return {"status": "ok"}
 
     for module in (deployments, locations, runs, agent, worker):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=API_ERRORS)
+    # The last added runs first: a request without a valid token is refused before its
+    # body is read at all.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AuthMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
-def _jsonable(errors: object) -> object:
-    # Validation errors may carry exception objects in "ctx", and "input" may echo megabytes
-    # back: keep only plain, small data.
-    if isinstance(errors, dict):
-        return {k: _jsonable(v) for k, v in errors.items() if k not in ("ctx", "input", "url")}
-    if isinstance(errors, list | tuple):
-        return [_jsonable(v) for v in errors]
-    if isinstance(errors, float) and not math.isfinite(errors):
-        return str(errors)  # e.g. a body of 1e999 parses to inf, which JSON cannot carry
-    if isinstance(errors, str | int | float | bool) or errors is None:
-        return errors
-    return str(errors)
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = FastAPI.openapi(app)  # caches it in app.openapi_schema
+    # FastAPI gives declared error answers the route's own media type (the event stream's
+    # text/event-stream); every error body is JSON.
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            for code, response in operation.get("responses", {}).items():
+                if code[0] in "45" and response.get("content"):
+                    media = next(iter(response["content"].values()))
+                    response["content"] = {"application/json": media}
+    return schema
+
+
+def _error(
+    status: int,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(detail=detail, errors=errors or [])
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the published API serves at ``path`` (from the OpenAPI document, the
+    one list of what exists)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow", None)
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"),
+                [method.upper() for method in item],
+            )
+            for template, item in app.openapi()["paths"].items()
+        ]
+        app.state.allow = table
+    methods = {m for pattern, found in table if pattern.match(path) for m in found}
+    return sorted(methods)

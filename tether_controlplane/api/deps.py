@@ -4,9 +4,17 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from tether_api.names import NAME_PATTERN
+from tether_controlplane.api.middleware import (
+    INVALID_TOKEN,
+    MISSING_TOKEN,
+    PRINCIPAL_SCOPE_KEY,
+    bearer_secret,
+    lookup_principal,
+)
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError, NotFound
 from tether_controlplane.services import tenancy
@@ -41,18 +49,30 @@ DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def principal(request: Request, db: DbDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized(
-            "missing token: send 'Authorization: Bearer <token>' "
-            "(create tokens with `tether controlplane bootstrap`)"
-        )
-    with db.read() as session:
-        found = tenancy.authenticate(session, secret.strip())
+# Declares the bearer scheme in the OpenAPI document (Swagger's "Authorize" uses it); the
+# token itself is checked by AuthMiddleware before the body is read.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="A user, agent or run token: `Authorization: Bearer <token>`.",
+)
+
+
+def principal(
+    request: Request,
+    db: DbDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    found: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if found is not None:
+        return found
+    # Only for a route mounted outside the middleware's prefix.
+    secret = bearer_secret(request.headers.get("authorization"))
+    if secret is None:
+        raise Unauthorized(MISSING_TOKEN)
+    found = lookup_principal(db, secret)
     if found is None:
-        raise Unauthorized("invalid or revoked token: check the token you were given")
+        raise Unauthorized(INVALID_TOKEN)
     return found
 
 

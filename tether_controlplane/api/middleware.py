@@ -1,11 +1,18 @@
-"""Pure ASGI middleware: refuse oversized bodies with 413 before anything parses them.
+"""Pure ASGI middleware that refuses requests before anything reads their bodies: without a
+valid token (401), or with a body over the limit (413).
 
-FastAPI's own ``max_body_size`` (0.165+) answers a declared oversize in plain text; this one
-answers JSON ``{"detail": ...}`` naming the setting, like every other error of the API."""
+FastAPI's own ``max_body_size`` (0.165+) answers a declared oversize in plain text; these
+answer JSON ``ErrorResponse`` bodies naming the fix, like every other error of the API."""
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from tether_controlplane.db import Database
+from tether_controlplane.services import tenancy
+from tether_controlplane.services.tenancy import Principal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,16 +80,73 @@ class BodyLimitMiddleware:
         )
 
     async def _refuse(self, send: Send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await refuse(send, status, detail, close=True)
+
+
+async def refuse(
+    send: Send, status: int, detail: str, *, close: bool = False, bearer: bool = False
+) -> None:
+    """Answer with an ``ErrorResponse`` body without reading the request. ``close`` when the
+    unread body must not be taken for the next request on the connection."""
+    body = json.dumps({"detail": detail, "errors": []}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    if bearer:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# Where AuthMiddleware leaves the caller for the route's dependencies.
+PRINCIPAL_SCOPE_KEY = "tether.principal"
+MISSING_TOKEN = (
+    "missing token: send 'Authorization: Bearer <token>' "
+    "(create tokens with `tether controlplane bootstrap`)"
+)
+INVALID_TOKEN = "invalid or revoked token: check the token you were given"
+
+
+def bearer_secret(header: str | None) -> str | None:
+    scheme, _, secret = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
+
+
+def lookup_principal(db: Database, secret: str) -> Principal | None:
+    with db.read() as session:
+        return tenancy.authenticate(session, secret)
+
+
+class AuthMiddleware:
+    """Authenticate every request under ``prefix`` by its bearer token before its body is
+    read, so that a caller without a valid token cannot make the server parse anything.
+    Which kind of token an endpoint needs is still the route's dependencies' to check."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        header = next(
+            (v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"authorization"),
+            None,
         )
-        await send({"type": "http.response.body", "body": body})
+        secret = bearer_secret(header)
+        if secret is None:
+            await refuse(send, 401, MISSING_TOKEN, close=True, bearer=True)
+            return
+        db: Database = scope["app"].state.db
+        principal = await run_in_threadpool(lookup_principal, db, secret)
+        if principal is None:
+            await refuse(send, 401, INVALID_TOKEN, close=True, bearer=True)
+            return
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        await self.app(scope, receive, send)

@@ -80,7 +80,8 @@ def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
             known = ", ".join(j.name for j in snapshot.jobs) or "(none)"
             raise Invalid(
                 f"job {body.job!r} is not defined in code location {body.code_location!r}; "
-                f"its jobs are: {known}"
+                f"its jobs are: {known}",
+                loc=("body", "job"),
             )
     now = utcnow()
     row = RunRow(
@@ -152,7 +153,7 @@ def transition(
     current = RunStatus(run.status)
     if status == RunStatus.CANCELING and current == RunStatus.QUEUED:
         status = RunStatus.CANCELED  # nothing runs yet: nothing to wait for
-    if current not in ALLOWED_FROM[status]:
+    if current not in ALLOWED_FROM.get(status, frozenset()):
         return False
     now = utcnow()
     changed = current != status
@@ -229,7 +230,10 @@ def list_page(
     if cursor is not None:
         cursor_pk = requests.parse_id(cursor)
         if cursor_pk is None:
-            raise Invalid(f"invalid cursor {cursor!r}: pass the next_cursor of a previous page")
+            raise Invalid(
+                f"invalid cursor {cursor!r}: pass the next_cursor of a previous page",
+                loc=("query", "cursor"),
+            )
         query = query.where(RunRow.pk < cursor_pk)
     rows = session.scalars(query.order_by(RunRow.pk.desc()).limit(limit + 1)).all()
     more = len(rows) > limit

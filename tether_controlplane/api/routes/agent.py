@@ -25,6 +25,7 @@ from tether_api.models import (
     RunToken,
 )
 from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
+from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Conflict
 from tether_controlplane.notify import requests_key
@@ -47,7 +48,7 @@ def _request_model(row: RequestRow) -> AgentRequest:
     )
 
 
-@router.post("/heartbeat")
+@router.post("/heartbeat", responses=LOOKUP)
 def heartbeat(body: AgentHeartbeat, scope: AgentScope, db: DbDep, settings: SettingsDep) -> Agent:
     with db.write() as s:
         dep = scope.deployment(s)
@@ -65,7 +66,7 @@ def _claim(
         return [], requests.next_lease_expiry(s, deployment_id)
 
 
-@router.post("/requests/poll")
+@router.post("/requests/poll", responses=LOOKUP)
 async def poll_requests(
     body: PollRequest, scope: AgentScope, db: DbDep, settings: SettingsDep
 ) -> PollResponse:
@@ -93,7 +94,7 @@ async def poll_requests(
             waiter.close()
 
 
-@router.post("/requests/{request_id}/ack")
+@router.post("/requests/{request_id}/ack", responses=LOOKUP_OR_CONFLICT)
 def ack_request(
     request_id: str, scope: AgentScope, db: DbDep, body: RequestAck | None = None
 ) -> AgentRequest:
@@ -103,7 +104,7 @@ def ack_request(
         return _request_model(requests.ack(s, scope.deployment_id, request_id, attempt))
 
 
-@router.post("/requests/{request_id}/fail")
+@router.post("/requests/{request_id}/fail", responses=LOOKUP_OR_CONFLICT)
 def fail_request(
     request_id: str, body: RequestFailure, scope: AgentScope, db: DbDep
 ) -> AgentRequest:
@@ -114,7 +115,7 @@ def fail_request(
         return _request_model(row)
 
 
-@router.get("/code-locations/{name}")
+@router.get("/code-locations/{name}", responses=LOOKUP)
 def get_code_location(name: NamePath, scope: AgentScope, db: DbDep) -> CodeLocation:
     """The location's spec, removed ones included (the agent may be removing it)."""
     with db.read() as s:
@@ -122,7 +123,7 @@ def get_code_location(name: NamePath, scope: AgentScope, db: DbDep) -> CodeLocat
         return locations.to_model(s, dep, locations.find(s, dep, name, include_removed=True))
 
 
-@router.post("/code-locations/{name}/status")
+@router.post("/code-locations/{name}/status", responses=LOOKUP)
 def report_code_location(
     name: NamePath, body: CodeLocationStatusReport, scope: AgentScope, db: DbDep
 ) -> CodeLocation:
@@ -131,14 +132,14 @@ def report_code_location(
         return locations.to_model(s, dep, locations.report(s, dep, name, body))
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=LOOKUP)
 def get_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> Run:
     with db.read() as s:
         dep = scope.deployment(s)
         return runs.to_model(dep, runs.find(s, dep, run_id))
 
 
-@router.post("/runs/{run_id}/status")
+@router.post("/runs/{run_id}/status", responses=LOOKUP)
 def report_run(run_id: RunIdPath, body: RunStatusReport, scope: AgentScope, db: DbDep) -> Run:
     """Apply a status the state machine allows; a finished run keeps its final status."""
     with db.write() as s:
@@ -146,7 +147,7 @@ def report_run(run_id: RunIdPath, body: RunStatusReport, scope: AgentScope, db: 
         return runs.to_model(dep, runs.report(s, dep, runs.find(s, dep, run_id, lock=True), body))
 
 
-@router.post("/runs/{run_id}/token")
+@router.post("/runs/{run_id}/token", responses=LOOKUP_OR_CONFLICT)
 def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
     """A fresh token for the run's worker; it revokes any earlier one for this run."""
     with db.write() as s:

@@ -11,6 +11,7 @@ from tether_api.models import (
     TokenCreated,
 )
 from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserPrincipal, UserScope
+from tether_controlplane.api.responses import LOOKUP, error_responses
 from tether_controlplane.services import agents, runs, tenancy
 from tether_controlplane.tables import DeploymentRow, Organization
 from tether_controlplane.tokens import TokenKind
@@ -29,7 +30,7 @@ def list_deployments(p: UserPrincipal, db: DbDep) -> list[Deployment]:
         return [tenancy.deployment_model(s, r) for r in rows]
 
 
-@router.post("/{dep}", status_code=201)
+@router.post("/{dep}", status_code=201, responses=error_responses(422))
 def create_deployment(
     dep: NamePath, p: UserPrincipal, db: DbDep, settings: SettingsDep
 ) -> Deployment:
@@ -43,13 +44,13 @@ def create_deployment(
         return tenancy.deployment_model(s, row)
 
 
-@router.get("/{dep}")
+@router.get("/{dep}", responses=LOOKUP)
 def get_deployment(scope: UserScope, db: DbDep) -> Deployment:
     with db.read() as s:
         return tenancy.deployment_model(s, scope.deployment(s))
 
 
-@router.patch("/{dep}")
+@router.patch("/{dep}", responses=LOOKUP)
 def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> Deployment:
     with db.write() as s:
         row = scope.deployment(s)
@@ -59,7 +60,7 @@ def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> De
         return tenancy.deployment_model(s, row)
 
 
-@router.post("/{dep}/agent-tokens", status_code=201)
+@router.post("/{dep}/agent-tokens", status_code=201, responses=LOOKUP)
 def create_agent_token(body: AgentTokenCreate, scope: UserScope, db: DbDep) -> TokenCreated:
     with db.write() as s:
         row = scope.deployment(s)
@@ -69,7 +70,7 @@ def create_agent_token(body: AgentTokenCreate, scope: UserScope, db: DbDep) -> T
         return TokenCreated(token=secret, kind=TokenKind.AGENT.value, deployment=row.name)
 
 
-@router.get("/{dep}/agents")
+@router.get("/{dep}/agents", responses=LOOKUP)
 def list_agents(scope: UserScope, db: DbDep, settings: SettingsDep) -> list[Agent]:
     with db.read() as s:
         return agents.list_all(s, scope.deployment(s), settings.agent_heartbeat_timeout_seconds)

@@ -5,12 +5,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
 from tether_api.models import MAX_SEQ, Run, RunCreate, RunEventPage, RunPage
 from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
+from tether_controlplane.api.responses import (
+    EVENT_STREAM,
+    LOOKUP,
+    LOOKUP_OR_CONFLICT,
+    EventStreamResponse,
+)
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Invalid
 from tether_controlplane.notify import run_events_key
@@ -20,6 +26,7 @@ from tether_controlplane.tables import RunRow
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
 
 SSE_BATCH = 1000
+TAG_FILTER_PATTERN = r"^[^=]+=[\s\S]*$"
 SSE_KEEPALIVE_SECONDS = 15.0
 # How long a stream stays open after its run ended without the worker's final event.
 SSE_END_GRACE = 5.0
@@ -31,7 +38,7 @@ def _run_is_final(db: Database, run_pk: int) -> bool:
         return run is None or RunStatus(run.status) in TERMINAL_RUN_STATUSES
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=LOOKUP)
 def create_run(body: RunCreate, scope: UserScope, db: DbDep) -> Run:
     """Queue a run. It is admitted (STARTING) at once when the deployment has a free slot."""
     with db.write() as s:
@@ -44,20 +51,25 @@ def _parse_tags(tag: list[str]) -> dict[str, str]:
     for item in tag:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise Invalid(f"invalid tag filter {item!r}: use tag=KEY=VALUE")
+            raise Invalid(f"invalid tag filter {item!r}: use tag=KEY=VALUE", loc=("query", "tag"))
         parsed[key] = value
     return parsed
 
 
-@router.get("")
+@router.get("", responses=LOOKUP)
 def list_runs(
     scope: UserScope,
     db: DbDep,
     status: Annotated[list[RunStatus], Query()] = [],  # noqa: B006 - FastAPI copies defaults
     code_location: str | None = None,
-    tag: Annotated[list[str], Query(description="KEY=VALUE; repeat to AND them")] = [],  # noqa: B006
+    tag: Annotated[
+        list[Annotated[str, StringConstraints(pattern=TAG_FILTER_PATTERN)]],
+        Query(description="KEY=VALUE; repeat to AND them"),
+    ] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of a previous page")
+    ] = None,
 ) -> RunPage:
     """Newest first. Pass ``next_cursor`` back as ``cursor`` for older runs."""
     with db.read() as s:
@@ -66,14 +78,14 @@ def list_runs(
         )
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=LOOKUP)
 def get_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
     with db.read() as s:
         dep = scope.deployment(s)
         return runs.to_model(dep, runs.find(s, dep, run_id))
 
 
-@router.post("/{run_id}/terminate", status_code=202)
+@router.post("/{run_id}/terminate", status_code=202, responses=LOOKUP_OR_CONFLICT)
 def terminate_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
     with db.write() as s:
         dep = scope.deployment(s)
@@ -81,7 +93,7 @@ def terminate_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
         return runs.to_model(dep, run)
 
 
-@router.get("/{run_id}/events")
+@router.get("/{run_id}/events", responses=LOOKUP)
 def list_run_events(
     run_id: RunIdPath,
     scope: UserScope,
@@ -120,7 +132,7 @@ def _read_page(
         return frames, (page[-1].seq if page else after), done, run.pk
 
 
-@router.get("/{run_id}/events/stream")
+@router.get("/{run_id}/events/stream", response_class=EventStreamResponse, responses=EVENT_STREAM)
 async def stream_run_events(
     run_id: RunIdPath,
     request: Request,
@@ -129,7 +141,7 @@ async def stream_run_events(
     settings: SettingsDep,
     after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Server-sent events: every event after ``after`` (or ``Last-Event-ID``), then live ones.
     Ends with an ``end`` event once the run has finished and every event was sent."""
     resume = requests.parse_id(last_event_id or "")
@@ -175,7 +187,7 @@ async def stream_run_events(
             finally:
                 waiter.close()
 
-    return StreamingResponse(
+    return EventStreamResponse(
         frames(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

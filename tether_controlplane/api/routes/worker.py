@@ -4,19 +4,20 @@ from fastapi import APIRouter
 
 from tether_api.models import EventBatch, EventBatchResult, Run, WorkerHeartbeatResult
 from tether_controlplane.api.deps import DbDep, RunIdPath, RunScope
+from tether_controlplane.api.responses import LOOKUP
 from tether_controlplane.services import events, runs
 
 router = APIRouter(prefix="/api/v1/runs", tags=["run worker"])
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=LOOKUP)
 def get_run(run_id: RunIdPath, scope: RunScope, db: DbDep) -> Run:
     with db.read() as s:
         dep = scope.deployment(s)
         return runs.to_model(dep, runs.find(s, dep, run_id))
 
 
-@router.post("/{run_id}/events")
+@router.post("/{run_id}/events", responses=LOOKUP)
 def post_events(
     run_id: RunIdPath, batch: EventBatch, scope: RunScope, db: DbDep
 ) -> EventBatchResult:
@@ -26,7 +27,7 @@ def post_events(
         return events.ingest(s, dep, runs.find(s, dep, run_id, lock=True), batch.events)
 
 
-@router.post("/{run_id}/heartbeat")
+@router.post("/{run_id}/heartbeat", responses=LOOKUP)
 def heartbeat(run_id: RunIdPath, scope: RunScope, db: DbDep) -> WorkerHeartbeatResult:
     with db.write() as s:
         dep = scope.deployment(s)
