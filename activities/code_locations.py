@@ -15,6 +15,8 @@ from tether_api.enums import CodeLocationStatus
 from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, CodeLocationStatusReport
 from workflows.models import (
     LocationStatusInput,
+    NewGenerationInput,
+    NewGenerationOutput,
     PublishSnapshotInput,
     PublishSnapshotOutput,
     StartCodeServerInput,
@@ -27,6 +29,7 @@ from workflows.models import (
     WatchOutput,
 )
 from workflows.names import (
+    NEW_GENERATION,
     PUBLISH_SNAPSHOT,
     REPORT_CODE_LOCATION_STATUS,
     START_CODE_SERVER,
@@ -38,7 +41,10 @@ from workflows.names import (
 LOG_TAIL_LINES = 50
 
 
-def describe_exit(exit_code: int | None) -> str:
+def describe_exit(exit_code: int | None, detail: str | None = None) -> str:
+    """'exited with code 1', 'was killed by signal 9', or the launcher's own account."""
+    if detail:
+        return detail
     if exit_code is None:
         return "exited (exit code unknown)"
     if exit_code < 0:
@@ -65,6 +71,10 @@ class CodeLocationActivities:
             kind="code-server",
             location=location.spec,
             env=resolve_env(location.spec),
+            organization=input.organization,
+            deployment=input.deployment,
+            location_name=input.name,
+            generation=input.generation,
         )
         try:
             handle = await blocking(lambda: self.ctx.launcher.start(spec))
@@ -80,9 +90,9 @@ class CodeLocationActivities:
             activity.heartbeat()
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
+                exited = describe_exit(inspection.exit_code, inspection.detail)
                 raise ApplicationError(
-                    f"the code server {describe_exit(inspection.exit_code)} before it answered "
-                    "/health",
+                    f"the code server {exited} before it answered /health",
                     type="CodeServerExited",
                     non_retryable=True,
                 )
@@ -115,7 +125,7 @@ class CodeLocationActivities:
         except (httpx.HTTPError, ValueError) as exc:
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
-                reason = f"the code server {describe_exit(inspection.exit_code)}"
+                reason = f"the code server {describe_exit(inspection.exit_code, inspection.detail)}"
             else:
                 reason = f"the code server did not serve its snapshot ({exc!r})"
             # Not retried here: the workflow reports ERROR and restarts it with backoff.
@@ -163,7 +173,7 @@ class CodeLocationActivities:
             if not inspection.running:
                 return WatchOutput(
                     running=False,
-                    reason=describe_exit(inspection.exit_code),
+                    reason=describe_exit(inspection.exit_code, inspection.detail),
                     exit_code=inspection.exit_code,
                 )
             address = inspection.address or input.address
@@ -190,6 +200,12 @@ class CodeLocationActivities:
         if input.cleanup:
             await blocking(lambda: launcher.cleanup(input.handle))
         return StopOutput(exit_code=inspection.exit_code)
+
+    @activity.defn(name=NEW_GENERATION)
+    async def new_generation(self, input: NewGenerationInput) -> NewGenerationOutput:
+        """Record a redeploy that came straight through Temporal as a new generation."""
+        location = await self.ctx.control_plane.new_generation(input.name, input.reason)
+        return NewGenerationOutput(generation=location.generation)
 
     @activity.defn(name=REPORT_CODE_LOCATION_STATUS)
     async def report_code_location_status(self, input: LocationStatusInput) -> None:

@@ -37,7 +37,8 @@ def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:
     """The location's env plus the variables it names for pass-through, read from the
     agent's own environment (secrets that never reach the control plane)."""
     env = dict(spec.env)
-    missing = [name for name in spec.passthrough_env if name not in os.environ]
+    names = [*spec.passthrough_env, *(spec.container.passthrough_env if spec.container else [])]
+    missing = [name for name in names if name not in os.environ]
     if missing:
         raise ApplicationError(
             f"passthrough_env names {', '.join(missing)}, which the agent's environment does "
@@ -45,7 +46,7 @@ def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:
             type="MissingPassthroughEnv",
             non_retryable=True,
         )
-    env.update({name: os.environ[name] for name in spec.passthrough_env})
+    env.update({name: os.environ[name] for name in names})
     return env
 
 

@@ -17,6 +17,7 @@ from tether_api.models import (
     AgentRequest,
     CodeLocation,
     CodeLocationStatusReport,
+    NewGeneration,
     PollRequest,
     PollResponse,
     Run,
@@ -119,6 +120,12 @@ class ControlPlaneClient:
     async def report_code_location(self, name: str, body: CodeLocationStatusReport) -> None:
         response = await self._call("POST", f"/code-locations/{name}/status", body)
         self._parse(response, CodeLocation, f"record the status of code location {name}")
+
+    async def new_generation(self, name: str, reason: str) -> CodeLocation:
+        response = await self._call(
+            "POST", f"/code-locations/{name}/generations", NewGeneration(reason=reason)
+        )
+        return self._parse(response, CodeLocation, f"record a new generation of {name}")
 
     async def run(self, run_id: str) -> Run:
         return self._parse(

@@ -145,17 +145,28 @@ class RunActivities:
                     "TETHER_RUN_TOKEN": await self.ctx.control_plane.run_token(input.run_id),
                 }
             )
-            spec = LaunchSpec(label=input.label, kind="run-worker", location=location.spec, env=env)
+            spec = LaunchSpec(
+                label=input.label,
+                kind="run-worker",
+                location=location.spec,
+                env=env,
+                organization=input.organization,
+                deployment=input.deployment,
+                location_name=input.code_location,
+                generation=location.generation,
+                run_id=input.run_id,
+                image=run.tags.get(self.ctx.run_settings.image_tag) or None,
+            )
             try:
                 handle = await blocking(lambda: launcher.start(spec))
             except LaunchError as exc:
                 raise ApplicationError(str(exc), type="LaunchError", non_retryable=True) from exc
-        where = f"pid {handle.pid}" if handle.pid else f"container {handle.container_id}"
         await self.ctx.control_plane.report_run(
             input.run_id,
             RunStatusReport(
                 status=RunStatus.STARTED,
-                message=f"run worker {'adopted' if handle.adopted else 'started'} ({where})",
+                message=f"run worker {'adopted' if handle.adopted else 'started'} "
+                f"({handle.describe()})",
             ),
         )
         return handle
@@ -177,6 +188,8 @@ class RunActivities:
     async def stop_run_worker(self, input: StopInput) -> StopOutput:
         launcher = self.ctx.launcher
         inspection = await blocking(lambda: launcher.stop(input.handle, input.grace_seconds))
+        if input.cleanup:  # the run's FAILURE is recorded already (max runtime)
+            await blocking(lambda: launcher.finished(input.handle, False))
         return StopOutput(exit_code=inspection.exit_code)
 
     @activity.defn(name=names.FINISH_RUN)
@@ -194,7 +207,10 @@ class RunActivities:
             exit_code = stopped.exit_code
         run = await self.ctx.control_plane.run(input.run_id)
         if RunStatus(run.status) not in TERMINAL_RUN_STATUSES:
-            status, message = _verdict(input, run.status, exit_code)
+            detail = None
+            if handle is not None:
+                detail = (await asyncio.to_thread(launcher.inspect, handle)).detail
+            status, message = _verdict(input, run.status, exit_code, detail)
             log_tail: list[str] = []
             if handle is not None:
                 log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
@@ -207,6 +223,10 @@ class RunActivities:
                     log_tail=[line[:MAX_MESSAGE_CHARS] for line in log_tail][-MAX_LOG_TAIL_LINES:],
                 ),
             )
+        if handle is not None and RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+            # Its outcome is recorded: the launcher may remove what is left of it.
+            succeeded = run.status == RunStatus.SUCCESS
+            await blocking(lambda: launcher.finished(handle, succeeded))
         return RunResult(
             run_id=run.id, status=run.status, message=run.status_message, exit_code=run.exit_code
         )
@@ -217,7 +237,7 @@ def _refuse(message: str) -> PrepareRunOutput:
 
 
 def _verdict(
-    input: FinishRunInput, current: RunStatus, exit_code: int | None
+    input: FinishRunInput, current: RunStatus, exit_code: int | None, detail: str | None = None
 ) -> tuple[RunStatus, str]:
     if input.outcome == "terminated" or current == RunStatus.CANCELING:
         return RunStatus.CANCELED, input.message or "terminated"
@@ -229,4 +249,6 @@ def _verdict(
         )
     if exit_code == EXIT_REFUSED:
         return RunStatus.FAILURE, "the control plane refused the run worker (exit code 4)"
-    return RunStatus.FAILURE, f"the run worker {describe_exit(exit_code)} without a final event"
+    return RunStatus.FAILURE, (
+        f"the run worker {describe_exit(exit_code, detail)} without a final event"
+    )

@@ -8,7 +8,9 @@ directory; every run starts a real `tether run-worker` process.
 Figures: (a) sequential submit -> STARTED / SUCCESS latency, from the run's own server-side
 timestamps and, for comparison, as a client polling every 10 ms sees it; (b) a burst of runs
 submitted at once, drained with a high concurrency limit; (c) Temporal history events per run;
-(d) the idle agent's CPU and memory.
+(d) the idle agent's CPU and memory; (e) the same job through the Docker launcher (a second
+agent and tenant on the same servers): sequential runs, a burst, and the container overhead
+over the process launcher with what it is made of (see ``launch_docker.py``).
 """
 
 from __future__ import annotations
@@ -33,14 +35,13 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import launch_docker
 from bench.bench_controlplane import machine, percentile
 from tests.agent_support import (
     TERMINAL,
     AgentProcess,
     TemporalDevServer,
     stop_launched,
-    wait_for_location,
-    wait_for_run,
 )
 from tests.support import ControlPlane, Tenant, wait_until
 
@@ -66,6 +67,7 @@ defs = Definitions(jobs=[job("one_step", steps=[noop])])
 TARGET_SUCCESS_P50_MS = 500.0
 TARGET_RUNS_PER_MIN = 300.0
 TARGET_IDLE_CPU_PCT = 2.0
+TARGET_DOCKER_OVERHEAD_MS = 700.0
 
 
 # --- small helpers --------------------------------------------------------------------------
@@ -370,6 +372,80 @@ def log_problems(path: Path, limit: int = 20) -> list[str]:
     return [line for line in lines if any(m in line for m in marks)][:limit]
 
 
+def bench_docker(
+    args: argparse.Namespace,
+    cp: ControlPlane,
+    temporal: TemporalDevServer,
+    tmp: Path,
+    location_file: Path,
+    process_seq: dict[str, Any],
+) -> dict[str, Any]:
+    """(e) the Docker launcher beside the process launcher's (a)."""
+    client, why = launch_docker.engine_and_image(args.docker_image)
+    if client is None:
+        print(f"(e) Docker launcher: skipped ({why}); scripts/build-images.sh builds the image")
+        return {"skipped": why}
+    setup = time.perf_counter()
+    tenant, agent = launch_docker.start_docker_agent(
+        cp, temporal, tmp, args.docker_image, location_file
+    )
+    try:
+        print(
+            f"(e) Docker launcher, image {args.docker_image}, host networking: agent and code "
+            f"server container up, one warm-up run: {time.perf_counter() - setup:.1f} s"
+        )
+        seq = bench_sequential(tenant, args.docker_runs)
+        burst = bench_burst(tenant, args.docker_burst, args.threads)
+        costs = launch_docker.container_costs(client, args.docker_image)
+        interpreter = launch_docker.interpreter_cost(client, args.docker_image)
+        problems = log_problems(agent.log_path)
+    finally:
+        agent.stop()
+        launch_docker.remove_containers(client, tenant.org)
+    p50 = seq["submit_to_success"]["p50_ms"]
+    overhead = p50 - process_seq["submit_to_success"]["p50_ms"]
+    to_started = seq["submit_to_started"]["p50_ms"] - process_seq["submit_to_started"]["p50_ms"]
+    ok = overhead < TARGET_DOCKER_OVERHEAD_MS
+    burst_ok = burst["success"] == args.docker_burst
+    print(f"    {args.docker_runs} sequential runs ({seq['statuses']}):")
+    print(f"    submit -> STARTED  {fmt_spread(seq['submit_to_started'])}")
+    print(f"    submit -> SUCCESS  {fmt_spread(seq['submit_to_success'])}")
+    print(
+        f"    container overhead (Docker p50 - process p50, submit -> SUCCESS): "
+        f"{overhead:.0f} ms  target < {TARGET_DOCKER_OVERHEAD_MS:.0f} ms: {verdict(ok)}"
+    )
+    print(
+        f"      of which before STARTED (container create and start): {to_started:.0f} ms; "
+        f"after (the worker's start inside its container, its exit, the reconcile and "
+        f"removal): {overhead - to_started:.0f} ms"
+    )
+    print(
+        f"      engine cost per container, medians of 10: create {costs['create_ms']:.0f} ms, "
+        f"start to exit of `true` {costs['start_to_exit_ms']:.0f} ms, remove "
+        f"{costs['remove_ms']:.0f} ms; a container importing the run worker, start to "
+        f"exit: {interpreter:.0f} ms"
+    )
+    print(
+        f"    burst of {args.docker_burst}: first submit -> last terminal "
+        f"{burst['drain_seconds']:.1f} s = {burst['runs_per_minute']:.0f} runs/min; "
+        f"{burst['success']}/{args.docker_burst} SUCCESS {burst['statuses']}  "
+        f"target 0 failures: {verdict(burst_ok)}"
+    )
+    if problems:
+        print(f"    docker agent log: {len(problems)} lines with errors (first ones):")
+        for line in problems[:5]:
+            print(f"      {line[:300]}")
+    return {
+        "sequential": {k: v for k, v in seq.items() if k != "run_ids"},
+        "burst": {k: v for k, v in burst.items() if k != "run_ids"},
+        "overhead_p50_ms": overhead,
+        "overhead_before_started_ms": to_started,
+        "container_costs_ms": costs,
+        "container_python_import_ms": interpreter,
+        "targets": {"docker_overhead_p50": ok, "docker_burst_no_failures": burst_ok},
+    }
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -380,6 +456,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16, help="submitting threads for (b)")
     parser.add_argument("--history-sample", type=int, default=20, help="runs whose history (c)")
     parser.add_argument("--idle-seconds", type=float, default=60, help="idle sampling (d)")
+    parser.add_argument("--docker-runs", type=int, default=30, help="sequential runs (e)")
+    parser.add_argument("--docker-burst", type=int, default=100, help="runs at once (e)")
+    parser.add_argument(
+        "--docker-image",
+        default="tether-example:latest",
+        help="image for (e), from scripts/build-images.sh",
+    )
+    parser.add_argument("--no-docker", action="store_true", help="skip (e)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -407,13 +491,7 @@ def main() -> None:
         location_file = tmp / "trivial.py"
         location_file.write_text(TRIVIAL_LOCATION)
         tenant.deploy(LOCATION, python_file=str(location_file))
-        loc = wait_for_location(tenant, LOCATION, timeout=120)
-        if loc["status"] != "RUNNING":
-            raise RuntimeError(f"code location is {loc['status']}: {loc.get('error')}")
-        warm = tenant.launch(LOCATION, JOB)
-        done = wait_for_run(tenant, warm["id"], timeout=120)
-        if done["status"] != "SUCCESS":
-            raise RuntimeError(f"warm-up run ended {done['status']}: {done['status_message']}")
+        launch_docker.ready_after_warm_up(tenant, "process")
         print(
             f"setup:   Temporal, control plane, agent (pid {agent_pid}), code location RUNNING, "
             f"one warm-up run: {time.perf_counter() - setup:.1f} s"
@@ -549,6 +627,11 @@ def main() -> None:
             f"    agent RSS after the burst: {burst['agent_rss_mib_after']:.1f} MiB "
             f"(peak {burst['agent_peak_rss_mib']:.1f} MiB)"
         )
+
+        if not args.no_docker:
+            figures["docker"] = bench_docker(args, cp, temporal, tmp, location_file, seq)
+            if "targets" in figures["docker"]:
+                figures["targets"].update(figures["docker"]["targets"])
 
         problems = log_problems(agent.log_path)
         figures["agent_log_problem_lines"] = len(problems)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent_support import TemporalDevServer
 from tests.support import ControlPlane, Tenant, drop_postgres_database, fresh_postgres_database
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL")
@@ -60,3 +61,33 @@ def controlplane(
 @pytest.fixture
 def tenant(controlplane: ControlPlane) -> Tenant:
     return controlplane.tenant()
+
+
+# --- end to end: one Temporal dev server and one control plane for the session -----------
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
+    server = TemporalDevServer(tmp_path_factory.mktemp("temporal")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cp = ControlPlane(
+        tmp_path_factory.mktemp("cp-e2e"),
+        run_start_timeout_seconds=3600,
+        run_heartbeat_timeout_seconds=3600,
+    ).start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture
+def e2e_tenant(e2e_controlplane: ControlPlane) -> Tenant:
+    return e2e_controlplane.tenant()

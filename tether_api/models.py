@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -131,6 +131,54 @@ class RunToken(BaseModel):
 # --- code locations ---------------------------------------------------------------------
 
 
+class VolumeMount(BaseModel):
+    """One volume of a location's containers."""
+
+    source: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="A named volume, or an absolute host path (a bind mount: only where the "
+        "agent allows host mounts).",
+    )
+    target: str = Field(
+        min_length=1, max_length=1000, pattern=r"^/", description="Absolute path in the container."
+    )
+    read_only: JsonBool = Field(default=False, description="Mount it read-only.")
+
+
+class ContainerContext(BaseModel):
+    """How the Docker launcher runs the location's containers (code server and run workers).
+    Not a place for secrets: it is stored by the control plane as given; name them in
+    ``passthrough_env`` and the agent copies them from its own environment."""
+
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for the containers."
+    )
+    passthrough_env: list[str] = Field(
+        default_factory=list,
+        description="Extra names of variables the agent copies from its own environment.",
+    )
+    volumes: list[VolumeMount] = Field(default_factory=list, max_length=100)
+    network: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Network to attach to ('host' for host networking); the agent's own "
+        "setting decides which are allowed. Default: the agent's network.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra container labels; keys starting with 'tether.' are the launcher's.",
+    )
+    cpus: Annotated[float, Gt(0), Le(1024), JSON_NUMBER] | None = Field(
+        default=None, description="CPU limit, in cores (e.g. 0.5)."
+    )
+    memory: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+[bkmgBKMG]?$",
+        description="Memory limit, e.g. '512m' or '2g'.",
+    )
+
+
 class CodeLocationSpec(BaseModel):
     """What to run for a code location. Exactly one of ``module`` and ``python_file``."""
 
@@ -172,6 +220,9 @@ class CodeLocationSpec(BaseModel):
     )
     command: list[str] | None = Field(
         default=None, description="Overrides the code server command, for custom images."
+    )
+    container: ContainerContext | None = Field(
+        default=None, description="Docker launcher: env, volumes, network, labels, limits."
     )
 
     @model_validator(mode="after")
@@ -408,6 +459,14 @@ ReportedRunStatus = Literal[
     RunStatus.CANCELED,
 ]
 REPORTED_RUN_STATUSES = tuple(s.value for s in get_args(ReportedRunStatus))
+
+
+class NewGeneration(BaseModel):
+    reason: Text = Field(
+        default="redeploy requested through Temporal",
+        max_length=1000,
+        description="Why, for the location's status history.",
+    )
 
 
 class RunStatusReport(BaseModel):

@@ -30,7 +30,12 @@ def run(
         envvar="TETHER_TASK_QUEUE",
         help="Default tether:{org}:{deployment}; one per deployment.",
     ),
-    launcher: str = typer.Option("process", "--launcher", envvar="TETHER_LAUNCHER"),
+    launcher: str = typer.Option(
+        "process",
+        "--launcher",
+        envvar="TETHER_LAUNCHER",
+        help="process (local processes) or docker (containers; settings: TETHER_DOCKER_*).",
+    ),
     state_dir: Path | None = typer.Option(
         None, "--state-dir", envvar="TETHER_AGENT_STATE_DIR", help="Default $TETHER_HOME/agent."
     ),
@@ -66,7 +71,7 @@ def run(
     from pydantic import ValidationError
 
     from worker.config import AgentConfig, TemporalTLS
-    from worker.intervals import code_location_settings, run_settings
+    from worker.intervals import code_location_settings, docker_settings, run_settings
     from worker.main import AgentStartupError, run_agent
 
     logging.basicConfig(
@@ -92,6 +97,11 @@ def run(
         "code_locations": code_location_settings(),
         "runs": run_settings(),
     }
+    try:
+        fields["docker"] = docker_settings()
+    except ValidationError as exc:
+        typer.secho(f"error: invalid TETHER_DOCKER_* setting: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
     if agent_name:
         fields["agent_name"] = agent_name
     if state_dir:

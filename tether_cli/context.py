@@ -5,6 +5,7 @@ Each comes from its flag, else its environment variable (Typer resolves both), e
 """
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ from tether_cli.render import UsageProblem
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 DEFAULT_DEPLOYMENT = "prod"
+DEV_FILE_NAME = "dev.json"  # under $TETHER_HOME
 NO_TOKEN = "no user token: pass --token or set TETHER_TOKEN (`tether dev` prints one)"
 
 _PANEL = "Connection"
@@ -52,12 +54,22 @@ DeploymentOption = Annotated[
 
 
 class DevFile(BaseModel):
-    """What ``tether dev`` writes to ``$TETHER_HOME/dev.json``; unknown keys are ignored."""
+    """What ``tether dev`` writes to ``$TETHER_HOME/dev.json``; unknown keys are ignored.
+
+    The user commands read the connection from it; ``tether dev`` itself reads back the
+    tokens on its next start. The fields are in the order they are written."""
 
     url: str | None = Field(default=None, description="The dev control plane's URL.")
-    user_token: str | None = Field(default=None, description="A user token for it.")
-    deployment: str | None = Field(default=None, description="The dev deployment.")
     organization: str | None = Field(default=None, description="The dev organization.")
+    deployment: str | None = Field(default=None, description="The dev deployment.")
+    user_token: str | None = Field(default=None, description="A user token for it.")
+    agent_token: str | None = Field(default=None, description="The dev agent's token.")
+    temporal_address: str | None = Field(
+        default=None, description="The Temporal server the dev agent uses (host:port)."
+    )
+    temporal_ui: str | None = Field(
+        default=None, description="The Temporal Web UI's URL; null when there is none."
+    )
 
 
 class Connection(BaseModel):
@@ -84,14 +96,21 @@ class Connection(BaseModel):
         )
 
 
-def read_dev_file() -> DevFile:
-    """The dev.json written by ``tether dev``; empty when there is none."""
-    path = tether_home() / "dev.json"
+def parse_dev_file(path: Path) -> DevFile:
+    """The dev.json at ``path``; empty when there is none. Raises OSError when it cannot be
+    read, ValueError (pydantic's ValidationError is one) when it is not such a file."""
     try:
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
-        return DevFile.model_validate(raw)
     except FileNotFoundError:
         return DevFile()
+    return DevFile.model_validate(raw)
+
+
+def read_dev_file() -> DevFile:
+    """The dev.json written by ``tether dev``; empty when there is none."""
+    path = tether_home() / DEV_FILE_NAME
+    try:
+        return parse_dev_file(path)
     except (OSError, ValueError) as exc:
         # A broken file would otherwise silently send requests with the wrong identity.
         raise UsageProblem(

@@ -1,5 +1,7 @@
 """``tether controlplane``: serve, bootstrap, migrate."""
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +15,9 @@ def _default_database_url() -> str:
 
     return default_database_url()
 
+
+USER_TOKEN_FILE = "user.token"
+AGENT_TOKEN_FILE = "agent.token"
 
 app = typer.Typer(help="Run and administer the control plane.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -63,9 +68,21 @@ def bootstrap(
     concurrency: Annotated[
         int, typer.Option(help="Run concurrency limit of a new deployment.")
     ] = 10,
+    token_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-dir",
+            envvar="TETHER_TOKEN_DIR",
+            help="Write the tokens to DIR/user.token and DIR/agent.token (mode 0600) instead "
+            "of printing them. A token already there that still works for this organization "
+            "(and, for the agent token, deployment) is kept, not minted again.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Create the organization and deployment if missing; print a new user and agent token."""
+    """Create the organization and deployment if missing; print a new user and agent token
+    (or write them to --token-dir, keeping the ones there that still work)."""
     from tether_api.names import check_name
     from tether_controlplane.bootstrap import bootstrap as run_bootstrap
 
@@ -75,18 +92,80 @@ def bootstrap(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    result = run_bootstrap(db or _default_database_url(), org, deployment, concurrency)
+    user_file = agent_file = None
+    if token_dir is not None:
+        user_file, agent_file = token_dir / USER_TOKEN_FILE, token_dir / AGENT_TOKEN_FILE
+    result = run_bootstrap(
+        db or _default_database_url(),
+        org,
+        deployment,
+        concurrency,
+        keep_user_token=_read_token(user_file),
+        keep_agent_token=_read_token(agent_file),
+    )
+    if user_file is not None and agent_file is not None:
+        try:
+            if not result.user_token_reused:
+                _write_token(user_file, result.user_token)
+            if not result.agent_token_reused:
+                _write_token(agent_file, result.agent_token)
+        except OSError as exc:
+            err.print(
+                f"[red]error:[/] cannot write the tokens to {token_dir}: {exc}; "
+                "give a writable --token-dir"
+            )
+            raise typer.Exit(1) from exc
     if json_output:
         typer.echo(
             result.model_dump_json(
-                include={"organization", "deployment", "user_token", "agent_token"}
+                include={
+                    "organization",
+                    "deployment",
+                    "user_token",
+                    "agent_token",
+                    "user_token_reused",
+                    "agent_token_reused",
+                }
             )
         )
         return
     err.print(f"organization [bold]{org}[/], deployment [bold]{deployment}[/] ready.")
+    if user_file is not None and agent_file is not None:
+        for what, path, reused in (
+            ("user token", user_file, result.user_token_reused),
+            ("agent token", agent_file, result.agent_token_reused),
+        ):
+            state = "kept, still valid" if reused else "new"
+            typer.echo(f"{what + ':':<13}{path}  ({state})")
+        return
     err.print("These tokens are shown once; store them now.")
     typer.echo(f"user_token:  {result.user_token}")
     typer.echo(f"agent_token: {result.agent_token}")
+
+
+def _read_token(path: Path | None) -> str | None:
+    """The token saved in ``path``, or None when there is none to reuse."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_token(path: Path, token: str) -> None:
+    """Write atomically, readable by the owner only."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)  # a leftover tmp file may have had other permissions
+            f.write(token + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @app.command()

@@ -11,7 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.enums import CodeLocationStatus
-from tether_api.models import CodeLocation, CodeLocationPutResult, CodeLocationSpec
+from tether_api.models import (
+    CodeLocation,
+    CodeLocationPutResult,
+    CodeLocationSpec,
+    ContainerContext,
+)
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.render import (
@@ -230,6 +235,24 @@ def deploy(
             help='Code server command for custom images, e.g. "tether code-server -m m".',
         ),
     ] = None,
+    container: Annotated[
+        str | None,
+        typer.Option(
+            "--container-json",
+            envvar="TETHER_DEPLOY_CONTAINER",
+            help='Docker launcher: the container context as JSON, e.g. \'{"memory": "1g", '
+            '"volumes": [{"source": "data", "target": "/data"}], "network": "etl"}\'.',
+        ),
+    ] = None,
+    only_if_changed: Annotated[
+        bool,
+        typer.Option(
+            "--only-if-changed",
+            envvar="TETHER_DEPLOY_ONLY_IF_CHANGED",
+            help="Do nothing when the spec is unchanged. By default an unchanged spec is "
+            "redeployed, so the code is loaded anew (a directory's files may have changed).",
+        ),
+    ] = False,
     wait: Annotated[bool, _wait_option("TETHER_DEPLOY_WAIT")] = True,
     timeout: TimeoutOption = 300.0,
     json_output: JsonOption = False,
@@ -237,7 +260,8 @@ def deploy(
     token: TokenOption = None,
     deployment: DeploymentOption = None,
 ) -> None:
-    """Create or update a code location, and wait until it runs."""
+    """Create or update a code location, and wait until it runs. An unchanged spec is
+    redeployed (new code server, code loaded anew) unless --only-if-changed."""
     with errors():
         try:
             argv = shlex.split(command) if command is not None else None
@@ -253,11 +277,17 @@ def deploy(
                 env=parse_pairs(env, "--env"),
                 passthrough_env=passthrough_env,
                 command=argv,
+                container=_container_context(container),
             )
         except ValidationError as exc:
             raise UsageProblem(validation_message(exc)) from exc
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
             result = client.put_location(name, spec)
+            if not result.changed and not only_if_changed:
+                # Same spec, maybe new code behind it (files, or an image tag pushed again).
+                result = CodeLocationPutResult(
+                    code_location=client.redeploy_location(name), changed=True
+                )
             location = result.code_location
             if not wait:
                 if json_output:
@@ -283,6 +313,15 @@ def deploy(
                 note(f"{name}: spec unchanged (generation {location.generation})")
                 since = None
             _settle(client, name, location, since, timeout, json_output, result.changed)
+
+
+def _container_context(raw: str | None) -> ContainerContext | None:
+    if raw is None:
+        return None
+    try:
+        return ContainerContext.model_validate_json(raw)
+    except ValidationError as exc:
+        raise UsageProblem(f"--container-json: {validation_message(exc)}") from exc
 
 
 def redeploy(

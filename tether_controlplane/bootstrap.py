@@ -1,6 +1,7 @@
 """``tether controlplane bootstrap``: create what is missing, mint a user and an agent token."""
 
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from tether_controlplane import migrate
 from tether_controlplane.db import Database
@@ -15,19 +16,39 @@ class BootstrapResult(BaseModel):
     created_deployment: bool
     user_token: str
     agent_token: str
+    # True when the token passed in as ``keep_*`` still worked and was returned as it is.
+    user_token_reused: bool = False
+    agent_token_reused: bool = False
 
 
-def bootstrap(database_url: str, org: str, deployment: str, concurrency: int) -> BootstrapResult:
+def bootstrap(
+    database_url: str,
+    org: str,
+    deployment: str,
+    concurrency: int,
+    keep_user_token: str | None = None,
+    keep_agent_token: str | None = None,
+) -> BootstrapResult:
+    """Create the organization and deployment if missing, and return a user and an agent token.
+
+    A ``keep_*`` token that is still valid (known, not revoked, of its kind, for this
+    organization, and for an agent token this deployment) is returned instead of minting a new
+    one, so that a restarted container keeps the tokens it saved."""
     db = Database(database_url)
     try:
         migrate.upgrade(db.engine)
         with db.write() as s:
             org_row, new_org = tenancy.get_or_create_org(s, org)
             dep_row, new_dep = tenancy.get_or_create_deployment(s, org_row, deployment, concurrency)
-            user = tenancy.mint_token(s, TokenKind.USER, org_row.id, description="bootstrap")
-            agent = tenancy.mint_token(
-                s, TokenKind.AGENT, org_row.id, dep_row.id, description="bootstrap"
-            )
+            user = _still_valid(s, keep_user_token, TokenKind.USER, org_row.id, None)
+            agent = _still_valid(s, keep_agent_token, TokenKind.AGENT, org_row.id, dep_row.id)
+            user_reused, agent_reused = user is not None, agent is not None
+            if user is None:
+                user = tenancy.mint_token(s, TokenKind.USER, org_row.id, description="bootstrap")
+            if agent is None:
+                agent = tenancy.mint_token(
+                    s, TokenKind.AGENT, org_row.id, dep_row.id, description="bootstrap"
+                )
         return BootstrapResult(
             organization=org,
             deployment=deployment,
@@ -35,6 +56,30 @@ def bootstrap(database_url: str, org: str, deployment: str, concurrency: int) ->
             created_deployment=new_dep,
             user_token=user,
             agent_token=agent,
+            user_token_reused=user_reused,
+            agent_token_reused=agent_reused,
         )
     finally:
         db.dispose()
+
+
+def _still_valid(
+    session: Session,
+    token: str | None,
+    kind: TokenKind,
+    organization_id: int,
+    deployment_id: int | None,
+) -> str | None:
+    """``token`` when it authenticates as ``kind`` for exactly this organization (and
+    deployment; none for a user token), else None."""
+    if not token:
+        return None
+    principal = tenancy.authenticate(session, token)
+    if (
+        principal is not None
+        and principal.kind is kind
+        and principal.organization_id == organization_id
+        and principal.deployment_id == deployment_id
+    ):
+        return token
+    return None

@@ -3,9 +3,11 @@ flags and ``TETHER_AGENT_*`` / ``TEMPORAL_*`` environment variables."""
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
+from activities.launchers.docker_settings import DockerSettings
 from tether_api.home import tether_home
 from workflows.models import CodeLocationSettings, RunSettings
 
@@ -49,7 +51,10 @@ class AgentConfig(BaseModel):
     temporal_api_key: SecretStr | None = Field(
         default=None, description="API key, e.g. for Temporal Cloud."
     )
-    launcher: str = Field(default="process", description="How user code runs: process.")
+    launcher: Literal["process", "docker"] = Field(
+        default="process",
+        description="How user code runs: 'process' (local processes) or 'docker' (containers).",
+    )
     state_dir: Path = Field(
         default_factory=default_state_dir,
         description="Where the process launcher keeps pid files and logs.",
@@ -65,3 +70,6 @@ class AgentConfig(BaseModel):
     )
     code_locations: CodeLocationSettings = Field(default_factory=CodeLocationSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    docker: DockerSettings = Field(
+        default_factory=DockerSettings, description="The Docker launcher's settings."
+    )

@@ -16,7 +16,7 @@ from activities.agent import AgentActivities
 from activities.code_locations import CodeLocationActivities
 from activities.context import AgentContext
 from activities.controlplane import ControlPlaneClient
-from activities.launchers.base import Launcher
+from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
 from activities.runs import RunActivities
 from tether_api.models import Agent, AgentHeartbeat
@@ -50,7 +50,34 @@ def default_task_queue(organization: str, deployment: str) -> str:
 def make_launcher(config: AgentConfig) -> Launcher:
     if config.launcher == "process":
         return ProcessLauncher(config.state_dir)
-    raise AgentStartupError(f"unknown launcher {config.launcher!r}; this agent supports: process")
+    if config.launcher == "docker":
+        # Imported here: the Docker SDK is needed only by agents that launch containers.
+        from activities.launchers.docker import DockerLauncher
+
+        try:
+            return DockerLauncher(config.docker, agent_name=config.agent_name)
+        except LaunchError as exc:
+            raise AgentStartupError(str(exc)) from exc
+    raise AgentStartupError(
+        f"unknown launcher {config.launcher!r}; this agent supports: process, docker"
+    )
+
+
+async def reap_orphans(launcher: Launcher, temporal: Client, organization: str, dep: str) -> None:
+    """At start, remove the deployment's containers that no workflow owns any more."""
+    from activities.launchers.docker import DockerLauncher
+
+    if not isinstance(launcher, DockerLauncher):
+        return
+    from activities.orphans import remove_orphans
+
+    try:
+        removed = await remove_orphans(launcher, temporal, organization, dep)
+    except Exception:  # never worth stopping the agent for
+        log.exception("could not look for orphaned containers")
+        return
+    if removed:
+        log.info("removed %d orphaned containers: %s", len(removed), ", ".join(removed))
 
 
 async def connect_temporal(config: AgentConfig) -> Client:
@@ -137,6 +164,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
                 location_activities.watch_code_server,
                 location_activities.stop_code_server,
                 location_activities.report_code_location_status,
+                location_activities.new_generation,
                 run_activities.prepare_run,
                 run_activities.launch_run_worker,
                 run_activities.watch_run_worker,
@@ -172,7 +200,12 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
                 task_queue,
                 workflow_id,
             )
+            # In the background: it asks workflows (served by this worker) who owns what.
+            reaping = asyncio.create_task(
+                reap_orphans(context.launcher, temporal, agent.organization, agent.deployment)
+            )
             await stop.wait()
+            reaping.cancel()
             log.info("agent %s shutting down", config.agent_name)
         await location_activities.aclose()
         await run_activities.aclose()

@@ -21,14 +21,16 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.launchers.base import Handle
     from tether_api.enums import CodeLocationStatus
     from workflows import names
     from workflows.errors import failure_message
+    from workflows.handles import Handle
     from workflows.models import (
         CodeLocationState,
         CodeLocationWorkflowInput,
         LocationStatusInput,
+        NewGenerationInput,
+        NewGenerationOutput,
         PublishSnapshotInput,
         PublishSnapshotOutput,
         RemoveSignal,
@@ -64,6 +66,9 @@ class CodeLocationWorkflow:
         self._removed_generation = 0
         self._retry_due = False
         self._last_finished_deploy = self._state.deploys
+        # A redeploy asked of this workflow directly (signal or update), not by a sync from
+        # the control plane: it needs a new generation recorded there.
+        self._direct_redeploy = False
 
     # --- handlers ------------------------------------------------------------------------
 
@@ -77,6 +82,7 @@ class CodeLocationWorkflow:
     @workflow.signal(name=names.SIGNAL_REDEPLOY)
     def redeploy(self) -> None:
         self._state.redeploy_pending = True
+        self._direct_redeploy = True
 
     @workflow.signal(name=names.SIGNAL_REMOVE)
     def remove(self, signal: RemoveSignal | None = None) -> None:
@@ -92,6 +98,7 @@ class CodeLocationWorkflow:
         # Wait for a deploy that *starts* after this request, not one already under way.
         after = self._state.deploys
         self._state.redeploy_pending = True
+        self._direct_redeploy = True
         await workflow.wait_condition(lambda: self._last_finished_deploy > after or self._remove)
         if self._state.status != Status.RUNNING:
             raise ApplicationError(
@@ -167,6 +174,9 @@ class CodeLocationWorkflow:
         settings = self._input.settings
         state.redeploy_pending = False
         self._retry_due = False
+        if self._direct_redeploy and workflow.patched(names.PATCH_REDEPLOY_NEW_GENERATION):
+            await self._record_new_generation()
+        self._direct_redeploy = False
         generation = state.generation
         state.deploys += 1
         number = state.deploys
@@ -185,6 +195,7 @@ class CodeLocationWorkflow:
                     deployment=self._input.deployment,
                     name=self._input.name,
                     label=f"{workflow.info().workflow_id}#{number}",
+                    generation=generation,
                 ),
                 result_type=StartCodeServerOutput,
                 start_to_close_timeout=SHORT,
@@ -238,6 +249,19 @@ class CodeLocationWorkflow:
         state.consecutive_failures = 0
         # Only now: a waiting redeploy_and_wait must see the final state, not LOADING.
         self._last_finished_deploy = number
+
+    async def _record_new_generation(self) -> None:
+        """The control plane shows a redeploy sent through Temporal as a new generation,
+        the same as one sent through the control plane."""
+        recorded = await workflow.execute_activity(
+            names.NEW_GENERATION,
+            NewGenerationInput(name=self._input.name, reason="redeploy requested through Temporal"),
+            result_type=NewGenerationOutput,
+            start_to_close_timeout=SHORT,
+            retry_policy=PERSISTENT,
+            summary="record the redeploy as a new generation",
+        )
+        self._state.generation = max(self._state.generation, recorded.generation)
 
     async def _fail(self, message: str, server: Handle | None, already_reported: bool) -> None:
         """ERROR with the server's last log lines, then stop it; the loop retries after

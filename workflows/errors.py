@@ -4,16 +4,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 
 def failure_message(exc: BaseException) -> str:
-    """The innermost failure's message: an activity's ApplicationError says what went wrong,
-    the ActivityError around it only that an activity failed."""
+    """The message of the failure an activity raised: the ActivityError around it says only
+    that an activity failed, and the causes under it (e.g. the Docker SDK's HTTP error under
+    a launch error) are the details the activity already put into its own message."""
     current: BaseException | None = exc
-    message = str(exc)
-    while current is not None:
-        if isinstance(current, ApplicationError) or (
-            isinstance(current, FailureError) and not isinstance(current, ActivityError)
-        ):
-            message = current.message
-        elif not isinstance(current, ActivityError):
-            message = str(current) or type(current).__name__
+    while isinstance(current, ActivityError):
         current = current.__cause__
-    return message
+    if current is None:
+        return str(exc)
+    if isinstance(current, ApplicationError | FailureError):
+        return current.message
+    return str(current) or type(current).__name__

@@ -6,9 +6,9 @@ secret environment values live in the worker's configuration and inside activiti
 
 from pydantic import BaseModel, Field
 
-from activities.launchers.base import Handle
 from tether_api.enums import CodeLocationStatus, RunStatus
 from tether_api.models import AgentRequest
+from workflows.handles import Handle
 
 # --- settings carried in workflow inputs (the worker fills them from its configuration) -----
 
@@ -50,6 +50,10 @@ class RunSettings(BaseModel):
     max_runtime_tag: str = Field(
         default="tether/max_runtime",
         description="Run tag holding the longest a run may take, in seconds.",
+    )
+    image_tag: str = Field(
+        default="tether/image",
+        description="Run tag naming another image for the run's container (Docker launcher).",
     )
 
 
@@ -145,6 +149,9 @@ class StartCodeServerInput(BaseModel):
     deployment: str
     name: str
     label: str = Field(description="Deterministic label: workflow ID + '#' + deploy number.")
+    generation: int | None = Field(
+        default=None, description="The generation it serves (labels the container)."
+    )
 
 
 class StartCodeServerOutput(BaseModel):
@@ -196,6 +203,15 @@ class StopInput(BaseModel):
 
 class StopOutput(BaseModel):
     exit_code: int | None = None
+
+
+class NewGenerationInput(BaseModel):
+    name: str
+    reason: str
+
+
+class NewGenerationOutput(BaseModel):
+    generation: int
 
 
 class LocationStatusInput(BaseModel):

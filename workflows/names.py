@@ -29,6 +29,7 @@ PUBLISH_SNAPSHOT = "publish_snapshot"
 WATCH_CODE_SERVER = "watch_code_server"
 STOP_CODE_SERVER = "stop_code_server"
 REPORT_CODE_LOCATION_STATUS = "report_code_location_status"
+NEW_GENERATION = "new_generation"
 
 PREPARE_RUN = "prepare_run"
 LAUNCH_RUN_WORKER = "launch_run_worker"
@@ -45,3 +46,7 @@ UPDATE_REDEPLOY = "redeploy_and_wait"  # answers once the new server is RUNNING
 QUERY_STATE = "state"
 
 SIGNAL_TERMINATE = "terminate"  # RunWorkflow: stop the run worker, end CANCELED
+
+# --- patches (workflow.patched): each keeps histories recorded before it replaying ----------
+
+PATCH_REDEPLOY_NEW_GENERATION = "redeploy-records-a-new-generation"

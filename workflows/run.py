@@ -21,9 +21,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.launchers.base import Handle
     from workflows import names
     from workflows.errors import failure_message
+    from workflows.handles import Handle
     from workflows.models import (
         FinishRunInput,
         LaunchRunWorkerInput,
@@ -238,20 +238,21 @@ class RunWorkflow:
             summary="reconcile the outcome with the control plane",
         )
         if timed_out and handle is not None:
-            await self._stop_worker(input, handle, message)
+            # Its outcome is recorded already: the stop also releases what is left of it.
+            await self._stop_worker(input, handle, message, release=True)
         self._phase = "done"
         self._details(input, f"{result.status.value}: {result.message or ''}".rstrip(": "))
         return result
 
     async def _stop_worker(
-        self, input: RunWorkflowInput, handle: Handle, why: str | None
+        self, input: RunWorkflowInput, handle: Handle, why: str | None, release: bool = False
     ) -> int | None:
         settings = input.settings
         self._phase = "stopping"
         self._details(input, f"stopping the run worker: {why}")
         stopped = await workflow.execute_activity(
             names.STOP_RUN_WORKER,
-            StopInput(handle=handle, grace_seconds=settings.stop_grace_seconds, cleanup=False),
+            StopInput(handle=handle, grace_seconds=settings.stop_grace_seconds, cleanup=release),
             result_type=StopOutput,
             start_to_close_timeout=seconds(settings.stop_grace_seconds + 30),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,

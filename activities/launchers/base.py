@@ -8,14 +8,21 @@ Implementations are blocking; activities call them through a thread pool.
 """
 
 from abc import ABC, abstractmethod
-from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from tether_api.models import CodeLocationSpec
+from workflows.handles import Handle, LaunchKind
 
-LaunchKind = Literal["code-server", "run-worker"]
+__all__ = [
+    "Handle",
+    "Inspection",
+    "LaunchError",
+    "LaunchKind",
+    "LaunchSpec",
+    "Launcher",
+    "target_env",
+]
 
 
 class LaunchError(ValueError):
@@ -35,20 +42,26 @@ class LaunchSpec(BaseModel):
         description="Environment for the process, already resolved (spec env, passed-through "
         "variables, TETHER_* settings, the run token).",
     )
+    organization: str = Field(default="", description="For labels: the owning organization.")
+    deployment: str = Field(default="", description="For labels: the owning deployment.")
+    location_name: str = Field(default="", description="For labels: the code location.")
+    generation: int | None = Field(default=None, description="The location's generation.")
+    run_id: str | None = Field(default=None, description="Run workers: the run.")
+    image: str | None = Field(
+        default=None, description="Image to run instead of the location's (tag tether/image)."
+    )
 
 
-class Handle(BaseModel):
-    """How to find a launched process or container again. Safe for workflow history: it holds
-    no secrets."""
-
-    label: str
-    kind: LaunchKind
-    launcher: str = Field(description="Name of the launcher that started it, e.g. 'process'.")
-    pid: int | None = Field(default=None, description="Process ID (process launcher).")
-    container_id: str | None = Field(default=None, description="Container ID (Docker launcher).")
-    log_path: str | None = Field(default=None, description="Where its output is kept, if a file.")
-    started_at: datetime
-    adopted: bool = Field(default=False, description="True when start() found it already running.")
+def target_env(location: CodeLocationSpec) -> dict[str, str]:
+    """What the SDK's commands read to find the user's definitions (see tether_sdk.cli)."""
+    env = {}
+    if location.module:
+        env["TETHER_MODULE"] = location.module
+    if location.python_file:
+        env["TETHER_PYTHON_FILE"] = location.python_file
+    if location.working_directory:
+        env["TETHER_WORKING_DIRECTORY"] = location.working_directory
+    return env
 
 
 class Inspection(BaseModel):
@@ -64,6 +77,11 @@ class Inspection(BaseModel):
         default=None, description="Code servers: http://host:port once it listens."
     )
     found: bool = Field(default=True, description="False when nothing with the label exists.")
+    detail: str | None = Field(
+        default=None,
+        description="How it ended, when the backend knows more than the exit code (e.g. "
+        "'was killed for running out of memory').",
+    )
 
 
 class Launcher(ABC):
@@ -96,3 +114,7 @@ class Launcher(ABC):
     @abstractmethod
     def cleanup(self, handle: Handle) -> None:
         """Forget a stopped instance: remove its files or container. Idempotent."""
+
+    def finished(self, handle: Handle, succeeded: bool) -> None:  # noqa: B027 - optional hook
+        """A run worker's outcome is recorded: free what it still holds. The default keeps
+        everything (the process launcher keeps a run's log file)."""

@@ -35,6 +35,7 @@ from activities.launchers.base import (
     LaunchError,
     LaunchKind,
     LaunchSpec,
+    target_env,
 )
 
 SUPERVISOR = str(Path(__file__).resolve().with_name("supervise.py"))
@@ -322,12 +323,7 @@ class ProcessLauncher(Launcher):
             if not name.startswith(PRIVATE_ENV_PREFIXES)
         }
         env["PYTHONUNBUFFERED"] = "1"  # output goes to a file: keep log tails current
-        if location.module:
-            env["TETHER_MODULE"] = location.module
-        if location.python_file:
-            env["TETHER_PYTHON_FILE"] = location.python_file
-        if location.working_directory:
-            env["TETHER_WORKING_DIRECTORY"] = location.working_directory
+        env.update(target_env(location))
         if spec.kind == "code-server":
             env["TETHER_CODE_SERVER_HOST"] = "127.0.0.1"
             env["TETHER_CODE_SERVER_PORT"] = "0"

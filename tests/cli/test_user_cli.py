@@ -135,8 +135,14 @@ def test_deploy_no_wait_then_locations(cli: Cli) -> None:
     assert "quick" in table.stdout and "PENDING" in table.stdout
     again = cli("deploy", "quick", *QUICK, "--env", "A=1=2", "--passthrough-env", "SECRET",
                 "--command", "tether code-server --module 'my mod'", "--no-wait",
-                "--json")  # fmt: skip
+                "--only-if-changed", "--json")  # fmt: skip
     assert json.loads(again.stdout)["changed"] is False
+    # Without --only-if-changed, the same spec is deployed anew: its code may have changed.
+    fresh = cli("deploy", "quick", *QUICK, "--env", "A=1=2", "--passthrough-env", "SECRET",
+                "--command", "tether code-server --module 'my mod'", "--no-wait",
+                "--json")  # fmt: skip
+    result = json.loads(fresh.stdout)
+    assert result["changed"] is True and result["code_location"]["generation"] == 2
     assert cli("remove", "quick").returncode == 0
     assert json.loads(cli("locations", "--json").stdout) == []
 
@@ -170,22 +176,26 @@ def test_deploy_waits_for_running_of_this_generation(
     code, out, err = _finish(proc)
     assert code == 0, err
     assert "quick is RUNNING: generation 1, 2 jobs" in out
-    # The same spec again: already RUNNING, done at once.
-    same = cli("deploy", "quick", *QUICK, "--json")
+    # The same spec again with --only-if-changed: already RUNNING, done at once.
+    same = cli("deploy", "quick", *QUICK, "--only-if-changed", "--json")
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["changed"] is False
-    # A changed spec: the RUNNING of generation 1 must not pass for generation 2's.
+    # Without it, the same spec is a new generation: generation 1's RUNNING does not count.
+    again = cli("deploy", "quick", *QUICK, "--timeout", "1.5")
+    assert again.returncode == 3, again.stderr
+    assert "generation 2" in again.stderr and "RUNNING (not yet synced)" in again.stderr
+    # A changed spec: the RUNNING of generation 1 must not pass for generation 3's.
     stale = cli("deploy", "quick", *QUICK, "--env", "B=2", "--timeout", "1.5")
     assert stale.returncode == 3, stale.stderr
-    assert "generation 2" in stale.stderr and "RUNNING (not yet synced)" in stale.stderr
-    # A late report about generation 1 is ignored; generation 2's ends a redeploy's wait.
+    assert "generation 3" in stale.stderr and "RUNNING (not yet synced)" in stale.stderr
+    # A late report about generation 3 is ignored; generation 4's ends a redeploy's wait.
     proc = spawn("redeploy", "quick", "--wait", "--timeout", "30")
-    wait_until(lambda: (_location(tenant, "quick") or {}).get("generation") == 3, what="redeploy")
-    _report(tenant, "quick", status="RUNNING", generation=2)
-    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=3)
+    wait_until(lambda: (_location(tenant, "quick") or {}).get("generation") == 4, what="redeploy")
+    _report(tenant, "quick", status="RUNNING", generation=3)
+    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=4)
     code, out, err = _finish(proc)
     assert code == 0, err
-    assert "generation 3" in out
+    assert "generation 4" in out
 
 
 def test_deploy_reports_the_error_and_log_tail(spawn: Spawn, tenant: Tenant) -> None:
@@ -437,3 +447,18 @@ def test_dev_json_fallback_and_precedence(cli: Cli, tenant: Tenant, tmp_path: Pa
     (tmp_path / "dev.json").write_text("{oops")
     r = cli("locations", **unset)
     assert r.returncode == 2 and "dev.json" in r.stderr
+
+
+def test_deploy_takes_a_container_context(cli: Cli) -> None:
+    context = '{"memory": "512m", "volumes": [{"source": "data", "target": "/data"}]}'
+    r = cli("deploy", "boxed", *QUICK, "--image", "example:1", "--container-json", context,
+            "--no-wait", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    spec = json.loads(r.stdout)["code_location"]["spec"]
+    assert spec["image"] == "example:1"
+    assert spec["container"]["memory"] == "512m"
+    assert spec["container"]["volumes"] == [
+        {"source": "data", "target": "/data", "read_only": False}
+    ]
+    bad = cli("deploy", "boxed", *QUICK, "--container-json", '{"memory": "lots"}')
+    assert bad.returncode == 2 and "--container-json: memory:" in bad.stderr

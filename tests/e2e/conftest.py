@@ -1,5 +1,5 @@
-"""End-to-end fixtures: one real Temporal dev server and one real control plane (SQLite) for
-the session; each test gets its own organization and its own agent process."""
+"""End-to-end fixtures: each test gets its own organization (``e2e_tenant``, from the root
+conftest, on the session's Temporal dev server and control plane) and its own agent."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,34 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched
-from tests.support import ControlPlane, Tenant
-
-
-@pytest.fixture(scope="session")
-def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
-    server = TemporalDevServer(tmp_path_factory.mktemp("temporal")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def e2e_controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    cp = ControlPlane(
-        tmp_path_factory.mktemp("cp-e2e"),
-        run_start_timeout_seconds=3600,
-        run_heartbeat_timeout_seconds=3600,
-    ).start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-def e2e_tenant(e2e_controlplane: ControlPlane) -> Tenant:
-    return e2e_controlplane.tenant()
+from tests.support import Tenant
 
 
 @pytest.fixture

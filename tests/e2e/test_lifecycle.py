@@ -154,6 +154,9 @@ def test_redeploy_by_temporal_signal_fails_no_run(
     loc = wait_until(switched, timeout=60, interval=0.2, what="RUNNING on #2 with #1 stopped")
     statuses = [h["status"] for h in loc["status_history"]]
     assert "UPDATING" in statuses and "ERROR" not in statuses, statuses
+    # The control plane shows the redeploy as a new generation, as if it had been sent there.
+    assert loc["generation"] == 2
+    assert "redeploy requested through Temporal" in [h["message"] for h in loc["status_history"]]
     runs += [e2e_tenant.launch("ops", "quick") for _ in range(3)]
     for run in runs:
         assert wait_for_run(e2e_tenant, run["id"])["status"] == "SUCCESS"

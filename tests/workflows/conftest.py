@@ -36,8 +36,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.launchers.base import Handle, LaunchKind
 from worker.temporal_binary import temporal_binary
+from workflows.handles import Handle, LaunchKind
 
 STARTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -12,7 +12,6 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.launchers.base import Handle
 from tests.workflows.conftest import (
     Recorder,
     canceled_activities,
@@ -26,11 +25,14 @@ from tests.workflows.conftest import (
 from tether_api.enums import CodeLocationStatus as Status
 from workflows import names
 from workflows.code_location import CodeLocationWorkflow
+from workflows.handles import Handle
 from workflows.models import (
     CodeLocationSettings,
     CodeLocationState,
     CodeLocationWorkflowInput,
     LocationStatusInput,
+    NewGenerationInput,
+    NewGenerationOutput,
     PublishSnapshotInput,
     PublishSnapshotOutput,
     RemoveSignal,
@@ -69,6 +71,7 @@ class LocationStandIns:
 
     def __init__(self) -> None:
         self.rec = Recorder()
+        self.generation = 1  # the control plane's, as new_generation advances it
         self.start: Callable[[StartCodeServerInput], Awaitable[StartCodeServerOutput]] = (
             self.started
         )
@@ -107,6 +110,7 @@ class LocationStandIns:
             self.watch_code_server,
             self.stop_code_server,
             self.report_code_location_status,
+            self.new_generation,
         ]
 
     def reports(self) -> list[LocationStatusInput]:
@@ -151,6 +155,12 @@ class LocationStandIns:
     @activity.defn(name=names.REPORT_CODE_LOCATION_STATUS)
     async def report_code_location_status(self, input: LocationStatusInput) -> None:
         self.rec.record(names.REPORT_CODE_LOCATION_STATUS, input)
+
+    @activity.defn(name=names.NEW_GENERATION)
+    async def new_generation(self, input: NewGenerationInput) -> NewGenerationOutput:
+        self.rec.record(names.NEW_GENERATION, input)
+        self.generation += 1
+        return NewGenerationOutput(generation=self.generation)
 
 
 @pytest.fixture
@@ -212,7 +222,7 @@ async def test_first_deploy_starts_loads_and_runs(
     assert all(r.generation == 1 and r.name == NAME for r in acts.reports())
     start_input: StartCodeServerInput = acts.rec.inputs(names.START_CODE_SERVER)[0]
     assert start_input == StartCodeServerInput(
-        organization=ORG, deployment=DEPLOYMENT, name=NAME, label=f"{workflow_id}#1"
+        organization=ORG, deployment=DEPLOYMENT, name=NAME, label=f"{workflow_id}#1", generation=1
     )
     first = server(workflow_id, 1)
     assert acts.rec.inputs(names.WAIT_CODE_SERVER_READY)[0].handle == first
@@ -354,6 +364,14 @@ async def test_redeploy_signal_starts_a_new_server_and_stops_the_old_one_after_i
     assert state.status == Status.RUNNING
     assert state.server == server(location.id, 2) and state.address == address(2)
     assert state.deploys == 2 and state.redeploy_pending is False
+    # A redeploy sent straight through Temporal is recorded as a new generation, as one
+    # sent through the control plane is, before the new server starts.
+    assert acts.rec.count(names.NEW_GENERATION) == 1
+    order = acts.rec.names()
+    second_start = len(order) - 1 - order[::-1].index(names.START_CODE_SERVER)
+    assert order.index(names.NEW_GENERATION) < second_start
+    assert state.generation == state.deployed_generation == 2
+    assert [r.generation for r in acts.reports()[2:]] == [2, 2]
 
 
 async def test_sync_of_the_deployed_generation_changes_nothing_a_newer_one_deploys(

@@ -11,7 +11,6 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.launchers.base import Handle
 from tests.workflows.conftest import (
     Recorder,
     canceled_activities,
@@ -22,6 +21,7 @@ from tests.workflows.conftest import (
 )
 from tether_api.enums import RunStatus
 from workflows import names
+from workflows.handles import Handle
 from workflows.models import (
     FinishRunInput,
     LaunchRunWorkerInput,

@@ -114,6 +114,16 @@ def redeploy(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow
     return row
 
 
+def new_generation(session: Session, dep: DeploymentRow, name: str, reason: str) -> CodeLocationRow:
+    """A redeploy the agent was asked for directly (a Temporal signal or update): a new
+    generation, visible like any other, but no SYNC request, since the location's workflow is
+    already deploying it."""
+    row = find(session, dep, name)
+    row.generation += 1
+    _record(session, row, row.status, reason)
+    return row
+
+
 def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
     """Enqueue the removal; idempotent for a location already being removed."""
     row = find(session, dep, name, include_removed=True)

@@ -16,6 +16,7 @@ from tether_api.models import (
     AgentRequest,
     CodeLocation,
     CodeLocationStatusReport,
+    NewGeneration,
     PollRequest,
     PollResponse,
     RequestAck,
@@ -130,6 +131,17 @@ def report_code_location(
     with db.write() as s:
         dep = scope.deployment(s)
         return locations.to_model(s, dep, locations.report(s, dep, name, body))
+
+
+@router.post("/code-locations/{name}/generations", status_code=201, responses=LOOKUP)
+def new_code_location_generation(
+    name: NamePath, body: NewGeneration, scope: AgentScope, db: DbDep
+) -> CodeLocation:
+    """A redeploy asked of the location's workflow directly (a Temporal signal or update):
+    records a new generation, without enqueueing a sync (the workflow is deploying it)."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        return locations.to_model(s, dep, locations.new_generation(s, dep, name, body.reason))
 
 
 @router.get("/runs/{run_id}", responses=LOOKUP)

@@ -1,0 +1,479 @@
+"""The Docker launcher: code servers and run workers as containers on a Docker engine, through
+the Docker SDK for Python.
+
+Every container is named and labelled from its launch label (the owning workflow's ID, plus
+the deploy number for code servers), so ``start`` finds it again and adopts it: a retried
+activity or a restarted agent never starts a second container. What a location may ask for
+(networks, host mounts) is checked against the agent's ``DockerSettings`` before anything
+starts; a location that asks for more fails with a ``LaunchError`` naming the setting.
+"""
+
+import hashlib
+import re
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+
+from activities.launchers.base import (
+    Handle,
+    Inspection,
+    Launcher,
+    LaunchError,
+    LaunchSpec,
+    target_env,
+)
+from activities.launchers.docker_settings import (
+    HOST_NETWORK,
+    LABEL_AGENT,
+    LABEL_DEPLOYMENT,
+    LABEL_GENERATION,
+    LABEL_KIND,
+    LABEL_LABEL,
+    LABEL_LOCATION,
+    LABEL_MANAGED,
+    LABEL_ORGANIZATION,
+    LABEL_PORT,
+    LABEL_PREFIX,
+    LABEL_RUN_ID,
+    LABEL_WORKFLOW_ID,
+    DockerSettings,
+)
+from tether_api.models import ContainerContext
+
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+# A container (not an image) exit code above this is 128 + the signal that ended it.
+_SIGNAL_BASE = 128
+
+
+# Docker's embedded DNS resolves names of at most 63 characters (one DNS label): longer ones
+# could not be reached by name on a shared network.
+MAX_NAME = 63
+
+
+def container_name(label: str) -> str:
+    """Deterministic and unique per label: a readable part (the label's end, which names the
+    location or run), and a hash of the whole label for uniqueness; at most 63 characters."""
+    digest = hashlib.sha256(label.encode()).hexdigest()[:12]
+    room = MAX_NAME - len("tether--") - len(digest)
+    readable = _UNSAFE.sub("-", label).strip("-.")
+    if len(readable) > room:  # keep the end, from a word's start
+        cut = readable[-room:]
+        readable = cut[cut.find("-") + 1 :] if "-" in cut else cut
+    return f"tether-{readable.strip('-.')}-{digest}"
+
+
+def running_in_container() -> bool:
+    return Path("/.dockerenv").exists()
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container this launcher started, as the engine lists it."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    running: bool
+    exit_code: int | None
+
+
+class DockerLauncher(Launcher):
+    """Launches containers on one Docker engine. Blocking; safe to call from threads."""
+
+    name = "docker"
+
+    def __init__(self, settings: DockerSettings | None = None, agent_name: str = "") -> None:
+        self.settings = settings or DockerSettings()
+        self.agent_name = agent_name
+        timeout = int(self.settings.api_timeout_seconds)
+        try:
+            if self.settings.docker_host:
+                self.client = docker.DockerClient(
+                    base_url=self.settings.docker_host, timeout=timeout
+                )
+            else:
+                self.client = docker.from_env(timeout=timeout)
+            self.client.ping()
+        except DockerException as exc:
+            where = self.settings.docker_host or "DOCKER_HOST or the local socket"
+            raise LaunchError(
+                f"cannot reach the Docker engine ({where}): {exc}; start Docker, or mount its "
+                "socket into the agent's container (-v /var/run/docker.sock:/var/run/docker.sock)"
+            ) from exc
+
+    # ------------------------------------------------------------------ Launcher interface
+
+    def start(self, spec: LaunchSpec) -> Handle:
+        if not spec.label:
+            raise LaunchError("the launch label is empty")
+        name = container_name(spec.label)
+        existing = self._get(name)
+        if existing is not None and existing.labels.get(LABEL_LABEL) == spec.label:
+            if existing.status == "running":
+                return self._handle(existing, adopted=True)
+            # Exited (or never started): its exit was already seen, or will be read from
+            # the new one's watch; the label now belongs to a new start.
+            self._remove(existing)
+        image = spec.image or spec.location.image
+        if not image:
+            raise LaunchError(
+                "the code location names no image: deploy it with --image REPO:TAG for the "
+                "Docker launcher (or run the agent with --launcher process)"
+            )
+        options = self._options(spec, name, image)
+        self._ensure_image(image)
+        try:
+            container = self.client.containers.create(image, **options)
+        except APIError as exc:
+            if exc.status_code == 409:  # another start won the race for the name: adopt it
+                raced = self._get(name)
+                if raced is not None and raced.status == "running":
+                    return self._handle(raced, adopted=True)
+            raise LaunchError(
+                f"Docker could not create the container for image {image!r}: {_engine(exc)}"
+            ) from exc
+        try:
+            container.start()
+        except APIError as exc:
+            # e.g. an entrypoint that does not exist: the engine says so; nothing ran.
+            output = self._tail(container, 20)
+            self._remove(container)
+            raise LaunchError(
+                f"Docker could not start the container of image {image!r}: {_engine(exc)}"
+                + (f"\n{chr(10).join(output)}" if output else "")
+            ) from exc
+        container.reload()
+        return self._handle(container, adopted=False)
+
+    def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
+        container = self._get(container_name(label))
+        if container is None or container.labels.get(LABEL_LABEL) != label:
+            return None
+        if container.status != "running" and not include_exited:
+            return None
+        return self._handle(container, adopted=False)
+
+    def inspect(self, handle: Handle) -> Inspection:
+        container = self._container(handle)
+        if container is None:
+            return Inspection(running=False, found=False)
+        state: dict[str, Any] = container.attrs.get("State", {})
+        if container.status == "running":
+            return Inspection(running=True, address=self._address(container))
+        if container.status == "created":
+            return Inspection(running=False, detail="the container was created but never started")
+        exit_code = state.get("ExitCode")
+        return Inspection(
+            running=False,
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            detail=_describe_state(state, container.attrs.get("HostConfig", {})),
+        )
+
+    def stop(self, handle: Handle, grace_seconds: float) -> Inspection:
+        container = self._container(handle)
+        if container is not None and container.status == "running":
+            try:
+                # SIGTERM to the container's init, which forwards it; SIGKILL after the grace.
+                container.stop(timeout=max(round(grace_seconds), 0))
+            except NotFound:
+                pass
+            except APIError as exc:
+                raise LaunchError(
+                    f"Docker could not stop {container.name}: {_engine(exc)}"
+                ) from exc
+        return self.inspect(handle)
+
+    def log_tail(self, handle: Handle, lines: int) -> list[str]:
+        container = self._container(handle)
+        if container is None or lines <= 0:
+            return []
+        return self._tail(container, lines)
+
+    def cleanup(self, handle: Handle) -> None:
+        container = self._container(handle)
+        if container is not None and container.status != "running":
+            self._remove(container)
+
+    def finished(self, handle: Handle, succeeded: bool) -> None:
+        if succeeded or not self.settings.keep_failed_runs:
+            self.cleanup(handle)
+
+    # ------------------------------------------------------------------ orphans
+
+    def managed(self, organization: str, deployment: str) -> list[ManagedContainer]:
+        """Every container this launcher started for the deployment, running or not."""
+        found = self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"{LABEL_MANAGED}=true",
+                    f"{LABEL_ORGANIZATION}={organization}",
+                    f"{LABEL_DEPLOYMENT}={deployment}",
+                ]
+            },
+        )
+        result = []
+        for c in found:
+            state = c.attrs.get("State", {})
+            exit_code = state.get("ExitCode") if c.status != "running" else None
+            running = c.status == "running"
+            result.append(ManagedContainer(c.id, c.name, dict(c.labels), running, exit_code))
+        return result
+
+    def remove_container(self, container_id: str) -> None:
+        container = self._get(container_id)
+        if container is not None:
+            self._remove(container)
+
+    # ------------------------------------------------------------------ preparing a launch
+
+    def _options(self, spec: LaunchSpec, name: str, image: str) -> dict[str, Any]:
+        """The container's configuration, checked against what the agent allows."""
+        location = spec.location
+        context = location.container or ContainerContext()
+        network = context.network or self.settings.network
+        self._check_network(network)
+        volumes = self._volumes(context)
+        labels = {k: v for k, v in context.labels.items() if not k.startswith(LABEL_PREFIX)}
+        labels.update(
+            {
+                LABEL_MANAGED: "true",
+                LABEL_LABEL: spec.label,
+                LABEL_WORKFLOW_ID: spec.label.split("#", 1)[0],
+                LABEL_KIND: spec.kind,
+                LABEL_ORGANIZATION: spec.organization,
+                LABEL_DEPLOYMENT: spec.deployment,
+                LABEL_LOCATION: spec.location_name,
+                LABEL_AGENT: self.agent_name,
+            }
+        )
+        if spec.generation is not None:
+            labels[LABEL_GENERATION] = str(spec.generation)
+        if spec.run_id is not None:
+            labels[LABEL_RUN_ID] = spec.run_id
+
+        env = {"PYTHONUNBUFFERED": "1", **target_env(location)}
+        options: dict[str, Any] = {
+            "name": name,
+            "labels": labels,
+            "detach": True,
+            # An init as PID 1 forwards SIGTERM to the command and reaps its children.
+            "init": True,
+            "working_dir": location.working_directory or None,
+        }
+        if spec.kind == "code-server":
+            command = list(location.command or ["tether", "code-server"])
+            if network == HOST_NETWORK:
+                port = _free_port()
+                labels[LABEL_PORT] = str(port)
+                env["TETHER_CODE_SERVER_HOST"] = "127.0.0.1"
+            else:
+                port = self.settings.code_server_port
+                env["TETHER_CODE_SERVER_HOST"] = "0.0.0.0"  # all interfaces of its own container
+                if not self._by_name(network):
+                    options["ports"] = {f"{port}/tcp": ("127.0.0.1", None)}
+            env["TETHER_CODE_SERVER_PORT"] = str(port)
+        else:
+            command = ["tether", "run-worker"]
+        env.update(location.env)
+        env.update(context.env)
+        env.update(spec.env)
+        options["command"] = command
+        options["environment"] = env
+        if network == HOST_NETWORK:
+            options["network_mode"] = HOST_NETWORK
+        elif network:
+            options["network"] = network
+        if volumes:
+            options["volumes"] = volumes
+        if context.memory:
+            options["mem_limit"] = context.memory
+            options["memswap_limit"] = context.memory  # the limit, not the limit plus swap
+        if context.cpus:
+            options["nano_cpus"] = int(context.cpus * 1e9)
+        return options
+
+    def _check_network(self, network: str | None) -> None:
+        allowed = {self.settings.network, *self.settings.allowed_networks}
+        if network is not None and network not in allowed:
+            raise LaunchError(
+                f"the code location asks for network {network!r}, which this agent does not "
+                f"allow (allowed: {', '.join(sorted(n for n in allowed if n)) or 'none'}); add it "
+                "to the agent's TETHER_DOCKER_ALLOWED_NETWORKS, or remove it from the location"
+            )
+
+    def _volumes(self, context: ContainerContext) -> dict[str, dict[str, str]]:
+        volumes: dict[str, dict[str, str]] = {}
+        for mount in context.volumes:
+            if mount.source.startswith(("/", ".", "~")) and not self.settings.allow_host_mounts:
+                raise LaunchError(
+                    f"the code location mounts host path {mount.source!r}, which this agent "
+                    "does not allow: use a named volume, or set TETHER_DOCKER_ALLOW_HOST_MOUNTS"
+                    "=true on the agent"
+                )
+            mode = "ro" if mount.read_only else "rw"
+            volumes[mount.source] = {"bind": mount.target, "mode": mode}
+        return volumes
+
+    def _by_name(self, network: str | None) -> bool:
+        """Whether the agent reaches code servers by container name (shared network)."""
+        if network in (None, HOST_NETWORK, "bridge"):
+            return False
+        if self.settings.reach == "auto":
+            return running_in_container()
+        return self.settings.reach == "container-name"
+
+    def _ensure_image(self, image: str) -> None:
+        policy = self.settings.pull
+        if policy != "always":
+            try:
+                self.client.images.get(image)
+                return
+            except ImageNotFound:
+                if policy == "never":
+                    raise LaunchError(
+                        f"image {image!r} is not on this agent's Docker engine, and the agent "
+                        "does not pull (TETHER_DOCKER_PULL=never): load it there first"
+                    ) from None
+            except APIError as exc:
+                raise LaunchError(
+                    f"Docker could not look up image {image!r}: {_engine(exc)}"
+                ) from exc
+        repository, tag = _split_image(image)
+        try:
+            self.client.images.pull(repository, tag=tag, auth_config=self._auth_for(image))
+        except (APIError, DockerException) as exc:
+            raise LaunchError(
+                f"image {image!r} could not be pulled: {_engine(exc)}; check the image name and "
+                "tag, that the agent's engine can reach its registry, and the agent's registry "
+                "credentials (TETHER_DOCKER_REGISTRY_*)"
+            ) from exc
+
+    def _auth_for(self, image: str) -> dict[str, str] | None:
+        auth = self.settings.registry_auth
+        if auth is None:
+            return None
+        if auth.server and not image.startswith(f"{auth.server}/"):
+            return None
+        return {"username": auth.username, "password": auth.password.get_secret_value()}
+
+    # ------------------------------------------------------------------ engine helpers
+
+    def _get(self, name_or_id: str) -> Container | None:
+        try:
+            return self.client.containers.get(name_or_id)
+        except NotFound:
+            return None
+        except APIError as exc:
+            raise LaunchError(f"Docker could not look up {name_or_id}: {_engine(exc)}") from exc
+
+    def _container(self, handle: Handle) -> Container | None:
+        container = self._get(handle.container_id or container_name(handle.label))
+        if container is None or container.labels.get(LABEL_LABEL) != handle.label:
+            return None
+        return container
+
+    def _remove(self, container: Container) -> None:
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # removal already in progress
+                raise LaunchError(
+                    f"Docker could not remove {container.name}: {_engine(exc)}"
+                ) from exc
+
+    def _tail(self, container: Container, lines: int) -> list[str]:
+        try:
+            raw: bytes = container.logs(stdout=True, stderr=True, tail=lines)
+        except (NotFound, APIError):
+            return []
+        text = raw.decode("utf-8", errors="replace")
+        result = text.split("\n")
+        if result and result[-1] == "":
+            result.pop()
+        return [line.removesuffix("\r") for line in result[-lines:]]
+
+    def _address(self, container: Container) -> str | None:
+        labels = container.labels
+        if labels.get(LABEL_KIND) != "code-server":
+            return None
+        if LABEL_PORT in labels:
+            return f"http://127.0.0.1:{labels[LABEL_PORT]}"
+        port = f"{self.settings.code_server_port}/tcp"
+        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(port)
+        if bindings:
+            return f"http://127.0.0.1:{bindings[0]['HostPort']}"
+        return f"http://{container.name}:{self.settings.code_server_port}"
+
+    def _handle(self, container: Container, *, adopted: bool) -> Handle:
+        labels = container.labels
+        started = container.attrs.get("State", {}).get("StartedAt") or container.attrs.get(
+            "Created"
+        )
+        return Handle(
+            label=labels[LABEL_LABEL],
+            kind="code-server" if labels.get(LABEL_KIND) == "code-server" else "run-worker",
+            launcher=self.name,
+            container_id=container.id,
+            image=container.attrs.get("Config", {}).get("Image"),
+            started_at=_parse_time(started),
+            adopted=adopted,
+        )
+
+
+def _describe_state(state: dict[str, Any], host_config: dict[str, Any]) -> str | None:
+    if state.get("OOMKilled"):
+        limit = host_config.get("Memory") or 0
+        where = f" (memory limit {limit // (1024 * 1024)} MiB)" if limit else ""
+        return f"was killed for running out of memory{where}"
+    if state.get("Error"):
+        return f"failed to run: {state['Error']}"
+    code = state.get("ExitCode")
+    if isinstance(code, int) and code > _SIGNAL_BASE:
+        return f"was killed by signal {code - _SIGNAL_BASE} (exit code {code})"
+    return None
+
+
+def _engine(exc: BaseException) -> str:
+    """The engine's own message, without docker-py's wrapping."""
+    if isinstance(exc, APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc)
+
+
+def _split_image(image: str) -> tuple[str, str | None]:
+    if "@" in image:
+        return image, None
+    repository, sep, tag = image.rpartition(":")
+    if sep and "/" not in tag:
+        return repository, tag
+    return image, "latest"
+
+
+def _parse_time(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    # Docker gives nanoseconds; Python parses at most microseconds.
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value)
+    if not match:
+        return datetime.now(UTC)
+    fraction = (match.group(2) or "")[:7]
+    zone = match.group(3) or "Z"
+    offset = "+00:00" if zone == "Z" else zone
+    parsed = datetime.fromisoformat(f"{match.group(1)}{fraction}{offset}")
+    return parsed.astimezone(UTC)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1,0 +1,87 @@
+"""The Docker launcher's agent-side settings: what the agent allows code locations to ask for,
+how it reaches their containers, and how it pulls images.
+
+Kept apart from ``docker.py`` so that the agent's configuration can be built (and documented)
+without importing the Docker SDK.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+# Label keys every container carries: the launcher finds its containers again by these.
+LABEL_PREFIX = "tether."
+LABEL_MANAGED = "tether.managed"
+LABEL_LABEL = "tether.label"
+LABEL_WORKFLOW_ID = "tether.workflow-id"
+LABEL_KIND = "tether.kind"
+LABEL_ORGANIZATION = "tether.organization"
+LABEL_DEPLOYMENT = "tether.deployment"
+LABEL_LOCATION = "tether.location"
+LABEL_GENERATION = "tether.generation"
+LABEL_AGENT = "tether.agent"
+LABEL_RUN_ID = "tether.run-id"
+LABEL_PORT = "tether.port"
+
+HOST_NETWORK = "host"
+
+
+class RegistryAuth(BaseModel):
+    """Credentials for pulling images from a private registry. They stay in the agent's
+    environment: nothing about them reaches the control plane or a workflow history."""
+
+    username: str = Field(description="Registry user name.")
+    password: SecretStr = Field(description="Registry password or token.")
+    server: str | None = Field(
+        default=None,
+        description="Registry host (e.g. ghcr.io); when set, only images from it use these.",
+    )
+
+
+class DockerSettings(BaseModel):
+    """How the agent runs containers. Every field has a ``TETHER_DOCKER_*`` variable."""
+
+    network: str | None = Field(
+        default=None,
+        description="Network for code server and run containers when the location names none: "
+        "'host' (host networking), a network's name, or unset for Docker's default bridge.",
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks a code location may ask for besides `network`; a location asking "
+        "for another is an ERROR naming this setting.",
+    )
+    allow_host_mounts: bool = Field(
+        default=False,
+        description="Whether a location may mount host paths (bind mounts). Named volumes are "
+        "always allowed.",
+    )
+    reach: Literal["auto", "published-port", "container-name"] = Field(
+        default="auto",
+        description="How the agent reaches a code server: over a port published on "
+        "127.0.0.1, or by container name on a network it shares with it (when the agent "
+        "itself runs in a container). 'auto': by name when the agent runs in a container and "
+        "the container is on a named network, else a published port.",
+    )
+    code_server_port: int = Field(
+        default=4000, ge=1, le=65535, description="Port code servers listen on in their container."
+    )
+    pull: Literal["missing", "always", "never"] = Field(
+        default="missing",
+        description="When to pull an image: only when it is not on the engine, before every "
+        "start, or never (images are loaded by other means).",
+    )
+    registry_auth: RegistryAuth | None = Field(
+        default=None, description="Credentials for a private registry."
+    )
+    keep_failed_runs: bool = Field(
+        default=False,
+        description="Keep the containers of failed runs for debugging (removed by hand), "
+        "instead of removing every run container once its outcome is recorded.",
+    )
+    docker_host: str | None = Field(
+        default=None, description="Docker engine URL; default DOCKER_HOST or the local socket."
+    )
+    api_timeout_seconds: float = Field(
+        default=60, gt=0, description="Timeout of one call to the Docker engine."
+    )

@@ -1,0 +1,119 @@
+"""What a restart of ``tether dev`` keeps, and what keeps two from sharing a home.
+
+``$TETHER_HOME/dev.json`` (a ``DevFile``) holds the connection and the tokens: the user
+commands read it, and the next start reuses the tokens while they still work.
+``$TETHER_HOME/dev.lock`` is held while a ``tether dev`` runs there.
+"""
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from rich.markup import escape
+
+from tether_cli.context import DevFile, parse_dev_file
+from tether_cli.dev.controlplane import client
+from tether_cli.dev.options import DevError, Options
+from tether_cli.dev.printout import say
+
+# The run concurrency limit of the deployment the bootstrap creates.
+CONCURRENCY = 10
+
+
+@dataclass
+class Tokens:
+    """The user and agent token of this start; ``reused`` when kept from the last one."""
+
+    user: str
+    agent: str
+    reused: bool
+
+
+def load_dev_file(path: Path) -> DevFile:
+    """The last start's dev.json; empty when there is none, or (with a warning) when it
+    cannot be read: new tokens are minted then."""
+    try:
+        return parse_dev_file(path)
+    except (OSError, ValueError) as exc:
+        say(
+            f"ignoring unreadable {escape(str(path))} ({escape(str(exc))}); minting new tokens",
+            style="yellow",
+        )
+        return DevFile()
+
+
+def save_dev_file(path: Path, dev_file: DevFile) -> None:
+    """Write atomically, readable by the owner only: it holds tokens."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # a leftover tmp file may have had other permissions
+        json.dump(dev_file.model_dump(mode="json"), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def dev_file_for(o: Options, tokens: Tokens) -> DevFile:
+    """What this start saves: every field, a missing Temporal UI as null."""
+    return DevFile(
+        url=o.url,
+        organization=o.org,
+        deployment=o.deployment,
+        user_token=tokens.user,
+        agent_token=tokens.agent,
+        temporal_address=o.temporal,
+        temporal_ui=o.temporal_ui,
+    )
+
+
+def choose_tokens(o: Options, saved: DevFile) -> Tokens:
+    """The saved tokens when they still work for this organization and deployment (a
+    restart keeps them); otherwise new ones from the bootstrap, which also creates the
+    organization and deployment if missing. The control plane must be up."""
+    user, agent = saved.user_token, saved.agent_token
+    same_tenant = saved.organization == o.org and saved.deployment == o.deployment
+    if same_tenant and user is not None and agent is not None:
+        from tether_cli.client import ApiError, Unreachable
+
+        try:
+            with client(o, user) as c:
+                c.get_deployment()
+            return Tokens(user=user, agent=agent, reused=True)
+        except Unreachable as exc:
+            raise DevError(exc.message) from exc
+        except ApiError as exc:
+            say(
+                f"the saved user token no longer works (HTTP {exc.status}); minting new tokens",
+                style="yellow",
+            )
+    # In-process, against the database the control plane serves: it is already at the
+    # latest revision, so the bootstrap's migration step does nothing.
+    from tether_controlplane.bootstrap import bootstrap
+
+    result = bootstrap(o.database_url, o.org, o.deployment, CONCURRENCY)
+    return Tokens(user=result.user_token, agent=result.agent_token, reused=False)
+
+
+def lock_home(home: Path) -> IO[str]:
+    """One ``tether dev`` per home: two would share the SQLite file and the agent's state
+    directory, and each would stop the other's code servers. The lock goes with the
+    process, however it ends."""
+    lock = open(home / "dev.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise DevError(
+            f"another `tether dev` (pid {holder}) is running with --home {home}; stop it "
+            "first, or pass another --home"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
