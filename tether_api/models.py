@@ -115,7 +115,7 @@ class DeploymentUpdate(BaseModel):
 
 
 class AgentTokenCreate(BaseModel):
-    description: str = Field(default="", max_length=200)
+    description: Text = Field(default="", max_length=200)
 
 
 class TokenCreated(BaseModel):
@@ -278,7 +278,8 @@ class RunCreate(BaseModel):
         default_factory=dict, description=f"At most {MAX_RUN_CONFIG_BYTES} bytes as JSON."
     )
     tags: dict[
-        Annotated[str, Field(min_length=1, max_length=200)], Annotated[Text, Field(max_length=1000)]
+        Annotated[Text, Field(min_length=1, max_length=200)],
+        Annotated[Text, Field(max_length=1000)],
     ] = Field(default_factory=dict, max_length=MAX_TAGS)
 
     @field_validator("run_config")
@@ -382,8 +383,8 @@ class AgentCodeLocationState(BaseModel):
 
 class AgentHeartbeat(BaseModel):
     agent_name: Name
-    version: str = Field(default="", max_length=100)
-    launcher: str = Field(default="", max_length=100)
+    version: Text = Field(default="", max_length=100)
+    launcher: Text = Field(default="", max_length=100)
     code_locations: list[AgentCodeLocationState] = Field(default_factory=list, max_length=10_000)
     metadata: dict[str, str] = Field(default_factory=dict)
 

@@ -152,6 +152,25 @@ def test_nul_bytes_in_log_lines_are_stored_not_refused(tenant: Tenant) -> None:
     assert stored[0]["message"] == "a\ufffdb"
 
 
+def test_nul_bytes_in_any_stored_text_are_replaced(tenant: Tenant) -> None:
+    """Every free-text field that lands in a text column (PostgreSQL refuses NUL there)."""
+    tenant.deploy()
+    with tenant.agent() as a:
+        r = a.post(
+            "/api/v1/agent/heartbeat",
+            json={"agent_name": "a1", "version": "1\x00", "launcher": "p\x00"},
+        )
+        assert r.status_code == 200, r.text
+        assert (r.json()["version"], r.json()["launcher"]) == ("1\ufffd", "p\ufffd")
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/runs", json={"code_location": "quick", "job": "etl",
+                                                   "tags": {"k\x00": "v\x00"}})  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert r.json()["tags"] == {"k\ufffd": "v\ufffd"}
+        r = c.post(f"{tenant.dep_path}/agent-tokens", json={"description": "ci\x00"})
+        assert r.status_code == 201, r.text
+
+
 def test_size_caps_on_config_tags_and_event_data(tenant: Tenant) -> None:
     tenant.deploy()
     with tenant.user() as c:

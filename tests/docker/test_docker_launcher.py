@@ -297,3 +297,32 @@ def test_an_oom_killed_run_container_says_so(
     done = wait_for_run(e2e_tenant, run["id"], timeout=90)
     assert done["status"] == "FAILURE", done
     assert "killed for running out of memory (memory limit 96 MiB)" in done["status_message"]
+
+
+def test_failed_run_containers_are_kept_when_the_agent_says_so(
+    e2e_tenant: Tenant,
+    temporal_server: TemporalDevServer,
+    tmp_path: Path,
+    docker_client: Any,
+    images: Images,
+) -> None:
+    agent = DockerAgent(
+        e2e_tenant, temporal_server, tmp_path, TETHER_DOCKER_KEEP_FAILED_RUNS="true"
+    ).start()
+    try:
+        deploy(e2e_tenant, images.example)
+        failed = e2e_tenant.launch("example", "etl", run_config={**ETL, "fail": True})
+        succeeded = e2e_tenant.launch("example", "etl", run_config=ETL)
+        assert wait_for_run(e2e_tenant, failed["id"], timeout=60)["status"] == "FAILURE"
+        assert wait_for_run(e2e_tenant, succeeded["id"], timeout=60)["status"] == "SUCCESS"
+        wait_until(
+            lambda: not run_containers(docker_client, e2e_tenant, succeeded["id"]),
+            timeout=30,
+            what="the successful run's container removed",
+        )
+        [kept] = run_containers(docker_client, e2e_tenant, failed["id"])
+        assert kept.status == "exited"
+        assert "load failed as requested" in kept.logs().decode()
+    finally:
+        agent.stop()
+        remove_containers(docker_client, e2e_tenant.org)
