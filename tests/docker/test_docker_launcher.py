@@ -322,7 +322,7 @@ def test_failed_run_containers_are_kept_when_the_agent_says_so(
         )
         [kept] = run_containers(docker_client, e2e_tenant, failed["id"])
         assert kept.status == "exited"
-        assert "load failed as requested" in kept.logs().decode()
+        assert "extract: read 10 rows" in kept.logs().decode()  # its output, for debugging
     finally:
         agent.stop()
         remove_containers(docker_client, e2e_tenant.org)
