@@ -58,5 +58,6 @@ async def blocking(fn: Callable[[], T], heartbeat_every: float = 2.0) -> T:
         done, _ = await asyncio.wait({task}, timeout=heartbeat_every)
         if done:
             return task.result()
-        if activity.in_activity():
+        # Local activities (a run's launch) cannot heartbeat: their workflow task covers them.
+        if activity.in_activity() and not activity.info().is_local:
             activity.heartbeat()

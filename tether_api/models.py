@@ -38,7 +38,7 @@ INT32 = 2**31 - 1
 MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
-def _strip_nul(value: str) -> str:
+def strip_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL; a stray one in a log line must not block a run's events.
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
@@ -63,7 +63,7 @@ JsonFloat = Annotated[float, JSON_NUMBER]
 JsonBool = Annotated[bool, Strict()]
 
 # Free text from users' code or agents: NUL bytes replaced.
-Text = Annotated[str, AfterValidator(_strip_nul)]
+Text = Annotated[str, AfterValidator(strip_nul)]
 
 
 def _json_size(value: Any) -> int:

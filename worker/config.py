@@ -65,6 +65,13 @@ class AgentConfig(BaseModel):
         default=1000,
         description="Activity slots; each running run and code server holds one for its watch.",
     )
+    blocking_threads: int = Field(
+        default=64,
+        ge=4,
+        description="Threads for launcher calls (process checks, Docker API calls): every "
+        "watch uses one for a moment twice a second, so a busy agent needs more than Python's "
+        "default of cores + 4.",
+    )
     graceful_shutdown_seconds: float = Field(
         default=5, description="How long running activities get to finish on SIGTERM."
     )

@@ -3,6 +3,7 @@ activities on the task queue, and keep this agent's AgentWorkflow running."""
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
@@ -127,6 +128,9 @@ async def register(control_plane: ControlPlaneClient, config: AgentConfig) -> Ag
 async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down gracefully. Running code servers and run
     workers are left running: the next agent adopts them."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=config.blocking_threads, thread_name_prefix="launcher")
+    )
     verify: bool | str = True
     if config.control_plane_ca_bundle:
         verify = str(config.control_plane_ca_bundle)

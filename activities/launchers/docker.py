@@ -11,6 +11,8 @@ starts; a location that asks for more fails with a ``LaunchError`` naming the se
 import hashlib
 import re
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +51,9 @@ from tether_api.models import ContainerContext
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 # A container (not an image) exit code above this is 128 + the signal that ended it.
 _SIGNAL_BASE = 128
+# How long one list of the running containers answers every watch's inspect.
+RUNNING_LIST_SECONDS = 0.25
+_NOT_LISTED: Any = object()
 
 
 # Docker's embedded DNS resolves names of at most 63 characters (one DNS label): longer ones
@@ -91,6 +96,9 @@ class DockerLauncher(Launcher):
     def __init__(self, settings: DockerSettings | None = None, agent_name: str = "") -> None:
         self.settings = settings or DockerSettings()
         self.agent_name = agent_name
+        self._cache_lock = threading.Lock()
+        self._cache: dict[str, str | None] = {}
+        self._cache_at = -float("inf")
         timeout = int(self.settings.api_timeout_seconds)
         try:
             if self.settings.docker_host:
@@ -160,6 +168,12 @@ class DockerLauncher(Launcher):
         return self._handle(container, adopted=False)
 
     def inspect(self, handle: Handle) -> Inspection:
+        # Watches call this for every container twice a second: one list of the running
+        # ones, shared for a moment, answers them all; only an exit needs a call of its own.
+        if handle.container_id:
+            address = self._running().get(handle.container_id, _NOT_LISTED)
+            if address is not _NOT_LISTED:
+                return Inspection(running=True, address=address)
         container = self._container(handle)
         if container is None:
             return Inspection(running=False, found=False)
@@ -401,17 +415,45 @@ class DockerLauncher(Launcher):
             result.pop()
         return [line.removesuffix("\r") for line in result[-lines:]]
 
+    def _running(self) -> dict[str, str | None]:
+        """Running containers of this launcher's kind, by ID, with their addresses; listed at
+        most every RUNNING_LIST_SECONDS, whichever thread asks."""
+        with self._cache_lock:
+            if time.monotonic() - self._cache_at > RUNNING_LIST_SECONDS:
+                listed = self.client.api.containers(
+                    filters={"label": f"{LABEL_MANAGED}=true", "status": "running"}
+                )
+                self._cache = {
+                    c["Id"]: self._address_of(
+                        c.get("Labels") or {},
+                        {p.get("PrivatePort"): p.get("PublicPort") for p in c.get("Ports") or []},
+                        (c.get("Names") or ["/"])[0].lstrip("/"),
+                    )
+                    for c in listed
+                }
+                self._cache_at = time.monotonic()
+            return self._cache
+
     def _address(self, container: Container) -> str | None:
-        labels = container.labels
+        bindings = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        published = {
+            int(key.split("/")[0]): int(value[0]["HostPort"])
+            for key, value in bindings.items()
+            if value
+        }
+        return self._address_of(container.labels, published, container.name)
+
+    def _address_of(
+        self, labels: dict[str, str], published: dict[Any, Any], name: str
+    ) -> str | None:
         if labels.get(LABEL_KIND) != "code-server":
             return None
         if LABEL_PORT in labels:
             return f"http://127.0.0.1:{labels[LABEL_PORT]}"
-        port = f"{self.settings.code_server_port}/tcp"
-        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(port)
-        if bindings:
-            return f"http://127.0.0.1:{bindings[0]['HostPort']}"
-        return f"http://{container.name}:{self.settings.code_server_port}"
+        port = self.settings.code_server_port
+        if published.get(port):
+            return f"http://127.0.0.1:{published[port]}"
+        return f"http://{name}:{port}"
 
     def _handle(self, container: Container, *, adopted: bool) -> Handle:
         labels = container.labels

@@ -167,6 +167,12 @@ def test_nul_bytes_in_any_stored_text_are_replaced(tenant: Tenant) -> None:
                                                    "tags": {"k\x00": "v\x00"}})  # fmt: skip
         assert r.status_code == 201, r.text
         assert r.json()["tags"] == {"k\ufffd": "v\ufffd"}
+        # Filters read NUL the way it was stored, on every database.
+        found = c.get(f"{tenant.dep_path}/runs", params={"tag": "k\x00=v\x00"})
+        assert found.status_code == 200, found.text
+        assert [run["id"] for run in found.json()["runs"]] == [r.json()["id"]]
+        none = c.get(f"{tenant.dep_path}/runs", params={"code_location": "quick\x00"})
+        assert none.status_code == 200 and none.json()["runs"] == []
         r = c.post(f"{tenant.dep_path}/agent-tokens", json={"description": "ci\x00"})
         assert r.status_code == 201, r.text
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tether_api.names import NAME_PATTERN
 from tether_controlplane.api.middleware import (
@@ -35,12 +36,12 @@ class Forbidden(ApiError):
     status_code = 403
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -58,11 +59,12 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def principal(
+async def principal(
     request: Request,
     db: DbDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
+    # Async: it only reads what the middleware found, so it needs no trip to a thread.
     found: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if found is not None:
         return found
@@ -70,7 +72,7 @@ def principal(
     secret = bearer_secret(request.headers.get("authorization"))
     if secret is None:
         raise Unauthorized(MISSING_TOKEN)
-    found = lookup_principal(db, secret)
+    found = await run_in_threadpool(lookup_principal, db, secret)
     if found is None:
         raise Unauthorized(INVALID_TOKEN)
     return found
@@ -86,15 +88,15 @@ def _a(kind: TokenKind) -> str:
     return f"{'an' if kind == TokenKind.AGENT else 'a'} {kind.value}"
 
 
-def user(p: Annotated[Principal, Depends(principal)]) -> Principal:
+async def user(p: Annotated[Principal, Depends(principal)]) -> Principal:
     return _require(p, TokenKind.USER)
 
 
-def agent(p: Annotated[Principal, Depends(principal)]) -> Principal:
+async def agent(p: Annotated[Principal, Depends(principal)]) -> Principal:
     return _require(p, TokenKind.AGENT)
 
 
-def run_worker(p: Annotated[Principal, Depends(principal)], run_id: RunIdPath) -> Principal:
+async def run_worker(p: Annotated[Principal, Depends(principal)], run_id: RunIdPath) -> Principal:
     _require(p, TokenKind.RUN)
     if p.run_id != run_id:
         # Same answer as a missing run: a run token learns nothing about other runs.
@@ -129,16 +131,16 @@ class NamedScope:
         )
 
 
-def user_scope(dep: NamePath, p: Annotated[Principal, Depends(user)]) -> NamedScope:
+async def user_scope(dep: NamePath, p: Annotated[Principal, Depends(user)]) -> NamedScope:
     return NamedScope(p, dep)
 
 
-def agent_scope(p: Annotated[Principal, Depends(agent)]) -> TokenScope:
+async def agent_scope(p: Annotated[Principal, Depends(agent)]) -> TokenScope:
     assert p.deployment_id is not None
     return TokenScope(p, p.deployment_id)
 
 
-def run_scope(p: Annotated[Principal, Depends(run_worker)]) -> TokenScope:
+async def run_scope(p: Annotated[Principal, Depends(run_worker)]) -> TokenScope:
     assert p.deployment_id is not None
     return TokenScope(p, p.deployment_id)
 

@@ -5,11 +5,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
-from tether_api.models import MAX_SEQ, Run, RunCreate, RunEventPage, RunPage
+from tether_api.models import MAX_SEQ, Run, RunCreate, RunEventPage, RunPage, Text, strip_nul
 from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
 from tether_controlplane.api.responses import (
     EVENT_STREAM,
@@ -61,9 +61,11 @@ def list_runs(
     scope: UserScope,
     db: DbDep,
     status: Annotated[list[RunStatus], Query()] = [],  # noqa: B006 - FastAPI copies defaults
-    code_location: str | None = None,
+    code_location: Annotated[Text | None, Query()] = None,
     tag: Annotated[
-        list[Annotated[str, StringConstraints(pattern=TAG_FILTER_PATTERN)]],
+        list[
+            Annotated[str, StringConstraints(pattern=TAG_FILTER_PATTERN), AfterValidator(strip_nul)]
+        ],
         Query(description="KEY=VALUE; repeat to AND them"),
     ] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
