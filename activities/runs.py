@@ -207,13 +207,12 @@ class RunActivities:
             exit_code = stopped.exit_code
         run = await self.ctx.control_plane.run(input.run_id)
         if RunStatus(run.status) not in TERMINAL_RUN_STATUSES:
-            detail = None
-            if handle is not None:
-                detail = (await asyncio.to_thread(launcher.inspect, handle)).detail
-            status, message = _verdict(input, run.status, exit_code, detail)
+            detail: str | None = None
             log_tail: list[str] = []
             if handle is not None:
+                detail = (await asyncio.to_thread(launcher.inspect, handle)).detail
                 log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
+            status, message = _verdict(input, run.status, exit_code, detail)
             run = await self.ctx.control_plane.report_run(
                 input.run_id,
                 RunStatusReport(

@@ -37,6 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import launch_docker
 from bench.bench_controlplane import machine, percentile
+from bench.launch_workload import JOB, LOCATION, TRIVIAL_LOCATION, ready_after_warm_up
 from tests.agent_support import (
     TERMINAL,
     AgentProcess,
@@ -45,24 +46,8 @@ from tests.agent_support import (
 )
 from tests.support import ControlPlane, Tenant, wait_until
 
-LOCATION = "trivial"
-JOB = "one_step"
 ACTIVE = ("QUEUED", "STARTING", "STARTED", "CANCELING")
 POLL_SECONDS = 0.010
-
-TRIVIAL_LOCATION = '''\
-"""A code location with one trivial job: the launch benchmark's workload."""
-
-from tether_sdk import Definitions, job, step
-
-
-@step
-def noop() -> int:
-    return 1
-
-
-defs = Definitions(jobs=[job("one_step", steps=[noop])])
-'''
 
 TARGET_SUCCESS_P50_MS = 500.0
 TARGET_RUNS_PER_MIN = 300.0
@@ -491,7 +476,7 @@ def main() -> None:
         location_file = tmp / "trivial.py"
         location_file.write_text(TRIVIAL_LOCATION)
         tenant.deploy(LOCATION, python_file=str(location_file))
-        launch_docker.ready_after_warm_up(tenant, "process")
+        ready_after_warm_up(tenant, "process")
         print(
             f"setup:   Temporal, control plane, agent (pid {agent_pid}), code location RUNNING, "
             f"one warm-up run: {time.perf_counter() - setup:.1f} s"

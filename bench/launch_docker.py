@@ -15,11 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.agent_support import AgentProcess, TemporalDevServer, wait_for_location, wait_for_run
+from bench.launch_workload import LOCATION, ready_after_warm_up
+from tests.agent_support import AgentProcess, TemporalDevServer
 from tests.support import ControlPlane, Tenant
-
-LOCATION = "trivial"
-JOB = "one_step"
 
 
 def engine_and_image(image: str) -> tuple[Any, str | None]:
@@ -65,17 +63,6 @@ def start_docker_agent(
     )
     ready_after_warm_up(tenant, "docker")
     return tenant, agent
-
-
-def ready_after_warm_up(tenant: Tenant, what: str) -> None:
-    """Wait for the location to run, then one run to succeed (imports and caches warm)."""
-    loc = wait_for_location(tenant, LOCATION, timeout=120)
-    if loc["status"] != "RUNNING":
-        raise RuntimeError(f"{what} code location is {loc['status']}: {loc.get('error')}")
-    warm = tenant.launch(LOCATION, JOB)
-    done = wait_for_run(tenant, warm["id"], timeout=120)
-    if done["status"] != "SUCCESS":
-        raise RuntimeError(f"{what} warm-up run ended {done['status']}: {done['status_message']}")
 
 
 def container_costs(client: Any, image: str, samples: int = 10) -> dict[str, float]:

@@ -62,6 +62,13 @@ def run(
         help="URL run workers use for the control plane (default: --control-plane).",
     ),
     poll_wait: float = typer.Option(20, "--poll-wait", envvar="TETHER_AGENT_POLL_WAIT"),
+    blocking_threads: int = typer.Option(
+        64,
+        "--blocking-threads",
+        envvar="TETHER_AGENT_BLOCKING_THREADS",
+        help="Threads for launcher calls; every running run and code server uses one briefly "
+        "twice a second.",
+    ),
     log_level: str = typer.Option("info", "--log-level", envvar="TETHER_LOG_LEVEL"),
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C. Running code servers and runs are left running
@@ -94,6 +101,7 @@ def run(
         "control_plane_ca_bundle": control_plane_ca,
         "worker_control_plane_url": worker_control_plane_url,
         "poll_wait_seconds": poll_wait,
+        "blocking_threads": blocking_threads,
         "code_locations": code_location_settings(),
         "runs": run_settings(),
     }

@@ -1,11 +1,12 @@
 """``tether controlplane``: serve, bootstrap, migrate."""
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from tether_cli.files import write_private
 
 
 def _default_database_url() -> str:
@@ -106,9 +107,9 @@ def bootstrap(
     if user_file is not None and agent_file is not None:
         try:
             if not result.user_token_reused:
-                _write_token(user_file, result.user_token)
+                write_private(user_file, result.user_token + "\n")
             if not result.agent_token_reused:
-                _write_token(agent_file, result.agent_token)
+                write_private(agent_file, result.agent_token + "\n")
         except OSError as exc:
             err.print(
                 f"[red]error:[/] cannot write the tokens to {token_dir}: {exc}; "
@@ -151,21 +152,6 @@ def _read_token(path: Path | None) -> str | None:
         return path.read_text(encoding="utf-8").strip() or None
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _write_token(path: Path, token: str) -> None:
-    """Write atomically, readable by the owner only."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)  # a leftover tmp file may have had other permissions
-            f.write(token + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @app.command()

@@ -66,11 +66,12 @@ def make_launcher(config: AgentConfig) -> Launcher:
 
 async def reap_orphans(launcher: Launcher, temporal: Client, organization: str, dep: str) -> None:
     """At start, remove the deployment's containers that no workflow owns any more."""
+    if launcher.name != "docker":
+        return  # (and a process agent never imports the Docker SDK)
     from activities.launchers.docker import DockerLauncher
-
-    if not isinstance(launcher, DockerLauncher):
-        return
     from activities.orphans import remove_orphans
+
+    assert isinstance(launcher, DockerLauncher)
 
     try:
         removed = await remove_orphans(launcher, temporal, organization, dep)

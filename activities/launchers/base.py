@@ -21,6 +21,7 @@ __all__ = [
     "LaunchKind",
     "LaunchSpec",
     "Launcher",
+    "last_lines",
     "target_env",
 ]
 
@@ -62,6 +63,16 @@ def target_env(location: CodeLocationSpec) -> dict[str, str]:
     if location.working_directory:
         env["TETHER_WORKING_DIRECTORY"] = location.working_directory
     return env
+
+
+def last_lines(data: bytes, lines: int) -> list[str]:
+    """The last ``lines`` lines of a process's output, decoded leniently."""
+    text = data.decode("utf-8", errors="replace")
+    # Split on '\n' only: str.splitlines() would also split on form feeds, '\x1c', etc.
+    result = text.split("\n")
+    if result and result[-1] == "":
+        result.pop()
+    return [line.removesuffix("\r") for line in result[-lines:]]
 
 
 class Inspection(BaseModel):

@@ -28,6 +28,7 @@ from activities.launchers.base import (
     Launcher,
     LaunchError,
     LaunchSpec,
+    last_lines,
     target_env,
 )
 from activities.launchers.docker_settings import (
@@ -51,8 +52,6 @@ from tether_api.models import ContainerContext
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 # A container (not an image) exit code above this is 128 + the signal that ended it.
 _SIGNAL_BASE = 128
-# How long one list of the running containers answers every watch's inspect.
-RUNNING_LIST_SECONDS = 0.25
 _NOT_LISTED: Any = object()
 
 
@@ -221,8 +220,11 @@ class DockerLauncher(Launcher):
     # ------------------------------------------------------------------ orphans
 
     def managed(self, organization: str, deployment: str) -> list[ManagedContainer]:
-        """Every container this launcher started for the deployment, running or not."""
-        found = self.client.containers.list(
+        """Every container this launcher started for the deployment, running or not. One list
+        call (the SDK's ``containers.list`` would inspect each, and fail on one removed
+        meanwhile, e.g. by a run that just finished); exit codes are looked up for exited
+        containers only."""
+        listed = self.client.api.containers(
             all=True,
             filters={
                 "label": [
@@ -233,11 +235,18 @@ class DockerLauncher(Launcher):
             },
         )
         result = []
-        for c in found:
-            state = c.attrs.get("State", {})
-            exit_code = state.get("ExitCode") if c.status != "running" else None
-            running = c.status == "running"
-            result.append(ManagedContainer(c.id, c.name, dict(c.labels), running, exit_code))
+        for c in listed:
+            running = c.get("State") == "running"
+            exit_code = None
+            if not running:
+                container = self._get(c["Id"])
+                if container is None:
+                    continue  # removed meanwhile
+                exit_code = container.attrs.get("State", {}).get("ExitCode")
+            name = (c.get("Names") or ["/"])[0].lstrip("/")
+            result.append(
+                ManagedContainer(c["Id"], name, c.get("Labels") or {}, running, exit_code)
+            )
         return result
 
     def remove_container(self, container_id: str) -> None:
@@ -409,17 +418,13 @@ class DockerLauncher(Launcher):
             raw: bytes = container.logs(stdout=True, stderr=True, tail=lines)
         except (NotFound, APIError):
             return []
-        text = raw.decode("utf-8", errors="replace")
-        result = text.split("\n")
-        if result and result[-1] == "":
-            result.pop()
-        return [line.removesuffix("\r") for line in result[-lines:]]
+        return last_lines(raw, lines)
 
     def _running(self) -> dict[str, str | None]:
         """Running containers of this launcher's kind, by ID, with their addresses; listed at
-        most every RUNNING_LIST_SECONDS, whichever thread asks."""
+        most every ``running_list_seconds``, whichever thread asks."""
         with self._cache_lock:
-            if time.monotonic() - self._cache_at > RUNNING_LIST_SECONDS:
+            if time.monotonic() - self._cache_at > self.settings.running_list_seconds:
                 listed = self.client.api.containers(
                     filters={"label": f"{LABEL_MANAGED}=true", "status": "running"}
                 )
@@ -501,17 +506,10 @@ def _split_image(image: str) -> tuple[str, str | None]:
 
 
 def _parse_time(value: str | None) -> datetime:
-    if not value:
+    try:
+        return datetime.fromisoformat(value or "").astimezone(UTC)
+    except ValueError:
         return datetime.now(UTC)
-    # Docker gives nanoseconds; Python parses at most microseconds.
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value)
-    if not match:
-        return datetime.now(UTC)
-    fraction = (match.group(2) or "")[:7]
-    zone = match.group(3) or "Z"
-    offset = "+00:00" if zone == "Z" else zone
-    parsed = datetime.fromisoformat(f"{match.group(1)}{fraction}{offset}")
-    return parsed.astimezone(UTC)
 
 
 def _free_port() -> int:

@@ -82,6 +82,12 @@ class DockerSettings(BaseModel):
     docker_host: str | None = Field(
         default=None, description="Docker engine URL; default DOCKER_HOST or the local socket."
     )
+    running_list_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="Watches check their containers twice a second; one list of the running "
+        "containers, at most this old, answers them all.",
+    )
     api_timeout_seconds: float = Field(
         default=60, gt=0, description="Timeout of one call to the Docker engine."
     )

@@ -35,6 +35,7 @@ from activities.launchers.base import (
     LaunchError,
     LaunchKind,
     LaunchSpec,
+    last_lines,
     target_env,
 )
 
@@ -251,12 +252,7 @@ class ProcessLauncher(Launcher):
                 data = _read_tail(f, lines)
         except FileNotFoundError:
             return []
-        text = data.decode("utf-8", errors="replace")
-        # Split on '\n' only: str.splitlines() would also split on form feeds, '\x1c', etc.
-        result = text.split("\n")
-        if result and result[-1] == "":
-            result.pop()
-        return [line.removesuffix("\r") for line in result[-lines:]]
+        return last_lines(data, lines)
 
     def cleanup(self, handle: Handle) -> None:
         directory = self._dir(handle.label)

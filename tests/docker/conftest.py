@@ -4,7 +4,6 @@ every container of the test's organization is removed at the end."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -56,16 +55,27 @@ def images(docker_client: Any) -> Images:
 def containers_of(client: Any, organization: str, **labels: str) -> list[Any]:
     filters = [f"tether.organization={organization}"]
     filters += [f"tether.{key.replace('_', '-')}={value}" for key, value in labels.items()]
-    found: list[Any] = client.containers.list(all=True, filters={"label": filters})
-    return found
+    from docker.errors import NotFound
+
+    while True:
+        try:
+            found: list[Any] = client.containers.list(all=True, filters={"label": filters})
+            return found
+        except NotFound:
+            continue  # one was removed (by the agent) between the list and its inspection
 
 
 def remove_containers(client: Any, organization: str) -> None:
-    from docker.errors import NotFound
+    from docker.errors import APIError, NotFound
 
     for container in containers_of(client, organization):
-        with contextlib.suppress(NotFound):  # removed meanwhile, e.g. by the agent
+        try:
             container.remove(force=True)
+        except NotFound:
+            pass  # removed meanwhile, e.g. by the agent
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: the agent is removing it right now
+                raise
 
 
 class DockerAgent(AgentProcess):

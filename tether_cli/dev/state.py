@@ -15,9 +15,9 @@ from typing import IO
 from rich.markup import escape
 
 from tether_cli.context import DevFile, parse_dev_file
-from tether_cli.dev.controlplane import client
 from tether_cli.dev.options import DevError, Options
 from tether_cli.dev.printout import say
+from tether_cli.files import write_private
 
 # The run concurrency limit of the deployment the bootstrap creates.
 CONCURRENCY = 10
@@ -46,14 +46,8 @@ def load_dev_file(path: Path) -> DevFile:
 
 
 def save_dev_file(path: Path, dev_file: DevFile) -> None:
-    """Write atomically, readable by the owner only: it holds tokens."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)  # a leftover tmp file may have had other permissions
-        json.dump(dev_file.model_dump(mode="json"), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Written atomically, readable by the owner only: it holds tokens."""
+    write_private(path, json.dumps(dev_file.model_dump(mode="json"), indent=2) + "\n")
 
 
 def dev_file_for(o: Options, tokens: Tokens) -> DevFile:
@@ -71,30 +65,25 @@ def dev_file_for(o: Options, tokens: Tokens) -> DevFile:
 
 def choose_tokens(o: Options, saved: DevFile) -> Tokens:
     """The saved tokens when they still work for this organization and deployment (a
-    restart keeps them); otherwise new ones from the bootstrap, which also creates the
-    organization and deployment if missing. The control plane must be up."""
-    user, agent = saved.user_token, saved.agent_token
+    restart keeps them); otherwise new ones. The bootstrap checks them against the database,
+    and creates the organization and deployment if missing."""
     same_tenant = saved.organization == o.org and saved.deployment == o.deployment
-    if same_tenant and user is not None and agent is not None:
-        from tether_cli.client import ApiError, Unreachable
-
-        try:
-            with client(o, user) as c:
-                c.get_deployment()
-            return Tokens(user=user, agent=agent, reused=True)
-        except Unreachable as exc:
-            raise DevError(exc.message) from exc
-        except ApiError as exc:
-            say(
-                f"the saved user token no longer works (HTTP {exc.status}); minting new tokens",
-                style="yellow",
-            )
     # In-process, against the database the control plane serves: it is already at the
     # latest revision, so the bootstrap's migration step does nothing.
     from tether_controlplane.bootstrap import bootstrap
 
-    result = bootstrap(o.database_url, o.org, o.deployment, CONCURRENCY)
-    return Tokens(user=result.user_token, agent=result.agent_token, reused=False)
+    result = bootstrap(
+        o.database_url,
+        o.org,
+        o.deployment,
+        CONCURRENCY,
+        keep_user_token=saved.user_token if same_tenant else None,
+        keep_agent_token=saved.agent_token if same_tenant else None,
+    )
+    reused = result.user_token_reused and result.agent_token_reused
+    if same_tenant and saved.user_token and not reused:
+        say("the saved tokens no longer work; minted new ones", style="yellow")
+    return Tokens(user=result.user_token, agent=result.agent_token, reused=reused)
 
 
 def lock_home(home: Path) -> IO[str]:

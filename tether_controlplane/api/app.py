@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return _error(exc.status_code, exc.detail, exc.errors, headers)
+        # (401s come from AuthMiddleware, with their WWW-Authenticate header.)
+        return _error(exc.status_code, exc.detail, exc.errors)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,12 +4,12 @@ valid token (401), or with a body over the limit (413).
 FastAPI's own ``max_body_size`` (0.165+) answers a declared oversize in plain text; these
 answer JSON ``ErrorResponse`` bodies naming the fix, like every other error of the API."""
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from tether_api.models import ErrorResponse
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
 from tether_controlplane.services.tenancy import Principal
@@ -88,7 +88,7 @@ async def refuse(
 ) -> None:
     """Answer with an ``ErrorResponse`` body without reading the request. ``close`` when the
     unread body must not be taken for the next request on the connection."""
-    body = json.dumps({"detail": detail, "errors": []}).encode()
+    body = ErrorResponse(detail=detail).model_dump_json().encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
