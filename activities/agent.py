@@ -6,7 +6,12 @@ import logging
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,6 +29,7 @@ from tether_api.models import (
     TerminateRunPayload,
 )
 from workflows import names
+from workflows import search_attributes as attrs
 from workflows.models import (
     AgentHeartbeatInput,
     CodeLocationState,
@@ -59,6 +65,7 @@ class AgentActivities:
                 agent_name=input.agent_name,
                 max_requests=input.max_requests,
                 wait_seconds=input.wait_seconds,
+                queues=self.ctx.queues,
             )
         )
         return PollOutput(requests=requests)
@@ -88,9 +95,11 @@ class AgentActivities:
     async def _dispatch(self, input: DispatchInput) -> tuple[str, str]:
         request = input.request
         org, dep = input.organization, input.deployment
+        task_queue = self._task_queue(request)
         if request.type == RequestType.SYNC_CODE_LOCATION:
             sync = SyncCodeLocationPayload.model_validate(request.payload)
             return await self._to_location(
+                task_queue,
                 org,
                 dep,
                 sync.code_location,
@@ -101,6 +110,7 @@ class AgentActivities:
         if request.type == RequestType.REMOVE_CODE_LOCATION:
             remove = RemoveCodeLocationPayload.model_validate(request.payload)
             return await self._to_location(
+                task_queue,
                 org,
                 dep,
                 remove.code_location,
@@ -111,12 +121,13 @@ class AgentActivities:
         if request.type == RequestType.LAUNCH_RUN:
             launch = LaunchRunPayload.model_validate(request.payload)
             return await self._to_run(
-                org, dep, launch.run_id, launch.code_location, launch.job, None, None
+                task_queue, org, dep, launch.run_id, launch.code_location, launch.job, None, None
             )
         if request.type == RequestType.TERMINATE_RUN:
             terminate = TerminateRunPayload.model_validate(request.payload)
             run = await self.ctx.control_plane.run(terminate.run_id)
             return await self._to_run(
+                task_queue,
                 org,
                 dep,
                 run.id,
@@ -127,8 +138,15 @@ class AgentActivities:
             )
         raise UnreadableRequest(f"unknown request type {request.type}")
 
+    def _task_queue(self, request: AgentRequest) -> str:
+        """The Temporal task queue of the request's agent queue: only agents serving it run
+        the workflow it starts."""
+        base = self.ctx.task_queue_base or activity.info().task_queue
+        return names.queue_task_queue(base, request.queue)
+
     async def _to_location(
         self,
+        task_queue: str,
         org: str,
         dep: str,
         name: str,
@@ -147,17 +165,19 @@ class AgentActivities:
                 settings=self.ctx.code_location_settings,
             ),
             id=workflow_id,
-            task_queue=activity.info().task_queue,
+            task_queue=task_queue,
             start_signal=signal,
             start_signal_args=[signal_arg],
             # A removed location may be deployed again under the same name.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"code location {name} ({org}/{dep})",
+            search_attributes=self._attributes(org, dep, name),
         )
         return workflow_id, signal
 
     async def _to_run(
         self,
+        task_queue: str,
         org: str,
         dep: str,
         run_id: str,
@@ -184,17 +204,32 @@ class AgentActivities:
                     settings=self.ctx.run_settings,
                 ),
                 id=workflow_id,
-                task_queue=activity.info().task_queue,
+                task_queue=task_queue,
                 # One run, one launch, ever: a finished run's ID is never started again.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=conflict,
                 static_summary=f"run {run_id}: job {job} from {code_location}",
+                search_attributes=self._attributes(org, dep, code_location, job),
                 start_signal=signal,
                 start_signal_args=[signal_arg] if signal_arg is not None else [],
             )
         except WorkflowAlreadyStartedError:
             return workflow_id, "already-finished"
         return workflow_id, signal or "started"
+
+    def _attributes(
+        self, org: str, dep: str, location: str, job: str | None = None
+    ) -> TypedSearchAttributes | None:
+        """Set at the start; a run's status is upserted by its workflow as it changes."""
+        if not self.ctx.search_attributes:
+            return None
+        pairs = [
+            SearchAttributePair(attrs.DEPLOYMENT, attrs.deployment_value(org, dep)),
+            SearchAttributePair(attrs.CODE_LOCATION, location),
+        ]
+        if job is not None:
+            pairs.append(SearchAttributePair(attrs.JOB, job))
+        return TypedSearchAttributes(pairs)
 
     async def _fail_quietly(self, request: AgentRequest, error: str) -> None:
         with contextlib.suppress(StaleClaim):
@@ -208,6 +243,8 @@ class AgentActivities:
                 version=self.ctx.version,
                 launcher=self.ctx.launcher.name,
                 code_locations=await self._location_states(input),
+                queues=self.ctx.queues,
+                metadata=self.ctx.metadata,
             )
         )
 

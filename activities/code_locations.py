@@ -80,7 +80,7 @@ class CodeLocationActivities:
             handle = await blocking(lambda: self.ctx.launcher.start(spec))
         except LaunchError as exc:
             raise ApplicationError(str(exc), type="LaunchError", non_retryable=True) from exc
-        return StartCodeServerOutput(handle=handle)
+        return StartCodeServerOutput(handle=self.ctx.mark(handle))
 
     @activity.defn(name=WAIT_CODE_SERVER_READY)
     async def wait_code_server_ready(self, input: WaitReadyInput) -> WaitReadyOutput:

@@ -12,9 +12,10 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.controlplane import ControlPlaneClient
-from activities.launchers.base import Launcher
+from activities.launchers.base import Handle, Launcher
 from tether_api.models import CodeLocationSpec
 from workflows.models import CodeLocationSettings, RunSettings
+from workflows.names import DEFAULT_AGENT_QUEUE
 
 T = TypeVar("T")
 
@@ -31,6 +32,24 @@ class AgentContext:
     code_location_settings: CodeLocationSettings = field(default_factory=CodeLocationSettings)
     run_settings: RunSettings = field(default_factory=RunSettings)
     version: str = ""
+    # The deployment's task queue base, the agent queues this agent serves, and its own task
+    # queue (see workflows/names.py). Empty host_queue: handles carry no host (tests).
+    task_queue_base: str = ""
+    queues: list[str] = field(default_factory=lambda: [DEFAULT_AGENT_QUEUE])
+    host_queue: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    # Tether's search attributes are registered in the namespace: workflows may set them.
+    search_attributes: bool = False
+
+    def mark(self, handle: Handle) -> Handle:
+        """The handle, stamped with this agent and its own task queue: from now on only this
+        host watches, stops and reads it."""
+        return handle.model_copy(update={"agent": self.agent_name, "host_queue": self.host_queue})
+
+    def is_local(self, handle: Handle) -> bool:
+        """Whether this agent's host can see the process: one recorded before agents had their
+        own queue counts as local, as it always did."""
+        return handle.host_queue is None or handle.host_queue == self.host_queue
 
 
 def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:

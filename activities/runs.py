@@ -16,7 +16,7 @@ from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import Handle, LaunchError, LaunchSpec
 from tether_api.codeserver import ValidateRequest, ValidateResponse
 from tether_api.enums import TERMINAL_RUN_STATUSES, CodeLocationStatus, RunStatus
-from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, RunStatusReport
+from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, Run, RunStatusReport
 from workflows import names
 from workflows.models import (
     CodeLocationState,
@@ -24,9 +24,13 @@ from workflows.models import (
     LaunchRunWorkerInput,
     PrepareRunInput,
     PrepareRunOutput,
+    ReleaseInput,
     RunResult,
+    RunSettledInput,
+    RunStatusOutput,
     StopInput,
     StopOutput,
+    ValidateRunInput,
     WatchInput,
     WatchRunWorkerOutput,
 )
@@ -79,16 +83,39 @@ class RunActivities:
                 "its code server",
                 type="CodeLocationNotReady",
             )
+        server = location.server
+        if server is not None and not self.ctx.is_local(server):
+            # Its address may only be reachable on its own host: validate_run goes there.
+            return PrepareRunOutput(
+                proceed=True,
+                status=run.status,
+                max_runtime_seconds=max_runtime,
+                validate_on=server.host_queue,
+                address=location.address,
+            )
+        return await self._validate(run, input.code_location, location.address, max_runtime)
+
+    @activity.defn(name=names.VALIDATE_RUN)
+    async def validate_run(self, input: ValidateRunInput) -> PrepareRunOutput:
+        """prepare_run's last step, on the code server's host."""
+        run = await self.ctx.control_plane.run(input.run_id)
+        return await self._validate(
+            run, input.code_location, input.address, input.max_runtime_seconds
+        )
+
+    async def _validate(
+        self, run: Run, code_location: str, address: str, max_runtime: float | None
+    ) -> PrepareRunOutput:
         try:
             response = await self._http.post(
-                f"{location.address}/validate",
+                f"{address}/validate",
                 content=ValidateRequest(job=run.job, run_config=run.run_config).model_dump_json(),
                 headers={"Content-Type": "application/json"},
             )
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise ApplicationError(
-                f"the code server of {input.code_location} did not validate the run: {exc!r}",
+                f"the code server of {code_location} did not validate the run: {exc!r}",
                 type="CodeServerUnavailable",
             ) from exc
         verdict = ValidateResponse.model_validate_json(response.content)
@@ -129,6 +156,10 @@ class RunActivities:
             # Another host's agent (another state directory) may have launched it before a
             # worker crash moved this workflow here: the control plane knows.
             run = await self.ctx.control_plane.run(input.run_id)
+            if run.status == RunStatus.STARTED and run.agent and run.agent != self.ctx.agent_name:
+                # Launched there, and its agent died before the launch was recorded: follow
+                # it on that host (or, if the host stays lost, by its heartbeats).
+                return self._elsewhere(input, run)
             if run.status != RunStatus.STARTING:
                 raise ApplicationError(
                     f"run {input.run_id} is {run.status.value}, not STARTING: its worker was "
@@ -161,15 +192,30 @@ class RunActivities:
                 handle = await blocking(lambda: launcher.start(spec))
             except LaunchError as exc:
                 raise ApplicationError(str(exc), type="LaunchError", non_retryable=True) from exc
+        handle = self.ctx.mark(handle)
         await self.ctx.control_plane.report_run(
             input.run_id,
             RunStatusReport(
                 status=RunStatus.STARTED,
                 message=f"run worker {'adopted' if handle.adopted else 'started'} "
-                f"({handle.describe()})",
+                f"({handle.where()})",
+                agent=self.ctx.agent_name,
             ),
         )
         return handle
+
+    def _elsewhere(self, input: LaunchRunWorkerInput, run: Run) -> Handle:
+        assert run.agent is not None
+        base = self.ctx.task_queue_base
+        return Handle(
+            label=input.label,
+            kind="run-worker",
+            launcher=self.ctx.launcher.name,
+            started_at=run.started_at or run.created_at,
+            adopted=True,
+            agent=run.agent,
+            host_queue=names.host_task_queue(base, run.agent) if base else None,
+        )
 
     @activity.defn(name=names.WATCH_RUN_WORKER)
     async def watch_run_worker(self, input: WatchInput) -> WatchRunWorkerOutput:
@@ -180,7 +226,16 @@ class RunActivities:
             activity.heartbeat()
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
-                return WatchRunWorkerOutput(running=False, exit_code=inspection.exit_code)
+                # Read here, on its host: finishing may happen on another agent.
+                tail = await asyncio.to_thread(
+                    self.ctx.launcher.log_tail, input.handle, LOG_TAIL_LINES
+                )
+                return WatchRunWorkerOutput(
+                    running=False,
+                    exit_code=inspection.exit_code,
+                    detail=inspection.detail,
+                    log_tail=[line[:MAX_MESSAGE_CHARS] for line in tail],
+                )
             await asyncio.sleep(input.interval_seconds)
         return WatchRunWorkerOutput(running=True)
 
@@ -198,6 +253,8 @@ class RunActivities:
         that stopped it, a timeout. A run that already reached a final status keeps it."""
         launcher = self.ctx.launcher
         handle = input.handle or await asyncio.to_thread(launcher.find, input.label)
+        # Only its own host can inspect, read or remove it.
+        local = handle is not None and self.ctx.is_local(handle)
         exit_code = input.exit_code
         if input.handle is None and handle is not None:
             # Launched by an attempt that raced a cancel or a timeout: stop it now.
@@ -207,9 +264,8 @@ class RunActivities:
             exit_code = stopped.exit_code
         run = await self.ctx.control_plane.run(input.run_id)
         if RunStatus(run.status) not in TERMINAL_RUN_STATUSES:
-            detail: str | None = None
-            log_tail: list[str] = []
-            if handle is not None:
+            detail, log_tail = input.detail, input.log_tail
+            if handle is not None and local:
                 detail = (await asyncio.to_thread(launcher.inspect, handle)).detail
                 log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
             status, message = _verdict(input, run.status, exit_code, detail)
@@ -222,13 +278,37 @@ class RunActivities:
                     log_tail=[line[:MAX_MESSAGE_CHARS] for line in log_tail][-MAX_LOG_TAIL_LINES:],
                 ),
             )
-        if handle is not None and RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+        finished = handle is not None and RunStatus(run.status) in TERMINAL_RUN_STATUSES
+        if finished and local and handle is not None:
             # Its outcome is recorded: the launcher may remove what is left of it.
             succeeded = run.status == RunStatus.SUCCESS
             await blocking(lambda: launcher.finished(handle, succeeded))
         return RunResult(
-            run_id=run.id, status=run.status, message=run.status_message, exit_code=run.exit_code
+            run_id=run.id,
+            status=run.status,
+            message=run.status_message,
+            exit_code=run.exit_code,
+            release_on_host=finished and not local,
         )
+
+    @activity.defn(name=names.RELEASE_RUN_WORKER)
+    async def release_run_worker(self, input: ReleaseInput) -> None:
+        """finish_run's last step, on the run worker's host."""
+        launcher = self.ctx.launcher
+        await blocking(lambda: launcher.finished(input.handle, input.succeeded))
+
+    @activity.defn(name=names.WAIT_RUN_SETTLED)
+    async def wait_run_settled(self, input: RunSettledInput) -> RunStatusOutput:
+        """Ask the control plane until the run reaches a final status (its worker's final
+        event, or the monitor failing it once the worker's heartbeats stop) or the slice
+        ends. Runs on any agent: it needs no host."""
+        end = time.monotonic() + input.max_seconds
+        while True:
+            activity.heartbeat()
+            run = await self.ctx.control_plane.run(input.run_id)
+            if RunStatus(run.status) in TERMINAL_RUN_STATUSES or time.monotonic() > end:
+                return RunStatusOutput(status=run.status, message=run.status_message)
+            await asyncio.sleep(input.interval_seconds)
 
 
 def _refuse(message: str) -> PrepareRunOutput:

@@ -10,14 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import REPO, Tenant, free_port, wait_until
+from worker.search_attributes import start_dev_flags
 from worker.temporal_binary import temporal_cli
 
 
 class TemporalDevServer:
-    """``temporal server start-dev`` on free loopback ports, persisted to a file."""
+    """``temporal server start-dev`` on free loopback ports, persisted to a file, with
+    Tether's search attributes registered (``search_attributes=False``: without them, as
+    a cluster set up before Tether); ``namespaces``: more than ``default``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, search_attributes: bool = True, namespaces: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
+        self.search_attributes = search_attributes
+        self.namespaces = namespaces
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.db_file = workdir / "temporal.db"
@@ -43,6 +50,10 @@ class TemporalDevServer:
         # The dev server also listens on a metrics port and an HTTP port; free ones, so that
         # parallel servers never collide.
         command += ["--metrics-port", str(free_port()), "--http-port", str(free_port())]
+        if self.search_attributes:
+            command += start_dev_flags()
+        for namespace in self.namespaces:
+            command += ["--namespace", namespace]
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=60, interval=0.2, what=f"Temporal at {self.address}")
         return self
@@ -87,12 +98,21 @@ class AgentProcess:
         temporal: TemporalDevServer,
         workdir: Path,
         name: str = "agent-1",
+        *,
+        state_dir: Path | None = None,
+        queues: tuple[str, ...] = (),
+        source: Path | None = None,
         **env: Any,
     ) -> None:
+        """``state_dir``: its own, as on a host of its own (default: the workdir's);
+        ``queues``: agent queues to serve; ``source``: run the agent from another checkout of
+        Tether (an older release, for upgrades)."""
         self.tenant = tenant
         self.temporal = temporal
         self.name = name
-        self.state_dir = workdir / "agent-state"
+        self.state_dir = state_dir or workdir / "agent-state"
+        self.queues = queues
+        self.source = source
         self.log_path = workdir / f"agent-{name}.log"
         self.task_queue = f"tq:{tenant.org}"
         self.env = {k: str(v) for k, v in env.items()}
@@ -115,6 +135,9 @@ class AgentProcess:
             "TETHER_RUN_STOP_GRACE_SECONDS": "5",
             **self.env,
         }
+        if self.source is not None:
+            # Its own packages first on the path, ahead of the installed (editable) Tether.
+            env["PYTHONPATH"] = str(self.source)
         # A restarted agent appends to the same log: only what it writes counts as serving.
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
@@ -135,11 +158,12 @@ class AgentProcess:
                 str(self.state_dir),
                 "--poll-wait",
                 "5",
+                *(arg for queue in self.queues for arg in ("--queue", queue)),
             ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=self.source or REPO,
         )
         wait_until(self._serving, timeout=60, interval=0.1, what=f"agent {self.name} serving")
         return self

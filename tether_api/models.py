@@ -1,6 +1,7 @@
 """Request and response bodies of the REST API (``/api/v1``)."""
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -12,9 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from tether_api.enums import (
     CodeLocationStatus,
@@ -36,6 +39,15 @@ MAX_TAGS = 100
 MAX_SEQ = 2**31 - 1  # per-run sequence numbers are 32-bit in storage
 INT32 = 2**31 - 1
 MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+# One path component that is not '..' and holds no '/' or NUL (empty and '.' are harmless).
+_NONEMPTY = r"(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+|\.)"
+_COMPONENT = rf"{_NONEMPTY}?"
+# A code location's paths, as published in the schema and enforced by the validators below:
+# an absolute working directory, and a python file, each without '..' components or NUL.
+WORKING_DIRECTORY_PATTERN = rf"^(?:/{_COMPONENT})+$"
+PYTHON_FILE_PATTERN = rf"^{_COMPONENT}(?:/{_COMPONENT})*$"
+# The same, relative: what python_file must be when a working directory is given.
+RELATIVE_FILE_PATTERN = rf"^{_NONEMPTY}(?:/{_COMPONENT})*$"
 
 
 def strip_nul(value: str) -> str:
@@ -179,14 +191,94 @@ class ContainerContext(BaseModel):
     )
 
 
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def module_problem(value: str) -> str | None:
+    """Why ``value`` is not a module name the API takes, or None (MODULE_PATTERN)."""
+    if re.fullmatch(MODULE_PATTERN, value):
+        return None
+    return (
+        "module must be a dotted Python module name such as 'my_project.definitions' "
+        f"(identifiers of letters, digits and '_', joined by '.'); {_shown(value)} is not one"
+    )
+
+
+def working_directory_problem(value: str) -> str | None:
+    """Why ``value`` is not a working directory the API takes, or None
+    (WORKING_DIRECTORY_PATTERN)."""
+    if re.fullmatch(WORKING_DIRECTORY_PATTERN, value):
+        return None
+    allowed = (
+        "working_directory must be an absolute path (e.g. /opt/project) with no '..' components"
+    )
+    if "\x00" in value:
+        why = "it holds a NUL byte"
+    elif not value:
+        why = "it is empty (leave it out for the launcher's default)"
+    elif not value.startswith("/"):
+        why = (
+            f"{_shown(value)} is relative: relative directories would resolve against the "
+            "agent's own directory"
+        )
+    else:
+        why = f"{_shown(value)} has one"
+    return f"{allowed}; {why}"
+
+
+def python_file_problem(value: str, working_directory: str | None) -> str | None:
+    """Why ``value`` is not a python file the API takes, or None. Without '..' components or
+    NUL (PYTHON_FILE_PATTERN); relative to ``working_directory`` when that is given
+    (RELATIVE_FILE_PATTERN)."""
+    if working_directory:
+        allowed = "python_file must be a path inside working_directory, e.g. 'definitions.py'"
+    else:
+        allowed = "python_file must be a path with no '..' components, e.g. 'definitions.py'"
+    if "\x00" in value:
+        return f"{allowed}; it holds a NUL byte"
+    if not re.fullmatch(PYTHON_FILE_PATTERN, value):
+        return f"{allowed}; {_shown(value)} has a '..' component, which is not allowed"
+    if working_directory and not re.fullmatch(RELATIVE_FILE_PATTERN, value):
+        return (
+            f"{allowed}; {_shown(value)} is not relative to it (it is taken from "
+            f"working_directory {_shown(working_directory)})"
+        )
+    return None
+
+
+def _check(problem: str | None) -> None:
+    # The message as is: no "Value error, " in front of it.
+    if problem is not None:
+        raise PydanticCustomError("invalid_code_location", problem)
+
+
+def _check_module(value: Any) -> Any:
+    if isinstance(value, str):
+        _check(module_problem(value))
+    return value
+
+
+def _check_working_directory(value: Any) -> Any:
+    if isinstance(value, str):
+        _check(working_directory_problem(value))
+    return value
+
+
 class CodeLocationSpec(BaseModel):
-    """What to run for a code location. Exactly one of ``module`` and ``python_file``."""
+    """What to run for a code location. Exactly one of ``module`` and ``python_file``.
+
+    The shape the control plane stores and answers with. A deploy sends the stricter
+    ``CodeLocationDeploy``: specs stored before its path rules existed still read back."""
 
     image: str | None = Field(
         default=None, max_length=500, description="Container image (Docker launcher)."
     )
     working_directory: str | None = Field(
-        default=None, max_length=1000, description="Working directory (process launcher)."
+        default=None,
+        max_length=1000,
+        description="Working directory: an absolute path with no '..' components, on the "
+        "agent's host (process launcher) or in the image (Docker launcher).",
     )
     python_executable: str | None = Field(
         default=None, max_length=1000, description="Python to run (process launcher)."
@@ -208,7 +300,11 @@ class CodeLocationSpec(BaseModel):
         description="Module to import, as a dotted name (e.g. 'my_project.definitions').",
     )
     python_file: str | None = Field(
-        default=None, min_length=1, max_length=1000, description="File to load."
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="File to load: a path with no '..' components, relative to "
+        "working_directory when that is given (e.g. 'definitions.py').",
     )
     env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables (not secret: stored as given)."
@@ -224,6 +320,11 @@ class CodeLocationSpec(BaseModel):
     container: ContainerContext | None = Field(
         default=None, description="Docker launcher: env, volumes, network, labels, limits."
     )
+    agent_queue: Name | None = Field(
+        default=None,
+        description="The agent queue whose agents serve this location (`tether agent run "
+        "--queue NAME`); unset: the deployment's default queue.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> "CodeLocationSpec":
@@ -233,6 +334,65 @@ class CodeLocationSpec(BaseModel):
                 "(a path to a .py file) holding the definitions"
             )
         return self
+
+
+class CodeLocationDeploy(CodeLocationSpec):
+    """A code location's spec as deployed (``PUT``): its paths and module are checked, each
+    rule published in the schema and explained in the error."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["module"], "properties": {"module": {"type": "string"}}},
+                {"required": ["python_file"], "properties": {"python_file": {"type": "string"}}},
+            ],
+            # With a working directory, the python file is relative to it.
+            "if": {
+                "required": ["working_directory"],
+                "properties": {"working_directory": {"type": "string"}},
+            },
+            "then": {"properties": {"python_file": {"pattern": RELATIVE_FILE_PATTERN}}},
+        }
+    )
+
+    # The validators run before the published pattern and say, in their own words, what it
+    # allows; the two agree exactly (see the *_PATTERN constants).
+    working_directory: (
+        Annotated[
+            str,
+            Field(max_length=1000, pattern=WORKING_DIRECTORY_PATTERN),
+            BeforeValidator(_check_working_directory),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Working directory: an absolute path with no '..' components, on the "
+        "agent's host (process launcher) or in the image (Docker launcher).",
+    )
+    module: (
+        Annotated[
+            str, Field(max_length=300, pattern=MODULE_PATTERN), BeforeValidator(_check_module)
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Module to import, as a dotted name (e.g. 'my_project.definitions').",
+    )
+    python_file: (
+        Annotated[str, Field(min_length=1, max_length=1000, pattern=PYTHON_FILE_PATTERN)] | None
+    ) = Field(
+        default=None,
+        description="File to load: a path with no '..' components, relative to "
+        "working_directory when that is given (e.g. 'definitions.py'), else relative to the "
+        "agent's directory or absolute.",
+    )
+
+    @field_validator("python_file", mode="before")
+    @classmethod
+    def _python_file_inside(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            _check(python_file_problem(value, info.data.get("working_directory")))
+        return value
 
 
 class CodeLocationError(BaseModel):
@@ -260,6 +420,11 @@ class CodeLocation(BaseModel):
     removed: bool = False
     status_history: list[StatusChange] | None = Field(
         default=None, description="Most recent first; only in the single-location view."
+    )
+    warning: str | None = Field(
+        default=None,
+        description="Something that keeps the location from being served, e.g. no live agent "
+        "serves its agent queue.",
     )
 
 
@@ -303,6 +468,7 @@ class Run(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
+    agent: str | None = Field(default=None, description="The agent that launched its worker.")
 
 
 class RunPage(BaseModel):
@@ -387,6 +553,11 @@ class AgentHeartbeat(BaseModel):
     launcher: Text = Field(default="", max_length=100)
     code_locations: list[AgentCodeLocationState] = Field(default_factory=list, max_length=10_000)
     metadata: dict[str, str] = Field(default_factory=dict)
+    queues: list[Name] = Field(
+        default_factory=lambda: ["default"],
+        max_length=100,
+        description="The agent queues this agent serves.",
+    )
 
 
 class Agent(BaseModel):
@@ -399,6 +570,7 @@ class Agent(BaseModel):
     last_heartbeat_at: datetime
     code_locations: list[AgentCodeLocationState]
     metadata: dict[str, str]
+    queues: list[str] = Field(description="The agent queues it serves.")
 
 
 class PollRequest(BaseModel):
@@ -408,6 +580,11 @@ class PollRequest(BaseModel):
     lease_seconds: Annotated[float, Ge(1), Le(3600), JSON_NUMBER] | None = Field(
         default=None, description="Lease length; the server default when unset."
     )
+    queues: list[Name] | None = Field(
+        default=None,
+        max_length=100,
+        description="Claim only requests of these agent queues; unset: the default queue.",
+    )
 
 
 class AgentRequest(BaseModel):
@@ -416,6 +593,7 @@ class AgentRequest(BaseModel):
     payload: dict[str, Any]
     status: RequestStatus
     attempt: int = Field(description="How many times this request has been claimed.")
+    queue: str = Field(default="default", description="The agent queue it is routed to.")
     created_at: datetime
     lease_expires_at: datetime | None = None
 
@@ -479,6 +657,9 @@ class RunStatusReport(BaseModel):
     exit_code: Annotated[int, Ge(-INT32), Le(INT32), JSON_NUMBER] | None = None
     log_tail: list[Annotated[Text, Field(max_length=MAX_MESSAGE_CHARS)]] = Field(
         default_factory=list, max_length=MAX_LOG_TAIL_LINES
+    )
+    agent: Name | None = Field(
+        default=None, description="The agent whose host runs the run worker (with STARTED)."
     )
 
     @field_validator("status", mode="before")

@@ -1,6 +1,7 @@
 """``tether agent run``: the agent, a Temporal worker that runs the deployment's user code."""
 
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def run(
         "--task-queue",
         envvar="TETHER_TASK_QUEUE",
         help="Default tether:{org}:{deployment}; one per deployment.",
+    ),
+    queue: list[str] | None = typer.Option(
+        None,
+        "--queue",
+        help="An agent queue to serve (repeatable; env TETHER_AGENT_QUEUES, comma-separated). "
+        "Default: 'default', which serves code locations that name no agent_queue.",
+    ),
+    search_attributes: str = typer.Option(
+        "check",
+        "--search-attributes",
+        envvar="TETHER_SEARCH_ATTRIBUTES",
+        help="check (use Tether's Temporal search attributes when registered, else warn how "
+        "to add them), add (register the missing ones), or off.",
     ),
     launcher: str = typer.Option(
         "process",
@@ -62,6 +76,13 @@ def run(
         help="URL run workers use for the control plane (default: --control-plane).",
     ),
     poll_wait: float = typer.Option(20, "--poll-wait", envvar="TETHER_AGENT_POLL_WAIT"),
+    heartbeat_interval: float = typer.Option(
+        15,
+        "--heartbeat-interval",
+        envvar="TETHER_AGENT_HEARTBEAT_INTERVAL",
+        help="Seconds between heartbeats to the control plane; keep it well under the control "
+        "plane's agent_heartbeat_timeout_seconds.",
+    ),
     blocking_threads: int = typer.Option(
         64,
         "--blocking-threads",
@@ -78,7 +99,12 @@ def run(
     from pydantic import ValidationError
 
     from worker.config import AgentConfig, TemporalTLS
-    from worker.intervals import code_location_settings, docker_settings, run_settings
+    from worker.intervals import (
+        code_location_settings,
+        docker_settings,
+        output_retention,
+        run_settings,
+    )
     from worker.main import AgentStartupError, run_agent
 
     logging.basicConfig(
@@ -91,6 +117,7 @@ def run(
         "namespace": namespace,
         "task_queue": task_queue,
         "launcher": launcher,
+        "search_attributes": search_attributes,
         "temporal_tls": TemporalTLS(
             enabled=temporal_tls or bool(temporal_tls_cert),
             server_root_ca_cert=temporal_tls_ca,
@@ -101,15 +128,23 @@ def run(
         "control_plane_ca_bundle": control_plane_ca,
         "worker_control_plane_url": worker_control_plane_url,
         "poll_wait_seconds": poll_wait,
+        "heartbeat_interval_seconds": heartbeat_interval,
         "blocking_threads": blocking_threads,
         "code_locations": code_location_settings(),
         "runs": run_settings(),
     }
-    try:
-        fields["docker"] = docker_settings()
-    except ValidationError as exc:
-        typer.secho(f"error: invalid TETHER_DOCKER_* setting: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    for field, read, prefix in (
+        ("docker", docker_settings, "TETHER_DOCKER_*"),
+        ("output_retention", output_retention, "TETHER_OUTPUT_RETENTION_*"),
+    ):
+        try:
+            fields[field] = read()
+        except ValidationError as exc:
+            typer.secho(f"error: invalid {prefix} setting: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+    queues = queue or [q.strip() for q in os.environ.get("TETHER_AGENT_QUEUES", "").split(",")]
+    if any(queues):
+        fields["queues"] = [q for q in queues if q]
     if agent_name:
         fields["agent_name"] = agent_name
     if state_dir:

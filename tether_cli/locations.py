@@ -13,8 +13,8 @@ from rich.table import Table
 from tether_api.enums import CodeLocationStatus
 from tether_api.models import (
     CodeLocation,
+    CodeLocationDeploy,
     CodeLocationPutResult,
-    CodeLocationSpec,
     ContainerContext,
 )
 from tether_cli.client import TetherClient
@@ -115,7 +115,8 @@ def wait_settled(
             state = location.status.value if fresh else f"{location.status.value} (not yet synced)"
             raise WaitTimedOut(
                 f"timed out after {timeout:g}s waiting for {name} generation {generation}; "
-                f"last status {state}{_agent_hint(client)}",
+                f"last status {state}"
+                + (f"; {location.warning}" if location.warning else _agent_hint(client)),
                 location,
             )
         time.sleep(min(POLL_INTERVAL, remaining))
@@ -211,6 +212,14 @@ def deploy(
         str | None,
         typer.Option(envvar="TETHER_DEPLOY_IMAGE", help="Container image (Docker launcher)."),
     ] = None,
+    agent_queue: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TETHER_DEPLOY_AGENT_QUEUE",
+            help="Agent queue whose agents serve it (`tether agent run --queue NAME`); "
+            "default: the deployment's default queue.",
+        ),
+    ] = None,
     env: Annotated[
         list[str],
         typer.Option(
@@ -268,7 +277,7 @@ def deploy(
         except ValueError as exc:
             raise UsageProblem(f"--command {command!r}: {exc}") from exc
         try:
-            spec = CodeLocationSpec(
+            spec = CodeLocationDeploy(
                 module=module,
                 python_file=python_file,
                 working_directory=working_directory,
@@ -278,6 +287,7 @@ def deploy(
                 passthrough_env=passthrough_env,
                 command=argv,
                 container=_container_context(container),
+                agent_queue=agent_queue,
             )
         except ValidationError as exc:
             raise UsageProblem(validation_message(exc)) from exc
@@ -364,7 +374,7 @@ def list_locations(
                 "create one with `tether deploy NAME --module M`"
             )
             return
-        table = Table("name", "status", "generation", "jobs", "updated", "error")
+        table = Table("name", "status", "generation", "jobs", "updated", "error or warning")
         for loc in found:
             table.add_row(
                 escape(loc.name),
@@ -372,7 +382,7 @@ def list_locations(
                 str(loc.generation),
                 _jobs(loc),
                 local_time(loc.updated_at),
-                escape(first_line(loc.error.message if loc.error else None)),
+                escape(first_line(loc.error.message if loc.error else loc.warning)),
             )
         print_table(table)
 

@@ -13,5 +13,6 @@ def monitor_once(db: Database, settings: Settings) -> None:
             utcnow(),
             settings.run_start_timeout_seconds,
             settings.run_heartbeat_timeout_seconds,
+            settings.agent_heartbeat_timeout_seconds,
         )
         runs.admit_all(s)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -127,6 +128,8 @@ class RunRow(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     last_heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # The agent that launched the run worker: whose host it runs on.
+    agent_name: Mapped[str | None] = mapped_column(String(63))
 
 
 class RunTagRow(Base):
@@ -165,6 +168,8 @@ class RequestRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     claimed_by: Mapped[str | None] = mapped_column(String(63))
+    # The agent queue it is routed to: only agents serving it claim it.
+    queue: Mapped[str] = mapped_column(String(63), default="default", server_default="default")
     finished_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -179,5 +184,8 @@ class AgentRow(Base):
     launcher: Mapped[str] = mapped_column(String(100), default="")
     code_locations: Mapped[list[Any]] = mapped_column()
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    queues: Mapped[list[Any]] = mapped_column(
+        default=lambda: ["default"], server_default=text("'[\"default\"]'")
+    )
     last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

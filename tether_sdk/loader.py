@@ -30,6 +30,13 @@ def load_definitions(
     """
     if bool(module) == bool(python_file):
         return LoadError(message="give exactly one of --module or --python-file", traceback="")
+    if module and not all(part.isidentifier() for part in module.split(".")):
+        # Not an import error deep in importlib (a path gives "relative import" TypeErrors).
+        message = (
+            "module must be a dotted Python module name such as 'my_project.definitions'; "
+            f"{module!r} is not one (for a file, give python_file instead)"
+        )
+        return LoadError(message=message, traceback=message + "\n")
     try:
         if working_directory:
             os.chdir(working_directory)

@@ -3,13 +3,16 @@ flags and ``TETHER_AGENT_*`` / ``TEMPORAL_*`` environment variables."""
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, StringConstraints
 
 from activities.launchers.docker_settings import DockerSettings
+from activities.launchers.retention import OutputRetention
 from tether_api.home import tether_home
+from tether_api.names import NAME_PATTERN
 from workflows.models import CodeLocationSettings, RunSettings
+from workflows.names import DEFAULT_AGENT_QUEUE
 
 
 def default_state_dir() -> Path:
@@ -47,6 +50,20 @@ class AgentConfig(BaseModel):
         description="Temporal task queue; default tether:{org}:{deployment}. Agents of different "
         "deployments must not share one: activities use this agent's token.",
     )
+    queues: list[Annotated[str, StringConstraints(pattern=NAME_PATTERN)]] = Field(
+        default_factory=lambda: [DEFAULT_AGENT_QUEUE],
+        min_length=1,
+        description="The agent queues this agent serves: it runs only the code locations (and "
+        "their runs) whose agent_queue is one of them. 'default' serves locations that name "
+        "none.",
+    )
+    search_attributes: Literal["check", "add", "off"] = Field(
+        default="check",
+        description="Tether's Temporal search attributes (run status, job, location, "
+        "deployment). check: use them when the namespace has them, else warn with the "
+        "commands that add them and run without; add: register the missing ones (a dev "
+        "server, or a cluster where the agent may); off: never set them.",
+    )
     temporal_tls: TemporalTLS = Field(default_factory=TemporalTLS)
     temporal_api_key: SecretStr | None = Field(
         default=None, description="API key, e.g. for Temporal Cloud."
@@ -79,4 +96,9 @@ class AgentConfig(BaseModel):
     runs: RunSettings = Field(default_factory=RunSettings)
     docker: DockerSettings = Field(
         default_factory=DockerSettings, description="The Docker launcher's settings."
+    )
+    output_retention: OutputRetention = Field(
+        default_factory=OutputRetention,
+        description="What the process launcher keeps of finished processes' output folders "
+        "(TETHER_OUTPUT_RETENTION_*).",
     )

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, get_origin
 from pydantic import BaseModel
 
 from activities.launchers.docker_settings import DockerSettings, RegistryAuth
+from activities.launchers.retention import OutputRetention
 from workflows.models import CodeLocationSettings, RunSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,3 +44,8 @@ def docker_settings() -> DockerSettings:
     if os.environ.get("TETHER_DOCKER_REGISTRY_USERNAME"):
         auth = _from_env(RegistryAuth, "TETHER_DOCKER_REGISTRY_")
     return _from_env(DockerSettings, "TETHER_DOCKER_", registry_auth=auth)
+
+
+def output_retention() -> OutputRetention:
+    """``TETHER_OUTPUT_RETENTION_*``, e.g. ``TETHER_OUTPUT_RETENTION_KEEP_HOURS=24``."""
+    return _from_env(OutputRetention, "TETHER_OUTPUT_RETENTION_")

@@ -2,10 +2,14 @@
 activities on the task queue, and keep this agent's AgentWorkflow running."""
 
 import asyncio
+import contextlib
 import logging
+import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import WorkflowIDConflictPolicy
@@ -19,13 +23,25 @@ from activities.context import AgentContext
 from activities.controlplane import ControlPlaneClient
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
+from activities.launchers.retention import sweep_periodically
 from activities.runs import RunActivities
 from tether_api.models import Agent, AgentHeartbeat
 from worker.config import AgentConfig
+from worker.search_attributes import (
+    SearchAttributeCheckError,
+    add_missing_search_attributes,
+    how_to_add,
+    missing_search_attributes,
+)
 from workflows.agent import AgentWorkflow
 from workflows.code_location import CodeLocationWorkflow
 from workflows.models import AgentWorkflowInput
-from workflows.names import agent_workflow_id
+from workflows.names import (
+    agent_workflow_id,
+    default_task_queue,
+    host_task_queue,
+    queue_task_queue,
+)
 from workflows.run import RunWorkflow
 
 log = logging.getLogger("tether.agent")
@@ -44,13 +60,9 @@ def tether_version() -> str:
         return "unknown"
 
 
-def default_task_queue(organization: str, deployment: str) -> str:
-    return f"tether:{organization}:{deployment}"
-
-
 def make_launcher(config: AgentConfig) -> Launcher:
     if config.launcher == "process":
-        return ProcessLauncher(config.state_dir)
+        return ProcessLauncher(config.state_dir, retention=config.output_retention)
     if config.launcher == "docker":
         # Imported here: the Docker SDK is needed only by agents that launch containers.
         from activities.launchers.docker import DockerLauncher
@@ -110,12 +122,49 @@ async def connect_temporal(config: AgentConfig) -> Client:
         ) from exc
 
 
+def host_metadata(config: AgentConfig) -> dict[str, str]:
+    """Where this agent runs, for people reading the agents list."""
+    return {"host": socket.gethostname(), "state_dir": str(config.state_dir)}
+
+
+async def search_attributes_ready(temporal: Client, config: AgentConfig) -> bool:
+    """Whether workflows may set Tether's search attributes: setting one the namespace lacks
+    fails the workflow task over and over, so they are used only once found registered."""
+    if config.search_attributes == "off":
+        return False
+    namespace = config.namespace
+    try:
+        if config.search_attributes == "add":
+            added = await add_missing_search_attributes(temporal, namespace)
+            if added:
+                log.info("registered search attributes %s", ", ".join(added))
+            return True
+        missing = await missing_search_attributes(temporal, namespace)
+    except SearchAttributeCheckError as exc:
+        log.warning("%s; runs cannot be filtered by status or job in Temporal", exc)
+        return False
+    if missing:
+        log.warning(
+            "Temporal namespace %s lacks Tether's search attributes %s, so runs cannot be "
+            "filtered by status or job in the Temporal UI; add them, then restart the agent:\n%s",
+            namespace,
+            ", ".join(missing),
+            how_to_add(missing, namespace, config.temporal_address),
+        )
+        return False
+    return True
+
+
 async def register(control_plane: ControlPlaneClient, config: AgentConfig) -> Agent:
     """The first heartbeat: proves the token and learns the deployment it belongs to."""
     try:
         return await control_plane.heartbeat(
             AgentHeartbeat(
-                agent_name=config.agent_name, version=tether_version(), launcher=config.launcher
+                agent_name=config.agent_name,
+                version=tether_version(),
+                launcher=config.launcher,
+                queues=config.queues,
+                metadata=host_metadata(config),
             )
         )
     except ApplicationError as exc:
@@ -124,6 +173,39 @@ async def register(control_plane: ControlPlaneClient, config: AgentConfig) -> Ag
         raise AgentStartupError(
             f"cannot reach the control plane at {config.control_plane_url}: {exc!r}"
         ) from exc
+
+
+async def start_agent_workflow(
+    temporal: Client, config: AgentConfig, agent: Agent, host_queue: str
+) -> str:
+    """Start this agent's AgentWorkflow on its own task queue, or continue the running one. One
+    left on another queue by an older agent is replaced: polling must happen on this host,
+    with this agent's queues."""
+    workflow_id = agent_workflow_id(agent.organization, agent.deployment, config.agent_name)
+
+    async def start(conflict: WorkflowIDConflictPolicy) -> None:
+        await temporal.start_workflow(
+            AgentWorkflow.run,
+            AgentWorkflowInput(
+                organization=agent.organization,
+                deployment=agent.deployment,
+                agent_name=config.agent_name,
+                poll_wait_seconds=config.poll_wait_seconds,
+                heartbeat_interval_seconds=config.heartbeat_interval_seconds,
+            ),
+            id=workflow_id,
+            task_queue=host_queue,
+            id_conflict_policy=conflict,
+            static_summary=f"agent {config.agent_name} of {agent.organization}/{agent.deployment}",
+        )
+
+    # A restarted agent continues its workflow instead of starting another.
+    await start(WorkflowIDConflictPolicy.USE_EXISTING)
+    description = await temporal.get_workflow_handle(workflow_id).describe()
+    if description.task_queue != host_queue:
+        # Unacknowledged requests it held come back when their lease expires.
+        await start(WorkflowIDConflictPolicy.TERMINATE_EXISTING)
+    return workflow_id
 
 
 async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
@@ -141,6 +223,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
     try:
         agent = await register(control_plane, config)
         temporal = await connect_temporal(config)
+        attributes = await search_attributes_ready(temporal, config)
         context = AgentContext(
             control_plane=control_plane,
             launcher=make_launcher(config),
@@ -148,69 +231,77 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             agent_name=config.agent_name,
             worker_control_plane_url=config.worker_control_plane_url or config.control_plane_url,
             code_location_settings=config.code_locations,
-            run_settings=config.runs,
+            run_settings=config.runs.model_copy(update={"search_attributes": attributes}),
+            search_attributes=attributes,
             version=tether_version(),
+            metadata=host_metadata(config),
         )
         agent_activities = AgentActivities(context)
         location_activities = CodeLocationActivities(context)
         run_activities = RunActivities(context)
-        task_queue = config.task_queue or default_task_queue(agent.organization, agent.deployment)
-        worker = Worker(
-            temporal,
-            task_queue=task_queue,
-            workflows=WORKFLOWS,
-            activities=[
-                agent_activities.poll_requests,
-                agent_activities.dispatch_request,
-                agent_activities.send_agent_heartbeat,
-                location_activities.start_code_server,
-                location_activities.wait_code_server_ready,
-                location_activities.publish_snapshot,
-                location_activities.watch_code_server,
-                location_activities.stop_code_server,
-                location_activities.report_code_location_status,
-                location_activities.new_generation,
-                run_activities.prepare_run,
-                run_activities.launch_run_worker,
-                run_activities.watch_run_worker,
-                run_activities.stop_run_worker,
-                run_activities.finish_run,
-            ],
-            max_concurrent_activities=config.max_concurrent_activities,
-            graceful_shutdown_timeout=timedelta(seconds=config.graceful_shutdown_seconds),
-        )
-        async with worker:
-            workflow_id = agent_workflow_id(agent.organization, agent.deployment, config.agent_name)
-            await temporal.start_workflow(
-                AgentWorkflow.run,
-                AgentWorkflowInput(
-                    organization=agent.organization,
-                    deployment=agent.deployment,
-                    agent_name=config.agent_name,
-                    poll_wait_seconds=config.poll_wait_seconds,
-                    heartbeat_interval_seconds=config.heartbeat_interval_seconds,
-                ),
-                id=workflow_id,
-                task_queue=task_queue,
-                # A restarted agent continues its workflow instead of starting another.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                static_summary=f"agent {config.agent_name} of {agent.organization}/"
-                f"{agent.deployment}",
+        base = config.task_queue or default_task_queue(agent.organization, agent.deployment)
+        host_queue = host_task_queue(base, config.agent_name)
+        context.task_queue_base = base
+        context.queues = list(config.queues)
+        context.host_queue = host_queue
+        activities: list[Callable[..., Any]] = [
+            agent_activities.poll_requests,
+            agent_activities.dispatch_request,
+            agent_activities.send_agent_heartbeat,
+            location_activities.start_code_server,
+            location_activities.wait_code_server_ready,
+            location_activities.publish_snapshot,
+            location_activities.watch_code_server,
+            location_activities.stop_code_server,
+            location_activities.report_code_location_status,
+            location_activities.new_generation,
+            run_activities.prepare_run,
+            run_activities.validate_run,
+            run_activities.launch_run_worker,
+            run_activities.watch_run_worker,
+            run_activities.stop_run_worker,
+            run_activities.finish_run,
+            run_activities.release_run_worker,
+            run_activities.wait_run_settled,
+        ]
+        # One worker per agent queue served, and one on this agent's own queue (what only
+        # this host can do, and its AgentWorkflow). All serve everything: which queue a task
+        # is on decides who may run it.
+        task_queues = [queue_task_queue(base, q) for q in dict.fromkeys(config.queues)]
+        workers = [
+            Worker(
+                temporal,
+                task_queue=queue,
+                workflows=WORKFLOWS,
+                activities=activities,
+                max_concurrent_activities=config.max_concurrent_activities,
+                graceful_shutdown_timeout=timedelta(seconds=config.graceful_shutdown_seconds),
             )
+            for queue in [*task_queues, host_queue]
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            workflow_id = await start_agent_workflow(temporal, config, agent, host_queue)
             log.info(
-                "agent %s serving %s/%s on task queue %s (workflow %s)",
+                "agent %s serving %s/%s on task queues %s and its own %s (workflow %s)",
                 config.agent_name,
                 agent.organization,
                 agent.deployment,
-                task_queue,
+                ", ".join(task_queues),
+                host_queue,
                 workflow_id,
             )
             # In the background: it asks workflows (served by this worker) who owns what.
             reaping = asyncio.create_task(
                 reap_orphans(context.launcher, temporal, agent.organization, agent.deployment)
             )
+            sweeping = asyncio.create_task(
+                sweep_periodically(context.launcher, config.output_retention, stop)
+            )
             await stop.wait()
             reaping.cancel()
+            sweeping.cancel()
             log.info("agent %s shutting down", config.agent_name)
         await location_activities.aclose()
         await run_activities.aclose()

@@ -9,6 +9,12 @@ An entity workflow that keeps one healthy code server for the location's current
                                                        retried forever with capped backoff
     * -> STOPPING -> STOPPED                           removal; the workflow ends
 
+Host affinity: a server's handle names the agent that started it and that agent's own task
+queue; waiting for, reading, watching and stopping the server go there, with a schedule-to-start
+timeout. When it times out the agent and its host are lost: the server is abandoned (a stop
+waits on that queue, so it is stopped if the agent comes back) and a new one is started on a
+live agent (STARTING, not ERROR: nothing is wrong with the code).
+
 Every transition is reported to the control plane. Signals: ``sync`` (a new generation from
 the control plane), ``redeploy`` (no argument, so ``temporal workflow signal --name redeploy``
 works), ``remove``. The ``redeploy_and_wait`` update answers once the new server is RUNNING.
@@ -44,7 +50,14 @@ with workflow.unsafe.imports_passed_through():
         WatchInput,
         WatchOutput,
     )
-    from workflows.options import HEARTBEAT_TIMEOUT, PERSISTENT, SHORT, seconds
+    from workflows.options import (
+        HEARTBEAT_TIMEOUT,
+        PERSISTENT,
+        SHORT,
+        host_lost,
+        on_host,
+        seconds,
+    )
 
 Status = CodeLocationStatus
 
@@ -122,10 +135,17 @@ class CodeLocationWorkflow:
     @workflow.run
     async def run(self, input: CodeLocationWorkflowInput) -> CodeLocationState:
         state = self._state
+        for handle in state.abandoned:  # carried over by continue-as-new
+            self._start_reaper(handle)
         while True:
             self._show()
             if self._remove:
                 await self._stop_all()
+                if self._remove and state.abandoned:
+                    # A server on a lost host is stopped when its agent comes back: the
+                    # workflow stays until then, unless the location is deployed again.
+                    self._show()
+                    await workflow.wait_condition(lambda: not state.abandoned or not self._remove)
                 if self._remove:
                     return state
                 continue  # a newer deploy arrived while stopping: deploy it
@@ -214,6 +234,7 @@ class CodeLocationWorkflow:
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PERSISTENT,
                 summary=f"wait for code server #{number} to answer /health",
+                **on_host(new, settings.host_lost_after_seconds),
             )
             await self._report(Status.LOADING, f"code server #{number} is up; loading definitions")
             published = await workflow.execute_activity(
@@ -228,10 +249,17 @@ class CodeLocationWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=PERSISTENT,
                 summary="fetch the definitions snapshot and report it",
+                **on_host(new, settings.host_lost_after_seconds),
             )
             if not published.loaded:
                 raise _LoadFailed(published.error or "the definitions failed to load")
         except (ActivityError, _LoadFailed) as exc:
+            if new is not None and host_lost(exc):
+                await self._replace_lost(new)
+                if old is not None:
+                    await self._stop(old)
+                self._last_finished_deploy = number
+                return
             reported = isinstance(exc, _LoadFailed)
             await self._fail(failure_message(exc), new, already_reported=reported)
             if old is not None:
@@ -317,6 +345,7 @@ class CodeLocationWorkflow:
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=PERSISTENT,
             summary="check the code server's health until it fails",
+            **on_host(state.server, settings.host_lost_after_seconds),
         )
         await workflow.wait_condition(lambda: task.done() or self._change_pending())
         if not task.done():
@@ -324,7 +353,13 @@ class CodeLocationWorkflow:
             with contextlib.suppress(ActivityError, asyncio.CancelledError):
                 await task
             return
-        watched = await task
+        try:
+            watched = await task
+        except ActivityError as exc:
+            if not host_lost(exc):
+                raise
+            await self._replace_lost(state.server)
+            return
         if watched.running:
             return  # the slice ended; the loop starts the next one
         await self._fail(
@@ -333,6 +368,17 @@ class CodeLocationWorkflow:
         self._retry_due = False
 
     async def _stop(self, server: Handle) -> None:
+        """Stop it on its host; a lost host's server is abandoned, to be stopped if its agent
+        comes back."""
+        settings = self._input.settings
+        try:
+            await self._stop_on_host(server, settings.host_lost_after_seconds)
+        except ActivityError as exc:
+            if not host_lost(exc):
+                raise
+            self._abandon(server)
+
+    async def _stop_on_host(self, server: Handle, lost_after: float) -> None:
         settings = self._input.settings
         await workflow.execute_activity(
             names.STOP_CODE_SERVER,
@@ -342,7 +388,42 @@ class CodeLocationWorkflow:
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=PERSISTENT,
             summary=f"stop code server {server.label}",
+            **on_host(server, lost_after),
         )
+
+    async def _replace_lost(self, server: Handle) -> None:
+        """Its agent is lost with its host: start the location again on a live agent."""
+        state = self._state
+        self._abandon(server)
+        state.server = None
+        state.address = None
+        self._retry_due = True  # now, without a backoff: nothing is wrong with the code
+        await self._report(
+            Status.STARTING,
+            f"agent {server.agent or '?'} is lost with code server {server.label} "
+            f"({server.where()}): starting it again on a live agent",
+        )
+
+    def _abandon(self, server: Handle) -> None:
+        if all(h.label != server.label for h in self._state.abandoned):
+            self._state.abandoned.append(server)
+            self._start_reaper(server)
+
+    def _start_reaper(self, server: Handle) -> None:
+        asyncio.create_task(self._reap(server))  # noqa: RUF006 (tracked by state.abandoned)
+
+    async def _reap(self, server: Handle) -> None:
+        """Wait on the lost agent's queue, a slice at a time, to stop its server once it is
+        back: the location must not end with two servers once both hosts are up."""
+        while True:
+            try:
+                await self._stop_on_host(server, self._input.settings.watch_slice_seconds)
+            except ActivityError as exc:
+                if host_lost(exc):
+                    continue
+                workflow.logger.warning("could not stop abandoned %s: %s", server.label, exc)
+            self._state.abandoned = [h for h in self._state.abandoned if h.label != server.label]
+            return
 
     async def _stop_all(self) -> None:
         state = self._state
@@ -369,19 +450,37 @@ class CodeLocationWorkflow:
         state.status = status
         state.message = message
         self._show()
-        await workflow.execute_activity(
-            names.REPORT_CODE_LOCATION_STATUS,
-            LocationStatusInput(
-                name=self._input.name,
-                status=status,
-                generation=state.generation if generation is None else generation,
-                message=message,
-                log_handle=log_handle,
-            ),
-            start_to_close_timeout=SHORT,
-            retry_policy=PERSISTENT,
-            summary=f"report {status.value}",
+        report = LocationStatusInput(
+            name=self._input.name,
+            status=status,
+            generation=state.generation if generation is None else generation,
+            message=message,
+            log_handle=log_handle,
         )
+        try:
+            # With log lines: on the server's host, the one place they can be read.
+            await workflow.execute_activity(
+                names.REPORT_CODE_LOCATION_STATUS,
+                report,
+                start_to_close_timeout=SHORT,
+                retry_policy=PERSISTENT,
+                summary=f"report {status.value}",
+                **(
+                    on_host(log_handle, self._input.settings.host_lost_after_seconds)
+                    if log_handle
+                    else {}
+                ),
+            )
+        except ActivityError as exc:
+            if not host_lost(exc):
+                raise
+            await workflow.execute_activity(
+                names.REPORT_CODE_LOCATION_STATUS,
+                report.model_copy(update={"log_handle": None}),
+                start_to_close_timeout=SHORT,
+                retry_policy=PERSISTENT,
+                summary=f"report {status.value} (without the log of a lost host)",
+            )
 
     def _show(self) -> None:
         state = self._state
@@ -391,4 +490,8 @@ class CodeLocationWorkflow:
             f"({self._input.organization}/{self._input.deployment}): **{state.status.value}**, "
             f"generation {state.generation}, server #{state.deploys}{where}"
             + (f"\n\n{state.message}" if state.message else "")
+            + "".join(
+                f"\n\nwaiting for agent {h.agent} to come back and stop {h.label}"
+                for h in state.abandoned
+            )
         )

@@ -25,6 +25,15 @@ class Handle(BaseModel):
     log_path: str | None = Field(default=None, description="Where its output is kept, if a file.")
     started_at: datetime
     adopted: bool = Field(default=False, description="True when start() found it already running.")
+    agent: str | None = Field(
+        default=None, description="The agent that launched it (on whose host it runs)."
+    )
+    host_queue: str | None = Field(
+        default=None,
+        description="That agent's own task queue: watching, stopping, reading the logs of and "
+        "adopting this process go there, since only that host can see it. None in handles "
+        "recorded before agents had one (they use the workflow's own queue).",
+    )
 
     def describe(self) -> str:
         """How a person finds it: 'pid 123' or 'container abc123def456 (image)'."""
@@ -32,3 +41,7 @@ class Handle(BaseModel):
             image = f" ({self.image})" if self.image else ""
             return f"container {self.container_id[:12]}{image}"
         return f"pid {self.pid}"
+
+    def where(self) -> str:
+        """'pid 123 on agent a-1', for messages about a host."""
+        return self.describe() + (f" on agent {self.agent}" if self.agent else "")

@@ -37,6 +37,11 @@ class CodeLocationSettings(BaseModel):
         description="One watch activity lasts at most this long, then the workflow starts the "
         "next one (and may continue-as-new in between).",
     )
+    host_lost_after_seconds: float = Field(
+        default=60,
+        description="A host-bound activity (watch, stop, logs) that no agent picks up from the "
+        "host's own task queue within this long means that host's agent is lost.",
+    )
 
 
 class RunSettings(BaseModel):
@@ -54,6 +59,21 @@ class RunSettings(BaseModel):
     image_tag: str = Field(
         default="tether/image",
         description="Run tag naming another image for the run's container (Docker launcher).",
+    )
+    host_lost_after_seconds: float = Field(
+        default=60,
+        description="A host-bound activity (watch, stop, logs) that no agent picks up from the "
+        "host's own task queue within this long means that host's agent is lost.",
+    )
+    lost_host_check_seconds: float = Field(
+        default=5,
+        description="While a run worker's host is lost: how often the control plane is asked "
+        "whether the worker's own heartbeats and final event have settled the run.",
+    )
+    search_attributes: bool = Field(
+        default=False,
+        description="Upsert Tether's search attributes (run status, job, location, "
+        "deployment); the agent turns it on once it has checked they are registered.",
     )
 
 
@@ -132,6 +152,10 @@ class CodeLocationState(BaseModel):
     deploys: int = Field(default=0, description="Servers started so far; labels use it.")
     consecutive_failures: int = 0
     redeploy_pending: bool = False
+    abandoned: list[Handle] = Field(
+        default_factory=list,
+        description="Servers on lost hosts, replaced already: stopped once their agent is back.",
+    )
 
 
 class SyncSignal(BaseModel):
@@ -254,6 +278,19 @@ class PrepareRunOutput(BaseModel):
     message: str | None = None
     steps: list[str] = Field(default_factory=list)
     max_runtime_seconds: float | None = None
+    validate_on: str | None = Field(
+        default=None,
+        description="Not validated yet: the code server runs on another agent's host, whose "
+        "task queue this is; validate_run must run there.",
+    )
+    address: str | None = Field(default=None, description="The code server, with validate_on.")
+
+
+class ValidateRunInput(BaseModel):
+    run_id: str
+    code_location: str
+    address: str
+    max_runtime_seconds: float | None = None
 
 
 class LaunchRunWorkerInput(BaseModel):
@@ -267,15 +304,21 @@ class LaunchRunWorkerInput(BaseModel):
 class WatchRunWorkerOutput(BaseModel):
     running: bool
     exit_code: int | None = None
+    detail: str | None = Field(default=None, description="The launcher's account of the exit.")
+    log_tail: list[str] = Field(
+        default_factory=list, description="Its last output lines (read on its host)."
+    )
 
 
 class FinishRunInput(BaseModel):
     run_id: str
     label: str = Field(description="The run worker's label: found and stopped if no handle.")
     handle: Handle | None
-    outcome: str = Field(description="exited | terminated | timed-out | not-started")
+    outcome: str = Field(description="exited | terminated | timed-out | not-started | host-lost")
     exit_code: int | None = None
     message: str | None = None
+    detail: str | None = Field(default=None, description="The launcher's account of the exit.")
+    log_tail: list[str] = Field(default_factory=list, description="Read on the worker's host.")
 
 
 class RunResult(BaseModel):
@@ -283,6 +326,27 @@ class RunResult(BaseModel):
     status: RunStatus
     message: str | None = None
     exit_code: int | None = None
+    release_on_host: bool = Field(
+        default=False,
+        description="The worker runs on another agent's host: release_run_worker must run "
+        "there to remove what is left of it.",
+    )
+
+
+class ReleaseInput(BaseModel):
+    handle: Handle
+    succeeded: bool
+
+
+class RunSettledInput(BaseModel):
+    run_id: str
+    interval_seconds: float
+    max_seconds: float
+
+
+class RunStatusOutput(BaseModel):
+    status: RunStatus
+    message: str | None = None
 
 
 CodeLocationWorkflowInput.model_rebuild()

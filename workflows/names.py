@@ -17,6 +17,30 @@ def run_workflow_id(run_id: str) -> str:
     return f"run:{run_id}"
 
 
+# --- task queues -----------------------------------------------------------------------------
+
+DEFAULT_AGENT_QUEUE = "default"
+
+
+def default_task_queue(organization: str, deployment: str) -> str:
+    """The deployment's task queue base: its default agent queue's Temporal task queue."""
+    return f"tether:{organization}:{deployment}"
+
+
+def queue_task_queue(base: str, agent_queue: str | None) -> str:
+    """The Temporal task queue of an agent queue: the base for the default queue (as before
+    there were agent queues), ``{base}:{queue}`` for any other."""
+    if not agent_queue or agent_queue == DEFAULT_AGENT_QUEUE:
+        return base
+    return f"{base}:{agent_queue}"
+
+
+def host_task_queue(base: str, agent_name: str) -> str:
+    """One agent's own task queue: what only its host can do goes there. Agent queue names
+    cannot contain ':', so this never collides with one."""
+    return f"{base}:host:{agent_name}"
+
+
 # --- activities ------------------------------------------------------------------------------
 
 POLL_REQUESTS = "poll_requests"
@@ -36,6 +60,9 @@ LAUNCH_RUN_WORKER = "launch_run_worker"
 WATCH_RUN_WORKER = "watch_run_worker"
 STOP_RUN_WORKER = "stop_run_worker"
 FINISH_RUN = "finish_run"
+VALIDATE_RUN = "validate_run"  # on the code server's host
+RELEASE_RUN_WORKER = "release_run_worker"  # on the run worker's host, once its outcome is known
+WAIT_RUN_SETTLED = "wait_run_settled"  # the control plane's view, while the worker's host is lost
 
 # --- signals, queries, updates ---------------------------------------------------------------
 
@@ -50,3 +77,5 @@ SIGNAL_TERMINATE = "terminate"  # RunWorkflow: stop the run worker, end CANCELED
 # --- patches (workflow.patched): each keeps histories recorded before it replaying ----------
 
 PATCH_REDEPLOY_NEW_GENERATION = "redeploy-records-a-new-generation"
+PATCH_WAIT_WATCH_CANCELED = "run-waits-for-its-watch-to-be-canceled"
+PATCH_SEARCH_ATTRIBUTES = "run-upserts-search-attributes"

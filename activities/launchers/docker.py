@@ -107,6 +107,8 @@ class DockerLauncher(Launcher):
             else:
                 self.client = docker.from_env(timeout=timeout)
             self.client.ping()
+            # An operator's own driver (journald, fluentd...) is left alone.
+            self._log_driver = str(self.client.info().get("LoggingDriver") or "")
         except DockerException as exc:
             where = self.settings.docker_host or "DOCKER_HOST or the local socket"
             raise LaunchError(
@@ -320,6 +322,13 @@ class DockerLauncher(Launcher):
             options["memswap_limit"] = context.memory  # the limit, not the limit plus swap
         if context.cpus:
             options["nano_cpus"] = int(context.cpus * 1e9)
+        if self.settings.log_max_mb and self._log_driver in ("json-file", ""):
+            # Docker keeps a container's output, unbounded by default, until it is removed.
+            half = f"{self.settings.log_max_mb * 512}k"
+            options["log_config"] = {
+                "type": "json-file",
+                "config": {"max-size": half, "max-file": "2"},
+            }
         return options
 
     def _check_network(self, network: str | None) -> None:

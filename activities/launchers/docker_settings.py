@@ -79,6 +79,15 @@ class DockerSettings(BaseModel):
         description="Keep the containers of failed runs for debugging (removed by hand), "
         "instead of removing every run container once its outcome is recorded.",
     )
+    log_max_mb: int = Field(
+        default=100,
+        ge=0,
+        description="Cap of one container's log: Docker's json-file driver, in two files of "
+        "half this size each, so the latest half at least is always there for log tails (and "
+        "kept failed runs' containers stay bounded). Applied only when the engine's default "
+        "driver is json-file (Docker's own default, unbounded): another driver set in "
+        "daemon.json (journald, local, fluentd...) is left alone. 0: never applied.",
+    )
     docker_host: str | None = Field(
         default=None, description="Docker engine URL; default DOCKER_HOST or the local socket."
     )

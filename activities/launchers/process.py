@@ -38,6 +38,7 @@ from activities.launchers.base import (
     last_lines,
     target_env,
 )
+from activities.launchers.retention import MB, FinishedFolder, OutputRetention, sweep_folders
 
 SUPERVISOR = str(Path(__file__).resolve().with_name("supervise.py"))
 
@@ -123,10 +124,17 @@ class ProcessLauncher(Launcher):
 
     name = "process"
 
-    def __init__(self, state_dir: Path, default_python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        default_python: str = sys.executable,
+        retention: OutputRetention | None = None,
+    ) -> None:
         # Absolute: the port file path is handed to a child that runs in another directory.
         self.state_dir = Path(state_dir).resolve()
         self.default_python = default_python
+        # What sweep() removes, and the cap of each output.log (applied by the supervisor).
+        self.retention = retention or OutputRetention()
         self._guard = threading.Lock()
         self._label_locks: dict[str, threading.Lock] = {}
         # The supervisors this instance started, by label: poll() them to get exit codes and
@@ -145,7 +153,7 @@ class ProcessLauncher(Launcher):
             if record is not None and self._running(record):
                 return self._handle(record, adopted=True)
             self._forget_exited(spec.label)
-            for stale in ("exit_code", "port", "child_pid"):
+            for stale in ("exit_code", "port", "child_pid", "finished"):
                 _remove(directory / stale)
             log_path = directory / "output.log"
             started_at = datetime.now(UTC)
@@ -167,6 +175,7 @@ class ProcessLauncher(Launcher):
                         str(directory / "exit_code"),
                         "--child-pid-file",
                         str(directory / "child_pid"),
+                        *self._log_cap_args(log_path),
                         "--",
                         *command,
                     ],
@@ -267,6 +276,37 @@ class ProcessLauncher(Launcher):
             self._forget_exited(handle.label)
             shutil.rmtree(directory, ignore_errors=True)
 
+    def finished(self, handle: Handle, succeeded: bool) -> None:
+        """The run's outcome is recorded: mark its folder (``finished``), so that the size
+        bound of ``sweep`` may remove it. The folder itself stays, with the run's log."""
+        with self._locked(handle.label, create=False):
+            if self._record_for(handle) is None:
+                return
+            with suppress(OSError):  # only a marker: the age bound still applies without it
+                _write_atomically(
+                    self._dir(handle.label) / "finished",
+                    f"{datetime.now(UTC).isoformat()} {'success' if succeeded else 'failure'}\n",
+                )
+
+    def sweep(self, retention: OutputRetention | None = None) -> list[str]:
+        """Remove the folders of exited processes older than ``keep_hours``, then the oldest
+        (code servers', and runs' whose outcome is recorded) while they exceed
+        ``max_total_mb``; returns the labels removed. A running process's folder, or one
+        whose lock another thread or agent process holds, is never touched."""
+        retention = retention or self.retention
+        try:
+            directories = [d for d in (self.state_dir / "processes").iterdir() if d.is_dir()]
+        except FileNotFoundError:
+            return []
+        surveyed = [s for s in map(self._survey, directories) if s is not None]
+        pids = {folder.path: pid for folder, pid in surveyed}
+        removed = sweep_folders(
+            [folder for folder, _ in surveyed],
+            retention,
+            lambda folder: self._remove_exited(folder, pids[folder.path]),
+        )
+        return [folder.name for folder in removed]
+
     def labels(self) -> list[str]:
         """Labels of everything recorded in the state directory, running or not."""
         found = []
@@ -363,8 +403,12 @@ class ProcessLauncher(Launcher):
         )
 
     def _read_record(self, label: str) -> _Record | None:
+        return self._load_record(self._dir(label))
+
+    @staticmethod
+    def _load_record(directory: Path) -> _Record | None:
         try:
-            data = json.loads((self._dir(label) / "process.json").read_text())
+            data = json.loads((directory / "process.json").read_text())
             return _Record(
                 label=str(data["label"]),
                 kind=data["kind"],
@@ -463,6 +507,80 @@ class ProcessLauncher(Launcher):
         with suppress(ProcessLookupError):  # already gone
             os.killpg(pgid, signum)
 
+    # ------------------------------------------------------------------ retention
+
+    def _log_cap_args(self, log_path: Path) -> list[str]:
+        max_bytes = int(self.retention.max_log_mb * MB)
+        if max_bytes <= 0:
+            return []
+        return ["--log-file", str(log_path), "--max-log-bytes", str(max_bytes)]
+
+    def _folder_record(self, directory: Path) -> _Record | None:
+        """The record of the folder, if it is the folder of the label it names."""
+        record = self._load_record(directory)
+        if record is None or label_dir_name(record.label) != directory.name:
+            return None
+        return record
+
+    def _survey(self, directory: Path) -> tuple[FinishedFolder, int | None] | None:
+        """The folder and its recorded PID, unless its process runs (or it is gone)."""
+        record = self._folder_record(directory)
+        if record is not None and self._running(record):
+            return None
+        size = 0
+        newest = 0.0
+        try:
+            with os.scandir(directory) as entries:  # flat: the launcher makes no subfolders
+                for entry in entries:
+                    with suppress(FileNotFoundError):
+                        stat = entry.stat(follow_symlinks=False)
+                        size += stat.st_size
+                        newest = max(newest, stat.st_mtime)
+            newest = newest or directory.stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        folder = FinishedFolder(
+            name=record.label if record is not None else directory.name,
+            path=directory,
+            last_activity=newest,
+            size=size,
+            # Without a record, nothing will ever read it, but it may be a start in progress:
+            # only the age bound removes it.
+            settled=record is not None
+            and (record.kind != "run-worker" or (directory / "finished").exists()),
+        )
+        return folder, record.pid if record is not None else None
+
+    def _remove_exited(self, folder: FinishedFolder, pid: int | None) -> bool:
+        """Remove the folder if it still belongs to the exited process ``pid`` (None: to no
+        record) and no one holds its locks; without waiting for them."""
+        directory = folder.path
+        record = self._folder_record(directory)
+        label = record.label if record is not None else None
+        thread_lock = self._thread_lock(label) if label is not None else None
+        if thread_lock is not None and not thread_lock.acquire(blocking=False):
+            return False
+        try:
+            fd = _try_lock_file(directory)
+            if fd is None:
+                return False
+            try:
+                record = self._folder_record(directory)
+                if (record.pid if record is not None else None) != pid or (
+                    record is not None and self._running(record)
+                ):
+                    return False  # started again since the survey
+                shutil.rmtree(directory, ignore_errors=True)
+                gone = not directory.exists()
+            finally:
+                os.close(fd)
+        finally:
+            if thread_lock is not None:
+                thread_lock.release()
+        if label is not None:
+            self._forget_exited(label)
+        return gone
+
     # ------------------------------------------------------------------ locking
 
     def _thread_lock(self, label: str) -> threading.Lock:
@@ -505,6 +623,26 @@ class ProcessLauncher(Launcher):
             except FileNotFoundError:
                 pass
             os.close(fd)
+
+
+def _try_lock_file(directory: Path) -> int | None:
+    """The folder's lock (see ``_lock_file``), or None at once if someone holds it or the
+    folder is gone."""
+    path = directory / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        current = os.stat(path)
+        opened = os.fstat(fd)
+        if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            return fd
+    except OSError:  # held (BlockingIOError), or removed meanwhile
+        pass
+    os.close(fd)
+    return None
 
 
 def _pid_exists(pid: int) -> bool:

@@ -19,22 +19,10 @@ import pytest
 
 from activities.launchers.base import Handle, Inspection, LaunchError, LaunchKind, LaunchSpec
 from activities.launchers.process import ProcessLauncher, label_dir_name
+from tests.agent_unit.support import Tracked
 from tether_api.models import CodeLocationSpec
 
 PY = sys.executable
-
-
-class Tracked(ProcessLauncher):
-    """A launcher that remembers every handle it returns, so the fixture can stop them all."""
-
-    def __init__(self, state_dir: Path, handles: list[Handle]) -> None:
-        super().__init__(state_dir)
-        self.handles = handles
-
-    def start(self, spec: LaunchSpec) -> Handle:
-        handle = super().start(spec)
-        self.handles.append(handle)
-        return handle
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from tether_cli.dev.options import Options
 from tether_cli.dev.state import Tokens, dev_file_for, load_dev_file, save_dev_file
 
 
-def options(home: Path, headless: bool) -> Options:
+def options(home: Path, headless: bool = True, temporal_address: str | None = None) -> Options:
+    """``tether dev``'s options with their defaults, in ``home``."""
     return Options(
         home=home,
         port=3000,
@@ -20,7 +21,7 @@ def options(home: Path, headless: bool) -> Options:
         temporal_ui_port=8233,
         temporal_metrics_port=None,
         temporal_http_port=None,
-        temporal_address=None,
+        temporal_address=temporal_address,
         org="local",
         deployment="dev",
         example=True,

@@ -163,7 +163,7 @@ def test_deploy_wait_times_out_without_an_agent(cli: Cli) -> None:
     r = cli("deploy", "quick", *QUICK, "--timeout", "1")
     assert r.returncode == 3, r.stderr
     assert "timed out after 1s" in r.stderr and "last status PENDING" in r.stderr
-    assert "no agent of deployment 'prod' is available" in r.stderr
+    assert "no live agent serves agent queue 'default' (no agent is live)" in r.stderr
 
 
 def test_deploy_waits_for_running_of_this_generation(

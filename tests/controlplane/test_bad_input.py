@@ -198,3 +198,90 @@ def test_size_caps_on_config_tags_and_event_data(tenant: Tenant) -> None:
             f"/api/v1/runs/{run}/events", json={"events": [event(1, data={"x": "y" * 300_000})]}
         )
         assert r.status_code == 422 and "event data is" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "allowed"),
+    [
+        (
+            {"module": "m", "working_directory": "../../.."},
+            "working_directory",
+            "must be an absolute path (e.g. /opt/project) with no '..' components; '../../..' "
+            "is relative: relative directories would resolve against the agent's own directory",
+        ),
+        (
+            {"module": "m", "working_directory": "project"},
+            "working_directory",
+            "must be an absolute path (e.g. /opt/project)",
+        ),
+        (
+            {"module": "m", "working_directory": "/opt/project/../../etc"},
+            "working_directory",
+            "with no '..' components; '/opt/project/../../etc' has one",
+        ),
+        (
+            {"module": "m", "working_directory": "/opt/\x00"},
+            "working_directory",
+            "must be an absolute path (e.g. /opt/project) with no '..' components; it holds a NUL",
+        ),
+        (
+            {"module": "../../../etc/passwd"},
+            "module",
+            "must be a dotted Python module name such as 'my_project.definitions'",
+        ),
+        (
+            {"module": "my_project/definitions.py"},
+            "module",
+            "must be a dotted Python module name such as 'my_project.definitions'",
+        ),
+        (
+            {"python_file": "/etc/passwd", "working_directory": "/opt/project"},
+            "python_file",
+            "must be a path inside working_directory, e.g. 'definitions.py'; '/etc/passwd' is "
+            "not relative to it",
+        ),
+        (
+            # Absolute, even inside it: with a working directory the file is relative to it
+            # (a rule the schema can state).
+            {"python_file": "/opt/project/defs.py", "working_directory": "/opt/project"},
+            "python_file",
+            "must be a path inside working_directory, e.g. 'definitions.py'",
+        ),
+        (
+            {"python_file": "../../etc/passwd", "working_directory": "/opt/project"},
+            "python_file",
+            "must be a path inside working_directory, e.g. 'definitions.py'; '../../etc/passwd' "
+            "has a '..' component",
+        ),
+        (
+            {"python_file": "lib/../../defs.py"},
+            "python_file",
+            "must be a path with no '..' components, e.g. 'definitions.py'",
+        ),
+    ],
+)
+def test_code_location_paths_and_module_are_checked(
+    tenant: Tenant, spec: dict[str, str], field: str, allowed: str
+) -> None:
+    with tenant.user() as c:
+        r = c.put(f"{tenant.dep_path}/code-locations/odd", json=spec)
+        assert r.status_code == 422, r.text
+        body = r.json()
+        # The field, what is allowed, and why this value is not.
+        assert body["detail"].startswith(f"{field}: {field} must be "), body["detail"]
+        assert allowed in body["detail"], body["detail"]
+        assert [e["loc"] for e in body["errors"]] == [["body", field]]
+        assert c.get(f"{tenant.dep_path}/code-locations/odd").status_code == 404
+
+
+def test_code_location_paths_that_stay_inside_are_accepted(tenant: Tenant) -> None:
+    for spec in (
+        {"module": "pkg.defs", "working_directory": "/opt/project"},
+        {"python_file": "defs.py", "working_directory": "/opt/project/"},
+        {"python_file": "./src/defs.py", "working_directory": "/opt/project"},
+        {"python_file": "/srv/defs.py"},  # no working directory: any absolute file
+        {"python_file": "defs.py"},
+        {"python_file": "..hidden/defs.py", "working_directory": "/opt/...odd"},
+    ):
+        location = tenant.deploy("fine", **spec)["code_location"]
+        assert {k: location["spec"][k] for k in spec} == spec

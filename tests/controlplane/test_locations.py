@@ -1,5 +1,6 @@
 """Code locations: idempotent PUT, redeploy, removal, agent status reports."""
 
+import json
 from typing import Any
 
 from tests.support import Tenant
@@ -126,3 +127,31 @@ def test_runs_need_a_known_location_and_job(tenant: Tenant) -> None:
             r.json()["detail"]
             == "job 'nope' is not defined in code location 'loc'; its jobs are: etl"
         )
+
+
+def test_a_spec_stored_before_the_path_rules_still_reads(tenant: Tenant) -> None:
+    """A relative working directory was accepted before deploys checked paths: such a stored
+    location still lists and reads (the rules apply to deploys, not to what is stored)."""
+    import sqlalchemy as sa
+
+    tenant.deploy("legacy", python_file="defs.py", working_directory="/opt/p")
+    engine = sa.create_engine(tenant.cp.database_url)
+    try:
+        with engine.begin() as db:
+            spec = {"python_file": "../defs.py", "working_directory": "src", "env": {}}
+            db.execute(
+                sa.text("UPDATE code_locations SET spec = :spec WHERE name = 'legacy'"),
+                {"spec": json.dumps(spec)},
+            )
+    finally:
+        engine.dispose()
+    with tenant.user() as c:
+        one = c.get(f"{tenant.dep_path}/code-locations/legacy")
+        assert one.status_code == 200, one.text
+        assert one.json()["spec"]["working_directory"] == "src"
+        listed = c.get(f"{tenant.dep_path}/code-locations")
+        assert listed.status_code == 200 and [x["name"] for x in listed.json()] == ["legacy"]
+        # Deployed again as it is, it gets the rule's explanation.
+        again = c.put(f"{tenant.dep_path}/code-locations/legacy", json=one.json()["spec"])
+        assert again.status_code == 422
+        assert "working_directory must be an absolute path" in again.text

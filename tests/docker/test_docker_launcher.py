@@ -55,6 +55,9 @@ def test_deploy_from_an_image_and_run_in_a_container(
     assert server.labels["tether.generation"] == str(loc["generation"])
     assert server.labels["tether.agent"] == docker_agent.name
     assert server.attrs["Config"]["Image"] == images.example
+    # Its log is bounded (the engine's default json-file driver would keep it all).
+    log_config = server.attrs["HostConfig"]["LogConfig"]
+    assert log_config == {"Type": "json-file", "Config": {"max-size": "51200k", "max-file": "2"}}
 
     run = e2e_tenant.launch("example", "etl", run_config=ETL)
     done = wait_for_run(e2e_tenant, run["id"], timeout=90)

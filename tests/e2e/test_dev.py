@@ -124,6 +124,22 @@ def api(saved: dict[str, Any], path: str) -> Any:
     return r.json()
 
 
+def assert_search_attributes(address: str) -> None:
+    """Tether's search attributes are registered (as Keyword) on the default namespace."""
+    from worker.temporal_binary import temporal_cli
+    from workflows.search_attributes import ALL
+
+    listed = subprocess.run(
+        [temporal_cli(), "operator", "search-attribute", "list", "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = {tuple(line.split()) for line in listed.stdout.splitlines()}
+    assert {(name, type_name) for name, type_name in ALL.items()} <= rows, listed.stdout
+
+
 def assert_all_stopped(pids: list[int]) -> None:
     left = [pid for pid in pids if alive(pid)]
     assert not left, f"still running: {left}"
@@ -155,6 +171,7 @@ def test_dev_starts_everything_stops_on_ctrl_c_and_restarts_where_it_left(
             assert (home / "logs" / f"{log}.log").stat().st_size > 0
         children = first.children()
         assert set(children) == {"Temporal", "control plane", "agent"}, text
+        assert_search_attributes(saved["temporal_address"])
 
         location = api(saved, "/code-locations/quickstart")
         assert location["status"] == "RUNNING", location
@@ -202,6 +219,8 @@ def test_dev_starts_everything_stops_on_ctrl_c_and_restarts_where_it_left(
         again = api(saved, "/code-locations/quickstart")
         assert again["status"] == "RUNNING", again
         assert again["generation"] > location["generation"]
+        # The dev server kept them in its database (and registers none into an old one).
+        assert_search_attributes(saved["temporal_address"])
 
         # A part that dies is reported, and the rest is stopped: exit 1.
         children = second.children()

@@ -1,11 +1,15 @@
 """Deploy, run, fail, reject, terminate, redeploy: the hybrid flow end to end on a real
 Temporal dev server, control plane and agent, with real code servers and run workers."""
 
+import asyncio
 import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.launchers.process import ProcessLauncher
 from tests.agent_support import (
@@ -127,6 +131,10 @@ def test_terminate_ends_canceled(e2e_tenant: Tenant, agent: AgentProcess) -> Non
     assert types[-1] == "RUN_CANCELED" and "STEP_CANCELED" in types
     launcher = ProcessLauncher(agent.state_dir)
     wait_until(lambda: launcher.find(f"run:{run['id']}") is None, what="the run worker gone")
+    # Its workflow completed with nothing left pending: the canceled watch was waited for.
+    described = asyncio.run(_described(agent, f"run:{run['id']}"))
+    assert described.status == WorkflowExecutionStatus.COMPLETED
+    assert list(described.raw_description.pending_activities) == []
 
 
 def test_redeploy_by_temporal_signal_fails_no_run(
@@ -215,3 +223,10 @@ def test_agent_killed_mid_run_resumes_and_adopts(
             if agent_process is not None:
                 agent_process.stop()
         stop_launched(first.state_dir)
+
+
+async def _described(agent: AgentProcess, workflow_id: str) -> WorkflowExecutionDescription:
+    client = await Client.connect(agent.temporal.address, data_converter=pydantic_data_converter)
+    handle = client.get_workflow_handle(workflow_id)
+    await asyncio.wait_for(handle.result(), timeout=30)
+    return await handle.describe()

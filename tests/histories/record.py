@@ -41,6 +41,12 @@ QUICKSTART = {"module": "tether_sdk.examples.quickstart"}
 BROKEN = {"module": "tether_sdk.examples.broken"}
 ETL_CONFIG = {"source": "s3://b/o.csv"}
 RESULT_TIMEOUT = 120.0
+# Agents count as lost after 3 s without taking a task from their own queue (default 60 s).
+HOST_LOST_QUICKLY: dict[str, Any] = {
+    "TETHER_RUN_HOST_LOST_AFTER_SECONDS": 3,
+    "TETHER_CODE_LOCATION_HOST_LOST_AFTER_SECONDS": 3,
+    "TETHER_RUN_LOST_HOST_CHECK_SECONDS": 1,
+}
 
 log = logging.getLogger("tests.histories.record")
 
@@ -138,7 +144,7 @@ class Session:
         assert done["status"] == "FAILURE", done
         await self.save("run_invalid_config", self.run_handle(run["id"]))
 
-    async def run_terminated(self) -> None:
+    async def run_terminated(self, save_as: str = "run_terminated") -> None:
         self.deploy_running("quick", QUICKSTART)
         run = self.tenant.launch("quick", "etl", run_config={**ETL_CONFIG, "sleep_seconds": 60})
         wait_for_run(self.tenant, run["id"], ("STARTED",), timeout=90)
@@ -155,7 +161,56 @@ class Session:
             assert r.status_code == 202, r.text
         done = wait_for_run(self.tenant, run["id"], timeout=90)
         assert done["status"] == "CANCELED", done
-        await self.save("run_terminated", self.run_handle(run["id"]))
+        await self.save(save_as, self.run_handle(run["id"]))
+
+    async def run_success_host_affinity(self) -> None:
+        """run_success on an agent with a host queue of its own, search attributes and the
+        patches of that release."""
+        self.deploy_running("quick", QUICKSTART)
+        run = self.tenant.launch("quick", "etl", run_config=ETL_CONFIG)
+        done = wait_for_run(self.tenant, run["id"], timeout=90)
+        assert done["status"] == "SUCCESS", done
+        await self.save("run_success_host_affinity", self.run_handle(run["id"]))
+
+    async def run_terminated_waits_for_cancel(self) -> None:
+        """run_terminated, with the patch that waits for the canceled watch."""
+        await self.run_terminated(save_as="run_terminated_waits_for_cancel")
+
+    async def host_lost(self) -> None:
+        """The agent holding a run worker and a code server is killed and stays away while
+        a second agent (another state directory, as on another host) carries on: the run
+        follows its worker's heartbeats to SUCCESS, the location starts a new server on the
+        second agent; the first agent comes back and its old server is stopped."""
+        name = "moving"
+        self.deploy_running(name, QUICKSTART)
+        run = self.tenant.launch(name, "etl", run_config={**ETL_CONFIG, "sleep_seconds": 15})
+        wait_for_run(self.tenant, run["id"], ("STARTED",), timeout=90)
+        first = self.agent
+        second = AgentProcess(
+            self.tenant,
+            first.temporal,
+            first.state_dir.parent,
+            "agent-2",
+            state_dir=first.state_dir.parent / "state-2",
+            **HOST_LOST_QUICKLY,
+        ).start()
+        try:
+            first.kill()
+            done = wait_for_run(self.tenant, run["id"], timeout=120)
+            assert done["status"] == "SUCCESS", done
+            await self.until_state(
+                name,
+                lambda s: s.server is not None and s.server.agent == "agent-2",
+                "a server on agent-2",
+            )
+            first.start()
+            await self.until_state(name, lambda s: not s.abandoned, "the old server stopped")
+            self.remove(name)
+            await self.save("run_host_lost", self.run_handle(run["id"]))
+            await self.save("code_location_host_lost", self.location_handle(name))
+        finally:
+            second.stop()
+            stop_launched(second.state_dir)
 
     async def agent_workflow(self) -> None:
         """The agent's own workflow, after it dispatched everything above; the ``stop``
@@ -171,6 +226,9 @@ SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "run_success": Session.run_success,
     "run_invalid_config": Session.run_invalid_config,
     "run_terminated": Session.run_terminated,
+    "run_success_host_affinity": Session.run_success_host_affinity,
+    "run_terminated_waits_for_cancel": Session.run_terminated_waits_for_cancel,
+    "host_lost": Session.host_lost,
     "agent": Session.agent_workflow,  # last: it ends the agent's workflow
 }
 
@@ -191,7 +249,7 @@ async def record(scenarios: list[str], out: Path) -> None:
                 run_heartbeat_timeout_seconds=3600,
             ).start()
             tenant = controlplane.tenant()
-            agent = AgentProcess(tenant, temporal, workdir / "agent").start()
+            agent = AgentProcess(tenant, temporal, workdir / "agent", **HOST_LOST_QUICKLY).start()
             client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
             session = Session(tenant, agent, client, out)
             for scenario in scenarios:

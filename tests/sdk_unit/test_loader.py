@@ -89,6 +89,18 @@ def test_missing_module_and_file() -> None:
     assert isinstance(nofile, LoadError) and "FileNotFoundError" in nofile.message
 
 
+@pytest.mark.parametrize("module", ["../../../etc/passwd", "defs.py/x", "a..b", ".rel", "a-b"])
+def test_module_that_is_not_a_dotted_name_is_a_clear_load_error(module: str) -> None:
+    # What an older control plane may have stored: no TypeError about relative imports.
+    loaded = load_definitions(module=module)
+    assert isinstance(loaded, LoadError)
+    assert loaded.message.startswith(
+        "module must be a dotted Python module name such as 'my_project.definitions'; "
+        f"{module!r} is not one"
+    )
+    assert "TypeError" not in loaded.traceback
+
+
 def test_no_definitions(tmp_path: Path) -> None:
     loaded = load_definitions(python_file=str(_write(tmp_path, "x = 1\n")))
     assert isinstance(loaded, LoadError) and "no Definitions found" in loaded.message

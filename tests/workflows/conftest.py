@@ -36,8 +36,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from worker.search_attributes import add_request
 from worker.temporal_binary import temporal_binary
 from workflows.handles import Handle, LaunchKind
+from workflows.search_attributes import KEYS
 
 STARTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -58,6 +60,11 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    # Tether's search attributes, which the workflows set (an unknown one fails the
+    # workflow task); the test server takes no flag for them, only this call.
+    await environment.client.operator_service.add_search_attributes(
+        add_request(environment.client.namespace)
+    )
     try:
         yield environment
     finally:
@@ -70,6 +77,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=pydantic_data_converter,
+        search_attributes=KEYS,
     )
     try:
         yield environment

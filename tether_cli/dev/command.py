@@ -24,7 +24,12 @@ from tether_cli.dev.state import (
     lock_home,
     save_dev_file,
 )
-from tether_cli.dev.temporal import start_temporal, temporal_binary, temporal_command
+from tether_cli.dev.temporal import (
+    register_search_attributes,
+    start_temporal,
+    temporal_binary,
+    temporal_command,
+)
 from tether_cli.render import CliError
 
 
@@ -151,6 +156,7 @@ def _run_stack(stack: Stack) -> int:
             say(
                 f"using the Temporal server at {escape(o.temporal)} (not starting one)", style="dim"
             )
+        register_search_attributes(stack)
         start_control_plane(stack)
         tokens = choose_tokens(o, load_dev_file(o.dev_file))
         save_dev_file(o.dev_file, dev_file_for(o, tokens))

@@ -19,7 +19,7 @@ def deploy(stack: Stack, tokens: Tokens) -> None:
     back at once, instead of after a failed health check and a restart backoff. The example
     not coming up is a warning: the stack itself is up."""
     from tether_api.enums import CodeLocationStatus as Status
-    from tether_api.models import CodeLocation, CodeLocationSpec
+    from tether_api.models import CodeLocation, CodeLocationDeploy
     from tether_cli.locations import is_settled
 
     o = stack.options
@@ -27,7 +27,7 @@ def deploy(stack: Stack, tokens: Tokens) -> None:
         existing = c.list_locations()
         target: CodeLocation | None = None
         if o.example:
-            spec = CodeLocationSpec(module=EXAMPLE_MODULE)
+            spec = CodeLocationDeploy(module=EXAMPLE_MODULE)
             put = c.put_location(EXAMPLE_LOCATION, spec)
             # Unchanged (a restart): the status still shows the old server's RUNNING, so
             # a redeploy gives a new generation whose RUNNING we can wait for.

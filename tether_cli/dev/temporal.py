@@ -1,5 +1,6 @@
 """The Temporal dev server ``tether dev`` starts unless ``--temporal-address`` names one:
-finding its binary, starting it, and waiting until it serves the default namespace."""
+finding its binary, starting it, and waiting until it serves the default namespace; and
+Tether's search attributes, on that server or the one named."""
 
 import os
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from tether_cli.dev.options import HOST, DevError
+from tether_cli.dev.options import HOST, DevError, Options
 from tether_cli.dev.printout import say
 from tether_cli.dev.processes import StopSteps, spawn
 from tether_cli.dev.stack import TEMPORAL, Stack
@@ -45,10 +46,10 @@ def local_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith("TEMPORAL_")}
 
 
-def start_temporal(stack: Stack) -> None:
-    """Start ``temporal server start-dev`` and wait until it answers."""
-    o = stack.options
-    binary = temporal_binary()
+def dev_server_command(o: Options, binary: str) -> list[str]:
+    """``temporal server start-dev`` as ``tether dev`` runs it."""
+    from worker.search_attributes import start_dev_flags
+
     command = [
         binary,
         "server",
@@ -70,6 +71,16 @@ def start_temporal(stack: Stack) -> None:
         command += ["--metrics-port", str(o.temporal_metrics_port)]
     if o.temporal_http_port is not None:
         command += ["--http-port", str(o.temporal_http_port)]
+    # Tether's search attributes, in a new database; register_search_attributes adds them
+    # to one an older `tether dev` made (the dev server then registers none).
+    return command + start_dev_flags()
+
+
+def start_temporal(stack: Stack) -> None:
+    """Start ``temporal server start-dev`` and wait until it answers."""
+    o = stack.options
+    binary = temporal_binary()
+    command = dev_server_command(o, binary)
     env = local_env(os.environ)
     log = o.logs / "temporal.log"
     stack.children.append(spawn(TEMPORAL, command, log, env, TEMPORAL_STOP))
@@ -90,3 +101,66 @@ def start_temporal(stack: Stack) -> None:
 
     stack.wait_for(f"Temporal at {o.temporal}", TEMPORAL_READY_SECONDS, ready, f"; see {log}")
     say(f"Temporal is up at {escape(o.temporal)}", style="green")
+
+
+REGISTER_SECONDS = 30.0
+
+
+def register_search_attributes(stack: Stack) -> None:
+    """Make sure the namespace the agent uses has Tether's search attributes
+    (``workflows.search_attributes``), adding the missing ones through the operator API. A
+    server that refuses (Temporal Cloud adds them only with its own tools) gets a warning
+    with the commands to run; the agent then says what it does without them."""
+    import asyncio
+
+    from worker.search_attributes import SearchAttributeCheckError, how_to_add
+
+    o = stack.options
+    env = local_env(os.environ) if o.own_temporal else dict(os.environ)
+    namespace = env.get("TEMPORAL_NAMESPACE") or "default"
+    try:
+        added = asyncio.run(
+            asyncio.wait_for(_add_search_attributes(o.temporal, env), REGISTER_SECONDS)
+        )
+    except (SearchAttributeCheckError, RuntimeError, OSError, TimeoutError) as exc:
+        from workflows.search_attributes import ALL
+
+        say(
+            f"[yellow]warning:[/] could not check Tether's search attributes on "
+            f"{escape(o.temporal)} (namespace {escape(namespace)}): "
+            f"{escape(str(exc) or type(exc).__name__)}; if they are missing, add them with:"
+        )
+        say(escape(how_to_add(list(ALL), namespace, o.temporal)), style="cyan")
+        return
+    if added:
+        say(
+            f"registered search attributes {', '.join(added)} (namespace {escape(namespace)})",
+            style="dim",
+        )
+
+
+async def _add_search_attributes(address: str, env: dict[str, str]) -> list[str]:
+    """Connect as the agent will (the TEMPORAL_* variables it reads) and add what is
+    missing; the names added."""
+    from temporalio.client import Client, TLSConfig
+
+    from worker.search_attributes import add_missing_search_attributes
+
+    def read(variable: str) -> bytes | None:
+        path = env.get(variable)
+        return Path(path).read_bytes() if path else None
+
+    tls: TLSConfig | bool = False
+    if env.get("TEMPORAL_TLS", "").lower() in ("1", "true", "t", "yes", "y", "on") or env.get(
+        "TEMPORAL_TLS_CERT"
+    ):
+        tls = TLSConfig(
+            server_root_ca_cert=read("TEMPORAL_TLS_CA"),
+            client_cert=read("TEMPORAL_TLS_CERT"),
+            client_private_key=read("TEMPORAL_TLS_KEY"),
+        )
+    namespace = env.get("TEMPORAL_NAMESPACE") or "default"
+    client = await Client.connect(
+        address, namespace=namespace, tls=tls, api_key=env.get("TEMPORAL_API_KEY") or None
+    )
+    return await add_missing_search_attributes(client, namespace)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether_api.models import Agent, AgentCodeLocationState, AgentHeartbeat
+from tether_controlplane.services.requests import DEFAULT_QUEUE
 from tether_controlplane.tables import AgentRow, DeploymentRow, Organization, utcnow
 
 
@@ -21,6 +22,7 @@ def heartbeat(session: Session, dep: DeploymentRow, body: AgentHeartbeat) -> Age
     row.launcher = body.launcher
     row.code_locations = [c.model_dump(mode="json") for c in body.code_locations]
     row.metadata_ = body.metadata
+    row.queues = list(dict.fromkeys(body.queues))
     row.last_heartbeat_at = now
     session.flush()
     return row
@@ -38,6 +40,7 @@ def to_model(session: Session, dep: DeploymentRow, row: AgentRow, timeout_second
         last_heartbeat_at=row.last_heartbeat_at,
         code_locations=[AgentCodeLocationState.model_validate(c) for c in row.code_locations],
         metadata=row.metadata_,
+        queues=list(row.queues or [DEFAULT_QUEUE]),
     )
 
 
@@ -46,3 +49,44 @@ def list_all(session: Session, dep: DeploymentRow, timeout_seconds: float) -> li
         select(AgentRow).where(AgentRow.deployment_id == dep.id).order_by(AgentRow.name)
     )
     return [to_model(session, dep, r, timeout_seconds) for r in rows]
+
+
+def live_rows(session: Session, dep: DeploymentRow, timeout_seconds: float) -> list[AgentRow]:
+    """Agents heard from within the heartbeat timeout."""
+    cutoff = utcnow() - timedelta(seconds=timeout_seconds)
+    return list(
+        session.scalars(
+            select(AgentRow).where(
+                AgentRow.deployment_id == dep.id, AgentRow.last_heartbeat_at >= cutoff
+            )
+        )
+    )
+
+
+def queue_warning(
+    session: Session, dep: DeploymentRow, queue: str, timeout_seconds: float
+) -> str | None:
+    """Why nothing will serve the agent queue ``queue``, or None when a live agent does."""
+    live = live_rows(session, dep, timeout_seconds)
+    if any(queue in (row.queues or [DEFAULT_QUEUE]) for row in live):
+        return None
+    served = sorted({q for row in live for q in (row.queues or [DEFAULT_QUEUE])})
+    others = f" (live agents serve: {', '.join(served)})" if served else " (no agent is live)"
+    return (
+        f"no live agent serves agent queue '{queue}'{others}: start one with "
+        f"`tether agent run --queue {queue}`"
+    )
+
+
+def lost_agent(
+    session: Session, dep: DeploymentRow, name: str | None, timeout_seconds: float
+) -> AgentRow | None:
+    """The agent named ``name`` if it is silent past the timeout (its host is lost)."""
+    if name is None:
+        return None
+    row = session.scalar(
+        select(AgentRow).where(AgentRow.deployment_id == dep.id, AgentRow.name == name)
+    )
+    if row is None or row.last_heartbeat_at >= utcnow() - timedelta(seconds=timeout_seconds):
+        return None
+    return row

@@ -15,7 +15,7 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import NotFound
-from tether_controlplane.services import requests
+from tether_controlplane.services import agents, requests
 from tether_controlplane.tables import (
     CodeLocationRow,
     CodeLocationStatusRow,
@@ -59,11 +59,31 @@ def _record(session: Session, row: CodeLocationRow, status: str, message: str | 
     )
 
 
+def queue_of(row: CodeLocationRow | None) -> str:
+    """The agent queue serving the location."""
+    queue = row.spec.get("agent_queue") if row is not None else None
+    return queue or requests.DEFAULT_QUEUE
+
+
+def queue_of_name(session: Session, dep: DeploymentRow, name: str) -> str:
+    row = session.scalar(
+        select(CodeLocationRow).where(
+            CodeLocationRow.deployment_id == dep.id, CodeLocationRow.name == name
+        )
+    )
+    return queue_of(row)
+
+
 def _enqueue_sync(session: Session, dep: DeploymentRow, row: CodeLocationRow) -> None:
     requests.supersede(session, dep.id, _remove_key(row.name), "superseded by a new deploy")
     payload = SyncCodeLocationPayload(code_location=row.name, generation=row.generation)
     requests.enqueue(
-        session, dep.id, RequestType.SYNC_CODE_LOCATION, payload.model_dump(), _sync_key(row.name)
+        session,
+        dep.id,
+        RequestType.SYNC_CODE_LOCATION,
+        payload.model_dump(),
+        _sync_key(row.name),
+        queue=queue_of(row),
     )
 
 
@@ -137,6 +157,7 @@ def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
         RequestType.REMOVE_CODE_LOCATION,
         RemoveCodeLocationPayload(code_location=name, generation=row.generation).model_dump(),
         _remove_key(name),
+        queue=queue_of(row),
     )
     return row
 
@@ -172,8 +193,14 @@ def report(
 
 
 def to_model(
-    session: Session, dep: DeploymentRow, row: CodeLocationRow, with_history: bool = False
+    session: Session,
+    dep: DeploymentRow,
+    row: CodeLocationRow,
+    with_history: bool = False,
+    agent_timeout_seconds: float | None = None,
 ) -> CodeLocation:
+    """The API view; with ``agent_timeout_seconds``, a warning when no live agent serves the
+    location's agent queue."""
     history = None
     if with_history:
         changes = session.scalars(
@@ -199,13 +226,20 @@ def to_model(
         updated_at=row.updated_at,
         removed=row.removed,
         status_history=history,
+        warning=None
+        if agent_timeout_seconds is None or row.removed
+        else agents.queue_warning(session, dep, queue_of(row), agent_timeout_seconds),
     )
 
 
-def list_all(session: Session, dep: DeploymentRow, include_removed: bool) -> list[CodeLocation]:
+def list_all(
+    session: Session,
+    dep: DeploymentRow,
+    include_removed: bool,
+    agent_timeout_seconds: float | None = None,
+) -> list[CodeLocation]:
     query = select(CodeLocationRow).where(CodeLocationRow.deployment_id == dep.id)
     if not include_removed:
         query = query.where(CodeLocationRow.removed.is_(False))
-    return [
-        to_model(session, dep, r) for r in session.scalars(query.order_by(CodeLocationRow.name))
-    ]
+    rows = session.scalars(query.order_by(CodeLocationRow.name))
+    return [to_model(session, dep, r, False, agent_timeout_seconds) for r in rows]

@@ -13,6 +13,7 @@ from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.notify import requests_key
 from tether_controlplane.tables import RequestRow, utcnow
 
+DEFAULT_QUEUE = "default"
 ID_RE = re.compile(r"[0-9]{1,18}")
 # A request claimed this many times without an ack is a poison message: fail it.
 MAX_ATTEMPTS = 20
@@ -24,6 +25,7 @@ def enqueue(
     type_: RequestType,
     payload: dict[str, Any],
     dedupe_key: str | None = None,
+    queue: str = DEFAULT_QUEUE,
 ) -> RequestRow:
     """Add a request. An unclaimed request with the same ``dedupe_key`` absorbs this one, so
     repeated intents (two redeploys in a row) reach the agent once, with the newest payload."""
@@ -37,6 +39,7 @@ def enqueue(
         )
         if existing is not None:
             existing.payload = payload
+            existing.queue = queue
             wake_after_commit(session, requests_key(deployment_id))
             return existing
     row = RequestRow(
@@ -44,6 +47,7 @@ def enqueue(
         type=type_.value,
         payload=payload,
         dedupe_key=dedupe_key,
+        queue=queue,
         status=RequestStatus.PENDING.value,
         attempt=0,
         created_at=utcnow(),
@@ -54,9 +58,10 @@ def enqueue(
     return row
 
 
-def _claimable(deployment_id: int, now: datetime) -> Any:
+def _claimable(deployment_id: int, now: datetime, queues: list[str] | None = None) -> Any:
     return and_(
         RequestRow.deployment_id == deployment_id,
+        RequestRow.queue.in_(queues or [DEFAULT_QUEUE]),
         or_(
             RequestRow.status == RequestStatus.PENDING,
             and_(RequestRow.status == RequestStatus.CLAIMED, RequestRow.lease_expires_at < now),
@@ -65,14 +70,20 @@ def _claimable(deployment_id: int, now: datetime) -> Any:
 
 
 def claim(
-    session: Session, deployment_id: int, agent_name: str, limit: int, lease_seconds: float
+    session: Session,
+    deployment_id: int,
+    agent_name: str,
+    limit: int,
+    lease_seconds: float,
+    queues: list[str] | None = None,
 ) -> list[RequestRow]:
-    """Lease up to ``limit`` visible requests, oldest first. Safe against concurrent claimers:
-    the UPDATE re-checks visibility, and PostgreSQL skips rows another claimer has locked."""
+    """Lease up to ``limit`` visible requests of the agent ``queues`` (default: the default
+    queue), oldest first. Safe against concurrent claimers: the UPDATE re-checks visibility,
+    and PostgreSQL skips rows another claimer has locked."""
     now = utcnow()
     candidates = (
         select(RequestRow.id)
-        .where(_claimable(deployment_id, now))
+        .where(_claimable(deployment_id, now, queues))
         .order_by(RequestRow.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -83,7 +94,7 @@ def claim(
     claimed = list(
         session.scalars(
             update(RequestRow)
-            .where(RequestRow.id.in_(ids), _claimable(deployment_id, now))
+            .where(RequestRow.id.in_(ids), _claimable(deployment_id, now, queues))
             .values(
                 status=RequestStatus.CLAIMED.value,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
@@ -105,10 +116,13 @@ def claim(
     return live
 
 
-def next_lease_expiry(session: Session, deployment_id: int) -> datetime | None:
+def next_lease_expiry(
+    session: Session, deployment_id: int, queues: list[str] | None = None
+) -> datetime | None:
     return session.scalar(
         select(func.min(RequestRow.lease_expires_at)).where(
             RequestRow.deployment_id == deployment_id,
+            RequestRow.queue.in_(queues or [DEFAULT_QUEUE]),
             RequestRow.status == RequestStatus.CLAIMED,
         )
     )

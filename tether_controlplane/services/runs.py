@@ -19,7 +19,7 @@ from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import Conflict, Invalid, NotFound
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import locations, requests
+from tether_controlplane.services import agents, locations, requests
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 
 # Which status a report or event may move a run to, from which statuses.
@@ -59,6 +59,7 @@ def to_model(dep: DeploymentRow, row: RunRow) -> Run:
         started_at=row.started_at,
         ended_at=row.ended_at,
         last_heartbeat_at=row.last_heartbeat_at,
+        agent=row.agent_name,
     )
 
 
@@ -135,7 +136,12 @@ def admit(session: Session, dep: DeploymentRow) -> int:
         run.admitted_at = now
         payload = LaunchRunPayload(run_id=run.id, code_location=run.code_location, job=run.job)
         requests.enqueue(
-            session, dep.id, RequestType.LAUNCH_RUN, payload.model_dump(), f"launch:{run.id}"
+            session,
+            dep.id,
+            RequestType.LAUNCH_RUN,
+            payload.model_dump(),
+            f"launch:{run.id}",
+            queue=locations.queue_of_name(session, dep, run.code_location),
         )
     return len(queued)
 
@@ -181,6 +187,8 @@ def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusRep
     if body.log_tail:
         tail = "\n".join(body.log_tail)
         message = f"{message or ''}\n--- last log lines ---\n{tail}".lstrip("\n")
+    if body.agent is not None and body.status == RunStatus.STARTED:
+        run.agent_name = body.agent  # its host: the one to blame if it goes silent
     transition(session, dep, run, body.status, message, body.exit_code)
     return run
 
@@ -203,7 +211,12 @@ def terminate(session: Session, dep: DeploymentRow, run: RunRow, reason: str) ->
 def enqueue_terminate(session: Session, dep: DeploymentRow, run: RunRow, reason: str) -> None:
     payload = TerminateRunPayload(run_id=run.id, reason=reason)
     requests.enqueue(
-        session, dep.id, RequestType.TERMINATE_RUN, payload.model_dump(), f"terminate:{run.id}"
+        session,
+        dep.id,
+        RequestType.TERMINATE_RUN,
+        payload.model_dump(),
+        f"terminate:{run.id}",
+        queue=locations.queue_of_name(session, dep, run.code_location),
     )
 
 
@@ -245,7 +258,11 @@ def list_page(
 
 
 def check_timeouts(
-    session: Session, now: datetime, start_timeout: float, heartbeat_timeout: float
+    session: Session,
+    now: datetime,
+    start_timeout: float,
+    heartbeat_timeout: float,
+    agent_timeout: float | None = None,
 ) -> list[str]:
     """Fail runs stuck in STARTING or whose worker went silent; returns their IDs."""
     failed: list[str] = []
@@ -287,6 +304,16 @@ def check_timeouts(
                 f"no heartbeat from the run worker for {heartbeat_timeout:g} s "
                 "(run_heartbeat_timeout_seconds): it died or lost the control plane"
             )
+            lost = agents.lost_agent(
+                session, dep, run.agent_name, agent_timeout or heartbeat_timeout
+            )
+            if lost is not None:
+                reason = (
+                    f"agent {lost.name} and its host were lost (no agent heartbeat since "
+                    f"{lost.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC), and the run worker it "
+                    f"launched there sent no heartbeat for {heartbeat_timeout:g} s "
+                    "(run_heartbeat_timeout_seconds)"
+                )
             transition(session, dep, run, RunStatus.FAILURE, reason)
         # Make sure the agent cleans up whatever is left of the worker.
         enqueue_terminate(session, dep, run, reason)

@@ -44,6 +44,7 @@ def _request_model(row: RequestRow) -> AgentRequest:
         payload=row.payload,
         status=RequestStatus(row.status),
         attempt=row.attempt,
+        queue=row.queue,
         created_at=row.created_at,
         lease_expires_at=row.lease_expires_at,
     )
@@ -61,10 +62,11 @@ def _claim(
     db: Database, deployment_id: int, body: PollRequest, lease: float
 ) -> tuple[list[AgentRequest], datetime | None]:
     with db.write() as s:
-        rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease)
+        queues = body.queues or [requests.DEFAULT_QUEUE]
+        rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease, queues)
         if rows:
             return [_request_model(r) for r in rows], None
-        return [], requests.next_lease_expiry(s, deployment_id)
+        return [], requests.next_lease_expiry(s, deployment_id, queues)
 
 
 @router.post("/requests/poll", responses=LOOKUP)

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from tether_api.models import CodeLocation, CodeLocationPutResult, CodeLocationSpec
-from tether_controlplane.api.deps import DbDep, NamePath, UserScope
+from tether_api.models import CodeLocation, CodeLocationDeploy, CodeLocationPutResult
+from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserScope
 from tether_controlplane.api.responses import LOOKUP
 from tether_controlplane.services import locations
 
@@ -12,30 +12,37 @@ router = APIRouter(prefix="/api/v1/deployments/{dep}/code-locations", tags=["cod
 
 @router.put("/{name}", responses=LOOKUP)
 def put_code_location(
-    name: NamePath, spec: CodeLocationSpec, scope: UserScope, db: DbDep
+    name: NamePath, spec: CodeLocationDeploy, scope: UserScope, db: DbDep, settings: SettingsDep
 ) -> CodeLocationPutResult:
     """Create or update; enqueues SYNC_CODE_LOCATION when the spec changed."""
     with db.write() as s:
         dep = scope.deployment(s)
         row, changed = locations.put(s, dep, name, spec)
         return CodeLocationPutResult(
-            code_location=locations.to_model(s, dep, row, with_history=True), changed=changed
+            code_location=locations.to_model(
+                s, dep, row, True, settings.agent_heartbeat_timeout_seconds
+            ),
+            changed=changed,
         )
 
 
 @router.get("", responses=LOOKUP)
 def list_code_locations(
-    scope: UserScope, db: DbDep, include_removed: bool = False
+    scope: UserScope, db: DbDep, settings: SettingsDep, include_removed: bool = False
 ) -> list[CodeLocation]:
     with db.read() as s:
-        return locations.list_all(s, scope.deployment(s), include_removed)
+        timeout = settings.agent_heartbeat_timeout_seconds
+        return locations.list_all(s, scope.deployment(s), include_removed, timeout)
 
 
 @router.get("/{name}", responses=LOOKUP)
-def get_code_location(name: NamePath, scope: UserScope, db: DbDep) -> CodeLocation:
+def get_code_location(
+    name: NamePath, scope: UserScope, db: DbDep, settings: SettingsDep
+) -> CodeLocation:
     with db.read() as s:
         dep = scope.deployment(s)
-        return locations.to_model(s, dep, locations.find(s, dep, name), with_history=True)
+        row = locations.find(s, dep, name)
+        return locations.to_model(s, dep, row, True, settings.agent_heartbeat_timeout_seconds)
 
 
 @router.post("/{name}/redeploy", status_code=202, responses=LOOKUP)
