@@ -17,6 +17,8 @@ from workflows.models import (
     LocationStatusInput,
     NewGenerationInput,
     NewGenerationOutput,
+    OtherLiveAgentsInput,
+    OtherLiveAgentsOutput,
     PublishSnapshotInput,
     PublishSnapshotOutput,
     StartCodeServerInput,
@@ -30,12 +32,14 @@ from workflows.models import (
 )
 from workflows.names import (
     NEW_GENERATION,
+    OTHER_LIVE_AGENTS,
     PUBLISH_SNAPSHOT,
     REPORT_CODE_LOCATION_STATUS,
     START_CODE_SERVER,
     STOP_CODE_SERVER,
     WAIT_CODE_SERVER_READY,
     WATCH_CODE_SERVER,
+    queue_task_queue,
 )
 
 LOG_TAIL_LINES = 50
@@ -200,6 +204,22 @@ class CodeLocationActivities:
         if input.cleanup:
             await blocking(lambda: launcher.cleanup(input.handle))
         return StopOutput(exit_code=inspection.exit_code)
+
+    @activity.defn(name=OTHER_LIVE_AGENTS)
+    async def other_live_agents(self, input: OtherLiveAgentsInput) -> OtherLiveAgentsOutput:
+        """Live agents, other than ``input.agent``, that serve the agent queue whose task queue
+        is ``input.task_queue``: somewhere to start a lost host's code server again."""
+        base = self.ctx.task_queue_base
+        found = [
+            agent.name
+            for agent in await self.ctx.control_plane.agents()
+            if agent.available
+            and agent.name != input.agent
+            and (
+                not base or any(queue_task_queue(base, q) == input.task_queue for q in agent.queues)
+            )
+        ]
+        return OtherLiveAgentsOutput(agents=found)
 
     @activity.defn(name=NEW_GENERATION)
     async def new_generation(self, input: NewGenerationInput) -> NewGenerationOutput:

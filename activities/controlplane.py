@@ -8,7 +8,7 @@ non-retryable ``ApplicationError`` naming the call and the server's answer.
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from temporalio.exceptions import ApplicationError
 
 from tether_api.models import (
@@ -28,6 +28,10 @@ from tether_api.models import (
 M = TypeVar("M", bound=BaseModel)
 
 REFUSED = "ControlPlaneRefused"
+
+
+class _Agents(RootModel[list[Agent]]):
+    pass
 
 
 class StaleClaim(Exception):
@@ -90,6 +94,10 @@ class ControlPlaneClient:
 
     async def heartbeat(self, body: AgentHeartbeat) -> Agent:
         return self._parse(await self._call("POST", "/heartbeat", body), Agent, "take a heartbeat")
+
+    async def agents(self) -> list[Agent]:
+        response = await self._call("GET", "/agents")
+        return self._parse(response, _Agents, "list the deployment's agents").root
 
     async def poll(self, body: PollRequest) -> list[AgentRequest]:
         response = await self._call("POST", "/requests/poll", body, timeout=body.wait_seconds + 30)

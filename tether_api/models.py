@@ -535,7 +535,11 @@ class RunEventPage(BaseModel):
 
 class WorkerHeartbeatResult(BaseModel):
     run_status: RunStatus
-    cancel_requested: bool = Field(description="True when the run is being canceled.")
+    cancel_requested: bool = Field(
+        description="True when the worker must stop: the run is being canceled, or it was "
+        "already recorded CANCELED or FAILURE without it (e.g. its agent's host was lost and "
+        "its max runtime passed, or it was silent past the heartbeat timeout)."
+    )
 
 
 # --- agent API --------------------------------------------------------------------------
@@ -570,7 +574,9 @@ class Agent(BaseModel):
     last_heartbeat_at: datetime
     code_locations: list[AgentCodeLocationState]
     metadata: dict[str, str]
-    queues: list[str] = Field(description="The agent queues it serves.")
+    queues: list[str] = Field(
+        default_factory=lambda: ["default"], description="The agent queues it serves."
+    )
 
 
 class PollRequest(BaseModel):

@@ -255,6 +255,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             location_activities.stop_code_server,
             location_activities.report_code_location_status,
             location_activities.new_generation,
+            location_activities.other_live_agents,
             run_activities.prepare_run,
             run_activities.validate_run,
             run_activities.launch_run_worker,

@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         LocationStatusInput,
         NewGenerationInput,
         NewGenerationOutput,
+        OtherLiveAgentsInput,
+        OtherLiveAgentsOutput,
         PublishSnapshotInput,
         PublishSnapshotOutput,
         RemoveSignal,
@@ -255,6 +257,13 @@ class CodeLocationWorkflow:
                 raise _LoadFailed(published.error or "the definitions failed to load")
         except (ActivityError, _LoadFailed) as exc:
             if new is not None and host_lost(exc):
+                if old is not None and updating:
+                    # The old server still serves: the update starts again on a live agent.
+                    self._abandon(new)
+                    state.status = Status.RUNNING
+                    state.redeploy_pending = True
+                    state.message = f"agent {new.agent or '?'} was lost starting {new.label}"
+                    return
                 await self._replace_lost(new)
                 if old is not None:
                     await self._stop(old)
@@ -358,7 +367,16 @@ class CodeLocationWorkflow:
         except ActivityError as exc:
             if not host_lost(exc):
                 raise
-            await self._replace_lost(state.server)
+            if await self._others_serve(state.server):
+                await self._replace_lost(state.server)
+            else:
+                # Nowhere else to run it: wait for that agent (a slow restart, say), which
+                # then adopts its server, rather than restart the server when it is back.
+                state.message = (
+                    f"agent {state.server.agent or '?'} is not answering and no other live "
+                    "agent serves this location's queue: waiting for it"
+                )
+                self._show()
             return
         if watched.running:
             return  # the slice ended; the loop starts the next one
@@ -390,6 +408,18 @@ class CodeLocationWorkflow:
             summary=f"stop code server {server.label}",
             **on_host(server, lost_after),
         )
+
+    async def _others_serve(self, server: Handle) -> bool:
+        """Whether another live agent could run the location instead of the lost one."""
+        others = await workflow.execute_activity(
+            names.OTHER_LIVE_AGENTS,
+            OtherLiveAgentsInput(agent=server.agent, task_queue=workflow.info().task_queue),
+            result_type=OtherLiveAgentsOutput,
+            start_to_close_timeout=SHORT,
+            retry_policy=PERSISTENT,
+            summary=f"ask which other agents are live ({server.agent} is not answering)",
+        )
+        return bool(others.agents)
 
     async def _replace_lost(self, server: Handle) -> None:
         """Its agent is lost with its host: start the location again on a live agent."""

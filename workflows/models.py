@@ -229,6 +229,15 @@ class StopOutput(BaseModel):
     exit_code: int | None = None
 
 
+class OtherLiveAgentsInput(BaseModel):
+    agent: str | None = Field(description="The agent that is not answering.")
+    task_queue: str = Field(description="The task queue of the agent queue to serve.")
+
+
+class OtherLiveAgentsOutput(BaseModel):
+    agents: list[str] = Field(description="Other live agents serving that agent queue.")
+
+
 class NewGenerationInput(BaseModel):
     name: str
     reason: str

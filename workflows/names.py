@@ -54,6 +54,7 @@ WATCH_CODE_SERVER = "watch_code_server"
 STOP_CODE_SERVER = "stop_code_server"
 REPORT_CODE_LOCATION_STATUS = "report_code_location_status"
 NEW_GENERATION = "new_generation"
+OTHER_LIVE_AGENTS = "other_live_agents"  # before a lost host's code server is replaced
 
 PREPARE_RUN = "prepare_run"
 LAUNCH_RUN_WORKER = "launch_run_worker"

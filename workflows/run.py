@@ -88,6 +88,8 @@ class RunWorkflow:
         self._handle: Handle | None = None
         self._attributes = False
         self._wait_for_cancel = False
+        # The run worker's agent is not answering: nothing is asked of its host any more.
+        self._lost = False
 
     @workflow.signal(name=names.SIGNAL_TERMINATE)
     def terminate(self, signal: TerminateSignal) -> None:
@@ -281,6 +283,7 @@ class RunWorkflow:
         heartbeats and final event) until it settles there, while a watch waits on the lost
         agent's queue in case it comes back (then its answer counts)."""
         settings = input.settings
+        self._lost = True
         self._phase = "host-lost"
         self._details(
             input,
@@ -304,13 +307,13 @@ class RunWorkflow:
                     )
                 except TimeoutError:
                     return _Outcome.TIMED_OUT
-                if self._terminate is not None:
-                    return _Outcome.TERMINATED
                 if settle.done():
                     settled: RunStatusOutput = settle.result()
                     if settled.status in TERMINAL_RUN_STATUSES:
                         return _Outcome.SETTLED
                     settle = self._start_settle(input)  # the slice ended
+                if self._terminate is not None:
+                    return _Outcome.TERMINATED
                 if watch.done():
                     try:
                         back: WatchRunWorkerOutput = watch.result()
@@ -319,6 +322,7 @@ class RunWorkflow:
                             raise
                         watch = self._start_watch(input, handle, settings.watch_slice_seconds)
                         continue
+                    self._lost = False
                     self._phase = "running"
                     self._details(input, f"agent {handle.agent} is back ({handle.where()})")
                     return back
@@ -413,7 +417,7 @@ class RunWorkflow:
         if timed_out and handle is not None:
             # Its outcome is recorded already: the stop also releases what is left of it.
             await self._stop_worker(input, handle, message, release=True)
-        elif result.release_on_host and handle is not None:
+        elif result.release_on_host and handle is not None and not self._lost:
             await self._release(input, handle, result.status == RunStatus.SUCCESS)
         self._upsert(input, result.status)
         self._phase = "done"
@@ -424,6 +428,10 @@ class RunWorkflow:
         self, input: RunWorkflowInput, handle: Handle, why: str | None, release: bool = False
     ) -> int | None:
         settings = input.settings
+        if self._lost:
+            # Its host is not answering. The control plane's answer to the worker's next
+            # heartbeat stops it: its run ended without its final event.
+            return None
         self._phase = "stopping"
         self._details(input, f"stopping the run worker: {why}")
         try:

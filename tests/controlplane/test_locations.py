@@ -155,3 +155,20 @@ def test_a_spec_stored_before_the_path_rules_still_reads(tenant: Tenant) -> None
         again = c.put(f"{tenant.dep_path}/code-locations/legacy", json=one.json()["spec"])
         assert again.status_code == 422
         assert "working_directory must be an absolute path" in again.text
+
+
+def test_a_deployed_location_does_not_change_agent_queue(tenant: Tenant) -> None:
+    tenant.deploy("trainer", module="m", agent_queue="gpu")
+    with tenant.user() as c:
+        path = f"{tenant.dep_path}/code-locations/trainer"
+        moved = c.put(path, json={"module": "m"})
+        assert moved.status_code == 409, moved.text
+        detail = moved.json()["detail"]
+        assert (
+            "served by agent queue 'gpu'" in detail and "tether locations remove trainer" in detail
+        )
+        assert c.put(path, json={"module": "m2", "agent_queue": "gpu"}).status_code == 200
+        assert c.delete(path).status_code == 202
+        again = c.put(path, json={"module": "m"})
+        assert again.status_code == 200, again.text
+        assert again.json()["code_location"]["spec"]["agent_queue"] is None

@@ -153,6 +153,30 @@ def test_cancel_requested_reaches_the_worker(tenant: Tenant) -> None:
         }
 
 
+def test_a_worker_of_a_run_ended_without_it_is_told_to_stop(tenant: Tenant) -> None:
+    """Recorded FAILURE by its agent (say, max runtime while the worker's host was lost): a
+    worker still heartbeating stops. One that sent its own final event is left alone."""
+    tenant.deploy()
+    lost, own = tenant.launch()["id"], tenant.launch()["id"]
+    tokens = {run: tenant.run_token(run) for run in (lost, own)}
+    for run in (lost, own):
+        with client(tenant.cp.url, tokens[run]) as w:
+            w.post(f"/api/v1/runs/{run}/events", json={"events": [event(1, "RUN_START")]})
+    with tenant.agent() as a:
+        r = a.post(
+            f"/api/v1/agent/runs/{lost}/status",
+            json={"status": "FAILURE", "message": "the run exceeded its max runtime"},
+        )
+        assert r.status_code == 200, r.text
+    with client(tenant.cp.url, tokens[lost]) as w:
+        beat = w.post(f"/api/v1/runs/{lost}/heartbeat").json()
+        assert beat == {"run_status": "FAILURE", "cancel_requested": True}
+    with client(tenant.cp.url, tokens[own]) as w:
+        w.post(f"/api/v1/runs/{own}/events", json={"events": [event(2, "RUN_FAILURE", "boom")]})
+        beat = w.post(f"/api/v1/runs/{own}/heartbeat").json()
+        assert beat == {"run_status": "FAILURE", "cancel_requested": False}
+
+
 def test_live_follow_streams_events_until_the_run_ends(tenant: Tenant) -> None:
     tenant.deploy()
     run = tenant.launch()["id"]

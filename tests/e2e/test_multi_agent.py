@@ -218,3 +218,24 @@ async def test_agent_queues_route_locations_and_runs(
     assert wait_for_location(tenant, "spark")["status"] == "RUNNING"
     assert location(tenant, "spark")["warning"] is None
     assert (await location_state(temporal_server, tenant, "spark")).server.agent == "spark-box"
+
+
+async def test_a_slow_restart_of_the_only_agent_adopts_its_code_server(
+    agents: Agents, temporal_server: TemporalDevServer
+) -> None:
+    """Down for longer than host_lost_after, but no other agent could take over: when it is
+    back it adopts its server instead of restarting it."""
+    tenant = agents.tenant
+    only = agents.start("only")
+    tenant.deploy("ops", python_file=str(OPS))
+    assert wait_for_location(tenant, "ops")["status"] == "RUNNING"
+    before = await location_state(temporal_server, tenant, "ops")
+    only.kill()
+    time.sleep(20)  # heartbeat timeout (10 s) + host_lost_after (3 s), and then some
+    agents.start("only")
+    run = tenant.launch("ops", "quick")
+    assert wait_for_run(tenant, run["id"], timeout=60)["status"] == "SUCCESS"
+    after = await location_state(temporal_server, tenant, "ops")
+    assert after.server is not None and before.server is not None
+    assert (after.server.label, after.server.pid) == (before.server.label, before.server.pid)
+    assert after.deploys == before.deploys and after.abandoned == []

@@ -1,6 +1,6 @@
 """Agent heartbeats and availability."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,10 +64,16 @@ def live_rows(session: Session, dep: DeploymentRow, timeout_seconds: float) -> l
 
 
 def queue_warning(
-    session: Session, dep: DeploymentRow, queue: str, timeout_seconds: float
+    session: Session,
+    dep: DeploymentRow,
+    queue: str,
+    timeout_seconds: float,
+    live: list[AgentRow] | None = None,
 ) -> str | None:
-    """Why nothing will serve the agent queue ``queue``, or None when a live agent does."""
-    live = live_rows(session, dep, timeout_seconds)
+    """Why nothing will serve the agent queue ``queue``, or None when a live agent does.
+    ``live``: the live agents, when the caller has them already."""
+    if live is None:
+        live = live_rows(session, dep, timeout_seconds)
     if any(queue in (row.queues or [DEFAULT_QUEUE]) for row in live):
         return None
     served = sorted({q for row in live for q in (row.queues or [DEFAULT_QUEUE])})
@@ -79,7 +85,7 @@ def queue_warning(
 
 
 def lost_agent(
-    session: Session, dep: DeploymentRow, name: str | None, timeout_seconds: float
+    session: Session, dep: DeploymentRow, name: str | None, timeout_seconds: float, now: datetime
 ) -> AgentRow | None:
     """The agent named ``name`` if it is silent past the timeout (its host is lost)."""
     if name is None:
@@ -87,6 +93,6 @@ def lost_agent(
     row = session.scalar(
         select(AgentRow).where(AgentRow.deployment_id == dep.id, AgentRow.name == name)
     )
-    if row is None or row.last_heartbeat_at >= utcnow() - timedelta(seconds=timeout_seconds):
+    if row is None or row.last_heartbeat_at >= now - timedelta(seconds=timeout_seconds):
         return None
     return row

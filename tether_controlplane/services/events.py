@@ -79,9 +79,13 @@ def ingest(
 
 def heartbeat(session: Session, run: RunRow) -> WorkerHeartbeatResult:
     run.last_heartbeat_at = utcnow()
-    return WorkerHeartbeatResult(
-        run_status=RunStatus(run.status), cancel_requested=run.status == RunStatus.CANCELING
+    # A worker still running for a run that ended without its final event must stop: nobody
+    # else may be able to reach it (its agent's host is lost). One that sent its final event
+    # is ending anyway and is left to flush.
+    stop = run.status == RunStatus.CANCELING or (
+        run.status in (RunStatus.CANCELED, RunStatus.FAILURE) and not has_final_event(session, run)
     )
+    return WorkerHeartbeatResult(run_status=RunStatus(run.status), cancel_requested=stop)
 
 
 def list_after(session: Session, run: RunRow, after: int, limit: int) -> list[RunEvent]:

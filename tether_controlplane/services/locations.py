@@ -14,9 +14,10 @@ from tether_api.models import (
     SyncCodeLocationPayload,
 )
 from tether_api.snapshot import DefinitionsSnapshot
-from tether_controlplane.errors import NotFound
+from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.services import agents, requests
 from tether_controlplane.tables import (
+    AgentRow,
     CodeLocationRow,
     CodeLocationStatusRow,
     DeploymentRow,
@@ -100,6 +101,19 @@ def put(
     now = utcnow()
     if row is not None and not row.removed and row.spec == spec_json:
         return row, False
+    if (
+        row is not None
+        and not row.removed
+        and queue_of(row) != (spec.agent_queue or requests.DEFAULT_QUEUE)
+    ):
+        # Its workflow and server live on the old queue's agents: moving them is a removal
+        # and a new deploy, which the user should see happen.
+        raise Conflict(
+            f"code location {name} is served by agent queue '{queue_of(row)}'; a deployed "
+            f"location cannot move to '{spec.agent_queue or requests.DEFAULT_QUEUE}': remove "
+            f"it (`tether locations remove {name}`), then deploy it with the new agent_queue "
+            f"(or deploy it with --agent-queue {queue_of(row)})"
+        )
     if row is None:
         row = CodeLocationRow(
             deployment_id=dep.id,
@@ -198,6 +212,7 @@ def to_model(
     row: CodeLocationRow,
     with_history: bool = False,
     agent_timeout_seconds: float | None = None,
+    live_agents: list[AgentRow] | None = None,
 ) -> CodeLocation:
     """The API view; with ``agent_timeout_seconds``, a warning when no live agent serves the
     location's agent queue."""
@@ -228,7 +243,7 @@ def to_model(
         status_history=history,
         warning=None
         if agent_timeout_seconds is None or row.removed
-        else agents.queue_warning(session, dep, queue_of(row), agent_timeout_seconds),
+        else agents.queue_warning(session, dep, queue_of(row), agent_timeout_seconds, live_agents),
     )
 
 
@@ -242,4 +257,9 @@ def list_all(
     if not include_removed:
         query = query.where(CodeLocationRow.removed.is_(False))
     rows = session.scalars(query.order_by(CodeLocationRow.name))
-    return [to_model(session, dep, r, False, agent_timeout_seconds) for r in rows]
+    live = (
+        None
+        if agent_timeout_seconds is None
+        else agents.live_rows(session, dep, agent_timeout_seconds)
+    )
+    return [to_model(session, dep, r, False, agent_timeout_seconds, live) for r in rows]

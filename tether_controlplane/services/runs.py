@@ -187,9 +187,9 @@ def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusRep
     if body.log_tail:
         tail = "\n".join(body.log_tail)
         message = f"{message or ''}\n--- last log lines ---\n{tail}".lstrip("\n")
-    if body.agent is not None and body.status == RunStatus.STARTED:
+    applied = transition(session, dep, run, body.status, message, body.exit_code)
+    if applied and body.agent is not None and body.status == RunStatus.STARTED:
         run.agent_name = body.agent  # its host: the one to blame if it goes silent
-    transition(session, dep, run, body.status, message, body.exit_code)
     return run
 
 
@@ -305,7 +305,7 @@ def check_timeouts(
                 "(run_heartbeat_timeout_seconds): it died or lost the control plane"
             )
             lost = agents.lost_agent(
-                session, dep, run.agent_name, agent_timeout or heartbeat_timeout
+                session, dep, run.agent_name, agent_timeout or heartbeat_timeout, now
             )
             if lost is not None:
                 reason = (

@@ -58,6 +58,14 @@ def heartbeat(body: AgentHeartbeat, scope: AgentScope, db: DbDep, settings: Sett
         return agents.to_model(s, dep, row, settings.agent_heartbeat_timeout_seconds)
 
 
+@router.get("/agents", responses=LOOKUP)
+def list_agents(scope: AgentScope, db: DbDep, settings: SettingsDep) -> list[Agent]:
+    """The deployment's agents, with whether each is live: an agent asks before it takes
+    over what a silent one ran."""
+    with db.read() as s:
+        return agents.list_all(s, scope.deployment(s), settings.agent_heartbeat_timeout_seconds)
+
+
 def _claim(
     db: Database, deployment_id: int, body: PollRequest, lease: float
 ) -> tuple[list[AgentRequest], datetime | None]:

@@ -4,13 +4,13 @@ from fastapi import APIRouter
 
 from tether_api.models import CodeLocation, CodeLocationDeploy, CodeLocationPutResult
 from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserScope
-from tether_controlplane.api.responses import LOOKUP
+from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.services import locations
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/code-locations", tags=["code locations"])
 
 
-@router.put("/{name}", responses=LOOKUP)
+@router.put("/{name}", responses=LOOKUP_OR_CONFLICT)
 def put_code_location(
     name: NamePath, spec: CodeLocationDeploy, scope: UserScope, db: DbDep, settings: SettingsDep
 ) -> CodeLocationPutResult:
