@@ -175,6 +175,7 @@ class CodeLocationActivities:
             activity.heartbeat()
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
+                self.ctx.check_here(input.handle, inspection.found)
                 return WatchOutput(
                     running=False,
                     reason=describe_exit(inspection.exit_code, inspection.detail),

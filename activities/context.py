@@ -19,6 +19,9 @@ from workflows.names import DEFAULT_AGENT_QUEUE
 
 T = TypeVar("T")
 
+# About five minutes of retries (the backoff is capped at 10 s).
+LEGACY_NOT_FOUND_ATTEMPTS = 30
+
 
 @dataclass
 class AgentContext:
@@ -45,6 +48,19 @@ class AgentContext:
         """The handle, stamped with this agent and its own task queue: from now on only this
         host watches, stops and reads it."""
         return handle.model_copy(update={"agent": self.agent_name, "host_queue": self.host_queue})
+
+    def check_here(self, handle: Handle, found: bool) -> None:
+        """A handle recorded before agents had their own queue names no host: when this agent
+        does not know its label, another agent's host may, so the attempt fails (retried,
+        maybe on that agent) a while before "not found" is taken to mean "exited"."""
+        if found or handle.host_queue is not None or not activity.in_activity():
+            return
+        if activity.info().attempt < LEGACY_NOT_FOUND_ATTEMPTS:
+            raise ApplicationError(
+                f"{handle.label} is not on the host of agent {self.agent_name}; another "
+                "agent's host may have it",
+                type="NotOnThisHost",
+            )
 
     def is_local(self, handle: Handle) -> bool:
         """Whether this agent's host can see the process: one recorded before agents had their

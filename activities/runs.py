@@ -226,6 +226,7 @@ class RunActivities:
             activity.heartbeat()
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
+                self.ctx.check_here(input.handle, inspection.found)
                 # Read here, on its host: finishing may happen on another agent.
                 tail = await asyncio.to_thread(
                     self.ctx.launcher.log_tail, input.handle, LOG_TAIL_LINES

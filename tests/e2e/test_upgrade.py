@@ -69,13 +69,18 @@ async def server_of(temporal: TemporalDevServer, tenant: Tenant) -> CodeLocation
     return await handle.query(names.QUERY_STATE, result_type=CodeLocationState)
 
 
+@pytest.mark.parametrize("another_host", [False, True], ids=["same-host", "and-another-host"])
 async def test_rolling_upgrade_with_runs_in_flight_fails_nothing(
     e2e_tenant: Tenant,
     temporal_server: TemporalDevServer,
     previous_release: Path,
     state_dir: Path,
     tmp_path: Path,
+    another_host: bool,
 ) -> None:
+    """``another_host``: a second new agent, on a host of its own, joins at the upgrade. The old
+    release's handles name no host, so it may be handed their watches: not finding the
+    processes must not fail them (the watch is retried until their own host's agent has it)."""
     tenant = e2e_tenant
     old = AgentProcess(
         tenant, temporal_server, tmp_path / "old", state_dir=state_dir, source=previous_release
@@ -84,6 +89,9 @@ async def test_rolling_upgrade_with_runs_in_flight_fails_nothing(
     (tmp_path / "new").mkdir()
     old.start()
     new = AgentProcess(tenant, temporal_server, tmp_path / "new", state_dir=state_dir)
+    other = AgentProcess(
+        tenant, temporal_server, tmp_path / "new", "agent-2", state_dir=tmp_path / "state-2"
+    )
     try:
         tenant.deploy("ops", python_file=str(OPS))
         assert wait_for_location(tenant, "ops")["status"] == "RUNNING"
@@ -96,6 +104,8 @@ async def test_rolling_upgrade_with_runs_in_flight_fails_nothing(
             wait_for_run(tenant, run["id"], ("STARTED",), timeout=60)
 
         new.start()  # beside the old one, then the old one goes: a rolling upgrade
+        if another_host:
+            other.start()
         old.stop()
 
         for run in runs:
@@ -108,10 +118,10 @@ async def test_rolling_upgrade_with_runs_in_flight_fails_nothing(
         assert after.server is not None and after.server.label == before.server.label
         assert after.server.pid == before.server.pid
 
-        # The new agent runs new work on its own queue.
+        # New work runs on the new agents' own queues.
         again = tenant.launch("ops", "quick")
         done = wait_for_run(tenant, again["id"], timeout=60)
-        assert done["status"] == "SUCCESS" and done["agent"] == new.name, done
+        assert done["status"] == "SUCCESS" and done["agent"] in (new.name, other.name), done
         # And the workflows the old release started completed under the new one.
         client = await Client.connect(
             temporal_server.address, data_converter=pydantic_data_converter
@@ -120,5 +130,7 @@ async def test_rolling_upgrade_with_runs_in_flight_fails_nothing(
             handle = client.get_workflow_handle(names.run_workflow_id(run["id"]))
             assert (await handle.result())["status"] == "SUCCESS"
     finally:
+        other.stop()
         new.stop()
         old.stop()
+        stop_launched(tmp_path / "state-2")
