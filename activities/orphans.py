@@ -11,20 +11,25 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.launchers.docker import DockerLauncher, ManagedContainer
 from activities.launchers.docker_settings import LABEL_KIND, LABEL_LABEL, LABEL_WORKFLOW_ID
-from workflows import names
-from workflows.models import CodeLocationState
+from activities.ownership import location_state, served_elsewhere
 
 log = logging.getLogger("tether.agent.orphans")
 
 
 async def remove_orphans(
-    launcher: DockerLauncher, temporal: Client, organization: str, deployment: str
+    launcher: DockerLauncher,
+    temporal: Client,
+    organization: str,
+    deployment: str,
+    host_queue: str | None = None,
 ) -> list[str]:
-    """Remove the deployment's orphaned containers; returns their names."""
+    """Remove the deployment's orphaned containers; returns their names. With
+    ``host_queue`` (this agent's), a code server its workflow records on another agent's
+    host is an orphan too: a second copy from a launch retried elsewhere."""
     containers = await asyncio.to_thread(launcher.managed, organization, deployment)
     # Asked all at once: a query to a location's workflow may wait out the dead agent's
     # sticky queue, which must not hold up the removal of plain orphans.
-    owned = await asyncio.gather(*(_owned(temporal, c) for c in containers))
+    owned = await asyncio.gather(*(_owned(temporal, c, host_queue) for c in containers))
     removed = []
     for container, is_owned in zip(containers, owned, strict=True):
         if is_owned or _kept_for_debugging(launcher, container):
@@ -34,7 +39,9 @@ async def remove_orphans(
     return removed
 
 
-async def _owned(temporal: Client, container: ManagedContainer) -> bool:
+async def _owned(
+    temporal: Client, container: ManagedContainer, host_queue: str | None = None
+) -> bool:
     workflow_id = container.labels.get(LABEL_WORKFLOW_ID)
     if not workflow_id:
         return True  # not ours to judge
@@ -52,16 +59,12 @@ async def _owned(temporal: Client, container: ManagedContainer) -> bool:
         return False
     if container.labels.get(LABEL_KIND) != "code-server":
         return True  # a running RunWorkflow owns its worker
-    try:
-        state = await asyncio.wait_for(
-            handle.query(names.QUERY_STATE, result_type=CodeLocationState), timeout=30
-        )
-    except (RPCError, TimeoutError) as exc:
-        log.warning(
-            "kept %s: %s did not answer its state query: %s", container.name, workflow_id, exc
-        )
-        return True
+    state = await location_state(temporal, workflow_id)
+    if state is None:
+        return True  # cannot tell: kept
     label = container.labels.get(LABEL_LABEL, "")
+    if served_elsewhere(state, label, host_queue):
+        return False
     serving = state.server is not None and state.server.label == label
     # The server being started right now (its deploy number is the latest) is owned too.
     starting = label == f"{workflow_id}#{state.deploys}"

@@ -24,6 +24,7 @@ from activities.controlplane import ControlPlaneClient
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
+from activities.ownership import stop_stray_code_servers
 from activities.runs import RunActivities
 from tether_api.models import Agent, AgentHeartbeat
 from worker.config import AgentConfig
@@ -76,9 +77,23 @@ def make_launcher(config: AgentConfig) -> Launcher:
     )
 
 
-async def reap_orphans(launcher: Launcher, temporal: Client, organization: str, dep: str) -> None:
-    """At start, remove the deployment's containers that no workflow owns any more."""
+async def reap_orphans(
+    launcher: Launcher, temporal: Client, organization: str, dep: str, host_queue: str
+) -> None:
+    """At start, remove the deployment's containers that no workflow owns any more, and
+    code servers here that their workflow records on another host."""
     if launcher.name != "docker":
+        try:
+            stopped = await stop_stray_code_servers(
+                launcher, temporal, organization, dep, host_queue
+            )
+        except Exception:  # never worth stopping the agent for
+            log.exception("could not look for stray code servers")
+            return
+        if stopped:
+            log.info(
+                "stopped %d code servers served elsewhere: %s", len(stopped), ", ".join(stopped)
+            )
         return  # (and a process agent never imports the Docker SDK)
     from activities.launchers.docker import DockerLauncher
     from activities.orphans import remove_orphans
@@ -86,7 +101,7 @@ async def reap_orphans(launcher: Launcher, temporal: Client, organization: str, 
     assert isinstance(launcher, DockerLauncher)
 
     try:
-        removed = await remove_orphans(launcher, temporal, organization, dep)
+        removed = await remove_orphans(launcher, temporal, organization, dep, host_queue)
     except Exception:  # never worth stopping the agent for
         log.exception("could not look for orphaned containers")
         return
@@ -295,7 +310,9 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             )
             # In the background: it asks workflows (served by this worker) who owns what.
             reaping = asyncio.create_task(
-                reap_orphans(context.launcher, temporal, agent.organization, agent.deployment)
+                reap_orphans(
+                    context.launcher, temporal, agent.organization, agent.deployment, host_queue
+                )
             )
             sweeping = asyncio.create_task(
                 sweep_periodically(context.launcher, config.output_retention, stop)

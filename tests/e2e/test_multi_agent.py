@@ -8,6 +8,7 @@ real run workers and code servers."""
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.launchers.base import LaunchSpec
 from activities.launchers.process import ProcessLauncher
 from tests.agent_support import (
     AgentProcess,
@@ -28,6 +30,7 @@ from tests.agent_support import (
     worker_starts,
 )
 from tests.support import ControlPlane, Tenant, wait_until
+from tether_api.models import CodeLocationSpec
 from workflows import names
 from workflows.models import CodeLocationState
 
@@ -179,9 +182,22 @@ async def test_losing_an_agent_costs_its_healthy_runs_nothing(
         assert result["status"] == tenant.run(run_id)["status"]
 
     # The lost host comes back: its old code server is stopped, so the location does not
-    # end with two servers.
+    # end with two servers. So is a copy of the new one there (as a start that was retried on
+    # the survivor after the victim died inside it would leave): the survivor's is the one.
     assert old_server.pid is not None and alive(old_server.pid)
+    assert after.server.label is not None
+    copy = ProcessLauncher(victim.state_dir).start(
+        LaunchSpec(
+            label=after.server.label,
+            kind="code-server",
+            location=CodeLocationSpec(
+                module="unused", command=[sys.executable, "-c", "import time; time.sleep(600)"]
+            ),
+        )
+    )
+    assert copy.pid is not None and alive(copy.pid)
     agents.start(victim.name)
+    wait_until(lambda: not alive(copy.pid or 0), timeout=60, what="the stray copy stopped")
     wait_until(lambda: not alive(old_server.pid or 0), timeout=60, what="old server stopped")
     for _ in range(100):
         final = await location_state(temporal_server, tenant, "ops")
@@ -189,6 +205,7 @@ async def test_losing_an_agent_costs_its_healthy_runs_nothing(
             break
         await asyncio.sleep(0.2)
     assert final.server.label == after.server.label and final.abandoned == []
+    assert after.server.pid is not None and alive(after.server.pid)  # the survivor's serves on
 
 
 async def test_agent_queues_route_locations_and_runs(
