@@ -1,6 +1,6 @@
 """Whose a launched code server is, asked of its location's workflow: shared by the sweeps an
-agent runs at start (orphaned containers; code servers started twice across hosts). Nothing
-here imports a launcher, so a process agent never loads the Docker SDK."""
+agent runs at start (orphaned containers; code servers started twice across hosts). It never
+imports the Docker launcher, so a process agent never loads the Docker SDK."""
 
 import asyncio
 import logging
@@ -8,6 +8,7 @@ import logging
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.launchers.process import ProcessLauncher
 from workflows import names
 from workflows.models import CodeLocationState
 
@@ -44,14 +45,14 @@ def served_elsewhere(state: CodeLocationState, label: str, host_queue: str | Non
 
 
 async def stop_stray_code_servers(
-    launcher: object, temporal: Client, organization: str, deployment: str, host_queue: str
+    launcher: ProcessLauncher,
+    temporal: Client,
+    organization: str,
+    deployment: str,
+    host_queue: str,
 ) -> list[str]:
-    """Stop this host's running code servers that their workflow records on another host
-    (process launcher); returns their labels."""
-    from activities.launchers.process import ProcessLauncher
-
-    if not isinstance(launcher, ProcessLauncher):
-        return []
+    """Stop this host's running code servers that their workflow records on another host;
+    returns their labels. (The Docker launcher's orphan sweep applies the same rule.)"""
     prefix = names.code_location_workflow_id(organization, deployment, "")
     stopped = []
     for label in await asyncio.to_thread(launcher.labels):

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tether_cli.dev.options import Options
 from tether_controlplane.bootstrap import bootstrap
 
 REPO = Path(__file__).resolve().parent.parent
@@ -225,3 +226,20 @@ def event(seq: int, type_: str = "LOG", message: str = "", **extra: Any) -> dict
         "message": message,
         **extra,
     }
+
+
+def dev_options(home: Path, headless: bool = True, temporal_address: str | None = None) -> Options:
+    """``tether dev``'s options with their defaults, in ``home``."""
+    return Options(
+        home=home,
+        port=3000,
+        temporal_port=7233,
+        temporal_ui_port=8233,
+        temporal_metrics_port=None,
+        temporal_http_port=None,
+        temporal_address=temporal_address,
+        org="local",
+        deployment="dev",
+        example=True,
+        headless=headless,
+    )

@@ -1,7 +1,6 @@
 """Request and response bodies of the REST API (``/api/v1``)."""
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -17,7 +16,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from tether_api.enums import (
     CodeLocationStatus,
@@ -27,6 +25,16 @@ from tether_api.enums import (
     RunStatus,
 )
 from tether_api.names import Name
+from tether_api.paths import (
+    MODULE_PATTERN,
+    PYTHON_FILE_PATTERN,
+    RELATIVE_FILE_PATTERN,
+    WORKING_DIRECTORY_PATTERN,
+    check,
+    check_module,
+    check_working_directory,
+    python_file_problem,
+)
 from tether_api.snapshot import DefinitionsSnapshot
 
 MAX_EVENTS_PER_BATCH = 5000
@@ -38,16 +46,6 @@ MAX_EVENT_DATA_BYTES = 256 * 1024
 MAX_TAGS = 100
 MAX_SEQ = 2**31 - 1  # per-run sequence numbers are 32-bit in storage
 INT32 = 2**31 - 1
-MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-# One path component that is not '..' and holds no '/' or NUL (empty and '.' are harmless).
-_NONEMPTY = r"(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+|\.)"
-_COMPONENT = rf"{_NONEMPTY}?"
-# A code location's paths, as published in the schema and enforced by the validators below:
-# an absolute working directory, and a python file, each without '..' components or NUL.
-WORKING_DIRECTORY_PATTERN = rf"^(?:/{_COMPONENT})+$"
-PYTHON_FILE_PATTERN = rf"^{_COMPONENT}(?:/{_COMPONENT})*$"
-# The same, relative: what python_file must be when a working directory is given.
-RELATIVE_FILE_PATTERN = rf"^{_NONEMPTY}(?:/{_COMPONENT})*$"
 
 
 def strip_nul(value: str) -> str:
@@ -191,78 +189,12 @@ class ContainerContext(BaseModel):
     )
 
 
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:77] + "...")
-
-
-def module_problem(value: str) -> str | None:
-    """Why ``value`` is not a module name the API takes, or None (MODULE_PATTERN)."""
-    if re.fullmatch(MODULE_PATTERN, value):
-        return None
-    return (
-        "module must be a dotted Python module name such as 'my_project.definitions' "
-        f"(identifiers of letters, digits and '_', joined by '.'); {_shown(value)} is not one"
-    )
-
-
-def working_directory_problem(value: str) -> str | None:
-    """Why ``value`` is not a working directory the API takes, or None
-    (WORKING_DIRECTORY_PATTERN)."""
-    if re.fullmatch(WORKING_DIRECTORY_PATTERN, value):
-        return None
-    allowed = (
-        "working_directory must be an absolute path (e.g. /opt/project) with no '..' components"
-    )
-    if "\x00" in value:
-        why = "it holds a NUL byte"
-    elif not value:
-        why = "it is empty (leave it out for the launcher's default)"
-    elif not value.startswith("/"):
-        why = (
-            f"{_shown(value)} is relative: relative directories would resolve against the "
-            "agent's own directory"
-        )
-    else:
-        why = f"{_shown(value)} has one"
-    return f"{allowed}; {why}"
-
-
-def python_file_problem(value: str, working_directory: str | None) -> str | None:
-    """Why ``value`` is not a python file the API takes, or None. Without '..' components or
-    NUL (PYTHON_FILE_PATTERN); relative to ``working_directory`` when that is given
-    (RELATIVE_FILE_PATTERN)."""
-    if working_directory:
-        allowed = "python_file must be a path inside working_directory, e.g. 'definitions.py'"
-    else:
-        allowed = "python_file must be a path with no '..' components, e.g. 'definitions.py'"
-    if "\x00" in value:
-        return f"{allowed}; it holds a NUL byte"
-    if not re.fullmatch(PYTHON_FILE_PATTERN, value):
-        return f"{allowed}; {_shown(value)} has a '..' component, which is not allowed"
-    if working_directory and not re.fullmatch(RELATIVE_FILE_PATTERN, value):
-        return (
-            f"{allowed}; {_shown(value)} is not relative to it (it is taken from "
-            f"working_directory {_shown(working_directory)})"
-        )
-    return None
-
-
-def _check(problem: str | None) -> None:
-    # The message as is: no "Value error, " in front of it.
-    if problem is not None:
-        raise PydanticCustomError("invalid_code_location", problem)
-
-
-def _check_module(value: Any) -> Any:
-    if isinstance(value, str):
-        _check(module_problem(value))
-    return value
-
-
-def _check_working_directory(value: Any) -> Any:
-    if isinstance(value, str):
-        _check(working_directory_problem(value))
-    return value
+ONE_TARGET_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["module"], "properties": {"module": {"type": "string"}}},
+        {"required": ["python_file"], "properties": {"python_file": {"type": "string"}}},
+    ]
+}
 
 
 class CodeLocationSpec(BaseModel):
@@ -283,15 +215,8 @@ class CodeLocationSpec(BaseModel):
     python_executable: str | None = Field(
         default=None, max_length=1000, description="Python to run (process launcher)."
     )
-    model_config = ConfigDict(
-        # The rule _one_target enforces, said in the schema for generated clients.
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["module"], "properties": {"module": {"type": "string"}}},
-                {"required": ["python_file"], "properties": {"python_file": {"type": "string"}}},
-            ]
-        }
-    )
+    # The rule _one_target enforces, said in the schema for generated clients.
+    model_config = ConfigDict(json_schema_extra=ONE_TARGET_SCHEMA)
 
     module: str | None = Field(
         default=None,
@@ -342,10 +267,7 @@ class CodeLocationDeploy(CodeLocationSpec):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "oneOf": [
-                {"required": ["module"], "properties": {"module": {"type": "string"}}},
-                {"required": ["python_file"], "properties": {"python_file": {"type": "string"}}},
-            ],
+            **ONE_TARGET_SCHEMA,
             # With a working directory, the python file is relative to it.
             "if": {
                 "required": ["working_directory"],
@@ -361,7 +283,7 @@ class CodeLocationDeploy(CodeLocationSpec):
         Annotated[
             str,
             Field(max_length=1000, pattern=WORKING_DIRECTORY_PATTERN),
-            BeforeValidator(_check_working_directory),
+            BeforeValidator(check_working_directory),
         ]
         | None
     ) = Field(
@@ -370,9 +292,7 @@ class CodeLocationDeploy(CodeLocationSpec):
         "agent's host (process launcher) or in the image (Docker launcher).",
     )
     module: (
-        Annotated[
-            str, Field(max_length=300, pattern=MODULE_PATTERN), BeforeValidator(_check_module)
-        ]
+        Annotated[str, Field(max_length=300, pattern=MODULE_PATTERN), BeforeValidator(check_module)]
         | None
     ) = Field(
         default=None,
@@ -391,7 +311,7 @@ class CodeLocationDeploy(CodeLocationSpec):
     @classmethod
     def _python_file_inside(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            _check(python_file_problem(value, info.data.get("working_directory")))
+            check(python_file_problem(value, info.data.get("working_directory")))
         return value
 
 

@@ -3,14 +3,14 @@ flags and ``TETHER_AGENT_*`` / ``TEMPORAL_*`` environment variables."""
 
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, Field, SecretStr
 
 from activities.launchers.docker_settings import DockerSettings
 from activities.launchers.retention import OutputRetention
 from tether_api.home import tether_home
-from tether_api.names import NAME_PATTERN
+from tether_api.names import Name
 from workflows.models import CodeLocationSettings, RunSettings
 from workflows.names import DEFAULT_AGENT_QUEUE
 
@@ -50,7 +50,7 @@ class AgentConfig(BaseModel):
         description="Temporal task queue; default tether:{org}:{deployment}. Agents of different "
         "deployments must not share one: activities use this agent's token.",
     )
-    queues: list[Annotated[str, StringConstraints(pattern=NAME_PATTERN)]] = Field(
+    queues: list[Name] = Field(
         default_factory=lambda: [DEFAULT_AGENT_QUEUE],
         min_length=1,
         description="The agent queues this agent serves: it runs only the code locations (and "

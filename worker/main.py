@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -82,31 +82,25 @@ async def reap_orphans(
 ) -> None:
     """At start, remove the deployment's containers that no workflow owns any more, and
     code servers here that their workflow records on another host."""
-    if launcher.name != "docker":
-        try:
-            stopped = await stop_stray_code_servers(
-                launcher, temporal, organization, dep, host_queue
-            )
-        except Exception:  # never worth stopping the agent for
-            log.exception("could not look for stray code servers")
-            return
-        if stopped:
-            log.info(
-                "stopped %d code servers served elsewhere: %s", len(stopped), ", ".join(stopped)
-            )
-        return  # (and a process agent never imports the Docker SDK)
-    from activities.launchers.docker import DockerLauncher
-    from activities.orphans import remove_orphans
+    sweep: Coroutine[Any, Any, list[str]]
+    if isinstance(launcher, ProcessLauncher):
+        sweep = stop_stray_code_servers(launcher, temporal, organization, dep, host_queue)
+        what = "code servers served from another host"
+    else:
+        # Imported here: a process agent never loads the Docker SDK.
+        from activities.launchers.docker import DockerLauncher
+        from activities.orphans import remove_orphans
 
-    assert isinstance(launcher, DockerLauncher)
-
+        assert isinstance(launcher, DockerLauncher)
+        sweep = remove_orphans(launcher, temporal, organization, dep, host_queue)
+        what = "orphaned containers"
     try:
-        removed = await remove_orphans(launcher, temporal, organization, dep, host_queue)
+        removed = await sweep
     except Exception:  # never worth stopping the agent for
-        log.exception("could not look for orphaned containers")
+        log.exception("could not look for %s", what)
         return
     if removed:
-        log.info("removed %d orphaned containers: %s", len(removed), ", ".join(removed))
+        log.info("removed %d %s: %s", len(removed), what, ", ".join(removed))
 
 
 async def connect_temporal(config: AgentConfig) -> Client:

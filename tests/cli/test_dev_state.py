@@ -7,31 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import dev_options
 from tether_cli.context import DevFile, parse_dev_file
-from tether_cli.dev.options import Options
 from tether_cli.dev.state import Tokens, dev_file_for, load_dev_file, save_dev_file
-
-
-def options(home: Path, headless: bool = True, temporal_address: str | None = None) -> Options:
-    """``tether dev``'s options with their defaults, in ``home``."""
-    return Options(
-        home=home,
-        port=3000,
-        temporal_port=7233,
-        temporal_ui_port=8233,
-        temporal_metrics_port=None,
-        temporal_http_port=None,
-        temporal_address=temporal_address,
-        org="local",
-        deployment="dev",
-        example=True,
-        headless=headless,
-    )
 
 
 @pytest.mark.parametrize("headless", [False, True])
 def test_saved_format(tmp_path: Path, headless: bool) -> None:
-    o = options(tmp_path, headless)
+    o = dev_options(tmp_path, headless)
     tokens = Tokens(user="tether_user_u", agent="tether_agent_a", reused=False)
     save_dev_file(o.dev_file, dev_file_for(o, tokens))
 

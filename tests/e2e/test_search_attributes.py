@@ -13,8 +13,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from tests.agent_support import TemporalDevServer
-from tests.cli.test_dev_state import options as dev_options
-from tests.support import free_port
+from tests.support import dev_options, free_port
 from tether_cli.dev.options import Options
 from tether_cli.dev.processes import Signals
 from tether_cli.dev.stack import Stack

@@ -131,17 +131,20 @@ def admit(session: Session, dep: DeploymentRow) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     now = utcnow()
+    queues: dict[str, str] = {}  # one lookup per location, not per run, in a burst
     for run in queued:
         run.status = RunStatus.STARTING.value
         run.admitted_at = now
         payload = LaunchRunPayload(run_id=run.id, code_location=run.code_location, job=run.job)
+        if run.code_location not in queues:
+            queues[run.code_location] = locations.queue_of_name(session, dep, run.code_location)
         requests.enqueue(
             session,
             dep.id,
             RequestType.LAUNCH_RUN,
             payload.model_dump(),
             f"launch:{run.id}",
-            queue=locations.queue_of_name(session, dep, run.code_location),
+            queue=queues[run.code_location],
         )
     return len(queued)
 
