@@ -40,6 +40,17 @@ else
     echo "test.sh: no Docker engine (see above); the Docker tests will be skipped" >&2
 fi
 
+# Chromium for the web UI tests (tests/ui), driven by Playwright.
+if chromium=$(scripts/setup-browser.sh 2>/tmp/tether-setup-browser.log); then
+    export TETHER_TEST_CHROMIUM="$chromium"
+elif [ "${CI:-}" = "true" ]; then
+    cat /tmp/tether-setup-browser.log >&2
+    echo "test.sh: Chromium could not be set up, and CI needs it" >&2
+    exit 1
+else
+    echo "test.sh: no Chromium (see scripts/setup-browser.sh); the web UI tests will be skipped" >&2
+fi
+
 export PATH="$PWD/$VENV/bin:$PATH"
 echo "== ruff" && ruff check . && ruff format --check .
 echo "== mypy" && mypy

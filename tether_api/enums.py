@@ -63,3 +63,23 @@ FINAL_EVENT_STATUS: dict[EventType, RunStatus] = {
     EventType.RUN_FAILURE: RunStatus.FAILURE,
     EventType.RUN_CANCELED: RunStatus.CANCELED,
 }
+
+
+class StepStatus(StrEnum):
+    """A step's state in a run, as its events tell it (see tether_api.steps)."""
+
+    PENDING = "PENDING"  # in the job, no event yet
+    RUNNING = "RUNNING"  # started, not ended (or its worker died first)
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    SKIPPED = "SKIPPED"
+    CANCELED = "CANCELED"
+
+
+# The event types that end a step, and the status each one means.
+STEP_END_STATUS: dict[EventType, StepStatus] = {
+    EventType.STEP_SUCCESS: StepStatus.SUCCESS,
+    EventType.STEP_FAILURE: StepStatus.FAILURE,
+    EventType.STEP_SKIPPED: StepStatus.SKIPPED,
+    EventType.STEP_CANCELED: StepStatus.CANCELED,
+}

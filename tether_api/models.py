@@ -335,6 +335,10 @@ class CodeLocation(BaseModel):
     error: CodeLocationError | None = None
     snapshot: DefinitionsSnapshot | None = None
     snapshot_updated_at: datetime | None = None
+    deployed_at: datetime | None = Field(
+        default=None,
+        description="When the current generation was asked for (deploy, redeploy, changed spec).",
+    )
     created_at: datetime
     updated_at: datetime
     removed: bool = False
@@ -371,6 +375,28 @@ class RunCreate(BaseModel):
     @classmethod
     def _config_size(cls, value: dict[str, Any]) -> dict[str, Any]:
         return check_json_size(value, MAX_RUN_CONFIG_BYTES, "run_config")
+
+
+class RunConfigValidation(BaseModel):
+    """What creating a run with this body would say about its job and config, without
+    creating it."""
+
+    valid: bool = Field(
+        description="True when a run with this body would be accepted. Also true while the "
+        "code location has reported no definitions yet: then only the run worker can check "
+        "the config (config_schema is null)."
+    )
+    errors: list[FieldError] = Field(
+        default_factory=list,
+        description="Each problem, as in the 422 answer of creating the run: an unknown job "
+        "at ['body', 'job'], a bad config field at ['body', 'run_config', ...path]; `type` is "
+        "the JSON Schema keyword that failed (e.g. 'type', 'required', 'minimum').",
+    )
+    config_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="The job's config as JSON Schema (from its pydantic model), to show its "
+        "fields; null when the job has no config model or is unknown.",
+    )
 
 
 class Run(BaseModel):

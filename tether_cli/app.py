@@ -2,7 +2,7 @@
 
 import typer
 
-from tether_cli import agent, controlplane, dev, locations, runs
+from tether_cli import agent, agents, controlplane, dev, locations, runs, signin
 
 app = typer.Typer(
     name="tether",
@@ -15,9 +15,11 @@ app.add_typer(agent.app, name="agent")
 app.command("dev")(dev.dev)
 app.command("deploy")(locations.deploy)
 app.command("redeploy")(locations.redeploy)
-app.command("locations")(locations.list_locations)
+app.add_typer(locations.app, name="locations")
+app.command("agents")(agents.list_agents)
 app.command("remove")(locations.remove)
 app.add_typer(runs.app, name="runs")
+app.command("sign-in-link")(signin.sign_in_link)
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 

@@ -22,6 +22,7 @@ from tether_api.models import (
     RunEventPage,
     RunPage,
 )
+from tether_api.sessions import SignInLink, SignInLinkCreate
 from tether_cli.context import Connection
 from tether_cli.render import CliError, note
 
@@ -114,13 +115,17 @@ class TetherClient:
             f"lost the connection to the control plane at {self.connection.url}: {_reason(exc)}"
         )
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, root: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """``path`` is under the deployment, or (``root``) under the server itself."""
         # GETs are retried on any transport error or 5xx; other methods only when the
         # connection was never made, so a request is never applied twice.
         idempotent = method == "GET"
         for delay in (*RETRY_DELAYS, None):
             try:
-                response = self._http.request(method, self._base + path, **kwargs)
+                url = path if root else self._base + path
+                response = self._http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if delay is None or not (idempotent or unsent):
@@ -170,6 +175,15 @@ class TetherClient:
         """How many of the deployment's agents sent a heartbeat within the timeout."""
         return sum(1 for agent in self.list_agents() if agent.available)
 
+    # --- web UI -------------------------------------------------------------------------
+
+    def sign_in_link(self, ttl_seconds: int) -> str:
+        """A one-time link that signs its first visitor in to the web UI as this user."""
+        body = SignInLinkCreate(ttl_seconds=ttl_seconds).model_dump()
+        answer = self._request("POST", "/api/v1/sign-in-links", root=True, json=body)
+        link = SignInLink.model_validate_json(answer.content)
+        return self.connection.url.rstrip("/") + link.path
+
     # --- runs ---------------------------------------------------------------------------
 
     def create_run(self, body: RunCreate) -> Run:
@@ -187,6 +201,7 @@ class TetherClient:
         code_location: str | None,
         tags: dict[str, str],
         limit: int,
+        job: str | None = None,
     ) -> list[Run]:
         """Newest first, up to ``limit``, following the pages' cursors."""
         runs: list[Run] = []
@@ -197,6 +212,8 @@ class TetherClient:
             params.append(("limit", min(limit - len(runs), MAX_PAGE_RUNS)))
             if code_location:
                 params.append(("code_location", code_location))
+            if job:
+                params.append(("job", job))
             if cursor:
                 params.append(("cursor", cursor))
             page = self._call(RunPage, "GET", "/runs", params=params)
@@ -213,6 +230,17 @@ class TetherClient:
             f"/runs/{_segment(run_id)}/events",
             params={"after": after, "limit": limit},
         )
+
+    def all_events(self, run_id: str) -> list[RunEvent]:
+        """Every event of the run so far, in order, page by page."""
+        found: list[RunEvent] = []
+        after = 0
+        while True:
+            page = self.events(run_id, after, MAX_PAGE_EVENTS)
+            found += page.events
+            if len(page.events) < MAX_PAGE_EVENTS:
+                return found
+            after = page.last_seq
 
     def follow_events(self, run_id: str, after: int = 0) -> Iterator[RunEvent]:
         """Every event after ``after``, live, until the stream's ``end``. A dropped

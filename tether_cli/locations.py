@@ -1,5 +1,6 @@
 """``tether deploy``, ``redeploy``, ``locations``, ``remove``: code locations."""
 
+import json
 import shlex
 import time
 from datetime import datetime
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from tether_api.configschema import fields as config_fields
 from tether_api.enums import CodeLocationStatus
 from tether_api.models import (
     CodeLocation,
@@ -17,6 +19,7 @@ from tether_api.models import (
     CodeLocationPutResult,
     ContainerContext,
 )
+from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.render import (
@@ -31,6 +34,7 @@ from tether_cli.render import (
     note,
     out,
     parse_pairs,
+    print_field,
     print_json,
     print_table,
     styled_status,
@@ -356,6 +360,27 @@ def redeploy(
         _settle(client, name, location, location.updated_at, timeout, json_output, True)
 
 
+app = typer.Typer(
+    help="List code locations (the default), or show one in full.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def locations_main(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """List code locations: status, generation, jobs, last error. `tether locations show
+    NAME` shows one in full."""
+    if ctx.invoked_subcommand is None:
+        list_locations(json_output, url, token, deployment)
+
+
+@app.command("list")
 def list_locations(
     json_output: JsonOption = False,
     url: UrlOption = None,
@@ -397,3 +422,116 @@ def remove(
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
         client.remove_location(name)
         out.print(f"{escape(name)}: removal requested; the agent stops its server")
+
+
+@app.command("show")
+def show_location(
+    name: Annotated[str, typer.Argument(help="Code location name.", show_default=False)],
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Show a code location: status, what it runs, its error with the server's last log
+    lines, its jobs (steps and config fields), assets and schedules."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        location = client.get_location(name)
+    if json_output:
+        print_json(location)
+        return
+    _print_location(location)
+
+
+def _print_location(location: CodeLocation) -> None:
+    spec = location.spec
+    print_field("name", escape(location.name))
+    print_field("status", styled_status(location.status))
+    print_field("generation", str(location.generation))
+    print_field("updated", local_time(location.updated_at))
+    if spec.image:
+        print_field("image", escape(spec.image))
+    if spec.working_directory:
+        print_field("directory", escape(spec.working_directory))
+    target = ("module", spec.module) if spec.module else ("python file", spec.python_file)
+    print_field(target[0], escape(target[1] or "-"))
+    print_field("agent queue", escape(spec.agent_queue or "default"))
+    if location.warning:
+        print_field("warning", f"[yellow]{escape(location.warning)}[/]")
+    if location.error:
+        print_field("error", f"[red]{escape(location.error.message)}[/]")
+        if location.error.log_tail:
+            out.print("[bold]last lines of the code server's output[/]")
+            for line in location.error.log_tail:
+                out.print(escape(line), style="dim")
+    snapshot = location.snapshot
+    if snapshot is None:
+        note("no definitions reported yet: the jobs show once an agent has loaded the code")
+        return
+    for job in snapshot.jobs:
+        out.print()
+        _print_job(job)
+    _print_assets(snapshot)
+    _print_schedules(snapshot)
+
+
+def _print_job(job: JobSnapshot) -> None:
+    title = f"[bold]job {escape(job.name)}[/]"
+    out.print(f"{title}: {escape(job.description)}" if job.description else title)
+    if job.tags:
+        print_field("  tags", escape(", ".join(f"{k}={v}" for k, v in sorted(job.tags.items()))))
+    steps = Table("step", "after", "asset", "description", title=f"{job.name}: steps")
+    for s in job.steps:
+        steps.add_row(
+            escape(s.name),
+            escape(", ".join(s.deps)),
+            escape(s.asset_key or ""),
+            escape(first_line(s.description)),
+        )
+    print_table(steps)
+    if job.config_schema is None:
+        out.print(f"[dim]{escape(job.name)} takes no config[/]")
+        return
+    fields = config_fields(job.config_schema)
+    config = Table(
+        "field", "type", "required", "default", "description", title=f"{job.name}: config"
+    )
+    for f in fields:
+        config.add_row(
+            escape(f.path),
+            escape(f.type),
+            "yes" if f.required else "",
+            escape(json.dumps(f.default) if f.has_default else ""),
+            escape(first_line(f.description)),
+        )
+    print_table(config)
+
+
+def _print_assets(snapshot: DefinitionsSnapshot) -> None:
+    if not snapshot.assets:
+        return
+    out.print()
+    table = Table("asset", "group", "deps", "description", title="assets")
+    for a in sorted(snapshot.assets, key=lambda a: (a.group, a.key)):
+        table.add_row(
+            escape(a.key),
+            escape(a.group),
+            escape(", ".join(a.deps)),
+            escape(first_line(a.description)),
+        )
+    print_table(table)
+
+
+def _print_schedules(snapshot: DefinitionsSnapshot) -> None:
+    if not snapshot.schedules:
+        return
+    out.print()
+    table = Table("schedule", "cron", "timezone", "job", "run config", title="schedules")
+    for sc in snapshot.schedules:
+        table.add_row(
+            escape(sc.name),
+            escape(sc.cron),
+            escape(sc.timezone),
+            escape(sc.job),
+            escape(json.dumps(sc.run_config, sort_keys=True) if sc.run_config else ""),
+        )
+    print_table(table)

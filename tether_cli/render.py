@@ -114,7 +114,14 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     """``1h 02m``, ``3m 05s`` or ``4.2s``; runs still going count up to now."""
     if start is None:
         return "-"
-    seconds = max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0)
+    return seconds_text(((end or datetime.now(UTC)) - start).total_seconds())
+
+
+def seconds_text(seconds: float | None) -> str:
+    """A duration in seconds as ``1h 02m``, ``3m 05s`` or ``4.2s``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    seconds = max(seconds, 0.0)
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -122,6 +129,12 @@ def duration(start: datetime | None, end: datetime | None) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def print_field(name: str, value: str, width: int = 12) -> None:
+    """``name      value`` on stdout; ``value`` is markup (escape plain text), and its
+    further lines are indented under its first."""
+    out.print(f"[bold]{escape(name):<{width}}[/]{value}".replace("\n", "\n" + " " * width))
 
 
 def first_line(text: str | None) -> str:
@@ -138,8 +151,17 @@ def event_line(event: RunEvent) -> str:
         parts.append(f"[{event.step}]")
     if event.message:
         parts.append(event.message)
+    text = " ".join(parts)
+    # A failure's traceback comes in its data; print it unless the message already holds it.
+    traceback = event.data.get("traceback")
+    if isinstance(traceback, str) and traceback.strip() and traceback.strip() not in text:
+        text += "\n" + traceback.rstrip()
     # Continuation lines (tracebacks) are indented past the time, to keep the columns.
-    return " ".join(parts).replace("\n", "\n" + " " * 13)
+    return text.replace("\n", "\n" + CONTINUATION)
+
+
+# Indentation of an event line's continuation lines: the width of its time column.
+CONTINUATION = " " * 13
 
 
 JsonOption = Annotated[

@@ -1,17 +1,18 @@
-"""``tether runs``: launch, list, logs, terminate."""
+"""``tether runs``: launch, list, show, logs, terminate."""
 
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from tether_api.enums import RunStatus
-from tether_api.models import RunCreate
-from tether_cli.client import MAX_PAGE_EVENTS, TetherClient
+from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
+from tether_api.models import Run, RunCreate
+from tether_api.steps import RunError, StepSummary, run_errors, summarize_steps
+from tether_cli.client import MAX_PAGE_EVENTS, ApiError, TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.render import (
     EXIT_FAILED,
@@ -24,8 +25,10 @@ from tether_cli.render import (
     note,
     out,
     parse_pairs,
+    print_field,
     print_json,
     print_table,
+    seconds_text,
     styled_status,
     validation_message,
 )
@@ -169,6 +172,10 @@ def list_runs(
         str | None,
         typer.Option("--location", envvar="TETHER_RUNS_LOCATION", help="Only this code location."),
     ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", envvar="TETHER_RUNS_JOB", help="Only runs of this job."),
+    ] = None,
     tag: Annotated[
         list[str],
         typer.Option(
@@ -187,7 +194,7 @@ def list_runs(
     with errors():
         tags = parse_pairs(tag, "--tag")
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
-            found = client.list_runs(status, location, tags, limit)
+            found = client.list_runs(status, location, tags, limit, job)
         if json_output:
             print_json(found)
             return
@@ -205,6 +212,100 @@ def list_runs(
                 duration(run.started_at, run.ended_at),
             )
         print_table(table)
+
+
+class RunDetail(BaseModel):
+    """What ``tether runs show --json`` prints."""
+
+    run: Run
+    steps: list[StepSummary] = Field(description="Each step, from the run's events.")
+    errors: list[RunError] = Field(description="Failure events, with their tracebacks.")
+
+
+def _planned_steps(client: TetherClient, run: Run) -> list[str]:
+    """The job's steps from its location's snapshot, for a run still going (steps it has
+    not reached yet show as PENDING). A finished run shows what ran: the code may have
+    changed since."""
+    if run.status in TERMINAL_RUN_STATUSES:
+        return []
+    try:
+        location = client.get_location(run.code_location)
+    except ApiError:
+        return []  # removed since: the events alone still tell what ran
+    job = location.snapshot.job(run.job) if location.snapshot else None
+    return [s.name for s in job.steps] if job else []
+
+
+def _step_duration(step: StepSummary, run: Run) -> str:
+    if step.duration_seconds is not None:
+        return seconds_text(step.duration_seconds)
+    if step.status == StepStatus.RUNNING and run.status not in TERMINAL_RUN_STATUSES:
+        return duration(step.started_at, None)  # still going: up to now
+    return "-"
+
+
+def _print_run(detail: RunDetail) -> None:
+    run = detail.run
+    status = styled_status(run.status)
+    if run.exit_code is not None:
+        status += f" (exit code {run.exit_code})"
+    print_field("run", escape(run.id))
+    print_field("status", status)
+    print_field("location", escape(run.code_location))
+    print_field("job", escape(run.job))
+    if run.agent:
+        print_field("agent", escape(run.agent))
+    print_field("created", local_time(run.created_at))
+    print_field("started", local_time(run.started_at))
+    print_field("ended", local_time(run.ended_at))
+    print_field("duration", duration(run.started_at, run.ended_at))
+    tags = ", ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))
+    print_field("tags", escape(tags or "-"))
+    if run.status_message:
+        print_field("message", escape(run.status_message))
+    print_field("config", escape(json.dumps(run.run_config, indent=2, sort_keys=True)))
+
+    out.print()
+    if detail.steps:
+        table = Table("step", "status", "started", "duration", "error", title="steps")
+        for step in detail.steps:
+            table.add_row(
+                escape(step.name),
+                styled_status(step.status),
+                local_time(step.started_at),
+                _step_duration(step, run),
+                escape(step.error or ""),
+            )
+        print_table(table)
+    else:
+        note("no step has run")
+    for error in detail.errors:
+        out.print()
+        where = f" (step {error.step})" if error.step and error.step not in error.message else ""
+        out.print(f"[red bold]error:[/] {escape(error.message + where)}")
+        if error.traceback:
+            out.print(escape(error.traceback.rstrip()), style="dim")
+
+
+@app.command()
+def show(
+    run_id: RunIdArgument,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Show a run: status, times, tags, config, each step's status and duration, and its
+    errors with their tracebacks."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        run = client.get_run(run_id)
+        events = client.all_events(run_id)
+        planned = _planned_steps(client, run)
+    detail = RunDetail(run=run, steps=summarize_steps(events, planned), errors=run_errors(events))
+    if json_output:
+        print_json(detail)
+    else:
+        _print_run(detail)
 
 
 @app.command()

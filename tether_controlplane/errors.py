@@ -22,10 +22,17 @@ class Conflict(ApiError):
 
 class Invalid(ApiError):
     """A request the schema allows but the server cannot accept (422). Name the field with
-    ``loc`` (e.g. ``("query", "cursor")``) so clients can show the error next to it."""
+    ``loc`` (e.g. ``("query", "cursor")``) so clients can show the error next to it, or give
+    ``errors`` when several fields are wrong."""
 
     status_code = 422
 
-    def __init__(self, detail: str, loc: tuple[str | int, ...] | None = None) -> None:
-        errors = [FieldError(loc=list(loc), msg=detail, type="value_error")] if loc else None
+    def __init__(
+        self,
+        detail: str,
+        loc: tuple[str | int, ...] | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        if loc:
+            errors = [FieldError(loc=list(loc), msg=detail, type="value_error"), *(errors or [])]
         super().__init__(detail, errors)

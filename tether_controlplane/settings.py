@@ -55,6 +55,21 @@ class Settings(BaseSettings):
         description="How often a waiting long-poll or event stream re-reads the database; "
         "wake-ups within one process are immediate, this covers other replicas.",
     )
+    session_lifetime_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a web UI sign-in lasts."
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark the web UI's session cookie Secure. Unset: when the request came "
+        "over HTTPS (behind a TLS proxy, run uvicorn with --proxy-headers).",
+    )
+    temporal_ui_url: str | None = Field(
+        default="http://localhost:8233",
+        description="The Temporal UI the web UI links runs' workflows to; empty for no links.",
+    )
+    temporal_namespace: str = Field(
+        default="default", description="The Temporal namespace the agents' workflows run in."
+    )
     max_request_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Larger request bodies are refused (413)."
     )

@@ -78,6 +78,9 @@ class TokenRow(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    # The token this one was made from (a session's user token): revoking it ends this one.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"))
 
 
 class CodeLocationRow(Base):
@@ -95,6 +98,8 @@ class CodeLocationRow(Base):
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the current generation was asked for (a deploy, a changed spec, a redeploy).
+    deployed_at: Mapped[datetime | None] = mapped_column()
 
 
 class CodeLocationStatusRow(Base):

@@ -254,7 +254,7 @@ def test_launch_list_logs_terminate(cli: Cli, tenant: Tenant, tmp_path: Path) ->
     assert lines[1].endswith(" LOG INFO [extract] reading [3] rows")
     assert cli("runs", "logs", run_id, "--after", "1").stdout.splitlines() == lines[1:]
 
-    other = cli("runs", "launch", "quick", "etl").stdout.strip()
+    other = cli("runs", "launch", "quick", "etl", "--config-json", '{"source": "x"}').stdout.strip()
     terminated = cli("runs", "terminate", other)
     assert terminated.returncode == 0 and "CANCELING" in terminated.stdout
     assert tenant.run(other)["status"] == "CANCELING"
@@ -403,6 +403,172 @@ def test_launch_config_errors(cli: Cli, tenant: Tenant, tmp_path: Path) -> None:
         assert r.returncode == 2 and "PyYAML" in r.stderr
     else:
         assert r.returncode == 0 and tenant.run(r.stdout.strip())["run_config"] == {"source": "x"}
+
+
+TRACEBACK = (
+    'Traceback (most recent call last):\n  File "etl.py", line 9, in load\nRuntimeError: boom\n'
+)
+
+
+def _failed_run(tenant: Tenant, *more: dict[str, Any]) -> str:
+    """A run of quickstart's etl whose load step failed with a traceback (then ``more``)."""
+    run = tenant.launch("quick", "etl", run_config={"source": "s3://b"}, tags={"team": "d"})
+    run_id: str = run["id"]
+    _post_events(
+        tenant,
+        run_id,
+        tenant.run_token(run_id),
+        event(1, "RUN_START"),
+        event(2, "STEP_START", step="extract"),
+        event(3, "STEP_SUCCESS", step="extract", data={"duration_s": 1.5}),
+        event(4, "STEP_START", step="load"),
+        event(5, "STEP_FAILURE", "step 'load' failed: RuntimeError: boom", step="load",
+              data={"error": "RuntimeError: boom", "traceback": TRACEBACK}),
+        event(6, "STEP_SKIPPED", "skipped: upstream step 'load' did not succeed", step="report"),
+        *more,
+        event(9, "RUN_FAILURE", "steps failed: load"),
+    )  # fmt: skip
+    return run_id
+
+
+def test_runs_show(cli: Cli, tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    run_id = _failed_run(tenant)
+    r = cli("runs", "show", run_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"run         {run_id}" in lines and "status      FAILURE" in lines
+    assert "job         etl" in lines and "tags        team=d" in lines
+    assert '              "source": "s3://b"' in lines  # the config, indented under its name
+    rows = [line.split("│")[1:5] for line in lines if line.startswith("│")]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["extract", "SUCCESS", rows[0][2].strip(), "1.5s"],
+        ["load", "FAILURE", rows[1][2].strip(), "0.0s"],
+        ["report", "SKIPPED", "-", "-"],
+    ]
+    assert "error: step 'load' failed: RuntimeError: boom" in lines
+    assert '  File "etl.py", line 9, in load' in lines  # the whole traceback
+    assert "error: steps failed: load" in lines
+
+    shown = json.loads(cli("runs", "show", run_id, "--json").stdout)
+    assert shown["run"]["id"] == run_id and shown["run"]["status"] == "FAILURE"
+    assert [(s["name"], s["status"], s["duration_seconds"]) for s in shown["steps"]] == [
+        ("extract", "SUCCESS", 1.5), ("load", "FAILURE", 0.0), ("report", "SKIPPED", None),
+    ]  # fmt: skip
+    assert shown["steps"][1]["traceback"] == TRACEBACK
+    assert [(e["step"], e["traceback"]) for e in shown["errors"]] == [
+        ("load", TRACEBACK), (None, None),
+    ]  # fmt: skip
+
+    # A run still going lists the steps it has not reached yet.
+    queued = tenant.launch("quick", "etl", run_config={"source": "s3://b"})["id"]
+    steps = json.loads(cli("runs", "show", queued, "--json").stdout)["steps"]
+    assert [(s["name"], s["status"]) for s in steps] == [
+        (name, "PENDING") for name in ("extract", "transform", "load", "report")
+    ]
+    missing = cli("runs", "show", "nope")
+    assert missing.returncode == 1 and "run 'nope' not found" in missing.stderr
+    # A config that does not fit the job's schema is refused at launch, naming each field.
+    bad = cli("runs", "launch", "quick", "etl", "--config-json", '{"rows": "x"}')
+    assert bad.returncode == 1 and bad.stderr.rstrip().endswith(
+        "run_config.rows: 'x' is not of type 'integer'; run_config.source: Field required"
+    )
+
+
+def test_logs_print_tracebacks(cli: Cli, tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    # A message that already holds its traceback is printed once.
+    said = event(8, "LOG", f"worker said:\n{TRACEBACK}", data={"traceback": TRACEBACK})
+    run_id = _failed_run(tenant, said)
+    r = cli("runs", "logs", run_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    failure = next(i for i, line in enumerate(lines) if " STEP_FAILURE " in line)
+    assert lines[failure + 1 : failure + 4] == [
+        " " * 13 + "Traceback (most recent call last):",
+        " " * 13 + '  File "etl.py", line 9, in load',
+        " " * 13 + "RuntimeError: boom",
+    ]
+    assert lines[failure + 4].endswith(
+        "STEP_SKIPPED [report] skipped: upstream step 'load' did not succeed"
+    )
+    assert r.stdout.count("RuntimeError: boom\n") == 3  # the step's line, its traceback, the log
+
+
+def test_locations_show(cli: Cli, tenant: Tenant) -> None:
+    tenant.deploy("quick", module="tether_sdk.examples.quickstart", agent_queue="etl")
+    pending = cli("locations", "show", "quick")
+    assert pending.returncode == 0, pending.stderr
+    assert "module      tether_sdk.examples.quickstart" in pending.stdout
+    assert "agent queue etl" in pending.stdout and "no definitions reported yet" in pending.stderr
+    _report(tenant, "quick", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    r = cli("locations", "show", "quick")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "status      RUNNING" in lines and "generation  1" in lines
+    assert "job etl: Extract, transform and load some numbers." in lines
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert ["transform", "extract", "", "Double every value (slowly, if asked to)."] in cells
+    # The config schema as fields: name, type, required, default, description.
+    assert [
+        "source",
+        "string",
+        "yes",
+        "",
+        "Where to read from, e.g. s3://bucket/orders.csv",
+    ] in cells
+    assert ["rows", "integer", "", "10", ""] in cells
+    assert "refresh_sales takes no config" in lines
+    assert ["order_totals", "sales", "raw_orders", "Order amount per region."] in cells
+    assert [
+        "nightly_etl",
+        "0 3 * * *",
+        "UTC",
+        "etl",
+        '{"source": "s3://example/orders.csv"}',
+    ] in cells
+    as_json = json.loads(cli("locations", "show", "quick", "--json").stdout)
+    assert as_json["name"] == "quick" and as_json["snapshot"] == SNAPSHOT
+    # The list is still `tether locations`, and `tether locations list`.
+    assert [x["name"] for x in json.loads(cli("locations", "--json").stdout)] == ["quick"]
+    assert [x["name"] for x in json.loads(cli("locations", "list", "--json").stdout)] == ["quick"]
+    missing = cli("locations", "show", "ghost")
+    assert missing.returncode == 1 and "code location 'ghost' not found" in missing.stderr
+
+
+def test_locations_show_the_error_and_log_tail(cli: Cli, tenant: Tenant) -> None:
+    tenant.deploy("broken", python_file="defs.py", image="example:1")
+    _report(tenant, "broken", status="ERROR", message="ImportError: no module named 'pandas'",
+            log_tail=["Traceback (most recent call last):", "  [in defs.py line 3]"],
+            generation=1)  # fmt: skip
+    r = cli("locations", "show", "broken")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "image       example:1" in lines and "python file defs.py" in lines
+    assert "error       ImportError: no module named 'pandas'" in lines
+    assert lines[-2:] == ["Traceback (most recent call last):", "  [in defs.py line 3]"]
+
+
+def test_agents(cli: Cli, tenant: Tenant) -> None:
+    none = cli("agents")
+    assert none.returncode == 0 and "no agent has connected" in none.stderr
+    with tenant.agent() as c:
+        for name, queues in (("b-agent", ["default"]), ("a-agent", ["default", "gpu"])):
+            body = {"agent_name": name, "version": "1.2.3", "launcher": "docker", "queues": queues}
+            assert c.post("/api/v1/agent/heartbeat", json=body).status_code == 200
+    r = cli("agents")
+    assert r.returncode == 0, r.stderr
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in r.stdout.splitlines()
+             if line.startswith("│")]  # fmt: skip
+    assert [row[:5] for row in cells] == [
+        ["a-agent", "yes", "1.2.3", "docker", "default, gpu"],
+        ["b-agent", "yes", "1.2.3", "docker", "default"],
+    ]
+    assert cells[0][5].endswith(" ago)")
+    listed = json.loads(cli("agents", "--json").stdout)
+    assert sorted(a["name"] for a in listed) == ["a-agent", "b-agent"]
+    assert all(a["available"] for a in listed)
 
 
 # --- connection ---------------------------------------------------------------------------

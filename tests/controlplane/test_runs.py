@@ -239,3 +239,23 @@ def test_live_follow_waits_for_late_events_of_a_run_ended_by_the_agent(tenant: T
             if line.startswith("event: end"):
                 break
     assert seqs == [1, 2]
+
+
+def test_list_filters_by_job_and_pages(tenant: Tenant) -> None:
+    tenant.deploy("a")
+    etl = [tenant.launch("a", "etl")["id"] for _ in range(5)]
+    other = tenant.launch("a", "refresh_sales")["id"]
+    with tenant.user() as c:
+        base = f"{tenant.dep_path}/runs"
+        only = c.get(base, params={"job": "refresh_sales"}).json()
+        assert [r["id"] for r in only["runs"]] == [other] and only["next_cursor"] is None
+        pages, cursor = [], None
+        while True:
+            params = {"job": "etl", "code_location": "a", "limit": 2}
+            page = c.get(base, params={**params, **({"cursor": cursor} if cursor else {})}).json()
+            pages.append([r["id"] for r in page["runs"]])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == [etl[::-1][0:2], etl[::-1][2:4], etl[::-1][4:5]]
+        assert c.get(base, params={"job": "nope"}).json()["runs"] == []

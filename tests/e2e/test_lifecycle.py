@@ -70,12 +70,15 @@ def test_invalid_config_is_rejected_before_any_process_starts(
     e2e_tenant: Tenant, agent: AgentProcess
 ) -> None:
     deploy_ops(e2e_tenant)
-    run = e2e_tenant.launch("ops", "slow", run_config={"seconds": "soon"})
-    done = wait_for_run(e2e_tenant, run["id"])
-    assert done["status"] == "FAILURE"
-    assert "seconds" in done["status_message"], done
-    assert events(e2e_tenant, run["id"]) == []
-    assert f"run:{run['id']}" not in ProcessLauncher(agent.state_dir).labels()
+    # The control plane checks the config against the job's schema from the snapshot: no
+    # run is created, so no agent starts anything for it.
+    body = {"code_location": "ops", "job": "slow", "run_config": {"seconds": "soon"}}
+    with e2e_tenant.user() as c:
+        r = c.post(f"{e2e_tenant.dep_path}/runs", json=body)
+        assert r.status_code == 422, r.text
+        assert [e["loc"] for e in r.json()["errors"]] == [["body", "run_config", "seconds"]]
+        assert c.get(f"{e2e_tenant.dep_path}/runs").json()["runs"] == []
+    assert not [label for label in ProcessLauncher(agent.state_dir).labels() if "run:" in label]
 
 
 def test_import_error_is_reported_then_fixed_by_a_redeploy(

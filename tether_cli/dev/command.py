@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from tether_api.home import tether_home
 from tether_cli.dev.agent import start_agent
-from tether_cli.dev.controlplane import start_control_plane
+from tether_cli.dev.controlplane import client, start_control_plane
 from tether_cli.dev.locations import deploy
 from tether_cli.dev.options import DevError, Options, check_ports
 from tether_cli.dev.printout import out, ready_panel, say
@@ -31,6 +31,9 @@ from tether_cli.dev.temporal import (
     temporal_command,
 )
 from tether_cli.render import CliError
+
+# The sign-in link tether dev prints: one hour, once (`tether sign-in-link` makes more).
+SIGN_IN_LINK_SECONDS = 3600
 
 
 def dev(
@@ -162,7 +165,9 @@ def _run_stack(stack: Stack) -> int:
         save_dev_file(o.dev_file, dev_file_for(o, tokens))
         start_agent(stack, tokens)
         deploy(stack, tokens)
-        out.print(ready_panel(o, tokens, temporal_command()))
+        with client(o, tokens.user) as c:
+            link = c.sign_in_link(SIGN_IN_LINK_SECONDS)
+        out.print(ready_panel(o, tokens, temporal_command(), link))
         out.print("Press Ctrl-C to stop everything.")
         stack.run_until_stopped()
         say(f"{stack.signals.name or 'stop'} received; stopping", style="dim")

@@ -38,7 +38,14 @@ def start_control_plane(stack: Stack) -> None:
         "--port",
         str(o.port),
     ]
-    env = {**os.environ, "TETHER_HOME": str(o.home), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "TETHER_HOME": str(o.home),
+        "PYTHONUNBUFFERED": "1",
+        # The web UI links each run to its workflow in this stack's Temporal UI (none when
+        # headless or external: an empty value turns the links off).
+        "TETHER_TEMPORAL_UI_URL": o.temporal_ui or "",
+    }
     log = o.logs / "controlplane.log"
     stack.children.append(spawn(CONTROL_PLANE, command, log, env, CONTROL_PLANE_STOP))
 

@@ -31,9 +31,11 @@ def say(message: str, style: str | None = None) -> None:
         err.print(message, style=style)
 
 
-def ready_panel(o: Options, tokens: "Tokens", temporal_command: str) -> Panel:
+def ready_panel(
+    o: Options, tokens: "Tokens", temporal_command: str, sign_in: str | None = None
+) -> Panel:
     """Where everything is, the tokens, and commands to try; ``temporal_command`` is how to
-    type the temporal CLI."""
+    type the temporal CLI; ``sign_in`` a one-time link to the web UI."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -41,6 +43,9 @@ def ready_panel(o: Options, tokens: "Tokens", temporal_command: str) -> Panel:
     def row(label: str, value: str) -> None:
         grid.add_row(label, Text(value))  # Text: a path or name is never read as markup
 
+    row("Web UI", f"{o.url}/")
+    if sign_in:
+        row("Sign in", f"{sign_in}   (works once; `tether sign-in-link` prints another)")
     row("Control plane", f"{o.url}   (API docs: {o.url}/docs)")
     row("Temporal", f"{o.temporal}   ({'started here' if o.own_temporal else 'external'})")
     if o.temporal_ui:

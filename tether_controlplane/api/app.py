@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
@@ -18,13 +18,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether_api.models import ErrorResponse, FieldError
 from tether_controlplane import migrate
+from tether_controlplane.api.docs import add_docs
 from tether_controlplane.api.middleware import AuthMiddleware, BodyLimitMiddleware
 from tether_controlplane.api.responses import API_ERRORS
-from tether_controlplane.api.routes import agent, deployments, locations, runs, worker
+from tether_controlplane.api.routes import (
+    agent,
+    deployments,
+    locations,
+    runs,
+    sessions,
+    worker,
+)
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.monitor import monitor_once
 from tether_controlplane.settings import Settings
+from tether_controlplane.ui import app as ui
 
 log = logging.getLogger("tether.controlplane")
 
@@ -60,7 +69,9 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         title="Tether control plane",
         version=importlib.metadata.version("tether"),
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by add_docs from local files, not FastAPI's CDN-loaded page.
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(ApiError)
@@ -89,7 +100,9 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         return _error(422, f"a value could not be stored: {reason}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and ui.wants_page(request):
+            return ui.not_found(request)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path only;
@@ -111,8 +124,10 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
             s.execute(text("SELECT 1"))
         return {"status": "ok"}
 
-    for module in (deployments, locations, runs, agent, worker):
+    for module in (deployments, locations, runs, agent, worker, sessions):
         app.include_router(module.router, responses=API_ERRORS)
+    add_docs(app)
+    ui.install(app)
     # The last added runs first: a request without a valid token is refused before its
     # body is read at all.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
@@ -148,16 +163,19 @@ def _error(
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """Every method the published API serves at ``path`` (from the OpenAPI document, the
-    one list of what exists)."""
-    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow", None)
+    one list of what exists). The most literal paths win: ``.../runs/validate`` is not the
+    run ``{run_id}`` "validate"."""
+    table: list[tuple[re.Pattern[str], int, list[str]]] | None = getattr(app.state, "allow", None)
     if table is None:
         table = [
             (
                 re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"),
+                template.count("{"),
                 [method.upper() for method in item],
             )
             for template, item in app.openapi()["paths"].items()
         ]
         app.state.allow = table
-    methods = {m for pattern, found in table if pattern.match(path) for m in found}
-    return sorted(methods)
+    matches = [(params, found) for pattern, params, found in table if pattern.match(path)]
+    fewest = min((params for params, _ in matches), default=0)
+    return sorted({m for params, found in matches if params == fewest for m in found})

@@ -59,8 +59,8 @@ async def principal(
     return found
 
 
-def _require(p: Principal, kind: TokenKind) -> Principal:
-    if p.kind != kind:
+def _require(p: Principal, kind: TokenKind, *also: TokenKind) -> Principal:
+    if p.kind != kind and p.kind not in also:
         raise Forbidden(f"this endpoint needs {_a(kind)} token, and {_a(p.kind)} token was sent")
     return p
 
@@ -70,7 +70,16 @@ def _a(kind: TokenKind) -> str:
 
 
 async def user(p: Annotated[Principal, Depends(principal)]) -> Principal:
-    return _require(p, TokenKind.USER)
+    # A web UI session acts with its user token's rights, through the same endpoints.
+    return _require(p, TokenKind.USER, TokenKind.SESSION)
+
+
+async def session_starter(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    return _require(p, TokenKind.USER, TokenKind.SIGN_IN)
+
+
+async def web_session(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    return _require(p, TokenKind.SESSION)
 
 
 async def agent(p: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -130,3 +139,5 @@ UserScope = Annotated[NamedScope, Depends(user_scope)]
 AgentScope = Annotated[TokenScope, Depends(agent_scope)]
 RunScope = Annotated[TokenScope, Depends(run_scope)]
 UserPrincipal = Annotated[Principal, Depends(user)]
+SessionStarter = Annotated[Principal, Depends(session_starter)]
+WebSession = Annotated[Principal, Depends(web_session)]

@@ -95,18 +95,33 @@ def list_after(session: Session, run: RunRow, after: int, limit: int) -> list[Ru
         .order_by(RunEventRow.seq)
         .limit(limit)
     )
-    return [
-        RunEvent(
-            seq=r.seq,
-            type=EventType(r.type),
-            timestamp=r.timestamp,
-            step=r.step,
-            level=r.level,
-            message=r.message,
-            data=r.data,
-        )
-        for r in rows
-    ]
+    return [_to_model(r) for r in rows]
+
+
+# What a step summary reads (tether_api.steps): a run's logs can outnumber these a thousandfold.
+STEP_EVENT_TYPES = [t.value for t in EventType if t.value.startswith("STEP_")]
+
+
+def step_events(session: Session, run: RunRow) -> list[RunEvent]:
+    """The run's STEP_* events, in order."""
+    rows = session.scalars(
+        select(RunEventRow)
+        .where(RunEventRow.run_pk == run.pk, RunEventRow.type.in_(STEP_EVENT_TYPES))
+        .order_by(RunEventRow.seq)
+    )
+    return [_to_model(r) for r in rows]
+
+
+def _to_model(r: RunEventRow) -> RunEvent:
+    return RunEvent(
+        seq=r.seq,
+        type=EventType(r.type),
+        timestamp=r.timestamp,
+        step=r.step,
+        level=r.level,
+        message=r.message,
+        data=r.data,
+    )
 
 
 def has_final_event(session: Session, run: RunRow) -> bool:

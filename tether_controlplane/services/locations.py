@@ -123,6 +123,7 @@ def put(
             generation=1,
             created_at=now,
             updated_at=now,
+            deployed_at=now,
         )
         session.add(row)
         session.flush()
@@ -133,6 +134,7 @@ def put(
         row.generation += 1
         row.removed = False
         row.updated_at = now
+        row.deployed_at = now
         if revived:
             row.error = None
             _record(session, row, CodeLocationStatus.PENDING.value, "deployed again after removal")
@@ -143,7 +145,7 @@ def put(
 def redeploy(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
     row = find(session, dep, name)
     row.generation += 1
-    row.updated_at = utcnow()
+    row.updated_at = row.deployed_at = utcnow()
     _enqueue_sync(session, dep, row)
     return row
 
@@ -154,6 +156,7 @@ def new_generation(session: Session, dep: DeploymentRow, name: str, reason: str)
     already deploying it."""
     row = find(session, dep, name)
     row.generation += 1
+    row.deployed_at = utcnow()
     _record(session, row, row.status, reason)
     return row
 
@@ -237,6 +240,7 @@ def to_model(
         error=CodeLocationError.model_validate(row.error) if row.error else None,
         snapshot=DefinitionsSnapshot.model_validate(row.snapshot) if row.snapshot else None,
         snapshot_updated_at=row.snapshot_updated_at,
+        deployed_at=row.deployed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
         removed=row.removed,

@@ -10,16 +10,17 @@ from tether_api.enums import ACTIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES, Request
 from tether_api.models import (
     LaunchRunPayload,
     Run,
+    RunConfigValidation,
     RunCreate,
     RunPage,
     RunStatusReport,
     TerminateRunPayload,
 )
-from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import Conflict, Invalid, NotFound
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import agents, locations, requests
+from tether_controlplane.services import agents, locations, requests, runconfig
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 
 # Which status a report or event may move a run to, from which statuses.
@@ -73,17 +74,59 @@ def find(session: Session, dep: DeploymentRow, run_id: str, lock: bool = False) 
     return row
 
 
-def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
+def find_job(session: Session, dep: DeploymentRow, body: RunCreate) -> JobSnapshot | None:
+    """The job a run would run, from its location's last snapshot; None while the location
+    has reported none yet (the worker checks then). Raises NotFound for an unknown location
+    and Invalid for a job it does not define."""
     location = locations.find(session, dep, body.code_location)
-    if location.snapshot is not None:
-        snapshot = DefinitionsSnapshot.model_validate(location.snapshot)
-        if snapshot.job(body.job) is None:
-            known = ", ".join(j.name for j in snapshot.jobs) or "(none)"
-            raise Invalid(
-                f"job {body.job!r} is not defined in code location {body.code_location!r}; "
-                f"its jobs are: {known}",
-                loc=("body", "job"),
-            )
+    if location.snapshot is None:
+        return None
+    snapshot = DefinitionsSnapshot.model_validate(location.snapshot)
+    job = snapshot.job(body.job)
+    if job is None:
+        known = ", ".join(j.name for j in snapshot.jobs) or "(none)"
+        raise Invalid(
+            f"job {body.job!r} is not defined in code location {body.code_location!r}; "
+            f"its jobs are: {known}",
+            loc=("body", "job"),
+        )
+    return job
+
+
+def validate(session: Session, dep: DeploymentRow, body: RunCreate) -> RunConfigValidation:
+    """What ``create`` would say about ``body``'s job and config, creating nothing."""
+    try:
+        job = find_job(session, dep, body)
+    except Invalid as exc:  # an unknown job: an answer here, not an error
+        return RunConfigValidation(valid=False, errors=exc.errors)
+    if job is None:
+        return RunConfigValidation(valid=True)
+    errors = runconfig.config_errors(job.config_schema, body.run_config)
+    return RunConfigValidation(valid=not errors, errors=errors, config_schema=job.config_schema)
+
+
+def planned_steps(session: Session, dep: DeploymentRow, run: RunRow) -> list[str]:
+    """The steps of a run still going, from its location's snapshot, so that those it has
+    not reached yet can be shown. Empty for a finished run: its events tell what ran, and
+    the code may have changed since."""
+    if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+        return []
+    try:
+        location = locations.find(session, dep, run.code_location)
+    except NotFound:
+        return []
+    if location.snapshot is None:
+        return []
+    job = DefinitionsSnapshot.model_validate(location.snapshot).job(run.job)
+    return [s.name for s in job.steps] if job else []
+
+
+def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
+    job = find_job(session, dep, body)
+    if job is not None:
+        errors = runconfig.config_errors(job.config_schema, body.run_config)
+        if errors:
+            raise Invalid(runconfig.describe(job.name, errors), errors=errors)
     now = utcnow()
     row = RunRow(
         id=str(uuid.uuid4()),
@@ -231,12 +274,15 @@ def list_page(
     tags: dict[str, str],
     limit: int,
     cursor: str | None,
+    job: str | None = None,
 ) -> RunPage:
     query = select(RunRow).where(RunRow.deployment_id == dep.id)
     if statuses:
         query = query.where(RunRow.status.in_([s.value for s in statuses]))
     if code_location:
         query = query.where(RunRow.code_location == code_location)
+    if job:
+        query = query.where(RunRow.job == job)
     for key, value in tags.items():
         query = query.where(
             RunRow.pk.in_(

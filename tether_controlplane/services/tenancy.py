@@ -1,6 +1,7 @@
 """Organizations, deployments and tokens."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -24,8 +25,12 @@ class Principal:
 
 def authenticate(session: Session, secret: str) -> Principal | None:
     row = session.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(secret)))
-    if row is None or row.revoked_at is not None:
+    if row is None or not _valid(row):
         return None
+    if row.parent_id is not None:
+        parent = session.get(TokenRow, row.parent_id)
+        if parent is None or not _valid(parent):  # a session ends with its user token
+            return None
     return Principal(
         kind=TokenKind(row.kind),
         token_id=row.id,
@@ -33,6 +38,10 @@ def authenticate(session: Session, secret: str) -> Principal | None:
         deployment_id=row.deployment_id,
         run_id=row.run_id,
     )
+
+
+def _valid(row: TokenRow) -> bool:
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > utcnow())
 
 
 def get_or_create_org(session: Session, name: str) -> tuple[Organization, bool]:
@@ -104,6 +113,8 @@ def mint_token(
     deployment_id: int | None = None,
     run_id: str | None = None,
     description: str = "",
+    expires_at: datetime | None = None,
+    parent_id: int | None = None,
 ) -> str:
     secret, digest = new_token(kind)
     session.add(
@@ -115,6 +126,8 @@ def mint_token(
             run_id=run_id,
             description=description,
             created_at=utcnow(),
+            expires_at=expires_at,
+            parent_id=parent_id,
         )
     )
     session.flush()

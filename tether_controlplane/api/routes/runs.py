@@ -7,9 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import AfterValidator, StringConstraints
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
-from tether_api.models import MAX_SEQ, Run, RunCreate, RunEventPage, RunPage, Text, strip_nul
+from tether_api.models import (
+    MAX_SEQ,
+    Run,
+    RunConfigValidation,
+    RunCreate,
+    RunEventPage,
+    RunPage,
+    Text,
+    strip_nul,
+)
+from tether_api.steps import StepSummary, summarize_steps
 from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
 from tether_controlplane.api.responses import (
     EVENT_STREAM,
@@ -40,10 +51,29 @@ def _run_is_final(db: Database, run_pk: int) -> bool:
 
 @router.post("", status_code=201, responses=LOOKUP)
 def create_run(body: RunCreate, scope: UserScope, db: DbDep) -> Run:
-    """Queue a run. It is admitted (STARTING) at once when the deployment has a free slot."""
+    """Queue a run. It is admitted (STARTING) at once when the deployment has a free slot.
+
+    The job must be one its code location defines, and ``run_config`` must match the job's
+    config schema (422 names each bad field); while the location has reported no
+    definitions yet, the run worker checks them instead."""
     with db.write() as s:
         dep = scope.deployment(s)
         return runs.to_model(dep, runs.create(s, dep, body))
+
+
+# Declared before the /{run_id} routes, so "validate" is never taken for a run ID.
+@router.post("/validate", responses=LOOKUP)
+def validate_run(body: RunCreate, scope: UserScope, db: DbDep) -> RunConfigValidation:
+    """Check a run's job and config as creating it would, without creating it; answers the
+    job's config schema too, to show its fields."""
+    with db.read() as s:
+        return runs.validate(s, scope.deployment(s), body)
+
+
+@router.get("/validate", include_in_schema=False)
+def validate_run_get() -> None:
+    # GET would otherwise reach get_run, as the run "validate" (404): the dry run is POST.
+    raise StarletteHTTPException(405)
 
 
 def _parse_tags(tag: list[str]) -> dict[str, str]:
@@ -62,6 +92,7 @@ def list_runs(
     db: DbDep,
     status: Annotated[list[RunStatus], Query()] = [],  # noqa: B006 - FastAPI copies defaults
     code_location: Annotated[Text | None, Query()] = None,
+    job: Annotated[Text | None, Query(description="Only runs of this job.")] = None,
     tag: Annotated[
         list[
             Annotated[str, StringConstraints(pattern=TAG_FILTER_PATTERN), AfterValidator(strip_nul)]
@@ -76,7 +107,7 @@ def list_runs(
     """Newest first. Pass ``next_cursor`` back as ``cursor`` for older runs."""
     with db.read() as s:
         return runs.list_page(
-            s, scope.deployment(s), status, code_location, _parse_tags(tag), limit, cursor
+            s, scope.deployment(s), status, code_location, _parse_tags(tag), limit, cursor, job
         )
 
 
@@ -93,6 +124,16 @@ def terminate_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
         dep = scope.deployment(s)
         run = runs.terminate(s, dep, runs.find(s, dep, run_id, lock=True), "terminated by a user")
         return runs.to_model(dep, run)
+
+
+@router.get("/{run_id}/steps", responses=LOOKUP)
+def list_run_steps(run_id: RunIdPath, scope: UserScope, db: DbDep) -> list[StepSummary]:
+    """Each step's status, start, end and duration, from the run's STEP_* events. While the
+    run is going, the job's steps it has not reached yet are listed as PENDING."""
+    with db.read() as s:
+        dep = scope.deployment(s)
+        run = runs.find(s, dep, run_id)
+        return summarize_steps(events.step_events(s, run), runs.planned_steps(s, dep, run))
 
 
 @router.get("/{run_id}/events", responses=LOOKUP)

@@ -1,0 +1,23 @@
+"""What several pages fetch: the deployment in the URL, quoted into API paths."""
+
+from typing import Any
+from urllib.parse import quote
+
+from tether_controlplane.ui.session import Signed
+
+
+def api_path(*parts: str) -> str:
+    """An API path with each user-given part quoted: a name in a URL never becomes a path."""
+    return "/api/v1/" + "/".join(quote(p, safe="") for p in parts)
+
+
+async def deployment(signed: Signed, dep: str) -> dict[str, Any]:
+    found: dict[str, Any] = await signed.api.get(api_path("deployments", dep))
+    return found
+
+
+def temporal_link(base: str | None, namespace: str, workflow_id: str) -> str | None:
+    if not base:
+        return None
+    ns, wf = quote(namespace, safe=""), quote(workflow_id, safe="")
+    return f"{base.rstrip('/')}/namespaces/{ns}/workflows/{wf}"

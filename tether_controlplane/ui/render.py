@@ -1,0 +1,87 @@
+"""Templates and the small formatting filters the pages share."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from tether_controlplane.ui.session import Signed
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+# Statuses a person must look at first, and those that are still moving.
+ALARMING = frozenset({"ERROR", "FAILURE"})
+FINAL_RUN = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def clock(value: str | datetime | None) -> str:
+    at = parse_time(value)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "—"
+
+
+def ago(value: str | datetime | None) -> str:
+    at = parse_time(value)
+    if at is None:
+        return "never"
+    seconds = int((datetime.now(UTC) - at).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+def between(start: str | datetime | None, end: str | datetime | None) -> str:
+    began, ended = parse_time(start), parse_time(end)
+    if began is None:
+        return "—"
+    return seconds_text(((ended or datetime.now(UTC)) - began).total_seconds())
+
+
+def first_line(text: str | None) -> str:
+    return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+templates.env.filters.update(
+    clock=clock, ago=ago, between=between, seconds=seconds_text, first_line=first_line
+)
+templates.env.globals.update(ALARMING=ALARMING, FINAL_RUN=FINAL_RUN)
+
+
+def page(
+    request: Request,
+    template: str,
+    signed: Signed | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    context.setdefault("dep", None)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"signed": signed, "csrf": signed.csrf if signed else "", **context},
+        status_code=status_code,
+    )
