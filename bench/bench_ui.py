@@ -107,6 +107,8 @@ def measure(
         context = browser.new_context(base_url=base)
         first = context.new_page()
         first.goto(sign_in)
+        first.get_by_role("button", name="Sign in").click()
+        first.wait_for_url(lambda url: "/sign-in" not in url)
         first.close()
         for _ in range(repeat):
             for name, path in pages.items():

@@ -81,6 +81,8 @@ def e2e_controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contr
         tmp_path_factory.mktemp("cp-e2e"),
         run_start_timeout_seconds=3600,
         run_heartbeat_timeout_seconds=3600,
+        # The web UI's links to runs' workflows (tests/ui).
+        temporal_ui_url="http://127.0.0.1:8233",
     ).start()
     try:
         yield cp

@@ -63,9 +63,16 @@ class Settings(BaseSettings):
         description="Mark the web UI's session cookie Secure. Unset: when the request came "
         "over HTTPS (behind a TLS proxy, run uvicorn with --proxy-headers).",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL people open the web UI at (https://tether.example.com), when a "
+        "proxy in front changes the Host header or ends TLS: forms posted from it are "
+        "accepted, and an https one makes the session cookie Secure.",
+    )
     temporal_ui_url: str | None = Field(
-        default="http://localhost:8233",
-        description="The Temporal UI the web UI links runs' workflows to; empty for no links.",
+        default=None,
+        description="The Temporal UI the web UI links runs' workflows to (`tether dev` sets "
+        "its own); unset or empty: no links.",
     )
     temporal_namespace: str = Field(
         default="default", description="The Temporal namespace the agents' workflows run in."

@@ -147,7 +147,11 @@ class RunTagRow(Base):
 
 class RunEventRow(Base):
     __tablename__ = "run_events"
-    __table_args__ = (UniqueConstraint("run_pk", "seq", name="uq_run_events_run_seq"),)
+    __table_args__ = (
+        UniqueConstraint("run_pk", "seq", name="uq_run_events_run_seq"),
+        # A run's step events without reading its log lines (its steps, polled by the UI).
+        Index("ix_run_events_run_type", "run_pk", "type"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"))
     seq: Mapped[int] = mapped_column(Integer)

@@ -30,8 +30,11 @@ def test_a_session_acts_as_its_user_in_its_organization_only(tenant: Tenant) -> 
         with other.user() as o:
             o.put(f"{other.dep_path}/code-locations/theirs", json={"module": "x"})
         assert c.get(f"{tenant.dep_path}/code-locations/theirs").status_code == 404
-        # A session cannot make another session, and is no agent.
+        # A session cannot make another session, nor credentials that would outlive it,
+        # and is no agent.
         assert c.post("/api/v1/sessions").status_code == 403
+        assert c.post("/api/v1/sign-in-links", json={}).status_code == 403
+        assert c.post(f"{tenant.dep_path}/agent-tokens", json={}).status_code == 403
         assert c.post("/api/v1/agent/requests/poll", json={"agent_name": "a"}).status_code == 403
 
 

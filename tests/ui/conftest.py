@@ -87,7 +87,7 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     context = browser.new_context(base_url=stack.cp.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     opened = context.new_page()
-    opened.goto(stack.sign_in_path())
+    sign_in(opened, stack.sign_in_path())
     try:
         yield opened
     finally:
@@ -97,3 +97,10 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
 def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, link_path: str) -> None:
+    """Open a one-time sign-in link and press its button, as a person would."""
+    page.goto(link_path)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)

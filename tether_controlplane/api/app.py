@@ -33,6 +33,7 @@ from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.monitor import monitor_once
 from tether_controlplane.settings import Settings
+from tether_controlplane.ui import api as ui_api
 from tether_controlplane.ui import app as ui
 
 log = logging.getLogger("tether.controlplane")
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
             yield
         finally:
             monitor.cancel()
+            await ui_api.close(app)
             db.dispose()
 
     app = FastAPI(

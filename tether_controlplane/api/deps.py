@@ -74,6 +74,12 @@ async def user(p: Annotated[Principal, Depends(principal)]) -> Principal:
     return _require(p, TokenKind.USER, TokenKind.SESSION)
 
 
+async def user_token(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    # What mints a credential: a web session must not make ones that outlive it (a sign-in
+    # link would renew it forever, an agent token survives its sign-out).
+    return _require(p, TokenKind.USER)
+
+
 async def session_starter(p: Annotated[Principal, Depends(principal)]) -> Principal:
     return _require(p, TokenKind.USER, TokenKind.SIGN_IN)
 
@@ -139,5 +145,6 @@ UserScope = Annotated[NamedScope, Depends(user_scope)]
 AgentScope = Annotated[TokenScope, Depends(agent_scope)]
 RunScope = Annotated[TokenScope, Depends(run_scope)]
 UserPrincipal = Annotated[Principal, Depends(user)]
+UserTokenOnly = Annotated[Principal, Depends(user_token)]
 SessionStarter = Annotated[Principal, Depends(session_starter)]
 WebSession = Annotated[Principal, Depends(web_session)]

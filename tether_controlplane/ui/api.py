@@ -53,6 +53,12 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
     return client
 
 
+async def close(app: FastAPI) -> None:
+    client: httpx.AsyncClient | None = getattr(app.state, "ui_api_client", None)
+    if client is not None:
+        await client.aclose()
+
+
 def _problem(response: httpx.Response) -> ApiProblem:
     try:
         body = response.json()

@@ -15,7 +15,7 @@ from tether_controlplane.ui.session import (
     SignInRequired,
     clear_cookie,
     current,
-    local_path,
+    return_path,
     sign_in_url,
 )
 
@@ -88,7 +88,7 @@ async def _cross_site(request: Request, _: CrossSiteRefused) -> Response:
 async def _api_problem(request: Request, exc: ApiProblem) -> Response:
     if exc.status == 401:
         # The session expired, was ended, or its user token was revoked.
-        response = _redirect(request, sign_in_url(local_path(request)))
+        response = _redirect(request, sign_in_url(return_path(request)))
         clear_cookie(response)
         return response
     headings = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Invalid input"}

@@ -3,11 +3,15 @@
 from typing import Any
 from urllib.parse import quote
 
+from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.session import Signed
 
 
 def api_path(*parts: str) -> str:
-    """An API path with each user-given part quoted: a name in a URL never becomes a path."""
+    """An API path with each user-given part quoted, so that a name in a URL never becomes
+    more path; "." and ".." (which URL resolution would still remove) are not names."""
+    if any(p in ("", ".", "..") for p in parts):
+        raise ApiProblem(status=404, detail="no such page")
     return "/api/v1/" + "/".join(quote(p, safe="") for p in parts)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from tether_api.configschema import ConfigField, fields
+from tether_api.models import MAX_RUN_CONFIG_BYTES
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.common import api_path, deployment
 from tether_controlplane.ui.render import page
@@ -41,12 +42,25 @@ class Check:
         self.general.append(f"{'.'.join(str(p) for p in loc if p != 'body')}: {msg}")
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: ``*name`` lets a few lines stand for gigabytes once the
+    config is turned into JSON ("billion laughs"); a run config never needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not accepted in a run config", problem_mark=mark
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_config(text: str, fmt: str) -> dict[str, Any]:
     """The config as an object, or ValueError saying where the text is wrong."""
     if not text.strip():
         return {}
     try:
-        value = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        value = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_YamlLoader)
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -61,6 +75,16 @@ def parse_config(text: str, fmt: str) -> dict[str, Any]:
         raise ValueError(
             f"the run config must be an object (a mapping), not {type(value).__name__}"
         )
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except TypeError as exc:
+        raise ValueError(
+            f"it holds a value JSON cannot: {exc} (write dates and times as quoted strings)"
+        ) from None
+    except ValueError:
+        raise ValueError("it holds NaN or infinity, which JSON numbers cannot be") from None
+    if len(encoded.encode()) > MAX_RUN_CONFIG_BYTES:
+        raise ValueError(f"it is larger than {MAX_RUN_CONFIG_BYTES} bytes as JSON")
     return value
 
 
@@ -124,8 +148,7 @@ async def launchpad(request: Request, dep: str, location: str = "", job: str = "
     chosen = next((c for c in choices if c["name"] == location), None)
     config_fields: list[ConfigField] = []
     if chosen and job in chosen["jobs"]:
-        check, _ = await _check(signed, dep, location, job, "", "json")
-        config_fields = check.fields
+        config_fields = (await _check(signed, dep, location, job, "", "json"))[0].fields
     return page(
         request,
         "launchpad.html",
@@ -142,7 +165,8 @@ async def launchpad(request: Request, dep: str, location: str = "", job: str = "
     )
 
 
-Text = Annotated[str, Form(max_length=1_000_000)]
+# Room for a config at its size limit written out with indentation and comments.
+Text = Annotated[str, Form(max_length=4 * MAX_RUN_CONFIG_BYTES)]
 
 
 @router.post("/d/{dep}/launchpad/validate")
@@ -150,7 +174,10 @@ async def validate(
     request: Request, dep: str, location: Text, job: Text, config: Text = "", format: Text = "json"
 ) -> Response:
     signed = await require_post(request)
-    check, _ = await _check(signed, dep, location, job, config, _fmt(format))
+    try:
+        check, _ = await _check(signed, dep, location, job, config, _fmt(format))
+    except ApiProblem as problem:  # shown where the answer goes, not as a page htmx drops
+        check = Check(general=[problem.detail])
     return page(request, "_validation.html", signed, check=check)
 
 

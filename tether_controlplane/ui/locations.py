@@ -1,5 +1,6 @@
 """A code location: its status and history, its error, its definitions and their graphs."""
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -29,10 +30,14 @@ def asset_graph(assets: list[dict[str, Any]]) -> Markup:
 
 
 @router.get("/d/{dep}/locations/{name}")
-async def location_page(request: Request, dep: str, name: str) -> Response:
+async def location_page(
+    request: Request, dep: str, name: str, redeployed: bool = False
+) -> Response:
     signed = require(request)
-    found = await deployment(signed, dep)
-    location = await signed.api.get(api_path("deployments", dep, "code-locations", name))
+    found, location = await asyncio.gather(
+        deployment(signed, dep),
+        signed.api.get(api_path("deployments", dep, "code-locations", name)),
+    )
     snapshot = location.get("snapshot") or {}
     jobs = [
         {**job, "graph": step_graph(job), "fields": fields(job.get("config_schema"))}
@@ -49,6 +54,7 @@ async def location_page(request: Request, dep: str, name: str) -> Response:
         assets=assets,
         asset_graph=asset_graph(assets) if assets else None,
         schedules=snapshot.get("schedules", []),
+        redeployed=redeployed,
         section="overview",
     )
 

@@ -8,14 +8,13 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from tether_api.enums import TERMINAL_RUN_STATUSES
 from tether_controlplane.ui.session import Signed
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
-# Statuses a person must look at first, and those that are still moving.
-ALARMING = frozenset({"ERROR", "FAILURE"})
-FINAL_RUN = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+FINAL_RUN = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -61,14 +60,28 @@ def between(start: str | datetime | None, end: str | datetime | None) -> str:
     return seconds_text(((ended or datetime.now(UTC)) - began).total_seconds())
 
 
+def event_traceback(event: dict[str, Any]) -> str | None:
+    """A failure event's traceback, unless its message already shows it. ``data`` is the
+    worker's to fill: anything but a string is not shown."""
+    found = (event.get("data") or {}).get("traceback")
+    if not isinstance(found, str) or not found.strip() or found in (event.get("message") or ""):
+        return None
+    return found
+
+
 def first_line(text: str | None) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
 templates.env.filters.update(
-    clock=clock, ago=ago, between=between, seconds=seconds_text, first_line=first_line
+    clock=clock,
+    ago=ago,
+    between=between,
+    seconds=seconds_text,
+    first_line=first_line,
+    event_traceback=event_traceback,
 )
-templates.env.globals.update(ALARMING=ALARMING, FINAL_RUN=FINAL_RUN)
+templates.env.globals.update(FINAL_RUN=FINAL_RUN)
 
 
 def page(

@@ -1,15 +1,19 @@
 """Runs: the filtered, paged, live list; a run's page with its live event log and step
 timeline; Terminate and Re-run."""
 
+import asyncio
+import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from tether_api.enums import RunStatus
 from tether_controlplane.settings import Settings
 from tether_controlplane.ui.common import api_path, deployment, temporal_link
-from tether_controlplane.ui.render import FINAL_RUN, page
+from tether_controlplane.ui.render import FINAL_RUN, page, parse_time
 from tether_controlplane.ui.session import Signed, require, require_post
 from tether_controlplane.ui.timeline import timeline
 
@@ -17,26 +21,20 @@ router = APIRouter()
 PAGE_SIZE = 25
 # Events per fetch: the first render shows this many; the log follows in pages this size.
 EVENT_PAGE = 500
-RUN_STATUSES = ("QUEUED", "STARTING", "STARTED", "SUCCESS", "FAILURE", "CANCELING", "CANCELED")
+# A run ended by the agent or the monitor may still get its worker's last events (flushed
+# late): its page keeps looking for them this long after it saw the run end.
+LATE_EVENTS_SECONDS = 15.0
 RERUN_TAG = "tether/rerun_of"
+FilterQuery = Annotated[str, Query(max_length=1000)]
 
 
+@dataclass(frozen=True)
 class Filters:
-    def __init__(
-        self,
-        status: str = "",
-        location: str = "",
-        job: str = "",
-        tag: str = "",
-        cursor: str = "",
-    ) -> None:
-        self.status, self.location, self.job, self.tag, self.cursor = (
-            status.strip(),
-            location.strip(),
-            job.strip(),
-            tag.strip(),
-            cursor.strip(),
-        )
+    status: str = ""
+    location: str = ""
+    job: str = ""
+    tag: str = ""
+    cursor: str = ""
 
     def api_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": PAGE_SIZE}
@@ -47,8 +45,8 @@ class Filters:
             ("tag", self.tag),
             ("cursor", self.cursor),
         ):
-            if value:
-                params[key] = value
+            if value.strip():
+                params[key] = value.strip()
         return params
 
     def query(self, **changes: str) -> str:
@@ -63,20 +61,36 @@ class Filters:
         return urlencode({k: v for k, v in values.items() if v})
 
 
-FilterQuery = Annotated[str, Query(max_length=1000)]
+@dataclass(frozen=True)
+class Poll:
+    """Where the event log's next fetch starts, and whether it waits a second first."""
+
+    query: str
+    wait: bool
 
 
-async def _runs_context(signed: Signed, dep: str, filters: Filters) -> dict[str, Any]:
-    found = await deployment(signed, dep)
-    runs = await signed.api.get(api_path("deployments", dep, "runs"), filters.api_params())
-    return {
-        "dep": found,
-        "runs": runs["runs"],
-        "next_cursor": runs["next_cursor"],
-        "filters": filters,
-        "section": "runs",
-        "statuses": RUN_STATUSES,
-    }
+def next_poll(events: dict[str, Any], final_since: float | None) -> Poll | None:
+    """None once the run has ended and its late events had time to arrive."""
+    after = events["last_seq"]
+    if len(events["events"]) >= EVENT_PAGE:  # more are stored: fetch them now
+        return Poll(_poll_query(after, final_since), wait=False)
+    if events["run_status"] not in FINAL_RUN:
+        return Poll(_poll_query(after, None), wait=True)
+    since = final_since or time.time()
+    if time.time() - since < LATE_EVENTS_SECONDS:
+        return Poll(_poll_query(after, since), wait=True)
+    return None
+
+
+def _poll_query(after: int, final_since: float | None) -> str:
+    return urlencode(
+        {"after": after, **({"final_since": f"{final_since:.0f}"} if final_since else {})}
+    )
+
+
+def _ended_ago(run: dict[str, Any]) -> float | None:
+    ended = parse_time(run.get("ended_at"))
+    return None if ended is None else time.time() - ended.timestamp()
 
 
 @router.get("/d/{dep}/runs")
@@ -91,23 +105,45 @@ async def runs_page(
 ) -> Response:
     signed = require(request)
     filters = Filters(status, location, job, tag, cursor)
-    context = await _runs_context(signed, dep, filters)
-    locations = await signed.api.get(api_path("deployments", dep, "code-locations"))
-    template = "_runs_live.html" if request.headers.get("hx-request") else "runs.html"
-    return page(request, template, signed, locations=locations, **context)
+    runs_path = api_path("deployments", dep, "runs")
+    if request.headers.get("hx-request"):  # the live refresh: the table only
+        runs = await signed.api.get(runs_path, filters.api_params())
+        context: dict[str, Any] = {"dep": {"name": dep}}
+        template = "_runs_live.html"
+    else:
+        found, runs, locations = await asyncio.gather(
+            deployment(signed, dep),
+            signed.api.get(runs_path, filters.api_params()),
+            signed.api.get(api_path("deployments", dep, "code-locations")),
+        )
+        context = {"dep": found, "locations": locations}
+        template = "runs.html"
+    return page(
+        request,
+        template,
+        signed,
+        runs=runs["runs"],
+        next_cursor=runs["next_cursor"],
+        filters=filters,
+        statuses=[s.value for s in RunStatus],
+        section="runs",
+        **context,
+    )
 
 
 async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) -> dict[str, Any]:
-    found = await deployment(signed, dep)
-    run = await signed.api.get(api_path("deployments", dep, "runs", run_id))
-    steps = await signed.api.get(api_path("deployments", dep, "runs", run_id, "steps"))
+    run, steps = await asyncio.gather(
+        signed.api.get(api_path("deployments", dep, "runs", run_id)),
+        signed.api.get(api_path("deployments", dep, "runs", run_id, "steps")),
+    )
     settings: Settings = request.app.state.settings
+    ended_ago = _ended_ago(run)
     return {
-        "dep": found,
         "run": run,
         "steps": steps,
         "timeline": timeline(run, steps),
-        "final": run["status"] in FINAL_RUN,
+        # Keep refreshing a little after the end: a late step event may still come.
+        "live": ended_ago is None or ended_ago < LATE_EVENTS_SECONDS,
         "temporal_url": temporal_link(
             settings.temporal_ui_url, settings.temporal_namespace, f"run:{run['id']}"
         ),
@@ -118,34 +154,47 @@ async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) 
 @router.get("/d/{dep}/runs/{run_id}")
 async def run_page(request: Request, dep: str, run_id: str) -> Response:
     signed = require(request)
-    context = await _run_context(request, signed, dep, run_id)
-    events = await signed.api.get(
-        api_path("deployments", dep, "runs", run_id, "events"), {"limit": EVENT_PAGE}
+    found, context, events = await asyncio.gather(
+        deployment(signed, dep),
+        _run_context(request, signed, dep, run_id),
+        signed.api.get(
+            api_path("deployments", dep, "runs", run_id, "events"), {"limit": EVENT_PAGE}
+        ),
     )
-    return page(request, "run.html", signed, events=events, page_size=EVENT_PAGE, **context)
+    ended = parse_time(context["run"].get("ended_at"))
+    poll = next_poll(events, ended.timestamp() if ended else None)
+    return page(request, "run.html", signed, dep=found, events=events, poll=poll, **context)
 
 
 @router.get("/d/{dep}/runs/{run_id}/summary")
 async def run_summary(request: Request, dep: str, run_id: str) -> Response:
     signed = require(request)
     context = await _run_context(request, signed, dep, run_id)
-    return page(request, "_run_summary.html", signed, **context)
+    return page(request, "_run_summary.html", signed, dep={"name": dep}, **context)
 
 
 @router.get("/d/{dep}/runs/{run_id}/events")
 async def run_events(
-    request: Request, dep: str, run_id: str, after: Annotated[int, Query(ge=0)] = 0
+    request: Request,
+    dep: str,
+    run_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    final_since: Annotated[float | None, Query(ge=0)] = None,
 ) -> Response:
     """The log's next lines and, while there may be more, the element that fetches them."""
     signed = require(request)
-    found = await deployment(signed, dep)
     events = await signed.api.get(
         api_path("deployments", dep, "runs", run_id, "events"),
         {"after": after, "limit": EVENT_PAGE},
     )
-    run = {"id": run_id}
     return page(
-        request, "_events.html", signed, dep=found, run=run, events=events, page_size=EVENT_PAGE
+        request,
+        "_events.html",
+        signed,
+        dep={"name": dep},
+        run={"id": run_id},
+        events=events,
+        poll=next_poll(events, final_since),
     )
 
 

@@ -9,7 +9,7 @@ page from an e-mail or chat working: GETs change nothing."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request, Response
 
@@ -51,13 +51,27 @@ def current(request: Request) -> Signed | None:
 def require(request: Request) -> Signed:
     signed = current(request)
     if signed is None:
-        raise SignInRequired(local_path(request))
+        raise SignInRequired(return_path(request))
     return signed
 
 
-def local_path(request: Request) -> str:
+def return_path(request: Request) -> str:
+    """Where to come back to after signing in: the page the person was on. For a live
+    fragment (htmx) that is the page around it, and for a POST the page its form was on,
+    never the fragment or the action itself."""
+    if request.headers.get("hx-request"):
+        return _path_of(request.headers.get("hx-current-url"))
+    if request.method != "GET":
+        return _path_of(request.headers.get("referer"))
     query = f"?{request.url.query}" if request.url.query else ""
-    return request.url.path + query
+    return safe_next(request.url.path + query)
+
+
+def _path_of(url: str | None) -> str:
+    if not url:
+        return "/"
+    parts = urlsplit(url)
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def sign_in_url(next_path: str) -> str:
@@ -65,20 +79,35 @@ def sign_in_url(next_path: str) -> str:
 
 
 def safe_next(next_path: str | None) -> str:
-    """Only paths on this site: never an open redirect to another one."""
-    if not next_path or not next_path.startswith("/") or next_path.startswith("//"):
+    """Only paths on this site: never an open redirect to another one (``//host``, and
+    ``/\\host``, which browsers read the same way)."""
+    if (
+        not next_path
+        or not next_path.startswith("/")
+        or next_path[1:2] in ("/", "\\")
+        or any(c == "\\" or ord(c) < 32 for c in next_path)
+    ):
         return "/"
     return next_path
 
 
 def same_origin(request: Request) -> bool:
-    if request.headers.get("sec-fetch-site") == "cross-site":
+    """Whether a request came from a page of this server. Its Origin's host and port must be
+    those the browser addressed (the Host header), or those of ``public_url`` when a proxy
+    in front rewrites Host; the scheme is not compared, since a TLS proxy hides it."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site in ("cross-site", "same-site"):
         return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         # Browsers send Origin with every POST; "null" is an opaque (sandboxed) page.
-        return origin is None and request.headers.get("sec-fetch-site") in (None, "same-origin")
-    return origin.rstrip("/") == str(request.base_url).rstrip("/")
+        return origin is None and fetch_site in (None, "same-origin")
+    host = urlsplit(origin).netloc.lower()
+    allowed = {request.headers.get("host", "").lower()}
+    public_url = _settings(request).public_url
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc.lower())
+    return host in allowed
 
 
 async def require_post(request: Request) -> Signed:
@@ -96,12 +125,18 @@ async def require_post(request: Request) -> Signed:
     return signed
 
 
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def set_cookie(
     response: Response, request: Request, settings: Settings, secret: str, expires: datetime
 ) -> None:
     secure = settings.secure_cookies
     if secure is None:
-        secure = request.url.scheme == "https"
+        public = settings.public_url or ""
+        secure = request.url.scheme == "https" or public.startswith("https://")
     response.set_cookie(
         COOKIE,
         secret,

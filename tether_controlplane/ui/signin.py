@@ -38,8 +38,11 @@ async def home(request: Request) -> Response:
 
 
 @router.get("/sign-in")
-async def sign_in_form(request: Request, next: str | None = None) -> Response:
-    return page(request, "signin.html", None, next_path=safe_next(next))
+async def sign_in_form(
+    request: Request, next: str | None = None, signed_out: bool = False
+) -> Response:
+    notice = "You are signed out." if signed_out else None
+    return page(request, "signin.html", None, next_path=safe_next(next), notice=notice)
 
 
 @router.post("/sign-in")
@@ -55,8 +58,19 @@ async def sign_in(
 
 
 @router.get("/sign-in/link")
-async def sign_in_link(request: Request, code: str = "") -> Response:
-    """The one-time link ``tether dev`` and ``tether sign-in-link`` print."""
+async def sign_in_link_form(request: Request, code: str = "") -> Response:
+    """The one-time link ``tether dev`` and ``tether sign-in-link`` print. Opening it changes
+    nothing: a link scanner that fetches it does not use it up, and another site cannot sign
+    a browser in as someone else with it. The button POSTs the code."""
+    return page(request, "signin_link.html", None, code=code)
+
+
+@router.post("/sign-in/link")
+async def sign_in_link(
+    request: Request, code: Annotated[str, Form(max_length=500)] = ""
+) -> Response:
+    if not same_origin(request):
+        raise CrossSiteRefused()
     return await _start(request, code, "/", "this sign-in link is invalid, expired or used")
 
 
@@ -89,6 +103,7 @@ async def sign_out(request: Request) -> Response:
     except ApiProblem as problem:
         if problem.status != 401:  # already ended: signing out again is fine
             raise
-    response = page(request, "signin.html", None, notice="You are signed out.", next_path="/")
+    # A redirect, so that reloading the page does not post the form again.
+    response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
     clear_cookie(response)
     return response

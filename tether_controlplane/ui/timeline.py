@@ -39,14 +39,15 @@ def timeline(run: dict[str, Any], steps: list[dict[str, Any]]) -> list[Bar]:
         step_end = parse_time(s.get("ended_at")) or (
             end if s["status"] == "RUNNING" else step_start
         )
-        left = (step_start - begin).total_seconds() / span * 100
+        # At least a sliver, so that an instant step still shows; never past the lane's end.
+        left = min(max((step_start - begin).total_seconds() / span * 100, 0), 99.5)
         width = max((step_end - step_start).total_seconds() / span * 100, 0.5)
         bars.append(
             Bar(
                 s["name"],
                 s["status"],
-                round(min(max(left, 0), 100), 2),
-                round(min(width, 100 - min(max(left, 0), 99.5)), 2),
+                round(left, 2),
+                round(min(width, 100 - left), 2),
                 s.get("duration_seconds"),
                 s.get("error"),
             )

@@ -10,7 +10,15 @@ from tether_api.models import (
     DeploymentUpdate,
     TokenCreated,
 )
-from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserPrincipal, UserScope
+from tether_controlplane.api.deps import (
+    DbDep,
+    NamedScope,
+    NamePath,
+    SettingsDep,
+    UserPrincipal,
+    UserScope,
+    UserTokenOnly,
+)
 from tether_controlplane.api.responses import LOOKUP, error_responses
 from tether_controlplane.services import agents, runs, tenancy
 from tether_controlplane.tables import DeploymentRow, Organization
@@ -61,7 +69,12 @@ def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> De
 
 
 @router.post("/{dep}/agent-tokens", status_code=201, responses=LOOKUP)
-def create_agent_token(body: AgentTokenCreate, scope: UserScope, db: DbDep) -> TokenCreated:
+def create_agent_token(
+    body: AgentTokenCreate, dep: NamePath, p: UserTokenOnly, db: DbDep
+) -> TokenCreated:
+    """Mint an agent token for the deployment. Needs a user token: a web session cannot
+    make a credential that outlives it."""
+    scope = NamedScope(p, dep)
     with db.write() as s:
         row = scope.deployment(s)
         secret = tenancy.mint_token(

@@ -9,7 +9,7 @@ from tether_controlplane.api.deps import (
     DbDep,
     SessionStarter,
     SettingsDep,
-    UserPrincipal,
+    UserTokenOnly,
     WebSession,
 )
 from tether_controlplane.api.responses import error_responses
@@ -43,9 +43,9 @@ def end_session(p: WebSession, db: DbDep) -> Response:
 
 
 @router.post("/sign-in-links", status_code=201, responses=error_responses(422))
-def create_sign_in_link(body: SignInLinkCreate, p: UserPrincipal, db: DbDep) -> SignInLink:
+def create_sign_in_link(body: SignInLinkCreate, p: UserTokenOnly, db: DbDep) -> SignInLink:
     """A link that signs its first visitor in to the web UI as this user, once, before it
-    expires (``tether dev`` prints one)."""
+    expires (``tether dev`` prints one). Needs the user token itself, not a session."""
     with db.write() as s:
         code, expires = sessions.create_link(s, p, timedelta(seconds=body.ttl_seconds))
     return SignInLink(path=f"/sign-in/link?code={code}", expires_at=expires)

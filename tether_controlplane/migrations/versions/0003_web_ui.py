@@ -1,5 +1,5 @@
 """web UI: tokens that expire and tokens made from another token (sessions, sign-in links),
-and when a code location was last deployed
+when a code location was last deployed, and an index for a run's step events
 
 Revision ID: 0003
 Revises: 0002
@@ -27,9 +27,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("deployed_at", sa.DateTime(), nullable=True))
     # The best known answer for locations deployed before: their last change.
     op.execute("UPDATE code_locations SET deployed_at = updated_at")
+    op.create_index("ix_run_events_run_type", "run_events", ["run_pk", "type"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_run_events_run_type", table_name="run_events")
     with op.batch_alter_table("code_locations", schema=None) as batch_op:
         batch_op.drop_column("deployed_at")
     with op.batch_alter_table("tokens", schema=None) as batch_op:

@@ -21,3 +21,18 @@ document.addEventListener("htmx:afterSettle", () => {
     if (log.dataset.atEnd !== "false") log.scrollTop = log.scrollHeight;
   }
 });
+
+// A log fetch that failed (a restart, a blip) is tried again instead of the log going quiet.
+for (const name of ["htmx:responseError", "htmx:sendError"]) {
+  document.addEventListener(name, (event) => {
+    const elt = event.detail.elt;
+    if (elt && elt.classList && elt.classList.contains("more")) htmx.trigger(elt, "retry");
+  });
+}
+
+// Live refreshes ("every Ns") pause while the tab is hidden: nobody reads them, and each
+// costs the server a few API calls.
+document.addEventListener("htmx:confirm", (event) => {
+  const trigger = event.detail.elt.getAttribute("hx-trigger") || "";
+  if (document.hidden && trigger.startsWith("every")) event.preventDefault();
+});
