@@ -1,4 +1,4 @@
-"""Web UI fixtures: one real Chromium for the session (Debian's, driven by Playwright), one
+"""Web UI fixtures: one real Chromium for the module (Debian's, driven by Playwright), one
 control plane, Temporal dev server, agent and deployed locations per module, and a signed-in
 browser page per test. Screenshots go to $TETHER_TEST_ARTIFACTS (default test-artifacts/)."""
 
@@ -27,7 +27,11 @@ def chromium_path() -> str | None:
     return found if found and os.access(found, os.X_OK) else None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop marked as running
+# in this thread while it is open, and the async tests that come after (tests/workflows)
+# cannot start theirs until it is closed. One module drives the browser, so it still
+# starts once per run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     path = chromium_path()
     if path is None:

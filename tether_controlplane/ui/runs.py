@@ -11,10 +11,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from tether_api.enums import RunStatus
-from tether_controlplane.settings import Settings
 from tether_controlplane.ui.common import api_path, deployment, temporal_link
 from tether_controlplane.ui.render import FINAL_RUN, page, parse_time
-from tether_controlplane.ui.session import Signed, require, require_post
+from tether_controlplane.ui.session import Signed, require, require_post, settings_of
 from tether_controlplane.ui.timeline import timeline
 
 router = APIRouter()
@@ -136,7 +135,7 @@ async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) 
         signed.api.get(api_path("deployments", dep, "runs", run_id)),
         signed.api.get(api_path("deployments", dep, "runs", run_id, "steps")),
     )
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     ended_ago = _ended_ago(run)
     return {
         "run": run,

@@ -104,7 +104,7 @@ def same_origin(request: Request) -> bool:
         return origin is None and fetch_site in (None, "same-origin")
     host = urlsplit(origin).netloc.lower()
     allowed = {request.headers.get("host", "").lower()}
-    public_url = _settings(request).public_url
+    public_url = settings_of(request).public_url
     if public_url:
         allowed.add(urlsplit(public_url).netloc.lower())
     return host in allowed
@@ -125,14 +125,13 @@ async def require_post(request: Request) -> Signed:
     return signed
 
 
-def _settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def set_cookie(
-    response: Response, request: Request, settings: Settings, secret: str, expires: datetime
-) -> None:
+def set_cookie(response: Response, request: Request, secret: str, expires: datetime) -> None:
+    settings = settings_of(request)
     secure = settings.secure_cookies
     if secure is None:
         public = settings.public_url or ""

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from tether_controlplane.settings import Settings
 from tether_controlplane.ui import api
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.common import api_path
@@ -21,11 +20,6 @@ from tether_controlplane.ui.session import (
 )
 
 router = APIRouter()
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 @router.get("/")
@@ -91,7 +85,7 @@ async def _start(request: Request, credential: str, next_path: str, refused: str
     response = RedirectResponse(next_path, status_code=303)
     expires = parse_time(created["expires_at"])
     assert expires is not None
-    set_cookie(response, request, _settings(request), created["token"], expires)
+    set_cookie(response, request, created["token"], expires)
     return response
 
 
