@@ -23,6 +23,9 @@ EVENT_PAGE = 500
 # A run ended by the agent or the monitor may still get its worker's last events (flushed
 # late): its page keeps looking for them this long after it saw the run end.
 LATE_EVENTS_SECONDS = 15.0
+# Past this many lines, the next page waits for a click: a run that logs 100,000 lines must
+# not fill the browser unasked.
+AUTO_LOAD_EVENTS = 5000
 RERUN_TAG = "tether/rerun_of"
 FilterQuery = Annotated[str, Query(max_length=1000)]
 
@@ -62,17 +65,19 @@ class Filters:
 
 @dataclass(frozen=True)
 class Poll:
-    """Where the event log's next fetch starts, and whether it waits a second first."""
+    """Where the event log's next fetch starts; whether it waits a second first, or for a
+    click."""
 
     query: str
     wait: bool
+    click: bool = False
 
 
 def next_poll(events: dict[str, Any], final_since: float | None) -> Poll | None:
     """None once the run has ended and its late events had time to arrive."""
     after = events["last_seq"]
     if len(events["events"]) >= EVENT_PAGE:  # more are stored: fetch them now
-        return Poll(_poll_query(after, final_since), wait=False)
+        return Poll(_poll_query(after, final_since), wait=False, click=after >= AUTO_LOAD_EVENTS)
     if events["run_status"] not in FINAL_RUN:
         return Poll(_poll_query(after, None), wait=True)
     since = final_since or time.time()
