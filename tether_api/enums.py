@@ -83,3 +83,24 @@ STEP_END_STATUS: dict[EventType, StepStatus] = {
     EventType.STEP_SKIPPED: StepStatus.SKIPPED,
     EventType.STEP_CANCELED: StepStatus.CANCELED,
 }
+
+
+class ScheduleStatus(StrEnum):
+    """Whether a schedule's ticks create runs."""
+
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+
+
+class MissedTicks(StrEnum):
+    """What a schedule does with the ticks that passed while the scheduler was not running."""
+
+    LATEST = "latest"  # run the most recent one, record the others as skipped
+    ALL = "all"  # run each of them (at most MAX_CATCH_UP_TICKS)
+    SKIP = "skip"  # run none; record them as skipped
+
+
+class TickStatus(StrEnum):
+    SUCCESS = "SUCCESS"  # a run was created
+    SKIPPED = "SKIPPED"  # missed, and the schedule's policy does not run it
+    FAILURE = "FAILURE"  # the run could not be created: the error says why

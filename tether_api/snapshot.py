@@ -4,6 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tether_api.enums import MissedTicks, ScheduleStatus
+
 
 class StepSnapshot(BaseModel):
     name: str = Field(description="Step name, unique within its job.")
@@ -36,6 +38,14 @@ class ScheduleSnapshot(BaseModel):
     timezone: str = "UTC"
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    default_status: ScheduleStatus = Field(
+        default=ScheduleStatus.STOPPED,
+        description="Whether it runs before anyone turns it on or off.",
+    )
+    missed_ticks: MissedTicks = Field(
+        default=MissedTicks.LATEST,
+        description="What happens to ticks that passed while the scheduler was down.",
+    )
 
 
 class DefinitionsSnapshot(BaseModel):

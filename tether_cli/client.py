@@ -22,6 +22,7 @@ from tether_api.models import (
     RunEventPage,
     RunPage,
 )
+from tether_api.schedules import Schedule, Tick
 from tether_api.sessions import SignInLink, SignInLinkCreate
 from tether_cli.context import Connection
 from tether_cli.render import CliError, note
@@ -40,6 +41,8 @@ STREAM_RECONNECT_SECONDS = 60.0
 
 _LOCATIONS = TypeAdapter(list[CodeLocation])
 _AGENTS = TypeAdapter(list[Agent])
+_SCHEDULES = TypeAdapter(list[Schedule])
+_TICKS = TypeAdapter(list[Tick])
 
 
 class ApiError(CliError):
@@ -174,6 +177,20 @@ class TetherClient:
     def agents_available(self) -> int:
         """How many of the deployment's agents sent a heartbeat within the timeout."""
         return sum(1 for agent in self.list_agents() if agent.available)
+
+    # --- schedules ----------------------------------------------------------------------
+
+    def list_schedules(self) -> list[Schedule]:
+        return _SCHEDULES.validate_json(self._request("GET", "/schedules").content)
+
+    def set_schedule(self, location: str, name: str, on: bool) -> Schedule:
+        action = "start" if on else "stop"
+        path = f"/schedules/{_segment(location)}/{_segment(name)}/{action}"
+        return self._call(Schedule, "POST", path)
+
+    def schedule_ticks(self, location: str, name: str, limit: int) -> list[Tick]:
+        path = f"/schedules/{_segment(location)}/{_segment(name)}/ticks"
+        return _TICKS.validate_json(self._request("GET", path, params={"limit": limit}).content)
 
     # --- web UI -------------------------------------------------------------------------
 

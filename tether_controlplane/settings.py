@@ -55,6 +55,17 @@ class Settings(BaseSettings):
         description="How often a waiting long-poll or event stream re-reads the database; "
         "wake-ups within one process are immediate, this covers other replicas.",
     )
+    scheduler_enabled: bool = Field(
+        default=True,
+        description="Run the scheduler here. Several replicas may all run it: a tick still "
+        "creates one run.",
+    )
+    scheduler_max_sleep_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="The scheduler sleeps until the next tick, but at most this long, so a "
+        "schedule turned on or deployed meanwhile is seen.",
+    )
     session_lifetime_hours: float = Field(
         default=12.0, gt=0, le=24 * 30, description="How long a web UI sign-in lasts."
     )

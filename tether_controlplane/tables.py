@@ -198,3 +198,46 @@ class AgentRow(Base):
     )
     last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduleRow(Base):
+    """A schedule as its code location last declared it, and its state here: whether someone
+    turned it on or off (``status``; None: the code's ``default_status``) and how far its
+    ticks have been evaluated (``cursor``). Kept across redeploys, keyed by location and name."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("deployment_id", "code_location", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    code_location: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(100))
+    job: Mapped[str] = mapped_column(String(63))
+    run_config: Mapped[dict[str, Any]] = mapped_column()
+    tags: Mapped[dict[str, Any]] = mapped_column()
+    default_status: Mapped[str] = mapped_column(String(20))
+    missed_ticks: Mapped[str] = mapped_column(String(20))
+    # False once the location's code no longer declares it (or the location was removed).
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str | None] = mapped_column(String(20))
+    cursor: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TickRow(Base):
+    """One tick of a schedule, with its outcome. (schedule, tick time) is unique: however
+    many schedulers evaluate it, a tick creates one run."""
+
+    __tablename__ = "schedule_ticks"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "tick_time", name="uq_schedule_ticks_time"),
+        Index("ix_schedule_ticks_schedule_id", "schedule_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"))
+    tick_time: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

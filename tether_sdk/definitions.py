@@ -12,6 +12,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
+from tether_api.enums import MissedTicks, ScheduleStatus
 from tether_api.names import check_name
 from tether_api.snapshot import (
     AssetSnapshot,
@@ -260,8 +261,18 @@ class Schedule:
         run_config: Mapping[str, Any] | None = None,
         timezone: str = "UTC",
         tags: Mapping[str, str] | None = None,
+        default_status: str = ScheduleStatus.STOPPED,
+        missed_ticks: str = MissedTicks.LATEST,
     ) -> None:
         self.name = _name(name, "schedule name")
+        try:
+            self.default_status = ScheduleStatus(default_status)
+            self.missed_ticks = MissedTicks(missed_ticks)
+        except ValueError as exc:
+            raise DefinitionError(
+                f"schedule {name!r}: {exc}; default_status is RUNNING or STOPPED, "
+                "missed_ticks is 'latest', 'all' or 'skip'"
+            ) from None
         if not isinstance(job, Job):
             raise DefinitionError(
                 f"schedule {name!r}: job= must be a Job (from job() or asset_job()), got {job!r}"
@@ -295,6 +306,8 @@ class Schedule:
             timezone=self.timezone,
             run_config=self.run_config,
             tags=dict(self.tags),
+            default_status=self.default_status,
+            missed_ticks=self.missed_ticks,
         )
 
     def __repr__(self) -> str:
@@ -309,9 +322,24 @@ def schedule(
     run_config: Mapping[str, Any] | None = None,
     timezone: str = "UTC",
     tags: Mapping[str, str] | None = None,
+    default_status: str = ScheduleStatus.STOPPED,
+    missed_ticks: str = MissedTicks.LATEST,
 ) -> Schedule:
-    """Declare a schedule: ``cron`` is 5 fields (minute hour day-of-month month day-of-week)."""
-    return Schedule(name, cron=cron, job=job, run_config=run_config, timezone=timezone, tags=tags)
+    """Declare a schedule: ``cron`` is 5 fields (minute hour day-of-month month day-of-week),
+    in ``timezone``. It is STOPPED until turned on (``tether schedules on``), unless
+    ``default_status="RUNNING"``. ``missed_ticks``: what happens to the ticks that passed while
+    the scheduler was down: ``"latest"`` runs the most recent one, ``"all"`` each of them,
+    ``"skip"`` none."""
+    return Schedule(
+        name,
+        cron=cron,
+        job=job,
+        run_config=run_config,
+        timezone=timezone,
+        tags=tags,
+        default_status=default_status,
+        missed_ticks=missed_ticks,
+    )
 
 
 class Definitions:

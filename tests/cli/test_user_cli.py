@@ -628,3 +628,26 @@ def test_deploy_takes_a_container_context(cli: Cli) -> None:
     ]
     bad = cli("deploy", "boxed", *QUICK, "--container-json", '{"memory": "lots"}')
     assert bad.returncode == 2 and "--container-json: memory:" in bad.stderr
+
+
+def test_schedules_list_on_off_and_ticks(tenant: Tenant, cli: Cli) -> None:
+    assert cli("deploy", "quick", *QUICK, "--no-wait").returncode == 0
+    with tenant.agent() as agent:
+        r = agent.post(
+            "/api/v1/agent/code-locations/quick/status",
+            json={"status": "RUNNING", "snapshot": SNAPSHOT},
+        )
+        assert r.status_code == 200, r.text
+    listed = cli("schedules", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "nightly_etl" in listed.stdout and "STOPPED" in listed.stdout
+    assert "0 3 * * * (UTC)" in listed.stdout
+    on = cli("schedules", "on", "nightly_etl")
+    assert on.returncode == 0 and "RUNNING" in on.stdout and "next tick" in on.stdout
+    as_json = json.loads(cli("schedules", "list", "--json").stdout)
+    assert as_json[0]["status"] == "RUNNING" and as_json[0]["status_set_by_user"] is True
+    assert cli("schedules", "off", "nightly_etl").returncode == 0
+    ticks = cli("schedules", "ticks", "nightly_etl", "--json")
+    assert ticks.returncode == 0 and json.loads(ticks.stdout) == []
+    missing = cli("schedules", "on", "nope")
+    assert missing.returncode == 1 and "tether schedules list" in missing.stderr

@@ -293,3 +293,20 @@ def test_a_forged_cross_site_post_is_refused(page: Page, stack: Stack, evil_site
     wait_until(
         lambda: stack.tenant.run(run["id"])["status"] == "CANCELED", timeout=60, what="cancel"
     )
+
+
+def test_schedules_turn_on_and_off_and_show_their_ticks(page: Page, stack: Stack) -> None:
+    page.goto(f"/d/{stack.tenant.deployment}/schedules")
+    table = page.get_by_role("table", name="Schedules")
+    row = table.get_by_role("row", name=re.compile("nightly_etl"))
+    expect(row).to_contain_text("STOPPED")
+    page.get_by_role("button", name="Turn on nightly_etl").click()
+    expect(row).to_contain_text("RUNNING")
+    expect(row).to_contain_text("(set here)")
+    screenshot(page, "schedules")
+    row.get_by_role("link", name="nightly_etl").click()
+    expect(page.get_by_role("heading", name="Schedule nightly_etl")).to_be_visible()
+    expect(page.get_by_role("table", name="Ticks")).to_contain_text("No ticks yet")
+    page.get_by_role("button", name="Turn off").click()
+    expect(page.get_by_role("heading", name="Schedule nightly_etl")).to_be_visible()
+    expect(page.locator("main .actions")).to_contain_text("STOPPED")

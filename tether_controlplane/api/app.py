@@ -26,13 +26,16 @@ from tether_controlplane.api.routes import (
     deployments,
     locations,
     runs,
+    schedules,
     sessions,
     worker,
 )
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.monitor import monitor_once
+from tether_controlplane.services import scheduler
 from tether_controlplane.settings import Settings
+from tether_controlplane.tables import utcnow
 from tether_controlplane.ui import api as ui_api
 from tether_controlplane.ui import app as ui
 
@@ -48,6 +51,21 @@ async def _monitor_loop(db: Database, settings: Settings) -> None:
         await asyncio.sleep(settings.monitor_interval_seconds)
 
 
+async def _scheduler_loop(db: Database, settings: Settings) -> None:
+    # Sleeps until the next tick is due (at most scheduler_max_sleep_seconds), so a tick is
+    # evaluated within milliseconds of its time.
+    while True:
+        try:
+            upcoming = await run_in_threadpool(scheduler.run_due, db, utcnow())
+        except Exception:  # keep scheduling through a transient database error
+            log.exception("scheduler pass failed")
+            upcoming = None
+        wait = settings.scheduler_max_sleep_seconds
+        if upcoming is not None:
+            wait = min(wait, max((upcoming - utcnow()).total_seconds(), 0.0))
+        await asyncio.sleep(wait + 0.001)
+
+
 def create_app(settings: Settings | None = None, migrate_on_start: bool = True) -> FastAPI:
     settings = settings or Settings()
 
@@ -59,11 +77,14 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         db.notifier.bind(asyncio.get_running_loop())
         app.state.db = db
         app.state.settings = settings
-        monitor = asyncio.create_task(_monitor_loop(db, settings))
+        loops = [asyncio.create_task(_monitor_loop(db, settings))]
+        if settings.scheduler_enabled:
+            loops.append(asyncio.create_task(_scheduler_loop(db, settings)))
         try:
             yield
         finally:
-            monitor.cancel()
+            for loop in loops:
+                loop.cancel()
             await ui_api.close(app)
             db.dispose()
 
@@ -126,7 +147,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
             s.execute(text("SELECT 1"))
         return {"status": "ok"}
 
-    for module in (deployments, locations, runs, agent, worker, sessions):
+    for module in (deployments, locations, runs, schedules, agent, worker, sessions):
         app.include_router(module.router, responses=API_ERRORS)
     add_docs(app)
     ui.install(app)

@@ -15,7 +15,7 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.services import agents, requests
+from tether_controlplane.services import agents, requests, schedules
 from tether_controlplane.tables import (
     AgentRow,
     CodeLocationRow,
@@ -167,6 +167,7 @@ def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
     if not row.removed:
         row.removed = True
         row.updated_at = utcnow()
+    schedules.forget_location(session, dep, name)
     requests.supersede(session, dep.id, _sync_key(name), "superseded by removal")
     requests.enqueue(
         session,
@@ -196,6 +197,8 @@ def report(
     if report.snapshot is not None:
         row.snapshot = report.snapshot.model_dump(mode="json")
         row.snapshot_updated_at = utcnow()
+        if not row.removed:
+            schedules.sync(session, dep, name, report.snapshot)
     last = session.scalar(
         select(CodeLocationStatusRow)
         .where(CodeLocationStatusRow.code_location_id == row.id)

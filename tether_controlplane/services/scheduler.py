@@ -1,0 +1,131 @@
+"""The scheduler: turns the due ticks of RUNNING schedules into runs, each exactly once.
+
+A pass reads which schedules have a tick due, then evaluates each in its own write
+transaction with the schedule's row locked, so two control-plane replicas on one PostgreSQL
+(or a pass retried after a crash) never both act on a tick: the second finds the cursor moved.
+The tick's row is unique on (schedule, tick time) besides, and is written in the transaction
+that creates its run.
+"""
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
+from tether_api.models import RunCreate
+from tether_controlplane.db import Database
+from tether_controlplane.errors import ApiError
+from tether_controlplane.services import runs
+from tether_controlplane.services.schedules import effective_status, next_tick
+from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, TickRow
+
+log = logging.getLogger("tether.scheduler")
+
+# A tick evaluated within this long of its time is on time; older ones were missed (the
+# control plane was down) and follow the schedule's missed_ticks policy.
+ON_TIME = timedelta(seconds=60)
+# Catching up runs (or records as skipped) at most this many missed ticks of a schedule.
+MAX_CATCH_UP_TICKS = 100
+# Past this many ticks, a long outage of a frequent schedule is not walked tick by tick.
+MAX_WALK = 100_000
+SCHEDULE_TAG = "tether/schedule"
+TICK_TAG = "tether/tick"
+
+
+def run_due(db: Database, now: datetime) -> datetime | None:
+    """Evaluate every tick due by ``now``; return when the next one is due (None: none)."""
+    with db.read() as s:
+        rows = s.scalars(select(ScheduleRow).where(ScheduleRow.present.is_(True))).all()
+        running = [r for r in rows if effective_status(r) == ScheduleStatus.RUNNING]
+        due = [r.id for r in running if next_tick(r, r.cursor or now) <= now]
+        upcoming = [next_tick(r, max(r.cursor or now, now)) for r in running]
+    for schedule_id in due:
+        try:
+            with db.write() as s:
+                evaluate(s, schedule_id, now)
+        except Exception:  # one schedule's trouble must not stop the others
+            log.exception("evaluating schedule %s failed; it is tried again next pass", schedule_id)
+    return min(upcoming, default=None)
+
+
+def evaluate(session: Session, schedule_id: int, now: datetime) -> list[TickRow]:
+    """The ticks of one schedule up to ``now``, with its row locked: runs for those its
+    policy runs, SKIPPED rows for the others. Returns the ticks written."""
+    row = session.scalar(select(ScheduleRow).where(ScheduleRow.id == schedule_id).with_for_update())
+    if row is None or not row.present or effective_status(row) != ScheduleStatus.RUNNING:
+        return []
+    location = session.scalar(
+        select(CodeLocationRow).where(
+            CodeLocationRow.deployment_id == row.deployment_id,
+            CodeLocationRow.name == row.code_location,
+        )
+    )
+    if location is None or location.removed:
+        return []
+    due = list(_due_ticks(row, now))
+    row.cursor = now
+    if not due:
+        return []
+    on_time = [t for t in due if now - t <= ON_TIME]
+    missed = [t for t in due if now - t > ON_TIME]
+    policy = MissedTicks(row.missed_ticks)
+    if policy == MissedTicks.ALL:
+        to_run, skipped = missed[-MAX_CATCH_UP_TICKS:] + on_time, missed[:-MAX_CATCH_UP_TICKS]
+    elif policy == MissedTicks.SKIP or on_time:
+        to_run, skipped = on_time, missed
+    else:  # LATEST, with nothing on time: the most recent missed tick
+        to_run, skipped = missed[-1:], missed[:-1]
+    dep = session.get(DeploymentRow, row.deployment_id)
+    assert dep is not None
+    written = [
+        TickRow(
+            schedule_id=row.id,
+            tick_time=t,
+            status=TickStatus.SKIPPED.value,
+            error=f"missed while the scheduler was not running (missed_ticks: {policy.value})",
+            created_at=now,
+        )
+        for t in skipped[-MAX_CATCH_UP_TICKS:]
+    ]
+    written += [_run_tick(session, dep, row, t, now) for t in to_run]
+    session.add_all(written)
+    session.flush()
+    return written
+
+
+def _due_ticks(row: ScheduleRow, now: datetime) -> Iterator[datetime]:
+    """The ticks after the cursor up to ``now``, oldest first (the most recent ones only,
+    after a very long outage)."""
+    tick = row.cursor or now
+    for _ in range(MAX_WALK):
+        tick = next_tick(row, tick)
+        if tick > now:
+            return
+        yield tick
+
+
+def _run_tick(
+    session: Session, dep: DeploymentRow, row: ScheduleRow, tick: datetime, now: datetime
+) -> TickRow:
+    record = TickRow(schedule_id=row.id, tick_time=tick, created_at=now)
+    try:
+        body = RunCreate(
+            code_location=row.code_location,
+            job=row.job,
+            run_config=row.run_config,
+            tags={**row.tags, SCHEDULE_TAG: row.name, TICK_TAG: tick.isoformat()},
+        )
+        with session.begin_nested():  # a refused run leaves nothing behind
+            run = runs.create(session, dep, body)
+    except ApiError as exc:
+        record.status, record.error = TickStatus.FAILURE.value, exc.detail
+        log.warning("schedule %s: tick %s created no run: %s", row.name, tick, exc.detail)
+    except ValidationError as exc:
+        record.status, record.error = TickStatus.FAILURE.value, str(exc)
+    else:
+        record.status, record.run_id = TickStatus.SUCCESS.value, run.id
+    return record

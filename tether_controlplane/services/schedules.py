@@ -1,0 +1,147 @@
+"""Schedules: kept in step with the snapshots their code locations report, turned on and
+off by users, listed with their ticks. Evaluating them is ``services/scheduler.py``'s."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
+from tether_api.schedules import Schedule, Tick
+from tether_api.snapshot import DefinitionsSnapshot
+from tether_controlplane.errors import NotFound
+from tether_controlplane.tables import DeploymentRow, ScheduleRow, TickRow, utcnow
+
+
+def effective_status(row: ScheduleRow) -> ScheduleStatus:
+    return ScheduleStatus(row.status or row.default_status)
+
+
+def next_tick(row: ScheduleRow, after: datetime) -> datetime:
+    """The first tick strictly after ``after``, in UTC, in the schedule's time zone's rules."""
+    local = after.astimezone(ZoneInfo(row.timezone))
+    found: datetime = croniter(row.cron, local).get_next(datetime)
+    return found.astimezone(after.tzinfo)
+
+
+def sync(
+    session: Session, dep: DeploymentRow, location: str, snapshot: DefinitionsSnapshot | None
+) -> None:
+    """Make the stored schedules of ``location`` what its snapshot declares (none when it is
+    removed: ``snapshot`` None). A user's on/off choice and the cursor are kept."""
+    rows = {
+        r.name: r
+        for r in session.scalars(
+            select(ScheduleRow).where(
+                ScheduleRow.deployment_id == dep.id, ScheduleRow.code_location == location
+            )
+        )
+    }
+    now = utcnow()
+    declared = snapshot.schedules if snapshot else []
+    for s in declared:
+        row = rows.pop(s.name, None)
+        if row is None:
+            row = ScheduleRow(deployment_id=dep.id, code_location=location, name=s.name)
+            session.add(row)
+        was_running = (
+            row.id is not None and row.present and effective_status(row) == ScheduleStatus.RUNNING
+        )
+        row.cron, row.timezone, row.job = s.cron, s.timezone, s.job
+        row.run_config, row.tags = s.run_config, s.tags
+        row.default_status, row.missed_ticks = s.default_status.value, s.missed_ticks.value
+        row.present = True
+        row.updated_at = now
+        if effective_status(row) == ScheduleStatus.RUNNING and not was_running:
+            row.cursor = now  # starts ticking from now: nothing before it is "missed"
+    for row in rows.values():  # no longer declared
+        row.present = False
+        row.updated_at = now
+
+
+def find(session: Session, dep: DeploymentRow, location: str, name: str) -> ScheduleRow:
+    row = session.scalar(
+        select(ScheduleRow).where(
+            ScheduleRow.deployment_id == dep.id,
+            ScheduleRow.code_location == location,
+            ScheduleRow.name == name,
+        )
+    )
+    if row is None:
+        raise NotFound(
+            f"schedule {name!r} of code location {location!r} not found in deployment "
+            f"{dep.name!r}; list them with GET .../schedules (tether schedules list)"
+        )
+    return row
+
+
+def set_status(session: Session, row: ScheduleRow, status: ScheduleStatus) -> ScheduleRow:
+    if effective_status(row) != ScheduleStatus.RUNNING and status == ScheduleStatus.RUNNING:
+        # Turned on: it ticks from now on; the time it was off is not "missed".
+        row.cursor = utcnow()
+    row.status = status.value
+    row.updated_at = utcnow()
+    return row
+
+
+def list_all(session: Session, dep: DeploymentRow) -> list[Schedule]:
+    rows = session.scalars(
+        select(ScheduleRow)
+        .where(ScheduleRow.deployment_id == dep.id)
+        .order_by(ScheduleRow.code_location, ScheduleRow.name)
+    ).all()
+    return [to_model(session, r) for r in rows]
+
+
+def to_model(session: Session, row: ScheduleRow) -> Schedule:
+    status = effective_status(row) if row.present else ScheduleStatus.STOPPED
+    last = session.scalar(
+        select(TickRow).where(TickRow.schedule_id == row.id).order_by(TickRow.id.desc()).limit(1)
+    )
+    return Schedule(
+        code_location=row.code_location,
+        name=row.name,
+        cron=row.cron,
+        timezone=row.timezone,
+        job=row.job,
+        run_config=row.run_config,
+        tags=row.tags,
+        status=status,
+        default_status=ScheduleStatus(row.default_status),
+        status_set_by_user=row.status is not None,
+        missed_ticks=MissedTicks(row.missed_ticks),
+        present=row.present,
+        next_tick_at=next_tick(row, utcnow()) if status == ScheduleStatus.RUNNING else None,
+        last_tick=tick_model(last) if last else None,
+    )
+
+
+def tick_model(row: TickRow) -> Tick:
+    return Tick(
+        tick_time=row.tick_time,
+        status=TickStatus(row.status),
+        run_id=row.run_id,
+        error=row.error,
+        created_at=row.created_at,
+    )
+
+
+def ticks(
+    session: Session, row: ScheduleRow, limit: int, status: TickStatus | None = None
+) -> list[Tick]:
+    query = select(TickRow).where(TickRow.schedule_id == row.id)
+    if status is not None:
+        query = query.where(TickRow.status == status.value)
+    found = session.scalars(query.order_by(TickRow.id.desc()).limit(limit))
+    return [tick_model(t) for t in found]
+
+
+def forget_location(session: Session, dep: DeploymentRow, location: str) -> None:
+    """A removed location's schedules stop; their state stays for a redeploy of it."""
+    session.execute(
+        update(ScheduleRow)
+        .where(ScheduleRow.deployment_id == dep.id, ScheduleRow.code_location == location)
+        .values(present=False, updated_at=utcnow())
+    )
