@@ -104,3 +104,17 @@ class TickStatus(StrEnum):
     SUCCESS = "SUCCESS"  # a run was created
     SKIPPED = "SKIPPED"  # missed, and the schedule's policy does not run it
     FAILURE = "FAILURE"  # the run could not be created: the error says why
+
+
+class RetryOn(StrEnum):
+    """Which failures of a run start a new attempt."""
+
+    ANY = "any"  # a failed step, or the run worker dying
+    WORKER_DIED = "worker_died"  # only the run worker dying (killed, lost, out of memory)
+
+
+class FailureCause(StrEnum):
+    """Why a run ended FAILURE, as far as the control plane can tell."""
+
+    RUN_FAILED = "run_failed"  # the worker reported it: a step failed, or the code or config
+    WORKER_DIED = "worker_died"  # no final event: it exited, was killed, or went silent

@@ -415,6 +415,11 @@ class Run(BaseModel):
     ended_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
     agent: str | None = Field(default=None, description="The agent that launched its worker.")
+    attempt: int = Field(default=1, description="1, or which retry of a failed run it is, plus 1.")
+    parent_run_id: str | None = Field(default=None, description="The failed run this one retries.")
+    root_run_id: str | None = Field(
+        default=None, description="The first run of its chain of retries."
+    )
 
 
 class RunPage(BaseModel):

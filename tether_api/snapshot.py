@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tether_api.enums import MissedTicks, ScheduleStatus
+from tether_api.enums import MissedTicks, RetryOn, ScheduleStatus
 
 
 class StepSnapshot(BaseModel):
@@ -22,6 +22,8 @@ class JobSnapshot(BaseModel):
         default=None, description="JSON schema of the run config, from the job's pydantic model."
     )
     tags: dict[str, str] = Field(default_factory=dict)
+    max_retries: int = Field(default=0, ge=0, description="New attempts after a failure (0: none).")
+    retry_on: RetryOn = Field(default=RetryOn.ANY, description="Which failures are retried.")
 
 
 class AssetSnapshot(BaseModel):

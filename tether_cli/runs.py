@@ -253,6 +253,8 @@ def _print_run(detail: RunDetail) -> None:
     print_field("status", status)
     print_field("location", escape(run.code_location))
     print_field("job", escape(run.job))
+    if run.parent_run_id:
+        print_field("attempt", f"{run.attempt}, retrying run {escape(run.parent_run_id)}")
     if run.agent:
         print_field("agent", escape(run.agent))
     print_field("created", local_time(run.created_at))

@@ -135,6 +135,11 @@ class RunRow(Base):
     last_heartbeat_at: Mapped[datetime | None] = mapped_column()
     # The agent that launched the run worker: whose host it runs on.
     agent_name: Mapped[str | None] = mapped_column(String(63))
+    # A retry: the failed run it retries (unique: one retry per failure), the first run of
+    # the chain, and which attempt it is (1 for a run nobody retried).
+    parent_run_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    root_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class RunTagRow(Base):

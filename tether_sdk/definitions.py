@@ -12,7 +12,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
-from tether_api.enums import MissedTicks, ScheduleStatus
+from tether_api.enums import MissedTicks, RetryOn, ScheduleStatus
 from tether_api.names import check_name
 from tether_api.snapshot import (
     AssetSnapshot,
@@ -163,9 +163,21 @@ class Job:
         config: type[BaseModel] | None = None,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
+        max_retries: int = 0,
+        retry_on: str = RetryOn.ANY,
     ) -> None:
         self.name = _name(name, "job name")
         self.description = description
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise DefinitionError(f"job {name!r}: max_retries must be an int >= 0")
+        try:
+            self.retry_on = RetryOn(retry_on)
+        except ValueError:
+            raise DefinitionError(
+                f"job {name!r}: retry_on must be 'any' (a failed step or the worker dying) "
+                f"or 'worker_died', not {retry_on!r}"
+            ) from None
+        self.max_retries = max_retries
         self.tags = _tags(tags, f"job {name!r}")
         if config is not None and not (isinstance(config, type) and issubclass(config, BaseModel)):
             raise DefinitionError(
@@ -213,6 +225,8 @@ class Job:
             ],
             config_schema=self.config.model_json_schema() if self.config else None,
             tags=dict(self.tags),
+            max_retries=self.max_retries,
+            retry_on=self.retry_on,
         )
 
     def __repr__(self) -> str:
@@ -226,9 +240,21 @@ def job(
     config: type[BaseModel] | None = None,
     description: str | None = None,
     tags: Mapping[str, str] | None = None,
+    max_retries: int = 0,
+    retry_on: str = RetryOn.ANY,
 ) -> Job:
-    """Declare a job from steps (in any order: they run in dependency order)."""
-    return Job(name, steps, config=config, description=description, tags=tags)
+    """Declare a job from steps (in any order: they run in dependency order). A failed run
+    is tried again up to ``max_retries`` times, as a new run linked to it; ``retry_on``:
+    ``"any"`` failure, or only ``"worker_died"`` (killed, lost, out of memory)."""
+    return Job(
+        name,
+        steps,
+        config=config,
+        description=description,
+        tags=tags,
+        max_retries=max_retries,
+        retry_on=retry_on,
+    )
 
 
 def asset_job(

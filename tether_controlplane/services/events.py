@@ -7,7 +7,7 @@ from datetime import UTC
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether_api.enums import FINAL_EVENT_STATUS, EventType, RunStatus
+from tether_api.enums import FINAL_EVENT_STATUS, EventType, FailureCause, RunStatus
 from tether_api.models import EventBatchResult, RunEvent, WorkerHeartbeatResult
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.notify import run_events_key
@@ -70,7 +70,12 @@ def ingest(
             runs.transition(session, dep, run, RunStatus.STARTED)
         elif event.type in FINAL_EVENT_STATUS:
             runs.transition(
-                session, dep, run, FINAL_EVENT_STATUS[event.type], event.message or None
+                session,
+                dep,
+                run,
+                FINAL_EVENT_STATUS[event.type],
+                event.message or None,
+                cause=FailureCause.RUN_FAILED,
             )
     return EventBatchResult(
         accepted=len(rows), duplicates=len(events) - len(rows), run_status=RunStatus(run.status)

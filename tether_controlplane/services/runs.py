@@ -6,7 +6,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tether_api.enums import ACTIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES, RequestType, RunStatus
+from tether_api.enums import (
+    ACTIVE_RUN_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    FailureCause,
+    RequestType,
+    RunStatus,
+)
 from tether_api.models import (
     LaunchRunPayload,
     Run,
@@ -18,9 +24,9 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_controlplane.db import wake_after_commit
-from tether_controlplane.errors import Conflict, Invalid, NotFound
+from tether_controlplane.errors import ApiError, Conflict, Invalid, NotFound
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import agents, locations, requests, runconfig
+from tether_controlplane.services import agents, locations, requests, retries, runconfig
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 
 # Which status a report or event may move a run to, from which statuses.
@@ -61,6 +67,9 @@ def to_model(dep: DeploymentRow, row: RunRow) -> Run:
         ended_at=row.ended_at,
         last_heartbeat_at=row.last_heartbeat_at,
         agent=row.agent_name,
+        attempt=row.attempt,
+        parent_run_id=row.parent_run_id,
+        root_run_id=row.root_run_id,
     )
 
 
@@ -199,9 +208,11 @@ def transition(
     status: RunStatus,
     message: str | None = None,
     exit_code: int | None = None,
+    cause: FailureCause = FailureCause.WORKER_DIED,
 ) -> bool:
     """Apply a status change if the state machine allows it. Terminal states are final:
-    a late report never overwrites SUCCESS with FAILURE. Returns whether anything changed."""
+    a late report never overwrites SUCCESS with FAILURE. Returns whether anything changed.
+    ``cause``: why a FAILURE happened, which decides whether it is retried."""
     current = RunStatus(run.status)
     if status == RunStatus.CANCELING and current == RunStatus.QUEUED:
         status = RunStatus.CANCELED  # nothing runs yet: nothing to wait for
@@ -223,9 +234,31 @@ def transition(
         run.ended_at = now
         # Followers of the run's event stream learn it ended without waiting for a re-read.
         wake_after_commit(session, run_events_key(run.pk))
+        if status == RunStatus.FAILURE and changed:
+            _retry(session, dep, run, cause)
         if current in ACTIVE_RUN_STATUSES:
             admit(session, dep)  # a slot is free: let the next queued run in
     return changed
+
+
+def _retry(session: Session, dep: DeploymentRow, run: RunRow, cause: FailureCause) -> None:
+    """A new attempt of a failed run, when its job or tags ask for one."""
+    planned = retries.plan(session, dep, run, cause)
+    if planned is None:
+        return
+    body, attempts = planned
+    try:
+        with session.begin_nested():  # a refused retry leaves the failure recorded as it is
+            child = create(session, dep, body)
+            child.parent_run_id = run.id
+            child.root_run_id = run.root_run_id or run.id
+            child.attempt = run.attempt + 1
+            session.flush()
+    except ApiError as exc:
+        run.status_message = f"{run.status_message or ''}\n(not retried: {exc.detail})".strip()
+        return
+    note = f"retried as run {child.id} (attempt {child.attempt} of {attempts})"
+    run.status_message = f"{run.status_message or ''}\n{note}".strip()
 
 
 def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusReport) -> RunRow:
