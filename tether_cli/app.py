@@ -2,7 +2,17 @@
 
 import typer
 
-from tether_cli import agent, agents, controlplane, dev, locations, runs, schedules, signin
+from tether_cli import (
+    agent,
+    agents,
+    alerts,
+    controlplane,
+    dev,
+    locations,
+    runs,
+    schedules,
+    signin,
+)
 
 app = typer.Typer(
     name="tether",
@@ -20,6 +30,7 @@ app.command("agents")(agents.list_agents)
 app.command("remove")(locations.remove)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(alerts.app, name="alerts")
 app.command("sign-in-link")(signin.sign_in_link)
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from tether_api.alerts import Alert, AlertPolicy, AlertPolicySpec
 from tether_api.enums import RunStatus
 from tether_api.models import (
     Agent,
@@ -42,6 +43,8 @@ STREAM_RECONNECT_SECONDS = 60.0
 _LOCATIONS = TypeAdapter(list[CodeLocation])
 _AGENTS = TypeAdapter(list[Agent])
 _SCHEDULES = TypeAdapter(list[Schedule])
+_POLICIES = TypeAdapter(list[AlertPolicy])
+_ALERTS = TypeAdapter(list[Alert])
 _TICKS = TypeAdapter(list[Tick])
 
 
@@ -191,6 +194,26 @@ class TetherClient:
     def schedule_ticks(self, location: str, name: str, limit: int) -> list[Tick]:
         path = f"/schedules/{_segment(location)}/{_segment(name)}/ticks"
         return _TICKS.validate_json(self._request("GET", path, params={"limit": limit}).content)
+
+    # --- alerts -------------------------------------------------------------------------
+
+    def list_policies(self) -> list[AlertPolicy]:
+        return _POLICIES.validate_json(self._request("GET", "/alert-policies").content)
+
+    def put_policy(self, name: str, spec: AlertPolicySpec) -> AlertPolicy:
+        body = spec.model_dump(mode="json")
+        return self._call(AlertPolicy, "PUT", f"/alert-policies/{_segment(name)}", json=body)
+
+    def delete_policy(self, name: str) -> None:
+        self._request("DELETE", f"/alert-policies/{_segment(name)}")
+
+    def test_policy(self, name: str) -> Alert:
+        return self._call(Alert, "POST", f"/alert-policies/{_segment(name)}/test")
+
+    def list_alerts(self, limit: int) -> list[Alert]:
+        return _ALERTS.validate_json(
+            self._request("GET", "/alerts", params={"limit": limit}).content
+        )
 
     # --- web UI -------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
-"""Periodic checks: run timeouts, and admission of queued runs (e.g. after a limit change)."""
+"""Periodic checks: run timeouts, admission of queued runs (e.g. after a limit change), and
+the alerts that time decides (long runs, unavailable agents)."""
 
 from tether_controlplane.db import Database
-from tether_controlplane.services import runs
+from tether_controlplane.services import alerts, runs
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import utcnow
 
@@ -16,3 +17,4 @@ def monitor_once(db: Database, settings: Settings) -> None:
             settings.agent_heartbeat_timeout_seconds,
         )
         runs.admit_all(s)
+        alerts.check_time_based(s, utcnow())

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
         description="The scheduler sleeps until the next tick, but at most this long, so a "
         "schedule turned on or deployed meanwhile is seen.",
     )
+    alert_delivery_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often due alerts are looked for and sent."
+    )
+    alert_delivery_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long an alert being sent is left alone; after a crash mid-send, "
+        "the time until it is sent again.",
+    )
     session_lifetime_hours: float = Field(
         default=12.0, gt=0, le=24 * 30, description="How long a web UI sign-in lasts."
     )

@@ -246,3 +246,41 @@ class TickRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(36))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertPolicyRow(Base):
+    __tablename__ = "alert_policies"
+    __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    # The AlertPolicySpec as JSON, secrets included (never sent back).
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertRow(Base):
+    """An alert a policy decided to send, and its delivery: an outbox row written in the
+    transaction that saw the event, so a crash after the decision still delivers it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("policy_id", "key", name="uq_alerts_policy_key"),
+        Index("ix_alerts_due", "status", "next_attempt_at"),
+        Index("ix_alerts_deployment", "deployment_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("alert_policies.id"))
+    event: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column()

@@ -651,3 +651,33 @@ def test_schedules_list_on_off_and_ticks(tenant: Tenant, cli: Cli) -> None:
     assert ticks.returncode == 0 and json.loads(ticks.stdout) == []
     missing = cli("schedules", "on", "nope")
     assert missing.returncode == 1 and "tether schedules list" in missing.stderr
+
+
+def test_alerts_sync_list_test_and_sent(tenant: Tenant, cli: Cli, tmp_path: Path) -> None:
+    policies = tmp_path / "alerts.yaml"
+    policies.write_text(
+        "policies:\n"
+        "  failures:\n"
+        "    events: [run_failure, location_error]\n"
+        "    jobs: [etl]\n"
+        "    channel: {type: webhook, url: 'http://127.0.0.1:9/hook', secret: '${HOOK_SECRET}'}\n"
+        "  old: {events: [run_success], channel: {type: webhook, url: 'http://127.0.0.1:9/x'}}\n"
+    )
+    unset = cli("alerts", "sync", str(policies))
+    assert unset.returncode == 2 and "${HOOK_SECRET} is not set" in unset.stderr
+    synced = cli("alerts", "sync", str(policies), HOOK_SECRET="s" * 20)
+    assert synced.returncode == 0, synced.stderr
+    assert "created failures" in synced.stdout and "created old" in synced.stdout
+    policies.write_text(policies.read_text().split("  old:")[0])
+    resynced = cli("alerts", "sync", str(policies), HOOK_SECRET="s" * 20)
+    assert "updated failures" in resynced.stdout and "deleted old" in resynced.stdout
+    listed = cli("alerts", "list", "--json")
+    [policy] = json.loads(listed.stdout)
+    assert policy["name"] == "failures" and policy["channel"]["secret"] == "*" * 16
+    assert cli("alerts", "test", "failures").returncode == 0
+    sent = json.loads(cli("alerts", "sent", "--json").stdout)
+    assert sent[0]["event"] == "test" and sent[0]["policy"] == "failures"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policies:\n  x: {events: [nope], channel: {type: webhook, url: 'h'}}\n")
+    refused = cli("alerts", "sync", str(bad))
+    assert refused.returncode == 2 and "policy 'x'" in refused.stderr and "events" in refused.stderr

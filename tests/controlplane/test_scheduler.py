@@ -122,12 +122,20 @@ def test_missed_ticks_follow_the_declared_policy(tenant: Tenant, db: Database) -
 
 def test_a_tick_that_cannot_create_its_run_says_why(tenant: Tenant, db: Database) -> None:
     report(tenant, daily(default_status="RUNNING", run_config={"source": "x", "rows": "many"}))
+    with tenant.user() as c:
+        channel = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
+        body = {"events": ["tick_failure"], "channel": channel}
+        assert c.put(f"{tenant.dep_path}/alert-policies/ticks", json=body).status_code == 200
     set_cursor(db, at(1, 2))
-    scheduler.run_due(db, at(1, 3, 0, 1))
+    for _ in range(2):
+        scheduler.run_due(db, at(1, 3, 0, 1))
     [tick] = ticks(tenant)
     assert tick["status"] == "FAILURE" and tick["run_id"] is None
     assert "run_config.rows" in tick["error"]
     assert scheduled_runs(tenant) == []
+    with tenant.user() as c:
+        [alert] = c.get(f"{tenant.dep_path}/alerts").json()  # decided once, for the tick
+    assert alert["event"] == "tick_failure" and "schedule daily (quick)" in alert["summary"]
 
 
 def test_on_off_is_the_users_and_survives_a_redeploy(tenant: Tenant, db: Database) -> None:

@@ -310,3 +310,18 @@ def test_schedules_turn_on_and_off_and_show_their_ticks(page: Page, stack: Stack
     page.get_by_role("button", name="Turn off").click()
     expect(page.get_by_role("heading", name="Schedule nightly_etl")).to_be_visible()
     expect(page.locator("main .actions")).to_contain_text("STOPPED")
+
+
+def test_the_alerts_page_lists_policies_and_what_they_sent(page: Page, stack: Stack) -> None:
+    with stack.api() as c:
+        body = {
+            "events": ["run_failure"],
+            "channel": {"type": "webhook", "url": "http://127.0.0.1:9/hook", "format": "slack"},
+        }
+        assert c.put(f"{stack.tenant.dep_path}/alert-policies/oncall", json=body).status_code == 200
+        assert c.post(f"{stack.tenant.dep_path}/alert-policies/oncall/test").status_code == 202
+    page.goto(f"/d/{stack.tenant.deployment}/alerts")
+    expect(page.get_by_role("table", name="Policies")).to_contain_text("oncall")
+    sent = page.get_by_role("table", name="Sent")
+    expect(sent).to_contain_text("test alert of policy oncall")
+    screenshot(page, "alerts")

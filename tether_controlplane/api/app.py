@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from tether_controlplane.api.middleware import AuthMiddleware, BodyLimitMiddlewa
 from tether_controlplane.api.responses import API_ERRORS
 from tether_controlplane.api.routes import (
     agent,
+    alerts,
     deployments,
     locations,
     runs,
@@ -33,7 +35,7 @@ from tether_controlplane.api.routes import (
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.monitor import monitor_once
-from tether_controlplane.services import scheduler
+from tether_controlplane.services import delivery, scheduler
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import utcnow
 from tether_controlplane.ui import api as ui_api
@@ -66,6 +68,17 @@ async def _scheduler_loop(db: Database, settings: Settings) -> None:
         await asyncio.sleep(wait + 0.001)
 
 
+async def _delivery_loop(db: Database, settings: Settings) -> None:
+    # Its own loop: a slow webhook delays other alerts, never a run or a request.
+    while True:
+        try:
+            lease = timedelta(seconds=settings.alert_delivery_lease_seconds)
+            await run_in_threadpool(delivery.deliver_due, db, lease)
+        except Exception:
+            log.exception("alert delivery pass failed")
+        await asyncio.sleep(settings.alert_delivery_interval_seconds)
+
+
 def create_app(settings: Settings | None = None, migrate_on_start: bool = True) -> FastAPI:
     settings = settings or Settings()
 
@@ -80,6 +93,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         loops = [asyncio.create_task(_monitor_loop(db, settings))]
         if settings.scheduler_enabled:
             loops.append(asyncio.create_task(_scheduler_loop(db, settings)))
+        loops.append(asyncio.create_task(_delivery_loop(db, settings)))
         try:
             yield
         finally:
@@ -147,7 +161,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
             s.execute(text("SELECT 1"))
         return {"status": "ok"}
 
-    for module in (deployments, locations, runs, schedules, agent, worker, sessions):
+    for module in (deployments, locations, runs, schedules, alerts, agent, worker, sessions):
         app.include_router(module.router, responses=API_ERRORS)
     add_docs(app)
     ui.install(app)

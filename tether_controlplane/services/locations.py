@@ -15,7 +15,7 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.services import agents, requests, schedules
+from tether_controlplane.services import agents, alerts, requests, schedules
 from tether_controlplane.tables import (
     AgentRow,
     CodeLocationRow,
@@ -205,6 +205,10 @@ def report(
         .order_by(CodeLocationStatusRow.id.desc())
         .limit(1)
     )
+    if report.status == CodeLocationStatus.ERROR and (
+        last is None or last.status != CodeLocationStatus.ERROR.value
+    ):
+        alerts.location_error(session, dep, name, row.generation, report.message or "")
     if last is None or last.status != report.status.value or last.message != report.message:
         _record(session, row, report.status.value, report.message)
     else:

@@ -26,7 +26,7 @@ from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import ApiError, Conflict, Invalid, NotFound
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import agents, locations, requests, retries, runconfig
+from tether_controlplane.services import agents, alerts, locations, requests, retries, runconfig
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 
 # Which status a report or event may move a run to, from which statuses.
@@ -236,6 +236,8 @@ def transition(
         wake_after_commit(session, run_events_key(run.pk))
         if status == RunStatus.FAILURE and changed:
             _retry(session, dep, run, cause)
+        if status in (RunStatus.FAILURE, RunStatus.SUCCESS) and changed:
+            alerts.run_ended(session, dep, run)  # decided now, delivered by the outbox
         if current in ACTIVE_RUN_STATUSES:
             admit(session, dep)  # a slot is free: let the next queued run in
     return changed

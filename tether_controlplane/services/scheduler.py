@@ -19,7 +19,7 @@ from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
 from tether_api.models import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
-from tether_controlplane.services import runs
+from tether_controlplane.services import alerts, runs
 from tether_controlplane.services.schedules import effective_status, next_tick
 from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, TickRow
 
@@ -128,4 +128,6 @@ def _run_tick(
         record.status, record.error = TickStatus.FAILURE.value, str(exc)
     else:
         record.status, record.run_id = TickStatus.SUCCESS.value, run.id
+    if record.error is not None:
+        alerts.tick_failed(session, dep, row.code_location, row.name, tick, record.error)
     return record

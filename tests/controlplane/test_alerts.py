@@ -1,0 +1,208 @@
+"""Alert policies on a real control plane, delivered to real receivers on 127.0.0.1: a
+webhook server that checks the signature, and an SMTP server (aiosmtpd)."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import running_controlplane
+from tests.controlplane.alert_receivers import MailReceiver, WebhookReceiver
+from tests.support import ControlPlane, Tenant, client, event, wait_until
+from tether_sdk.examples.quickstart import defs
+
+SECRET = "a-secret-of-at-least-16-chars"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    found = WebhookReceiver().start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+def deployed(tenant: Tenant) -> None:
+    tenant.deploy("quick")
+    with tenant.agent() as agent:
+        r = agent.post(
+            "/api/v1/agent/code-locations/quick/status",
+            json={"status": "RUNNING", "snapshot": defs.snapshot().model_dump(mode="json")},
+        )
+        assert r.status_code == 200, r.text
+
+
+def policy(tenant: Tenant, name: str, url: str, **spec: Any) -> dict[str, Any]:
+    body = {"events": ["run_failure"], "channel": {"type": "webhook", "url": url, "secret": SECRET}}
+    with tenant.user() as c:
+        r = c.put(f"{tenant.dep_path}/alert-policies/{name}", json={**body, **spec})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def finish(tenant: Tenant, run_id: str, final: str = "RUN_FAILURE") -> None:
+    with client(tenant.cp.url, tenant.run_token(run_id)) as worker:
+        batch = {"events": [event(1, "RUN_START"), event(2, final, "steps failed: load")]}
+        for _ in range(2):  # delivered twice: one event all the same
+            assert worker.post(f"/api/v1/runs/{run_id}/events", json=batch).status_code == 200
+
+
+def alerts_of(tenant: Tenant) -> list[dict[str, Any]]:
+    with tenant.user() as c:
+        return c.get(f"{tenant.dep_path}/alerts").json()  # type: ignore[no-any-return]
+
+
+def test_a_failed_run_is_alerted_once_signed(tenant: Tenant, receiver: WebhookReceiver) -> None:
+    deployed(tenant)
+    shown = policy(tenant, "failures", receiver.url, jobs=["etl"])
+    assert shown["channel"]["secret"] == "*" * 16
+    run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+    finish(tenant, run["id"])
+    wait_until(lambda: len(receiver.accepted) == 1, timeout=15, what="the webhook delivery")
+    [delivery] = receiver.accepted
+    assert delivery.signed_with(SECRET)
+    assert not delivery.signed_with("another-secret-entirely")
+    body = delivery.json()
+    assert body["event"] == "run_failure" and body["policy"] == "failures"
+    assert body["details"]["run_id"] == run["id"] and body["deployment"] == tenant.deployment
+    assert "failed: steps failed: load" in body["summary"]
+    [alert] = alerts_of(tenant)
+    assert alert["status"] == "DELIVERED" and alert["id"] == delivery.headers["x-tether-alert-id"]
+    # Another job's failure, and a success, are not this policy's.
+    other = tenant.launch("quick", "refresh_sales")
+    finish(tenant, other["id"])
+    ok = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+    finish(tenant, ok["id"], "RUN_SUCCESS")
+    assert len(alerts_of(tenant)) == 1
+
+
+def test_a_receiver_that_fails_twice_gets_one_delivery(
+    tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    receiver.fail_first = 2
+    deployed(tenant)
+    policy(tenant, "flaky", receiver.url)
+    run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+    finish(tenant, run["id"])
+    wait_until(lambda: len(receiver.accepted) == 1, timeout=20, what="the third attempt")
+    [alert] = alerts_of(tenant)
+    assert alert["status"] == "DELIVERED" and alert["attempts"] == 3
+    assert receiver.refused == 2 and len(receiver.accepted) == 1
+
+
+def test_a_location_in_error_and_a_test_alert(tenant: Tenant, receiver: WebhookReceiver) -> None:
+    deployed(tenant)
+    policy(
+        tenant,
+        "broken",
+        receiver.url,
+        events=["location_error"],
+        channel={"type": "webhook", "url": receiver.url, "format": "slack"},
+    )
+    with tenant.agent() as agent:
+        for _ in range(2):  # reported twice: it went into ERROR once
+            agent.post(
+                "/api/v1/agent/code-locations/quick/status",
+                json={"status": "ERROR", "message": "ImportError: no module named pandas"},
+            )
+    wait_until(lambda: len(receiver.accepted) == 1, timeout=15, what="the location alert")
+    text = receiver.accepted[0].json()["text"]
+    assert "code location quick is in ERROR: ImportError" in text
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/alert-policies/broken/test")
+        assert r.status_code == 202, r.text
+    wait_until(lambda: len(receiver.accepted) == 2, timeout=15, what="the test alert")
+    assert "test alert of policy broken" in receiver.accepted[1].json()["text"]
+
+
+def test_an_alert_decided_before_a_crash_is_delivered_after_it(tmp_path: Path) -> None:
+    receiver = WebhookReceiver()  # not listening yet: deliveries fail
+    # A short lease: killed mid-send, the alert is sent again 2 s later.
+    with running_controlplane("sqlite", tmp_path, alert_delivery_lease_seconds=2) as cp:
+        tenant = cp.tenant()
+        deployed(tenant)
+        policy(tenant, "failures", receiver.url)
+        run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+        finish(tenant, run["id"])
+        wait_until(lambda: alerts_of(tenant)[0]["attempts"] >= 1, timeout=15, what="an attempt")
+        _crash(cp)
+        receiver.start()
+        try:
+            cp.start()
+            wait_until(lambda: len(receiver.accepted) == 1, timeout=30, what="the delivery")
+            assert alerts_of(tenant)[0]["status"] == "DELIVERED"
+        finally:
+            receiver.stop()
+
+
+def _crash(cp: ControlPlane) -> None:
+    assert cp.proc is not None
+    cp.proc.kill()  # SIGKILL: no shutdown, nothing flushed
+    cp.proc.wait()
+    cp.proc = None
+
+
+# The test server takes AUTH over plain text: it has no certificate for STARTTLS.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_an_alert_by_email_over_smtp_with_auth(tenant: Tenant) -> None:
+    mail = MailReceiver(user="tether", password="smtp-password").start()
+    try:
+        deployed(tenant)
+        channel = {
+            "type": "email",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mail.port,
+            "starttls": False,  # this test server has no certificate
+            "username": "tether",
+            "password": "smtp-password",
+            "sender": "tether@example.com",
+            "recipients": ["oncall@example.com"],
+        }
+        shown = policy(tenant, "mail", "", channel=channel)
+        assert shown["channel"]["password"] == "*" * 16
+        run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+        finish(tenant, run["id"])
+        wait_until(lambda: len(mail.messages) == 1, timeout=15, what="the e-mail")
+        [message] = mail.messages
+        assert message["To"] == "oncall@example.com"
+        assert "failed" in message["Subject"] and run["id"] in message.get_payload()
+        # A wrong password: the attempt fails and says why, nothing is lost.
+        policy(tenant, "mail", "", channel={**channel, "password": "wrong"})
+        other = tenant.launch("quick", "etl", run_config={"source": "s3://y"})
+        finish(tenant, other["id"])
+        wait_until(
+            lambda: any(a["last_error"] for a in alerts_of(tenant)), timeout=15, what="an error"
+        )
+        failing = next(a for a in alerts_of(tenant) if a["last_error"])
+        assert failing["status"] == "PENDING"  # tried again later, with backoff
+        assert failing["last_error"].startswith(f"127.0.0.1:{mail.port}: SMTP")
+    finally:
+        mail.stop()
+
+
+def test_long_runs_and_lost_agents_are_alerted_once_each(
+    tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    deployed(tenant)
+    with tenant.agent() as agent:
+        beat = {"agent_name": "agent-7", "version": "1", "launcher": "process"}
+        assert agent.post("/api/v1/agent/heartbeat", json=beat).status_code == 200
+    policy(
+        tenant,
+        "slow-or-lost",
+        receiver.url,
+        events=["run_long", "agent_unavailable"],
+        run_longer_than_minutes=0.02,  # 1.2 s
+        agent_unavailable_minutes=0.02,
+    )
+    run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+    with client(tenant.cp.url, tenant.run_token(run["id"])) as worker:
+        worker.post(f"/api/v1/runs/{run['id']}/events", json={"events": [event(1, "RUN_START")]})
+    wait_until(lambda: len(receiver.accepted) >= 2, timeout=20, what="both alerts")
+    events = sorted(d.json()["event"] for d in receiver.accepted)
+    assert events == ["agent_unavailable", "run_long"]
+    time.sleep(5)  # two more monitor passes: still once each
+    assert len(receiver.accepted) == 2

@@ -1,0 +1,312 @@
+"""Alert policies and the alerts they decide. Deciding writes an outbox row in the caller's
+transaction (the one that saw the run fail, the location break ...); ``services/delivery.py``
+sends it later, so a slow webhook never holds up run processing and a crash between deciding
+and sending loses nothing. (policy, key) is unique: an alert fires once per thing it is about."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether_api.alerts import (
+    Alert,
+    AlertEvent,
+    AlertPolicy,
+    AlertPolicySpec,
+    DeliveryStatus,
+)
+from tether_controlplane.errors import NotFound
+from tether_controlplane.tables import (
+    AgentRow,
+    AlertPolicyRow,
+    AlertRow,
+    DeploymentRow,
+    RunRow,
+    utcnow,
+)
+
+WRITE_ONLY = ("secret", "password")
+# What a policy shows instead of a secret; sent back, it keeps the stored one.
+MASK = "*" * 16
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def put_policy(
+    session: Session, dep: DeploymentRow, name: str, spec: AlertPolicySpec
+) -> AlertPolicyRow:
+    row = _policy(session, dep, name)
+    stored = spec.model_dump(mode="json")
+    if row is None:
+        row = AlertPolicyRow(deployment_id=dep.id, name=name)
+        session.add(row)
+    else:
+        # A secret left out of an update keeps its value: it is never sent back to be re-sent.
+        for key in WRITE_ONLY:
+            old = (row.spec.get("channel") or {}).get(key)
+            sent = stored["channel"].get(key)
+            if old and key in stored["channel"] and (sent is None or sent == MASK):
+                stored["channel"][key] = old
+    row.spec, row.enabled, row.updated_at = stored, spec.enabled, utcnow()
+    session.flush()
+    return row
+
+
+def _policy(session: Session, dep: DeploymentRow, name: str) -> AlertPolicyRow | None:
+    return session.scalar(
+        select(AlertPolicyRow).where(
+            AlertPolicyRow.deployment_id == dep.id, AlertPolicyRow.name == name
+        )
+    )
+
+
+def find_policy(session: Session, dep: DeploymentRow, name: str) -> AlertPolicyRow:
+    row = _policy(session, dep, name)
+    if row is None:
+        raise NotFound(
+            f"alert policy {name!r} not found in deployment {dep.name!r}; "
+            "list them with GET .../alert-policies (tether alerts list)"
+        )
+    return row
+
+
+def delete_policy(session: Session, row: AlertPolicyRow) -> None:
+    # Its alerts stay as history; the policy row stays for them, disabled and hidden.
+    row.enabled = False
+    row.spec = {**row.spec, "deleted": True}
+    row.updated_at = utcnow()
+
+
+def policies(session: Session, dep: DeploymentRow) -> list[AlertPolicyRow]:
+    rows = session.scalars(
+        select(AlertPolicyRow)
+        .where(AlertPolicyRow.deployment_id == dep.id)
+        .order_by(AlertPolicyRow.name)
+    )
+    return [r for r in rows if not r.spec.get("deleted")]
+
+
+def spec_of(row: AlertPolicyRow) -> AlertPolicySpec:
+    return AlertPolicySpec.model_validate({k: v for k, v in row.spec.items() if k != "deleted"})
+
+
+def policy_model(dep: DeploymentRow, row: AlertPolicyRow) -> AlertPolicy:
+    spec = spec_of(row)
+    channel = spec.channel.model_copy(
+        update={k: MASK for k in WRITE_ONLY if getattr(spec.channel, k, None)}
+    )
+    return AlertPolicy(
+        **spec.model_dump(exclude={"channel"}),
+        channel=channel,
+        name=row.name,
+        deployment=dep.name,
+        updated_at=row.updated_at,
+    )
+
+
+def alert_model(session: Session, row: AlertRow) -> Alert:
+    policy = session.get(AlertPolicyRow, row.policy_id)
+    return Alert(
+        id=row.public_id,
+        policy=policy.name if policy else "",
+        event=AlertEvent(row.event),
+        key=row.key,
+        summary=row.summary,
+        details=row.details,
+        created_at=row.created_at,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+    )
+
+
+def recent(session: Session, dep: DeploymentRow, limit: int) -> list[Alert]:
+    rows = session.scalars(
+        select(AlertRow)
+        .where(AlertRow.deployment_id == dep.id)
+        .order_by(AlertRow.id.desc())
+        .limit(limit)
+    )
+    return [alert_model(session, r) for r in rows]
+
+
+# --- deciding ---------------------------------------------------------------------------
+
+
+def fire(
+    session: Session,
+    dep: DeploymentRow,
+    event: AlertEvent,
+    key: str,
+    summary: str,
+    details: dict[str, Any],
+    *,
+    location: str | None = None,
+    run: RunRow | None = None,
+    only: AlertPolicyRow | None = None,
+) -> list[AlertRow]:
+    """An alert for each enabled policy of the deployment that listens to ``event`` and
+    whose filters match (``only``: that one policy, whatever it listens to); none for a
+    (policy, key) that already fired."""
+    fired = []
+    for row in [only] if only is not None else policies(session, dep):
+        spec = spec_of(row)
+        if only is None and not _wants(row, spec, event, location, run):
+            continue
+        exists = session.scalar(
+            select(AlertRow.id).where(AlertRow.policy_id == row.id, AlertRow.key == key)
+        )
+        if exists is not None:
+            continue
+        alert = AlertRow(
+            public_id=new_id(),
+            deployment_id=dep.id,
+            policy_id=row.id,
+            event=event.value,
+            key=key[:200],
+            summary=summary,
+            details=details,
+            created_at=utcnow(),
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+        session.add(alert)
+        fired.append(alert)
+    session.flush()
+    return fired
+
+
+def _wants(
+    row: AlertPolicyRow,
+    spec: AlertPolicySpec,
+    event: AlertEvent,
+    location: str | None,
+    run: RunRow | None,
+) -> bool:
+    return row.enabled and event in spec.events and _matches(spec, location, run)
+
+
+def _matches(spec: AlertPolicySpec, location: str | None, run: RunRow | None) -> bool:
+    if spec.code_locations and location not in spec.code_locations:
+        return False
+    if run is not None:
+        if spec.jobs and run.job not in spec.jobs:
+            return False
+        if any(run.tags.get(k) != v for k, v in spec.tags.items()):
+            return False
+    return True
+
+
+def run_ended(session: Session, dep: DeploymentRow, run: RunRow) -> None:
+    event = AlertEvent.RUN_FAILURE if run.status == "FAILURE" else AlertEvent.RUN_SUCCESS
+    outcome = "failed" if event == AlertEvent.RUN_FAILURE else "succeeded"
+    first = (run.status_message or "").strip().splitlines()
+    summary = f"run {run.id[:8]} of job {run.job} in {run.code_location} {outcome}" + (
+        f": {first[0]}" if first and event == AlertEvent.RUN_FAILURE else ""
+    )
+    fire(
+        session,
+        dep,
+        event,
+        f"run:{run.id}:{run.status}",
+        summary,
+        _run_details(run),
+        location=run.code_location,
+        run=run,
+    )
+
+
+def _run_details(run: RunRow) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "job": run.job,
+        "code_location": run.code_location,
+        "status": run.status,
+        "status_message": run.status_message,
+        "tags": run.tags,
+        "attempt": run.attempt,
+    }
+
+
+def location_error(
+    session: Session, dep: DeploymentRow, name: str, generation: int, message: str
+) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "error"
+    fire(
+        session,
+        dep,
+        AlertEvent.LOCATION_ERROR,
+        f"location:{name}:{generation}:error",
+        f"code location {name} is in ERROR: {first}",
+        {"code_location": name, "generation": generation, "message": message},
+        location=name,
+    )
+
+
+def tick_failed(
+    session: Session, dep: DeploymentRow, location: str, schedule: str, tick: datetime, error: str
+) -> None:
+    fire(
+        session,
+        dep,
+        AlertEvent.TICK_FAILURE,
+        f"tick:{location}:{schedule}:{tick.isoformat()}",
+        f"schedule {schedule} ({location}): the tick of {tick:%Y-%m-%d %H:%M} UTC created no run: "
+        + error.strip().splitlines()[0],
+        {"code_location": location, "schedule": schedule, "tick": tick.isoformat(), "error": error},
+        location=location,
+    )
+
+
+def check_time_based(session: Session, now: datetime) -> None:
+    """Long runs and unavailable agents: checked by the monitor, fired once each."""
+    for row in session.scalars(select(AlertPolicyRow).where(AlertPolicyRow.enabled.is_(True))):
+        if row.spec.get("deleted"):
+            continue
+        spec = spec_of(row)
+        dep = session.get(DeploymentRow, row.deployment_id)
+        assert dep is not None
+        if AlertEvent.RUN_LONG in spec.events:
+            cutoff = now - timedelta(minutes=spec.run_longer_than_minutes)
+            for run in session.scalars(
+                select(RunRow).where(
+                    RunRow.deployment_id == dep.id,
+                    RunRow.status == "STARTED",
+                    RunRow.started_at < cutoff,
+                )
+            ):
+                fire(
+                    session,
+                    dep,
+                    AlertEvent.RUN_LONG,
+                    f"run:{run.id}:long",
+                    f"run {run.id[:8]} of job {run.job} in {run.code_location} has been running "
+                    f"for more than {spec.run_longer_than_minutes:g} minutes",
+                    _run_details(run),
+                    location=run.code_location,
+                    run=run,
+                )
+        if AlertEvent.AGENT_UNAVAILABLE in spec.events:
+            cutoff = now - timedelta(minutes=spec.agent_unavailable_minutes)
+            for agent in session.scalars(
+                select(AgentRow).where(
+                    AgentRow.deployment_id == dep.id, AgentRow.last_heartbeat_at < cutoff
+                )
+            ):
+                # Keyed by its last heartbeat: once per outage, again after it came back.
+                fire(
+                    session,
+                    dep,
+                    AlertEvent.AGENT_UNAVAILABLE,
+                    f"agent:{agent.name}:{agent.last_heartbeat_at.isoformat()}",
+                    f"agent {agent.name} has been unavailable for more than "
+                    f"{spec.agent_unavailable_minutes:g} minutes (last heartbeat "
+                    f"{agent.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)",
+                    {"agent": agent.name, "last_heartbeat_at": agent.last_heartbeat_at.isoformat()},
+                )

@@ -1,0 +1,180 @@
+"""Sends the alerts that policies decided: webhooks (signed) and e-mail. Each pass claims due
+alerts with a lease, sends them outside any transaction, and records the outcome: delivered,
+or another attempt later with exponential backoff, or FAILED after MAX_ATTEMPTS. A control
+plane that dies mid-send leaves the lease to expire, and the alert is sent again: receivers
+deduplicate by X-Tether-Alert-Id."""
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import httpx
+from sqlalchemy import select
+
+from tether_api.alerts import Alert, AlertPolicySpec, DeliveryStatus, EmailChannel, WebhookChannel
+from tether_controlplane.db import Database
+from tether_controlplane.services.alerts import alert_model, spec_of
+from tether_controlplane.tables import AlertPolicyRow, AlertRow, DeploymentRow, utcnow
+
+log = logging.getLogger("tether.alerts")
+
+MAX_ATTEMPTS = 10
+MAX_BACKOFF_SECONDS = 300.0
+SEND_TIMEOUT_SECONDS = 10.0
+CLAIM_BATCH = 20
+
+
+class DeliveryError(Exception):
+    """Why one attempt failed, in a line."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    row_id: int
+    alert: Alert
+    deployment: str
+    spec: AlertPolicySpec
+
+
+def deliver_due(db: Database, lease: timedelta, now: datetime | None = None) -> int:
+    """One pass: send what is due. Returns how many were delivered. ``lease``: how long a
+    claimed alert is left alone while it is being sent (after a crash mid-send, the time
+    until it is sent again)."""
+    delivered = 0
+    for claimed in claim(db, now or utcnow(), lease):
+        try:
+            send(claimed)
+        except DeliveryError as exc:
+            record(db, claimed, str(exc))
+        except Exception as exc:  # a bug in one channel must not stop the others
+            log.exception("alert %s: sending failed", claimed.alert.id)
+            record(db, claimed, f"{type(exc).__name__}: {exc}")
+        else:
+            record(db, claimed, None)
+            delivered += 1
+    return delivered
+
+
+def claim(db: Database, now: datetime, lease: timedelta) -> list[Claimed]:
+    with db.write() as s:
+        rows = s.scalars(
+            select(AlertRow)
+            .where(AlertRow.status == DeliveryStatus.PENDING.value, AlertRow.next_attempt_at <= now)
+            .order_by(AlertRow.id)
+            .limit(CLAIM_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        found = []
+        for row in rows:
+            row.attempts += 1
+            row.next_attempt_at = now + lease
+            policy = s.get(AlertPolicyRow, row.policy_id)
+            dep = s.get(DeploymentRow, row.deployment_id)
+            assert policy is not None and dep is not None
+            found.append(Claimed(row.id, alert_model(s, row), dep.name, spec_of(policy)))
+        return found
+
+
+def record(db: Database, claimed: Claimed, error: str | None) -> None:
+    with db.write() as s:
+        row = s.get(AlertRow, claimed.row_id)
+        assert row is not None
+        now = utcnow()
+        if error is None:
+            row.status, row.delivered_at, row.last_error = DeliveryStatus.DELIVERED.value, now, None
+            return
+        row.last_error = error[:2000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status = DeliveryStatus.FAILED.value
+            log.warning(
+                "alert %s: giving up after %d attempts: %s", row.public_id, row.attempts, error
+            )
+            return
+        backoff = min(2.0 ** (row.attempts - 1), MAX_BACKOFF_SECONDS)
+        row.next_attempt_at = now + timedelta(seconds=backoff)
+
+
+def send(claimed: Claimed) -> None:
+    channel = claimed.spec.channel
+    if isinstance(channel, WebhookChannel):
+        send_webhook(channel, claimed)
+    elif isinstance(channel, EmailChannel):
+        send_email(channel, claimed)
+
+
+def body_of(channel: WebhookChannel, claimed: Claimed) -> bytes:
+    alert = claimed.alert
+    if channel.format == "slack":
+        payload: dict[str, object] = {"text": f"[{claimed.deployment}] {alert.summary}"}
+    else:
+        payload = {
+            **alert.model_dump(
+                mode="json",
+                include={"id", "policy", "event", "key", "summary", "details", "created_at"},
+            ),
+            "deployment": claimed.deployment,
+        }
+    return json.dumps(payload, sort_keys=True).encode()
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What X-Tether-Signature carries: the receiver recomputes it, and refuses timestamps
+    too far from its own clock (replays)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def send_webhook(channel: WebhookChannel, claimed: Claimed) -> None:
+    body = body_of(channel, claimed)
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "tether-alerts",
+        "X-Tether-Alert-Id": claimed.alert.id,
+        "X-Tether-Timestamp": timestamp,
+    }
+    if channel.secret:
+        headers["X-Tether-Signature"] = signature(channel.secret, timestamp, body)
+    try:
+        response = httpx.post(
+            str(channel.url), content=body, headers=headers, timeout=SEND_TIMEOUT_SECONDS
+        )
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{channel.url.host}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code >= 300:
+        raise DeliveryError(
+            f"{channel.url.host} answered {response.status_code}: {response.text[:200]}"
+        )
+
+
+def send_email(channel: EmailChannel, claimed: Claimed) -> None:
+    alert = claimed.alert
+    message = EmailMessage()
+    message["Subject"] = f"[tether {claimed.deployment}] {alert.summary}"[:200]
+    message["From"] = channel.sender
+    message["To"] = ", ".join(channel.recipients)
+    message["X-Tether-Alert-Id"] = alert.id
+    details = json.dumps(alert.details, indent=2, sort_keys=True)
+    message.set_content(
+        f"{alert.summary}\n\npolicy: {alert.policy}\nevent: {alert.event}\n\n{details}\n"
+    )
+    try:
+        with smtplib.SMTP(
+            channel.smtp_host, channel.smtp_port, timeout=SEND_TIMEOUT_SECONDS
+        ) as smtp:
+            if channel.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if channel.username:
+                smtp.login(channel.username, channel.password or "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(
+            f"{channel.smtp_host}:{channel.smtp_port}: {type(exc).__name__}: {exc}"
+        ) from exc
