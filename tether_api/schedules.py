@@ -35,3 +35,8 @@ class Schedule(BaseModel):
     )
     next_tick_at: datetime | None = Field(default=None, description="The next tick, while RUNNING.")
     last_tick: Tick | None = None
+    error: str | None = Field(
+        default=None,
+        description="Why the control plane cannot evaluate it (an unknown time zone, a cron "
+        "that never fires); it does not tick until its code is fixed.",
+    )

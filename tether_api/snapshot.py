@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from tether_api.enums import MissedTicks, RetryOn, ScheduleStatus
 
@@ -22,7 +22,9 @@ class JobSnapshot(BaseModel):
         default=None, description="JSON schema of the run config, from the job's pydantic model."
     )
     tags: dict[str, str] = Field(default_factory=dict)
-    max_retries: int = Field(default=0, ge=0, description="New attempts after a failure (0: none).")
+    max_retries: StrictInt = Field(
+        default=0, ge=0, le=100, description="New attempts after a failure (0: none)."
+    )
     retry_on: RetryOn = Field(default=RetryOn.ANY, description="Which failures are retried.")
 
 

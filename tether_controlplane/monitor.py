@@ -1,10 +1,14 @@
 """Periodic checks: run timeouts, admission of queued runs (e.g. after a limit change), and
 the alerts that time decides (long runs, unavailable agents)."""
 
+import logging
+
 from tether_controlplane.db import Database
 from tether_controlplane.services import alerts, runs
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import utcnow
+
+log = logging.getLogger("tether.controlplane")
 
 
 def monitor_once(db: Database, settings: Settings) -> None:
@@ -17,4 +21,9 @@ def monitor_once(db: Database, settings: Settings) -> None:
             settings.agent_heartbeat_timeout_seconds,
         )
         runs.admit_all(s)
-        alerts.check_time_based(s, utcnow())
+    # Its own transaction: trouble deciding an alert must not undo timeouts and admission.
+    try:
+        with db.write() as s:
+            alerts.check_time_based(s, utcnow())
+    except Exception:
+        log.exception("deciding time-based alerts failed; tried again next pass")

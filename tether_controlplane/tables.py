@@ -227,6 +227,8 @@ class ScheduleRow(Base):
     present: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str | None] = mapped_column(String(20))
     cursor: Mapped[datetime | None] = mapped_column()
+    # Why it cannot be evaluated here (time zone, cron that never fires): it does not tick.
+    error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -152,6 +152,9 @@ def asset(
     return lambda f: Step(f, name=name, description=description, asset=True, group=group)
 
 
+MAX_RETRIES = 100
+
+
 class Job:
     """A named graph of steps, with an optional pydantic model for its run config."""
 
@@ -168,8 +171,12 @@ class Job:
     ) -> None:
         self.name = _name(name, "job name")
         self.description = description
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-            raise DefinitionError(f"job {name!r}: max_retries must be an int >= 0")
+        if (
+            not isinstance(max_retries, int)
+            or isinstance(max_retries, bool)
+            or not 0 <= max_retries <= MAX_RETRIES
+        ):
+            raise DefinitionError(f"job {name!r}: max_retries must be an int from 0 to 100")
         try:
             self.retry_on = RetryOn(retry_on)
         except ValueError:

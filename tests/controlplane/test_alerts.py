@@ -206,3 +206,25 @@ def test_long_runs_and_lost_agents_are_alerted_once_each(
     assert events == ["agent_unavailable", "run_long"]
     time.sleep(5)  # two more monitor passes: still once each
     assert len(receiver.accepted) == 2
+
+
+def test_each_time_a_location_breaks_is_alerted_and_masks_are_not_secrets(
+    tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    deployed(tenant)
+    with tenant.user() as c:
+        masked = {"type": "webhook", "url": receiver.url, "secret": "*" * 16}
+        r = c.put(
+            f"{tenant.dep_path}/alert-policies/broken",
+            json={"events": ["location_error"], "channel": masked},
+        )
+        assert r.status_code == 422 and "send the secret itself" in r.json()["detail"]
+    policy(tenant, "broken", receiver.url, events=["location_error"])
+    with tenant.agent() as agent:
+        for status in ("ERROR", "RUNNING", "ERROR"):  # broke, was fixed, broke again
+            agent.post(
+                "/api/v1/agent/code-locations/quick/status",
+                json={"status": status, "message": f"now {status}"},
+            )
+    wait_until(lambda: len(receiver.accepted) == 2, timeout=15, what="two alerts")
+    assert all(d.signed_with(SECRET) for d in receiver.accepted)

@@ -112,3 +112,15 @@ def test_success_and_cancel_are_never_retried(tenant: Tenant) -> None:
     with tenant.agent() as agent:
         agent.post(f"/api/v1/agent/runs/{canceled['id']}/status", json={"status": "CANCELED"})
     assert retries_of(tenant, ok["id"]) == [] and retries_of(tenant, canceled["id"]) == []
+
+
+def test_a_run_that_fails_while_canceling_is_not_retried(tenant: Tenant) -> None:
+    declare(tenant, max_retries=3)
+    run = launch(tenant)
+    with tenant.agent() as agent:
+        agent.post(f"/api/v1/agent/runs/{run['id']}/status", json={"status": "STARTED"})
+    with tenant.user() as c:
+        assert c.post(f"{tenant.dep_path}/runs/{run['id']}/terminate").status_code == 202
+    step_fails(tenant, run["id"])  # its step dies of the termination
+    assert tenant.run(run["id"])["status"] == "FAILURE"
+    assert retries_of(tenant, run["id"]) == []

@@ -210,3 +210,38 @@ def test_schedule_loop_of_a_live_control_plane(tmp_path: Path) -> None:
             found.dispose()
         wait_until(lambda: len(scheduled_runs(tenant)) == 1, timeout=10, what="a scheduled run")
         assert ticks(tenant)[0]["status"] == "SUCCESS"
+
+
+def test_a_late_pass_never_moves_a_schedule_back(tenant: Tenant, db: Database) -> None:
+    report(tenant, daily(default_status="RUNNING"))
+    set_cursor(db, at(1, 2))
+    scheduler.run_due(db, at(2, 3, 0, 1))  # a replica that is up to date
+    scheduler.run_due(db, at(1, 3, 0, 1))  # one that read the clock a day earlier
+    scheduler.run_due(db, at(3, 3, 0, 1))  # and the schedule goes on
+    seen = [(t["tick_time"][:10], t["status"]) for t in ticks(tenant)]
+    assert seen == [
+        ("2030-01-03", "SUCCESS"),
+        ("2030-01-02", "SUCCESS"),
+        ("2030-01-01", "SKIPPED"),  # missed before the first pass; latest ran instead
+    ]
+    assert len(scheduled_runs(tenant)) == 2
+
+
+def test_a_new_cron_starts_from_now_and_a_bad_schedule_stops_only_itself(
+    tenant: Tenant, db: Database
+) -> None:
+    report(tenant, daily(default_status="RUNNING"), daily("other", default_status="RUNNING"))
+    set_cursor(db, datetime.now(UTC) - timedelta(days=1))
+    # Every minute now: the day before is not a day of missed minutes.
+    report(
+        tenant,
+        daily(cron="* * * * *", default_status="RUNNING"),
+        daily("other", default_status="RUNNING", timezone="Mars/Olympus_Mons"),
+        generation=2,
+    )
+    scheduler.run_due(db, datetime.now(UTC) + timedelta(minutes=1, seconds=1))
+    assert [t["status"] for t in ticks(tenant)] == ["SUCCESS"]
+    with tenant.user() as c:
+        listed = {s["name"]: s for s in c.get(f"{tenant.dep_path}/schedules").json()}
+    assert "unknown time zone 'Mars/Olympus_Mons'" in listed["other"]["error"]
+    assert listed["other"]["status"] == "STOPPED" and listed["daily"]["status"] == "RUNNING"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tether_api.alerts import (
@@ -17,7 +18,7 @@ from tether_api.alerts import (
     AlertPolicySpec,
     DeliveryStatus,
 )
-from tether_controlplane.errors import NotFound
+from tether_controlplane.errors import Invalid, NotFound
 from tether_controlplane.tables import (
     AgentRow,
     AlertPolicyRow,
@@ -41,6 +42,14 @@ def put_policy(
 ) -> AlertPolicyRow:
     row = _policy(session, dep, name)
     stored = spec.model_dump(mode="json")
+    for key in WRITE_ONLY:
+        kept = row is not None and (row.spec.get("channel") or {}).get(key)
+        if stored["channel"].get(key) == MASK and not kept:
+            raise Invalid(
+                f"channel.{key}: {MASK} stands for a stored {key}, and this policy has none: "
+                f"send the {key} itself",
+                loc=("body", "channel", key),
+            )
     if row is None:
         row = AlertPolicyRow(deployment_id=dep.id, name=name)
         session.add(row)
@@ -66,7 +75,7 @@ def _policy(session: Session, dep: DeploymentRow, name: str) -> AlertPolicyRow |
 
 def find_policy(session: Session, dep: DeploymentRow, name: str) -> AlertPolicyRow:
     row = _policy(session, dep, name)
-    if row is None:
+    if row is None or row.spec.get("deleted"):
         raise NotFound(
             f"alert policy {name!r} not found in deployment {dep.name!r}; "
             "list them with GET .../alert-policies (tether alerts list)"
@@ -77,7 +86,8 @@ def find_policy(session: Session, dep: DeploymentRow, name: str) -> AlertPolicyR
 def delete_policy(session: Session, row: AlertPolicyRow) -> None:
     # Its alerts stay as history; the policy row stays for them, disabled and hidden.
     row.enabled = False
-    row.spec = {**row.spec, "deleted": True}
+    channel = {k: v for k, v in (row.spec.get("channel") or {}).items() if k not in WRITE_ONLY}
+    row.spec = {**row.spec, "channel": channel, "deleted": True}
     row.updated_at = utcnow()
 
 
@@ -154,6 +164,7 @@ def fire(
     whose filters match (``only``: that one policy, whatever it listens to); none for a
     (policy, key) that already fired."""
     fired = []
+    key = key[:200]
     for row in [only] if only is not None else policies(session, dep):
         spec = spec_of(row)
         if only is None and not _wants(row, spec, event, location, run):
@@ -168,7 +179,7 @@ def fire(
             deployment_id=dep.id,
             policy_id=row.id,
             event=event.value,
-            key=key[:200],
+            key=key,
             summary=summary,
             details=details,
             created_at=utcnow(),
@@ -176,9 +187,12 @@ def fire(
             attempts=0,
             next_attempt_at=utcnow(),
         )
-        session.add(alert)
+        try:
+            with session.begin_nested():  # another replica may decide the same alert at once
+                session.add(alert)
+        except IntegrityError:
+            continue
         fired.append(alert)
-    session.flush()
     return fired
 
 
@@ -235,16 +249,17 @@ def _run_details(run: RunRow) -> dict[str, Any]:
 
 
 def location_error(
-    session: Session, dep: DeploymentRow, name: str, generation: int, message: str
+    session: Session, dep: DeploymentRow, name: str, change_id: int, message: str
 ) -> None:
+    """``change_id``: the status change into ERROR, so each time it breaks fires once."""
     first = message.strip().splitlines()[0] if message.strip() else "error"
     fire(
         session,
         dep,
         AlertEvent.LOCATION_ERROR,
-        f"location:{name}:{generation}:error",
+        f"location:{name}:error:{change_id}",
         f"code location {name} is in ERROR: {first}",
-        {"code_location": name, "generation": generation, "message": message},
+        {"code_location": name, "message": message},
         location=name,
     )
 
@@ -281,6 +296,9 @@ def check_time_based(session: Session, now: datetime) -> None:
                     RunRow.started_at < cutoff,
                 )
             ):
+                if not _matches(spec, run.code_location, run):
+                    continue
+                # This policy's own threshold: fired for it alone.
                 fire(
                     session,
                     dep,
@@ -289,8 +307,7 @@ def check_time_based(session: Session, now: datetime) -> None:
                     f"run {run.id[:8]} of job {run.job} in {run.code_location} has been running "
                     f"for more than {spec.run_longer_than_minutes:g} minutes",
                     _run_details(run),
-                    location=run.code_location,
-                    run=run,
+                    only=row,
                 )
         if AlertEvent.AGENT_UNAVAILABLE in spec.events:
             cutoff = now - timedelta(minutes=spec.agent_unavailable_minutes)
@@ -309,4 +326,5 @@ def check_time_based(session: Session, now: datetime) -> None:
                     f"{spec.agent_unavailable_minutes:g} minutes (last heartbeat "
                     f"{agent.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)",
                     {"agent": agent.name, "last_heartbeat_at": agent.last_heartbeat_at.isoformat()},
+                    only=row,
                 )

@@ -28,7 +28,9 @@ log = logging.getLogger("tether.alerts")
 MAX_ATTEMPTS = 10
 MAX_BACKOFF_SECONDS = 300.0
 SEND_TIMEOUT_SECONDS = 10.0
-CLAIM_BATCH = 20
+# Claimed together under one lease, then sent one by one: few enough that the lease (60 s by
+# default) outlasts their timeouts.
+CLAIM_BATCH = 4
 
 
 class DeliveryError(Exception):
@@ -38,6 +40,7 @@ class DeliveryError(Exception):
 @dataclass(frozen=True)
 class Claimed:
     row_id: int
+    attempt: int
     alert: Alert
     deployment: str
     spec: AlertPolicySpec
@@ -73,12 +76,17 @@ def claim(db: Database, now: datetime, lease: timedelta) -> list[Claimed]:
         ).all()
         found = []
         for row in rows:
-            row.attempts += 1
-            row.next_attempt_at = now + lease
             policy = s.get(AlertPolicyRow, row.policy_id)
             dep = s.get(DeploymentRow, row.deployment_id)
             assert policy is not None and dep is not None
-            found.append(Claimed(row.id, alert_model(s, row), dep.name, spec_of(policy)))
+            if not policy.enabled or policy.spec.get("deleted"):
+                row.status = DeliveryStatus.FAILED.value
+                row.last_error = "not sent: its policy was disabled or deleted first"
+                continue
+            row.attempts += 1
+            row.next_attempt_at = now + lease
+            claimed = Claimed(row.id, row.attempts, alert_model(s, row), dep.name, spec_of(policy))
+            found.append(claimed)
         return found
 
 
@@ -86,6 +94,8 @@ def record(db: Database, claimed: Claimed, error: str | None) -> None:
     with db.write() as s:
         row = s.get(AlertRow, claimed.row_id)
         assert row is not None
+        if row.attempts != claimed.attempt or row.status != DeliveryStatus.PENDING.value:
+            return  # its lease ran out and another pass took it over: that one records
         now = utcnow()
         if error is None:
             row.status, row.delivered_at, row.last_error = DeliveryStatus.DELIVERED.value, now, None

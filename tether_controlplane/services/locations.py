@@ -51,13 +51,16 @@ def find(
     return row
 
 
-def _record(session: Session, row: CodeLocationRow, status: str, message: str | None) -> None:
+def _record(
+    session: Session, row: CodeLocationRow, status: str, message: str | None
+) -> CodeLocationStatusRow:
     now = utcnow()
     row.status = status
     row.updated_at = now
-    session.add(
-        CodeLocationStatusRow(code_location_id=row.id, status=status, message=message, at=now)
-    )
+    change = CodeLocationStatusRow(code_location_id=row.id, status=status, message=message, at=now)
+    session.add(change)
+    session.flush()
+    return change
 
 
 def queue_of(row: CodeLocationRow | None) -> str:
@@ -205,12 +208,12 @@ def report(
         .order_by(CodeLocationStatusRow.id.desc())
         .limit(1)
     )
-    if report.status == CodeLocationStatus.ERROR and (
-        last is None or last.status != CodeLocationStatus.ERROR.value
-    ):
-        alerts.location_error(session, dep, name, row.generation, report.message or "")
     if last is None or last.status != report.status.value or last.message != report.message:
-        _record(session, row, report.status.value, report.message)
+        change = _record(session, row, report.status.value, report.message)
+        if report.status == CodeLocationStatus.ERROR and (
+            last is None or last.status != CodeLocationStatus.ERROR.value
+        ):
+            alerts.location_error(session, dep, name, change.id, report.message or "")
     else:
         row.updated_at = utcnow()
     return row

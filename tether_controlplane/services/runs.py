@@ -234,7 +234,8 @@ def transition(
         run.ended_at = now
         # Followers of the run's event stream learn it ended without waiting for a re-read.
         wake_after_commit(session, run_events_key(run.pk))
-        if status == RunStatus.FAILURE and changed:
+        # A run a user was canceling fails as it is killed: that is no failure to retry.
+        if status == RunStatus.FAILURE and changed and current != RunStatus.CANCELING:
             _retry(session, dep, run, cause)
         if status in (RunStatus.FAILURE, RunStatus.SUCCESS) and changed:
             alerts.run_ended(session, dep, run)  # decided now, delivered by the outbox

@@ -20,7 +20,7 @@ from tether_api.models import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.services import alerts, runs
-from tether_controlplane.services.schedules import effective_status, next_tick
+from tether_controlplane.services.schedules import effective_status, next_tick, previous_tick
 from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, TickRow
 
 log = logging.getLogger("tether.scheduler")
@@ -38,11 +38,23 @@ TICK_TAG = "tether/tick"
 
 def run_due(db: Database, now: datetime) -> datetime | None:
     """Evaluate every tick due by ``now``; return when the next one is due (None: none)."""
+    due: list[int] = []
+    upcoming: list[datetime] = []
     with db.read() as s:
-        rows = s.scalars(select(ScheduleRow).where(ScheduleRow.present.is_(True))).all()
-        running = [r for r in rows if effective_status(r) == ScheduleStatus.RUNNING]
-        due = [r.id for r in running if next_tick(r, r.cursor or now) <= now]
-        upcoming = [next_tick(r, max(r.cursor or now, now)) for r in running]
+        rows = s.scalars(
+            select(ScheduleRow).where(ScheduleRow.present.is_(True), ScheduleRow.error.is_(None))
+        ).all()
+        for r in rows:
+            if effective_status(r) != ScheduleStatus.RUNNING:
+                continue
+            try:
+                if next_tick(r, r.cursor or now) <= now:
+                    due.append(r.id)
+                upcoming.append(next_tick(r, max(r.cursor or now, now)))
+            except Exception:  # checked at sync; one bad schedule must not stop the others
+                log.exception(
+                    "schedule %s of %s: cannot compute its ticks", r.name, r.code_location
+                )
     for schedule_id in due:
         try:
             with db.write() as s:
@@ -56,7 +68,12 @@ def evaluate(session: Session, schedule_id: int, now: datetime) -> list[TickRow]
     """The ticks of one schedule up to ``now``, with its row locked: runs for those its
     policy runs, SKIPPED rows for the others. Returns the ticks written."""
     row = session.scalar(select(ScheduleRow).where(ScheduleRow.id == schedule_id).with_for_update())
-    if row is None or not row.present or effective_status(row) != ScheduleStatus.RUNNING:
+    if (
+        row is None
+        or not row.present
+        or row.error is not None
+        or effective_status(row) != ScheduleStatus.RUNNING
+    ):
         return []
     location = session.scalar(
         select(CodeLocationRow).where(
@@ -66,7 +83,18 @@ def evaluate(session: Session, schedule_id: int, now: datetime) -> list[TickRow]
     )
     if location is None or location.removed:
         return []
-    due = list(_due_ticks(row, now))
+    # Never backwards: a pass that read the time before another replica's pass moved the
+    # cursor finds nothing due, instead of walking ticks that replica already handled.
+    if row.cursor is not None and row.cursor >= now:
+        return []
+    recorded = set(
+        session.scalars(
+            select(TickRow.tick_time).where(
+                TickRow.schedule_id == row.id, TickRow.tick_time > (row.cursor or now)
+            )
+        )
+    )
+    due = [t for t in _due_ticks(row, now) if t not in recorded]
     row.cursor = now
     if not due:
         return []
@@ -98,14 +126,17 @@ def evaluate(session: Session, schedule_id: int, now: datetime) -> list[TickRow]
 
 
 def _due_ticks(row: ScheduleRow, now: datetime) -> Iterator[datetime]:
-    """The ticks after the cursor up to ``now``, oldest first (the most recent ones only,
-    after a very long outage)."""
+    """The ticks after the cursor up to ``now``, oldest first. After an outage longer than
+    MAX_WALK ticks, the first MAX_WALK and then the most recent one (which "latest" runs)."""
     tick = row.cursor or now
     for _ in range(MAX_WALK):
         tick = next_tick(row, tick)
         if tick > now:
             return
         yield tick
+    latest = previous_tick(row, now)
+    if latest > tick:
+        yield latest
 
 
 def _run_tick(

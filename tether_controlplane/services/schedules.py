@@ -1,10 +1,10 @@
 """Schedules: kept in step with the snapshots their code locations report, turned on and
 off by users, listed with their ticks. Evaluating them is ``services/scheduler.py``'s."""
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,29 @@ def next_tick(row: ScheduleRow, after: datetime) -> datetime:
     local = after.astimezone(ZoneInfo(row.timezone))
     found: datetime = croniter(row.cron, local).get_next(datetime)
     return found.astimezone(after.tzinfo)
+
+
+def previous_tick(row: ScheduleRow, until: datetime) -> datetime:
+    """The last tick at or before ``until``, in UTC."""
+    local = (until + timedelta(seconds=1)).astimezone(ZoneInfo(row.timezone))
+    found: datetime = croniter(row.cron, local).get_prev(datetime)
+    return found.astimezone(until.tzinfo)
+
+
+def schedule_error(cron: str, timezone: str) -> str | None:
+    """Why the control plane cannot evaluate a schedule (None: it can). The SDK checks the
+    syntax; this also needs the time zone here, and a cron that ever fires (``0 0 30 2 *``)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {timezone!r} on the control plane: use an IANA name"
+    if not croniter.is_valid(cron):
+        return f"invalid cron expression {cron!r}"
+    try:
+        croniter(cron, datetime.now(zone)).get_next(datetime)
+    except (CroniterBadDateError, ValueError) as exc:
+        return f"cron expression {cron!r} never fires: {exc}"
+    return None
 
 
 def sync(
@@ -49,12 +72,15 @@ def sync(
         was_running = (
             row.id is not None and row.present and effective_status(row) == ScheduleStatus.RUNNING
         )
+        # A new cron or time zone starts from now: its "missed" ticks were never declared.
+        moved = row.id is not None and (row.cron, row.timezone) != (s.cron, s.timezone)
         row.cron, row.timezone, row.job = s.cron, s.timezone, s.job
+        row.error = schedule_error(s.cron, s.timezone)
         row.run_config, row.tags = s.run_config, s.tags
         row.default_status, row.missed_ticks = s.default_status.value, s.missed_ticks.value
         row.present = True
         row.updated_at = now
-        if effective_status(row) == ScheduleStatus.RUNNING and not was_running:
+        if effective_status(row) == ScheduleStatus.RUNNING and (not was_running or moved):
             row.cursor = now  # starts ticking from now: nothing before it is "missed"
     for row in rows.values():  # no longer declared
         row.present = False
@@ -96,7 +122,7 @@ def list_all(session: Session, dep: DeploymentRow) -> list[Schedule]:
 
 
 def to_model(session: Session, row: ScheduleRow) -> Schedule:
-    status = effective_status(row) if row.present else ScheduleStatus.STOPPED
+    status = effective_status(row) if row.present and not row.error else ScheduleStatus.STOPPED
     last = session.scalar(
         select(TickRow).where(TickRow.schedule_id == row.id).order_by(TickRow.id.desc()).limit(1)
     )
@@ -114,6 +140,7 @@ def to_model(session: Session, row: ScheduleRow) -> Schedule:
         missed_ticks=MissedTicks(row.missed_ticks),
         present=row.present,
         next_tick_at=next_tick(row, utcnow()) if status == ScheduleStatus.RUNNING else None,
+        error=row.error,
         last_tick=tick_model(last) if last else None,
     )
 

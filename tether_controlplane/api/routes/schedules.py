@@ -7,7 +7,8 @@ from fastapi import APIRouter, Query
 from tether_api.enums import ScheduleStatus, TickStatus
 from tether_api.schedules import Schedule, Tick
 from tether_controlplane.api.deps import DbDep, NamePath, UserScope
-from tether_controlplane.api.responses import LOOKUP
+from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
+from tether_controlplane.errors import Conflict
 from tether_controlplane.services import schedules
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/schedules", tags=["schedules"])
@@ -30,10 +31,15 @@ def get_schedule(location: NamePath, name: NamePath, scope: UserScope, db: DbDep
 def _set(location: str, name: str, scope: UserScope, db: DbDep, status: ScheduleStatus) -> Schedule:
     with db.write() as s:
         row = schedules.find(s, scope.deployment(s), location, name)
+        if not row.present and status == ScheduleStatus.RUNNING:
+            raise Conflict(
+                f"schedule {name!r} is no longer declared by code location {location!r}: "
+                "deploy code that declares it first"
+            )
         return schedules.to_model(s, schedules.set_status(s, row, status))
 
 
-@router.post("/{location}/{name}/start", responses=LOOKUP)
+@router.post("/{location}/{name}/start", responses=LOOKUP_OR_CONFLICT)
 def start_schedule(location: NamePath, name: NamePath, scope: UserScope, db: DbDep) -> Schedule:
     """Turn it on: its ticks from now on create runs. The choice outlasts redeploys."""
     return _set(location, name, scope, db, ScheduleStatus.RUNNING)

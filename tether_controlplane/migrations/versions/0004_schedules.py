@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("present", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=True),
         sa.Column("cursor", sa.DateTime(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["deployment_id"], ["deployments.id"]),
         sa.PrimaryKeyConstraint("id"),
