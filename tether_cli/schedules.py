@@ -72,6 +72,8 @@ def list_schedules(
     table = Table("location", "name", "status", "cron", "job", "next tick", "last tick")
     for s in found:
         status = styled_status(s.status) + (" (set here)" if s.status_set_by_user else "")
+        if s.error:
+            status += f" [red]{escape(s.error)}[/]"
         if not s.present:
             status = "[dim]gone from the code[/]"
         last = (
