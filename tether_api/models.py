@@ -360,6 +360,10 @@ class CodeLocationPutResult(BaseModel):
 # --- runs -------------------------------------------------------------------------------
 
 
+# Where a run config sits in a RunCreate body: the start of its fields' error locations.
+RUN_CONFIG_LOC: tuple[str, ...] = ("body", "run_config")
+
+
 class RunCreate(BaseModel):
     code_location: Name
     job: Name

@@ -16,12 +16,10 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
-from tether_api.models import FieldError
+from tether_api.models import RUN_CONFIG_LOC, FieldError
 
 log = logging.getLogger("tether.controlplane")
 
-# Where a run config sits in a RunCreate body, for the errors' ``loc``.
-CONFIG_LOC: tuple[str, ...] = ("body", "run_config")
 # A config with a bad value in each of thousands of list items must not make an answer of
 # megabytes: the list of errors stops here, and the one-line detail shows fewer still.
 MAX_ERRORS = 100
@@ -43,7 +41,7 @@ def config_errors(
     worker still validates with the model itself."""
     if schema is None:
         found = [
-            FieldError(loc=[*CONFIG_LOC, key], msg=NO_CONFIG_MODEL, type="additionalProperties")
+            FieldError(loc=[*RUN_CONFIG_LOC, key], msg=NO_CONFIG_MODEL, type="additionalProperties")
             for key in run_config
         ]
         return _sorted(found)[:limit]
@@ -101,7 +99,7 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
 
 
 def _field_errors(error: ValidationError) -> list[FieldError]:
-    path: list[str | int] = [*CONFIG_LOC, *error.absolute_path]
+    path: list[str | int] = [*RUN_CONFIG_LOC, *error.absolute_path]
     kind = str(error.validator)
     if kind == "required":
         # One error per missing property: put the property itself in the location.

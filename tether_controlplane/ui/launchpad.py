@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from tether_api.configschema import ConfigField, fields
-from tether_api.models import MAX_RUN_CONFIG_BYTES
+from tether_api.models import MAX_RUN_CONFIG_BYTES, RUN_CONFIG_LOC
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.common import api_path, deployment
 from tether_controlplane.ui.render import page
@@ -18,7 +18,6 @@ from tether_controlplane.ui.session import Signed, require, require_post
 
 router = APIRouter()
 FORMATS = ("json", "yaml")
-CONFIG_LOC = ["body", "run_config"]
 
 
 @dataclass
@@ -32,8 +31,8 @@ class Check:
     checked: bool = False  # False until the API has looked at it
 
     def add(self, loc: list[Any], msg: str) -> None:
-        if loc[: len(CONFIG_LOC)] == CONFIG_LOC:
-            path = ".".join(str(p) for p in loc[len(CONFIG_LOC) :])
+        if tuple(loc[: len(RUN_CONFIG_LOC)]) == RUN_CONFIG_LOC:
+            path = ".".join(str(p) for p in loc[len(RUN_CONFIG_LOC) :])
             if path in {f.path for f in self.fields}:
                 self.by_field.setdefault(path, []).append(msg)
                 return
