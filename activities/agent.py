@@ -28,6 +28,7 @@ from tether_api.models import (
     SyncCodeLocationPayload,
     TerminateRunPayload,
 )
+from tether_api.ticks import EvaluateTickPayload
 from workflows import names
 from workflows import search_attributes as attrs
 from workflows.models import (
@@ -42,12 +43,14 @@ from workflows.models import (
     RunWorkflowInput,
     SyncSignal,
     TerminateSignal,
+    TickWorkflowInput,
 )
 
 log = logging.getLogger(__name__)
 
 CODE_LOCATION_WORKFLOW = "CodeLocationWorkflow"
 RUN_WORKFLOW = "RunWorkflow"
+TICK_WORKFLOW = "TickWorkflow"
 
 
 class UnreadableRequest(Exception):
@@ -136,6 +139,9 @@ class AgentActivities:
                 names.SIGNAL_TERMINATE,
                 TerminateSignal(reason=terminate.reason),
             )
+        if request.type == RequestType.EVALUATE_TICK:
+            tick = EvaluateTickPayload.model_validate(request.payload)
+            return await self._to_tick(task_queue, org, dep, tick)
         raise UnreadableRequest(f"unknown request type {request.type}")
 
     def _task_queue(self, request: AgentRequest) -> str:
@@ -216,6 +222,36 @@ class AgentActivities:
         except WorkflowAlreadyStartedError:
             return workflow_id, "already-finished"
         return workflow_id, signal or "started"
+
+    async def _to_tick(
+        self, task_queue: str, org: str, dep: str, payload: EvaluateTickPayload
+    ) -> tuple[str, str]:
+        workflow_id = names.tick_workflow_id(
+            org, dep, payload.code_location, payload.kind.value, payload.tick.name, payload.tick_id
+        )
+        try:
+            await self.ctx.temporal.start_workflow(
+                TICK_WORKFLOW,
+                TickWorkflowInput(
+                    organization=org,
+                    deployment=dep,
+                    payload=payload,
+                    host_lost_after_seconds=self.ctx.code_location_settings.host_lost_after_seconds,
+                ),
+                id=workflow_id,
+                task_queue=task_queue,
+                # A tick is evaluated once: a redelivered request joins it or starts nothing.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=(
+                    f"{payload.kind.value} {payload.tick.name} of {payload.code_location}: "
+                    f"tick {payload.tick_id}"
+                ),
+                search_attributes=self._attributes(org, dep, payload.code_location),
+            )
+        except WorkflowAlreadyStartedError:
+            return workflow_id, "already-finished"
+        return workflow_id, "started"
 
     def _attributes(
         self, org: str, dep: str, location: str, job: str | None = None

@@ -24,6 +24,7 @@ from tether_api.models import (
     RunStatusReport,
     RunToken,
 )
+from tether_api.ticks import TickOutcome, TickReport
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -143,6 +144,10 @@ class ControlPlaneClient:
     async def report_run(self, run_id: str, body: RunStatusReport) -> Run:
         response = await self._call("POST", f"/runs/{run_id}/status", body)
         return self._parse(response, Run, f"record the status of run {run_id}")
+
+    async def report_tick(self, kind: str, tick_id: int, body: TickReport) -> TickOutcome:
+        response = await self._call("POST", f"/ticks/{kind}/{tick_id}", body)
+        return self._parse(response, TickOutcome, f"record {kind} tick {tick_id}")
 
     async def run_token(self, run_id: str) -> str:
         response = await self._call("POST", f"/runs/{run_id}/token")

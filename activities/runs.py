@@ -9,11 +9,11 @@ import time
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.code_locations import describe_exit
 from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import Handle, LaunchError, LaunchSpec
+from activities.locate import location_state
 from tether_api.codeserver import ValidateRequest, ValidateResponse
 from tether_api.enums import TERMINAL_RUN_STATUSES, CodeLocationStatus, RunStatus
 from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, Run, RunStatusReport
@@ -127,20 +127,9 @@ class RunActivities:
         )
 
     async def _location_state(self, input: PrepareRunInput) -> CodeLocationState:
-        workflow_id = names.code_location_workflow_id(
-            input.organization, input.deployment, input.code_location
+        return await location_state(
+            self.ctx, input.organization, input.deployment, input.code_location
         )
-        handle = self.ctx.temporal.get_workflow_handle(workflow_id)
-        try:
-            return await handle.query(names.QUERY_STATE, result_type=CodeLocationState)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise ApplicationError(
-                    f"code location {input.code_location} is not deployed yet (no workflow "
-                    f"{workflow_id}); waiting for it",
-                    type="CodeLocationNotReady",
-                ) from exc
-            raise
 
     @activity.defn(name=names.LAUNCH_RUN_WORKER)
     async def launch_run_worker(self, input: LaunchRunWorkerInput) -> Handle:

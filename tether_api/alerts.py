@@ -15,7 +15,7 @@ class AlertEvent(StrEnum):
     RUN_LONG = "run_long"  # STARTED for longer than run_longer_than_minutes
     LOCATION_ERROR = "location_error"
     AGENT_UNAVAILABLE = "agent_unavailable"  # silent for agent_unavailable_minutes
-    TICK_FAILURE = "tick_failure"  # a schedule's tick that created no run
+    TICK_FAILURE = "tick_failure"  # a schedule tick that created no run; a sensor that failed
     TEST = "test"  # POST .../test
 
 

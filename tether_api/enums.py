@@ -34,6 +34,7 @@ class RequestType(StrEnum):
     REMOVE_CODE_LOCATION = "REMOVE_CODE_LOCATION"
     LAUNCH_RUN = "LAUNCH_RUN"
     TERMINATE_RUN = "TERMINATE_RUN"
+    EVALUATE_TICK = "EVALUATE_TICK"  # a sensor's, or a schedule's whose config is code
 
 
 class RequestStatus(StrEnum):
@@ -104,6 +105,19 @@ class TickStatus(StrEnum):
     SUCCESS = "SUCCESS"  # a run was created
     SKIPPED = "SKIPPED"  # missed, and the schedule's policy does not run it
     FAILURE = "FAILURE"  # the run could not be created: the error says why
+    EVALUATING = "EVALUATING"  # sent to the code server; its answer is not in yet
+
+
+class TickKind(StrEnum):
+    """What a tick evaluated in the code server belongs to."""
+
+    SENSOR = "sensor"
+    SCHEDULE = "schedule"
+
+
+class SensorKind(StrEnum):
+    STANDARD = "standard"  # a function of its cursor, called at its interval
+    RUN_STATUS = "run_status"  # called for each run of the jobs it watches that ended
 
 
 class RetryOn(StrEnum):

@@ -14,6 +14,13 @@ class Tick(BaseModel):
     run_id: str | None = Field(default=None, description="The run it created (SUCCESS).")
     error: str | None = Field(default=None, description="Why no run was created (FAILURE).")
     created_at: datetime = Field(description="When the scheduler evaluated it.")
+    traceback: str | None = Field(
+        default=None, description="The config function's traceback, when it raised."
+    )
+    workflow_id: str | None = Field(
+        default=None,
+        description="The agent's TickWorkflow that evaluated its config function (Temporal).",
+    )
 
 
 class Schedule(BaseModel):
@@ -30,6 +37,10 @@ class Schedule(BaseModel):
         description="True once turned on or off here; that choice outlasts redeploys."
     )
     missed_ticks: MissedTicks
+    config_from_code: bool = Field(
+        default=False,
+        description="True when the code server computes the run config at each tick.",
+    )
     present: bool = Field(
         description="False once its code location no longer declares it; it then never ticks."
     )

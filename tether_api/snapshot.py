@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from tether_api.enums import MissedTicks, RetryOn, ScheduleStatus
+from tether_api.enums import MissedTicks, RetryOn, RunStatus, ScheduleStatus, SensorKind
 
 
 class StepSnapshot(BaseModel):
@@ -36,10 +36,10 @@ class AssetSnapshot(BaseModel):
 
 
 class ScheduleSnapshot(BaseModel):
-    name: str
-    cron: str
-    job: str
-    timezone: str = "UTC"
+    name: str = Field(max_length=63)
+    cron: str = Field(max_length=200)
+    job: str = Field(max_length=63)
+    timezone: str = Field(default="UTC", max_length=100)
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     default_status: ScheduleStatus = Field(
@@ -50,12 +50,48 @@ class ScheduleSnapshot(BaseModel):
         default=MissedTicks.LATEST,
         description="What happens to ticks that passed while the scheduler was down.",
     )
+    config_from_code: StrictBool = Field(
+        default=False,
+        description="True when the run config is a function of the tick time: the code server "
+        "evaluates it at each tick (run_config above is then empty).",
+    )
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, description="How long the code server may take to evaluate a tick."
+    )
+
+
+class SensorSnapshot(BaseModel):
+    name: str = Field(max_length=63)
+    kind: SensorKind = SensorKind.STANDARD
+    job: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The job its run requests launch when they name none (run-status sensors "
+        "may have none and only act, e.g. notify).",
+    )
+    minimum_interval_seconds: float = Field(
+        default=30.0, ge=1, description="The least time between two evaluations."
+    )
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, description="How long one evaluation may take in the code server."
+    )
+    default_status: ScheduleStatus = ScheduleStatus.STOPPED
+    description: str | None = None
+    monitored_jobs: list[str] | None = Field(
+        default=None,
+        description="Run-status sensors: the jobs whose runs it watches (None: every job of "
+        "the deployment).",
+    )
+    monitored_status: RunStatus | None = Field(
+        default=None, description="Run-status sensors: SUCCESS or FAILURE."
+    )
 
 
 class DefinitionsSnapshot(BaseModel):
     jobs: list[JobSnapshot] = Field(default_factory=list)
     assets: list[AssetSnapshot] = Field(default_factory=list)
     schedules: list[ScheduleSnapshot] = Field(default_factory=list)
+    sensors: list[SensorSnapshot] = Field(default_factory=list)
 
     def job(self, name: str) -> JobSnapshot | None:
         return next((j for j in self.jobs if j.name == name), None)

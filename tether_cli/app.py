@@ -11,6 +11,7 @@ from tether_cli import (
     locations,
     runs,
     schedules,
+    sensors,
     signin,
 )
 
@@ -30,6 +31,7 @@ app.command("agents")(agents.list_agents)
 app.command("remove")(locations.remove)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(sensors.app, name="sensors")
 app.add_typer(alerts.app, name="alerts")
 app.command("sign-in-link")(signin.sign_in_link)
 

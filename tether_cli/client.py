@@ -10,7 +10,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from tether_api.alerts import Alert, AlertPolicy, AlertPolicySpec
-from tether_api.enums import RunStatus
+from tether_api.enums import RunStatus, TickStatus
 from tether_api.models import (
     Agent,
     CodeLocation,
@@ -25,6 +25,7 @@ from tether_api.models import (
 )
 from tether_api.schedules import Schedule, Tick
 from tether_api.sessions import SignInLink, SignInLinkCreate
+from tether_api.ticks import Sensor, SensorTick
 from tether_cli.context import Connection
 from tether_cli.render import CliError, note
 
@@ -46,6 +47,8 @@ _SCHEDULES = TypeAdapter(list[Schedule])
 _POLICIES = TypeAdapter(list[AlertPolicy])
 _ALERTS = TypeAdapter(list[Alert])
 _TICKS = TypeAdapter(list[Tick])
+_SENSORS = TypeAdapter(list[Sensor])
+_SENSOR_TICKS = TypeAdapter(list[SensorTick])
 
 
 class ApiError(CliError):
@@ -194,6 +197,26 @@ class TetherClient:
     def schedule_ticks(self, location: str, name: str, limit: int) -> list[Tick]:
         path = f"/schedules/{_segment(location)}/{_segment(name)}/ticks"
         return _TICKS.validate_json(self._request("GET", path, params={"limit": limit}).content)
+
+    # --- sensors ------------------------------------------------------------------------
+
+    def list_sensors(self) -> list[Sensor]:
+        return _SENSORS.validate_json(self._request("GET", "/sensors").content)
+
+    def set_sensor(self, location: str, name: str, on: bool) -> Sensor:
+        action = "start" if on else "stop"
+        path = f"/sensors/{_segment(location)}/{_segment(name)}/{action}"
+        return self._call(Sensor, "POST", path)
+
+    def sensor_ticks(
+        self, location: str, name: str, limit: int, status: TickStatus | None = None
+    ) -> list[SensorTick]:
+        """Newest first, up to ``limit``; only those with ``status`` when given."""
+        path = f"/sensors/{_segment(location)}/{_segment(name)}/ticks"
+        params: dict[str, str | int] = {"limit": limit}
+        if status:
+            params["status"] = status.value
+        return _SENSOR_TICKS.validate_json(self._request("GET", path, params=params).content)
 
     # --- alerts -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from tether_api.models import (
 from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
+from tether_cli.declared import sensor_kind
 from tether_cli.render import (
     EXIT_TIMEOUT,
     CliError,
@@ -472,6 +473,7 @@ def _print_location(location: CodeLocation) -> None:
         _print_job(job)
     _print_assets(snapshot)
     _print_schedules(snapshot)
+    _print_sensors(snapshot)
 
 
 def _print_job(job: JobSnapshot) -> None:
@@ -532,6 +534,28 @@ def _print_schedules(snapshot: DefinitionsSnapshot) -> None:
             escape(sc.cron),
             escape(sc.timezone),
             escape(sc.job),
-            escape(json.dumps(sc.run_config, sort_keys=True) if sc.run_config else ""),
+            escape(
+                "(computed at each tick)"
+                if sc.config_from_code
+                else json.dumps(sc.run_config, sort_keys=True)
+                if sc.run_config
+                else ""
+            ),
+        )
+    print_table(table)
+
+
+def _print_sensors(snapshot: DefinitionsSnapshot) -> None:
+    if not snapshot.sensors:
+        return
+    out.print()
+    table = Table("sensor", "kind", "job", "interval", "timeout", title="sensors")
+    for sn in snapshot.sensors:
+        table.add_row(
+            escape(sn.name),
+            escape(sensor_kind(sn.kind, sn.monitored_status, sn.monitored_jobs)),
+            escape(sn.job or "-"),
+            f"{sn.minimum_interval_seconds:g} s",
+            f"{sn.timeout_seconds:g} s",
         )
     print_table(table)

@@ -6,11 +6,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from tether_api.enums import TickStatus
 from tether_api.schedules import Schedule
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
+from tether_cli.declared import pick, status_cell
 from tether_cli.render import (
-    CliError,
     JsonOption,
     errors,
     local_time,
@@ -20,6 +21,7 @@ from tether_cli.render import (
     print_table,
     styled_status,
 )
+from tether_cli.sensors import TracebackOption, print_tracebacks
 
 app = typer.Typer(help="Schedules declared by the code locations: list, turn on and off, ticks.")
 
@@ -35,21 +37,7 @@ LocationOption = Annotated[
 
 
 def _find(client: TetherClient, name: str, location: str | None) -> Schedule:
-    found = [
-        s
-        for s in client.list_schedules()
-        if s.name == name and (location is None or s.code_location == location)
-    ]
-    if not found:
-        raise CliError(
-            f"no schedule {name!r}"
-            + (f" in {location!r}" if location else "")
-            + "; list them with `tether schedules list`"
-        )
-    if len(found) > 1:
-        where = ", ".join(s.code_location for s in found)
-        raise CliError(f"schedule {name!r} is declared by {where}: pick one with --location")
-    return found[0]
+    return pick(client.list_schedules(), name, location, "schedule")
 
 
 @app.command("list")
@@ -71,11 +59,7 @@ def list_schedules(
         return
     table = Table("location", "name", "status", "cron", "job", "next tick", "last tick")
     for s in found:
-        status = styled_status(s.status) + (" (set here)" if s.status_set_by_user else "")
-        if s.error:
-            status += f" [red]{escape(s.error)}[/]"
-        if not s.present:
-            status = "[dim]gone from the code[/]"
+        status = status_cell(s.status, s.status_set_by_user, s.present, s.error)
         last = (
             f"{local_time(s.last_tick.tick_time)} {styled_status(s.last_tick.status)}"
             if s.last_tick
@@ -137,6 +121,7 @@ def list_ticks(
     name: NameArgument,
     location: LocationOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="How many.")] = 20,
+    traceback: TracebackOption = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -158,3 +143,6 @@ def list_ticks(
             escape(t.error or ""),
         )
     print_table(table)
+    # A schedule whose run config is code fails with its function's traceback.
+    failed = [(t.tick_time, t.error, t.traceback) for t in ticks if t.status == TickStatus.FAILURE]
+    print_tracebacks(failed, traceback)

@@ -1,10 +1,10 @@
 """Periodic checks: run timeouts, admission of queued runs (e.g. after a limit change), and
-the alerts that time decides (long runs, unavailable agents)."""
+the alerts that time decides (long runs, unavailable agents), and retention."""
 
 import logging
 
 from tether_controlplane.db import Database
-from tether_controlplane.services import alerts, runs
+from tether_controlplane.services import alerts, retention, runs
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import utcnow
 
@@ -27,3 +27,13 @@ def monitor_once(db: Database, settings: Settings) -> None:
             alerts.check_time_based(s, utcnow())
     except Exception:
         log.exception("deciding time-based alerts failed; tried again next pass")
+    try:
+        with db.write() as s:
+            retention.purge(
+                s,
+                utcnow(),
+                settings.request_retention_hours,
+                settings.skipped_tick_retention_days,
+            )
+    except Exception:
+        log.exception("purging old requests and ticks failed; tried again next pass")

@@ -66,6 +66,23 @@ class Settings(BaseSettings):
         description="The scheduler sleeps until the next tick, but at most this long, so a "
         "schedule turned on or deployed meanwhile is seen.",
     )
+    tick_grace_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long past its timeout a tick evaluated in a code server (a sensor's, "
+        "a schedule's whose config is code) may wait for an agent's answer before it fails.",
+    )
+    request_retention_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="Finished agent requests are deleted this long after they finished.",
+    )
+    skipped_tick_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="SKIPPED sensor ticks (nothing asked for) are deleted after this long; "
+        "ticks that created runs or failed are kept.",
+    )
     alert_delivery_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often due alerts are looked for and sent."
     )

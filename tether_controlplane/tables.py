@@ -229,6 +229,9 @@ class ScheduleRow(Base):
     cursor: Mapped[datetime | None] = mapped_column()
     # Why it cannot be evaluated here (time zone, cron that never fires): it does not tick.
     error: Mapped[str | None] = mapped_column(Text)
+    # The run config is a function the code server evaluates at each tick.
+    config_from_code: Mapped[bool] = mapped_column(Boolean, default=False)
+    timeout_seconds: Mapped[float] = mapped_column(default=60.0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -247,6 +250,76 @@ class TickRow(Base):
     status: Mapped[str] = mapped_column(String(20))
     run_id: Mapped[str | None] = mapped_column(String(36))
     error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Ticks whose config the code server computes: EVALUATING until its answer, which is
+    # ignored after ``deadline`` (the tick has failed by then).
+    traceback: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+    deadline: Mapped[datetime | None] = mapped_column()
+
+
+class SensorRow(Base):
+    """A sensor as its code location last declared it, and its state here: a user's on/off
+    choice (``status``), its cursor, and when its last evaluation was due."""
+
+    __tablename__ = "sensors"
+    __table_args__ = (UniqueConstraint("deployment_id", "code_location", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    code_location: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(20))
+    job: Mapped[str | None] = mapped_column(String(63))
+    description: Mapped[str | None] = mapped_column(Text)
+    minimum_interval_seconds: Mapped[float] = mapped_column()
+    timeout_seconds: Mapped[float] = mapped_column()
+    monitored_jobs: Mapped[list[Any] | None] = mapped_column()
+    monitored_status: Mapped[str | None] = mapped_column(String(20))
+    default_status: Mapped[str] = mapped_column(String(20))
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str | None] = mapped_column(String(20))
+    # A standard sensor's cursor is its own (any string); a run-status sensor's is kept here:
+    # "<ended_at ISO>|<run pk>" of the last run it was told about.
+    cursor: Mapped[str | None] = mapped_column(Text)
+    last_tick_at: Mapped[datetime | None] = mapped_column()
+    # The last successful tick's time (what the next evaluation sees as last_tick_at).
+    last_success_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SensorTickRow(Base):
+    """One evaluation of a sensor: EVALUATING until the agent reports the code server's
+    answer (or its deadline passes), then its outcome."""
+
+    __tablename__ = "sensor_ticks"
+    __table_args__ = (Index("ix_sensor_ticks_sensor_id", "sensor_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"))
+    tick_time: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20))
+    deadline: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    # Run-status sensors: where the cursor moves when this tick succeeds.
+    next_cursor: Mapped[str | None] = mapped_column(Text)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    run_ids: Mapped[list[Any]] = mapped_column(default=list)
+    run_keys_skipped: Mapped[list[Any]] = mapped_column(default=list)
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class SensorRunKeyRow(Base):
+    """A run key a sensor's request made a run for: unique per sensor, so however often it
+    is asked for again (a retried report, a later tick), it makes no second run."""
+
+    __tablename__ = "sensor_run_keys"
+    __table_args__ = (UniqueConstraint("sensor_id", "run_key", name="uq_sensor_run_keys"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"))
+    run_key: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

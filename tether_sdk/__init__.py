@@ -1,4 +1,4 @@
-"""Tether's user-code SDK: declare jobs, assets and schedules; serve and run them.
+"""Tether's user-code SDK: declare jobs, assets, schedules and sensors; serve and run them.
 
 Imports only the standard library, pydantic, httpx and ``tether_api``, so it fits in any
 user image.
@@ -18,19 +18,39 @@ from tether_sdk.definitions import (
 )
 from tether_sdk.errors import DefinitionError
 from tether_sdk.local import ExecutionResult, execute_job
+from tether_sdk.sensors import (
+    RunRequest,
+    RunStatusSensorContext,
+    ScheduleContext,
+    Sensor,
+    SensorContext,
+    SensorResult,
+    SkipReason,
+    run_status_sensor,
+    sensor,
+)
 
 __all__ = [
     "DefinitionError",
     "Definitions",
     "ExecutionResult",
     "Job",
+    "RunRequest",
+    "RunStatusSensorContext",
     "Schedule",
+    "ScheduleContext",
+    "Sensor",
+    "SensorContext",
+    "SensorResult",
+    "SkipReason",
     "Step",
     "StepContext",
     "asset",
     "asset_job",
     "execute_job",
     "job",
+    "run_status_sensor",
     "schedule",
+    "sensor",
     "step",
 ]

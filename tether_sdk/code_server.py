@@ -1,6 +1,7 @@
 """The code server: serves a code location's definitions over HTTP to the agent.
 
-``GET /health``, ``GET /snapshot`` and ``POST /validate`` (models in tether_api.codeserver).
+``GET /health``, ``GET /snapshot``, ``POST /validate`` (models in tether_api.codeserver) and
+``POST /ticks`` (evaluate a sensor or a schedule's config function: tether_api.ticks).
 The definitions are loaded once, before the port opens; a load error is served (with its
 traceback) instead of crashing, so the agent can report it.
 """
@@ -16,7 +17,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,10 +29,13 @@ from tether_api.codeserver import (
     ValidateResponse,
 )
 from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.ticks import TickError, TickRequest, TickResponse
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Definitions
 from tether_sdk.loader import load_definitions
+from tether_sdk.ticks import TickRunner, evaluate
 
+M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 REQUEST_TIMEOUT_SECONDS = 30.0
 
@@ -56,6 +60,7 @@ class CodeServerState:
                     message=f"could not describe the definitions: {type(exc).__name__}: {exc}",
                     traceback="".join(traceback.format_exception(exc)),
                 )
+        self.ticks = TickRunner(self._evaluate_tick)
         # Encoded once: the snapshot never changes for the life of the process.
         self.snapshot_json = (
             SnapshotResponse(snapshot=snapshot, load_error=self.load_error)
@@ -67,6 +72,14 @@ class CodeServerState:
         return Health(
             pid=os.getpid(), loaded=self.definitions is not None, load_error=self.load_error
         )
+
+    def _evaluate_tick(self, request: TickRequest) -> TickResponse:
+        if self.definitions is None:
+            message = self.load_error.message if self.load_error else "definitions not loaded"
+            return TickResponse(
+                error=TickError(message=f"the code location failed to load: {message}")
+            )
+        return evaluate(self.definitions, request)
 
     def validate(self, request: ValidateRequest) -> ValidateResponse:
         if self.definitions is None:
@@ -119,22 +132,34 @@ def make_handler(state: CodeServerState) -> type[BaseHTTPRequestHandler]:
                 self._send_detail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
                 return
             body = self.rfile.read(length) if length > 0 else b""
-            if self.path != "/validate":
+            if self.path == "/validate":
+                request = self._parse(ValidateRequest, body)
+                if request is None:
+                    return
+                try:
+                    self._send_model(HTTPStatus.OK, state.validate(request))
+                except Exception as exc:  # user code (a validator) may raise anything
+                    self._send_detail(
+                        HTTPStatus.INTERNAL_SERVER_ERROR, f"validation failed: {exc!r}"
+                    )
+            elif self.path == "/ticks":
+                tick = self._parse(TickRequest, body)
+                if tick is not None:
+                    # User code's failures are in the answer: this is always a 200.
+                    self._send_model(HTTPStatus.OK, state.ticks.run(tick))
+            else:
                 self._send_detail(HTTPStatus.NOT_FOUND, f"no such path: POST {self.path}")
-                return
+
+        def _parse(self, model: type[M], body: bytes) -> M | None:
             try:
-                request = ValidateRequest.model_validate_json(body)
+                return model.model_validate_json(body)
             except ValidationError as exc:
                 errors = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
                     for e in exc.errors(include_url=False)
                 )
-                self._send_detail(HTTPStatus.BAD_REQUEST, f"invalid ValidateRequest: {errors}")
-                return
-            try:
-                self._send_model(HTTPStatus.OK, state.validate(request))
-            except Exception as exc:  # user code (a validator) may raise anything
-                self._send_detail(HTTPStatus.INTERNAL_SERVER_ERROR, f"validation failed: {exc!r}")
+                self._send_detail(HTTPStatus.BAD_REQUEST, f"invalid {model.__name__}: {errors}")
+                return None
 
         def _send_model(self, status: HTTPStatus, model: BaseModel) -> None:
             self._send(status, model.model_dump_json().encode())

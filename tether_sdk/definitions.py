@@ -25,6 +25,7 @@ from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.cron import cron_error
 from tether_sdk.errors import DefinitionError
 from tether_sdk.graph import find_cycle, topological_order
+from tether_sdk.sensors import Sensor
 
 # Parameter names with a special meaning; every other parameter names an upstream step.
 CONTEXT_PARAMS = ("ctx", "context")
@@ -291,11 +292,12 @@ class Schedule:
         *,
         cron: str,
         job: Job,
-        run_config: Mapping[str, Any] | None = None,
+        run_config: "Mapping[str, Any] | Callable[[Any], Any] | None" = None,
         timezone: str = "UTC",
         tags: Mapping[str, str] | None = None,
         default_status: str = ScheduleStatus.STOPPED,
         missed_ticks: str = MissedTicks.LATEST,
+        timeout_seconds: float = 60,
     ) -> None:
         self.name = _name(name, "schedule name")
         try:
@@ -323,9 +325,26 @@ class Schedule:
             )
         self.cron = " ".join(cron.split())
         self.job = job
-        self.run_config = dict(run_config or {})
         self.timezone = timezone
         self.tags = _tags(tags, f"schedule {name!r}")
+        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float):
+            raise DefinitionError(f"schedule {name!r}: timeout_seconds must be a number")
+        if timeout_seconds <= 0:
+            raise DefinitionError(f"schedule {name!r}: timeout_seconds must be positive")
+        self.timeout_seconds = float(timeout_seconds)
+        # A function of the tick (a ScheduleContext) returning the config: the code server
+        # evaluates it at each tick, so its result is checked then.
+        self.config_fn: Callable[[Any], Any] | None = None
+        self.run_config: dict[str, Any] = {}
+        if callable(run_config):
+            self.config_fn = run_config
+            return
+        if run_config is not None and not isinstance(run_config, Mapping):
+            raise DefinitionError(
+                f"schedule {name!r}: run_config is a dict or a function of the tick that "
+                f"returns one, got {run_config!r}"
+            )
+        self.run_config = dict(run_config or {})
         # A schedule whose config the job rejects would fail on every tick: say so now.
         _, errors = validate_config(job.config, self.run_config)
         if errors:
@@ -341,6 +360,8 @@ class Schedule:
             tags=dict(self.tags),
             default_status=self.default_status,
             missed_ticks=self.missed_ticks,
+            config_from_code=self.config_fn is not None,
+            timeout_seconds=self.timeout_seconds,
         )
 
     def __repr__(self) -> str:
@@ -352,17 +373,20 @@ def schedule(
     *,
     cron: str,
     job: Job,
-    run_config: Mapping[str, Any] | None = None,
+    run_config: "Mapping[str, Any] | Callable[[Any], Any] | None" = None,
     timezone: str = "UTC",
     tags: Mapping[str, str] | None = None,
     default_status: str = ScheduleStatus.STOPPED,
     missed_ticks: str = MissedTicks.LATEST,
+    timeout_seconds: float = 60,
 ) -> Schedule:
     """Declare a schedule: ``cron`` is 5 fields (minute hour day-of-month month day-of-week),
     in ``timezone``. It is STOPPED until turned on (``tether schedules on``), unless
     ``default_status="RUNNING"``. ``missed_ticks``: what happens to the ticks that passed while
     the scheduler was down: ``"latest"`` runs the most recent one, ``"all"`` each of them,
-    ``"skip"`` none."""
+    ``"skip"`` none. ``run_config`` may be a function of a ``ScheduleContext`` (its
+    ``scheduled_time``) returning the config, a ``RunRequest`` or a ``SkipReason``: the code
+    server then evaluates it at each tick, for at most ``timeout_seconds``."""
     return Schedule(
         name,
         cron=cron,
@@ -372,6 +396,7 @@ def schedule(
         tags=tags,
         default_status=default_status,
         missed_ticks=missed_ticks,
+        timeout_seconds=timeout_seconds,
     )
 
 
@@ -384,10 +409,12 @@ class Definitions:
         jobs: Iterable[Job] = (),
         assets: Iterable[Step] = (),
         schedules: Iterable[Schedule] = (),
+        sensors: Iterable[Sensor] = (),
     ) -> None:
         jobs = _as_list(jobs, "jobs")
         assets = _as_list(assets, "assets")
         schedules = _as_list(schedules, "schedules")
+        sensors = _as_list(sensors, "sensors")
         self.jobs: dict[str, Job] = {}
         for j in jobs:
             if not isinstance(j, Job):
@@ -426,6 +453,20 @@ class Definitions:
                 )
             self.schedules[s.name] = s
 
+        self.sensors: dict[str, Sensor] = {}
+        for sn in sensors:
+            if not isinstance(sn, Sensor):
+                hint = " (did you forget @sensor?)" if callable(sn) else ""
+                raise DefinitionError(f"Definitions(sensors=...): {sn!r} is not a sensor{hint}")
+            if sn.name in self.sensors:
+                raise DefinitionError(f"two sensors are named {sn.name!r}: rename one")
+            if sn.job is not None and self.jobs.get(sn.job.name) is not sn.job:
+                raise DefinitionError(
+                    f"sensor {sn.name!r} targets job {sn.job.name!r}, which is not in these "
+                    "Definitions: add it to Definitions(jobs=[...])"
+                )
+            self.sensors[sn.name] = sn
+
     def get_job(self, name: str) -> Job | None:
         return self.jobs.get(name)
 
@@ -439,12 +480,13 @@ class Definitions:
                 for a in self.assets.values()
             ],
             schedules=[s.snapshot() for s in self.schedules.values()],
+            sensors=[s.snapshot() for s in self.sensors.values()],
         )
 
     def __repr__(self) -> str:
         return (
             f"<Definitions jobs={list(self.jobs)} assets={list(self.assets)} "
-            f"schedules={list(self.schedules)}>"
+            f"schedules={list(self.schedules)} sensors={list(self.sensors)}>"
         )
 
 
@@ -484,7 +526,7 @@ def _unique_steps(steps: Sequence[Step], job_name: str) -> list[Step]:
 
 def _as_list(items: Any, what: str) -> list[Any]:
     """A list from ``items``; one Job/Step/Schedule given without brackets is a clear error."""
-    if isinstance(items, Job | Step | Schedule):
+    if isinstance(items, Job | Step | Schedule | Sensor):
         raise DefinitionError(f"Definitions({what}=...) takes a list: write {what}=[{items!r}]")
     try:
         return list(items)

@@ -26,6 +26,7 @@ from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
 from activities.ownership import stop_stray_code_servers
 from activities.runs import RunActivities
+from activities.ticks import TickActivities
 from tether_api.models import Agent, AgentHeartbeat
 from worker.config import AgentConfig
 from worker.search_attributes import (
@@ -44,10 +45,11 @@ from workflows.names import (
     queue_task_queue,
 )
 from workflows.run import RunWorkflow
+from workflows.tick import TickWorkflow
 
 log = logging.getLogger("tether.agent")
 
-WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow]
+WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow, TickWorkflow]
 
 
 class AgentStartupError(Exception):
@@ -248,6 +250,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
         agent_activities = AgentActivities(context)
         location_activities = CodeLocationActivities(context)
         run_activities = RunActivities(context)
+        tick_activities = TickActivities(context)
         base = config.task_queue or default_task_queue(agent.organization, agent.deployment)
         host_queue = host_task_queue(base, config.agent_name)
         context.task_queue_base = base
@@ -273,6 +276,9 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             run_activities.finish_run,
             run_activities.release_run_worker,
             run_activities.wait_run_settled,
+            tick_activities.locate_code_server,
+            tick_activities.evaluate_tick,
+            tick_activities.report_tick,
         ]
         # One worker per agent queue served, and one on this agent's own queue (what only
         # this host can do, and its AgentWorkflow). All serve everything: which queue a task
@@ -317,5 +323,6 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             log.info("agent %s shutting down", config.agent_name)
         await location_activities.aclose()
         await run_activities.aclose()
+        await tick_activities.aclose()
     finally:
         await control_plane.aclose()

@@ -119,4 +119,7 @@ class AgentWorkflow:
 
 
 def _subject(payload: dict[str, object]) -> str:
+    tick = payload.get("tick")
+    if isinstance(tick, dict):
+        return f"{payload.get('kind')} {tick.get('name')} of {payload.get('code_location')}"
     return str(payload.get("run_id") or payload.get("code_location") or "")

@@ -6,8 +6,9 @@ secret environment values live in the worker's configuration and inside activiti
 
 from pydantic import BaseModel, Field
 
-from tether_api.enums import CodeLocationStatus, RunStatus
+from tether_api.enums import CodeLocationStatus, RunStatus, TickKind
 from tether_api.models import AgentRequest
+from tether_api.ticks import EvaluateTickPayload, TickReport, TickRequest
 from workflows.handles import Handle
 
 # --- settings carried in workflow inputs (the worker fills them from its configuration) -----
@@ -356,6 +357,48 @@ class RunSettledInput(BaseModel):
 class RunStatusOutput(BaseModel):
     status: RunStatus
     message: str | None = None
+
+
+# --- TickWorkflow ---------------------------------------------------------------------------
+
+
+class TickWorkflowInput(BaseModel):
+    organization: str
+    deployment: str
+    payload: EvaluateTickPayload
+    host_lost_after_seconds: float = Field(
+        default=60, description="See CodeLocationSettings.host_lost_after_seconds."
+    )
+    locate_for_seconds: float = Field(
+        default=60,
+        description="How long to wait for the location's code server to be RUNNING before the "
+        "tick fails.",
+    )
+
+
+class LocateInput(BaseModel):
+    organization: str
+    deployment: str
+    code_location: str
+
+
+class LocateOutput(BaseModel):
+    address: str
+    host_queue: str | None = Field(
+        default=None, description="The code server's host's task queue (None: this worker's)."
+    )
+
+
+class EvaluateTickInput(BaseModel):
+    code_location: str
+    address: str
+    tick: TickRequest
+
+
+class ReportTickInput(BaseModel):
+    kind: TickKind
+    tick_id: int
+    report: TickReport
 
 
 CodeLocationWorkflowInput.model_rebuild()

@@ -17,6 +17,14 @@ def run_workflow_id(run_id: str) -> str:
     return f"run:{run_id}"
 
 
+def tick_workflow_id(
+    organization: str, deployment: str, code_location: str, kind: str, name: str, tick_id: int
+) -> str:
+    """One tick of a sensor (or of a schedule whose config is code): its ID in the control
+    plane is unique per kind, so a request delivered twice reaches the same workflow."""
+    return f"tick:{organization}:{deployment}:{code_location}:{kind}:{name}:{tick_id}"
+
+
 # --- task queues -----------------------------------------------------------------------------
 
 DEFAULT_AGENT_QUEUE = "default"
@@ -64,6 +72,10 @@ FINISH_RUN = "finish_run"
 VALIDATE_RUN = "validate_run"  # on the code server's host
 RELEASE_RUN_WORKER = "release_run_worker"  # on the run worker's host, once its outcome is known
 WAIT_RUN_SETTLED = "wait_run_settled"  # the control plane's view, while the worker's host is lost
+
+LOCATE_CODE_SERVER = "locate_code_server"  # TickWorkflow: where the code server is
+EVALUATE_TICK = "evaluate_tick"  # on the code server's host
+REPORT_TICK = "report_tick"
 
 # --- signals, queries, updates ---------------------------------------------------------------
 

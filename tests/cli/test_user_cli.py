@@ -528,6 +528,7 @@ def test_locations_show(cli: Cli, tenant: Tenant) -> None:
         "etl",
         '{"source": "s3://example/orders.csv"}',
     ] in cells
+    assert ["hourly_sales_refresh", "standard", "refresh_sales", "60 s", "60 s"] in cells
     as_json = json.loads(cli("locations", "show", "quick", "--json").stdout)
     assert as_json["name"] == "quick" and as_json["snapshot"] == SNAPSHOT
     # The list is still `tether locations`, and `tether locations list`.

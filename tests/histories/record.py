@@ -39,6 +39,7 @@ from workflows.models import CodeLocationState
 HERE = Path(__file__).resolve().parent
 QUICKSTART = {"module": "tether_sdk.examples.quickstart"}
 BROKEN = {"module": "tether_sdk.examples.broken"}
+SENSING = HERE.parent / "e2e" / "locations" / "sensing.py"
 ETL_CONFIG = {"source": "s3://b/o.csv"}
 RESULT_TIMEOUT = 120.0
 # Agents count as lost after 3 s without taking a task from their own queue (default 60 s).
@@ -212,6 +213,23 @@ class Session:
             second.stop()
             stop_launched(second.state_dir)
 
+    async def sensor_tick(self) -> None:
+        """A sensor's TickWorkflow: locate the code server, evaluate there, report the run
+        request the control plane then creates a run for."""
+        inbox = Path(tempfile.mkdtemp(prefix="tether-inbox-"))
+        (inbox / "a.csv").write_text("1")
+        self.tenant.deploy("sensing", python_file=str(SENSING), env={"SENSING_INBOX": str(inbox)})
+        wait_for_location(self.tenant, "sensing", ("RUNNING",), timeout=90)
+
+        def made_a_run() -> dict[str, Any] | None:
+            with self.tenant.user() as c:
+                found = c.get(f"{self.tenant.dep_path}/sensors/sensing/inbox/ticks").json()
+            return next((t for t in found if t["run_ids"]), None)
+
+        tick = wait_until(made_a_run, timeout=90, what="a tick of sensor inbox with a run")
+        self.remove("sensing")
+        await self.save("sensor_tick", self.client.get_workflow_handle(tick["workflow_id"]))
+
     async def agent_workflow(self) -> None:
         """The agent's own workflow, after it dispatched everything above; the ``stop``
         signal ends it after the current poll. Runs last."""
@@ -229,6 +247,7 @@ SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "run_success_host_affinity": Session.run_success_host_affinity,
     "run_terminated_waits_for_cancel": Session.run_terminated_waits_for_cancel,
     "host_lost": Session.host_lost,
+    "sensor_tick": Session.sensor_tick,
     "agent": Session.agent_workflow,  # last: it ends the agent's workflow
 }
 

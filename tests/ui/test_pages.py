@@ -312,6 +312,40 @@ def test_schedules_turn_on_and_off_and_show_their_ticks(page: Page, stack: Stack
     expect(page.locator("main .actions")).to_contain_text("STOPPED")
 
 
+def test_sensors_turn_on_and_off_and_show_their_ticks(page: Page, stack: Stack) -> None:
+    page.goto(f"/d/{stack.tenant.deployment}/sensors")
+    table = page.get_by_role("table", name="Sensors")
+    row = table.get_by_role("row", name=re.compile("hourly_sales_refresh"))
+    expect(row).to_contain_text("STOPPED")
+    expect(row).to_contain_text("refresh_sales")
+    page.get_by_role("button", name="Turn on hourly_sales_refresh").click()
+    expect(row).to_contain_text("RUNNING")
+    expect(row).to_contain_text("(set here)")
+    screenshot(page, "sensors")
+    row.get_by_role("link", name="hourly_sales_refresh").click()
+    expect(page.get_by_role("heading", name="Sensor hourly_sales_refresh")).to_be_visible()
+    # Turned on, it is evaluated at once: the agent's answer shows after a reload or two.
+    ticks = page.get_by_role("table", name="Ticks")
+
+    def evaluated() -> bool:
+        page.reload()
+        text = ticks.inner_text()
+        return "No ticks yet" not in text and "EVALUATING" not in text
+
+    wait_until(evaluated, timeout=60, interval=1, what="the first tick's outcome")
+    # Its function asks for one run per hour (the hour is its run key).
+    tick = ticks.get_by_role("row").nth(1)
+    expect(tick).to_contain_text("SUCCESS")
+    run_link = tick.locator(f'a[href^="/d/{stack.tenant.deployment}/runs/"]')
+    expect(run_link).to_have_count(1)
+    # The Temporal workflow that evaluated it, linked in the Temporal UI.
+    expect(tick.locator('a[href^="http://127.0.0.1:8233/namespaces/"]')).to_have_count(1)
+    screenshot(page, "sensor")
+    page.get_by_role("button", name="Turn off").click()
+    expect(page.get_by_role("heading", name="Sensor hourly_sales_refresh")).to_be_visible()
+    expect(page.locator("main .actions")).to_contain_text("STOPPED")
+
+
 def test_the_alerts_page_lists_policies_and_what_they_sent(page: Page, stack: Stack) -> None:
     with stack.api() as c:
         body = {

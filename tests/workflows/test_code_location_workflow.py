@@ -312,8 +312,13 @@ async def test_a_crashed_server_is_reported_stopped_and_restarted_after_the_back
     async with new_worker(env.client, [CodeLocationWorkflow], acts.activities) as worker:
         location = await start(env, worker.task_queue)
         await acts.rec.wait_for(lambda: acts.rec.count(names.STOP_CODE_SERVER) == 1)
-        state = await location.query(CodeLocationWorkflow.state)
-        assert state.status == Status.ERROR and state.server is None
+
+        async def stopped() -> bool:
+            # The stop's completion reaches the workflow a moment after the stand-in ran.
+            state = await location.query(CodeLocationWorkflow.state)
+            return state.status == Status.ERROR and state.server is None
+
+        await acts.rec.wait_for(stopped, what="ERROR with no server")
         async with skipping_time(env):
             await watching(acts, 2)
         state = await location.query(CodeLocationWorkflow.state)

@@ -18,10 +18,11 @@ from temporalio.worker import Replayer
 from workflows.agent import AgentWorkflow
 from workflows.code_location import CodeLocationWorkflow
 from workflows.run import RunWorkflow
+from workflows.tick import TickWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
-WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow]
+WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow, TickWorkflow]
 
 
 def started(history: dict[str, Any]) -> dict[str, Any]:

@@ -29,13 +29,14 @@ from tether_controlplane.api.routes import (
     locations,
     runs,
     schedules,
+    sensors,
     sessions,
     worker,
 )
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.monitor import monitor_once
-from tether_controlplane.services import delivery, scheduler
+from tether_controlplane.services import delivery, scheduler, ticks
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import utcnow
 from tether_controlplane.ui import api as ui_api
@@ -58,13 +59,16 @@ async def _scheduler_loop(db: Database, settings: Settings) -> None:
     # evaluated within milliseconds of its time.
     while True:
         try:
-            upcoming = await run_in_threadpool(scheduler.run_due, db, utcnow())
+            grace = settings.tick_grace_seconds
+            upcoming = await run_in_threadpool(scheduler.run_due, db, utcnow(), grace)
+            sensor_due = await run_in_threadpool(ticks.request_due, db, utcnow(), grace)
         except Exception:  # keep scheduling through a transient database error
             log.exception("scheduler pass failed")
-            upcoming = None
+            upcoming = sensor_due = None
         wait = settings.scheduler_max_sleep_seconds
-        if upcoming is not None:
-            wait = min(wait, max((upcoming - utcnow()).total_seconds(), 0.0))
+        for due in (upcoming, sensor_due):
+            if due is not None:
+                wait = min(wait, max((due - utcnow()).total_seconds(), 0.0))
         await asyncio.sleep(wait + 0.001)
 
 
@@ -161,7 +165,17 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
             s.execute(text("SELECT 1"))
         return {"status": "ok"}
 
-    for module in (deployments, locations, runs, schedules, alerts, agent, worker, sessions):
+    for module in (
+        deployments,
+        locations,
+        runs,
+        schedules,
+        sensors,
+        alerts,
+        agent,
+        worker,
+        sessions,
+    ):
         app.include_router(module.router, responses=API_ERRORS)
     add_docs(app)
     ui.install(app)

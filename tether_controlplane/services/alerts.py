@@ -265,16 +265,29 @@ def location_error(
 
 
 def tick_failed(
-    session: Session, dep: DeploymentRow, location: str, schedule: str, tick: datetime, error: str
+    session: Session,
+    dep: DeploymentRow,
+    location: str,
+    subject: str,
+    key: str,
+    tick: datetime,
+    error: str,
 ) -> None:
+    """``subject``: "schedule NAME" or "sensor NAME"; ``key``: what the alert is about."""
+    name = subject.split(" ", 1)[-1]
     fire(
         session,
         dep,
         AlertEvent.TICK_FAILURE,
-        f"tick:{location}:{schedule}:{tick.isoformat()}",
-        f"schedule {schedule} ({location}): the tick of {tick:%Y-%m-%d %H:%M} UTC created no run: "
-        + error.strip().splitlines()[0],
-        {"code_location": location, "schedule": schedule, "tick": tick.isoformat(), "error": error},
+        key,
+        f"{subject} ({location}): the tick of {tick:%Y-%m-%d %H:%M:%S} UTC failed: "
+        + (error.strip().splitlines() or ["no details"])[0],
+        {
+            "code_location": location,
+            subject.split(" ", 1)[0]: name,
+            "tick": tick.isoformat(),
+            "error": error,
+        },
         location=location,
     )
 

@@ -15,7 +15,7 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.services import agents, alerts, requests, schedules
+from tether_controlplane.services import agents, alerts, requests, schedules, sensors
 from tether_controlplane.tables import (
     AgentRow,
     CodeLocationRow,
@@ -171,6 +171,7 @@ def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
         row.removed = True
         row.updated_at = utcnow()
     schedules.forget_location(session, dep, name)
+    sensors.forget_location(session, dep, name)
     requests.supersede(session, dep.id, _sync_key(name), "superseded by removal")
     requests.enqueue(
         session,
@@ -202,6 +203,7 @@ def report(
         row.snapshot_updated_at = utcnow()
         if not row.removed:
             schedules.sync(session, dep, name, report.snapshot)
+            sensors.sync(session, dep, name, report.snapshot)
     last = session.scalar(
         select(CodeLocationStatusRow)
         .where(CodeLocationStatusRow.code_location_id == row.id)

@@ -19,7 +19,7 @@ from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
 from tether_api.models import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
-from tether_controlplane.services import alerts, runs
+from tether_controlplane.services import runs, ticks
 from tether_controlplane.services.schedules import effective_status, next_tick, previous_tick
 from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, TickRow
 
@@ -32,11 +32,9 @@ ON_TIME = timedelta(seconds=60)
 MAX_CATCH_UP_TICKS = 100
 # Past this many ticks, a long outage of a frequent schedule is not walked tick by tick.
 MAX_WALK = 100_000
-SCHEDULE_TAG = "tether/schedule"
-TICK_TAG = "tether/tick"
 
 
-def run_due(db: Database, now: datetime) -> datetime | None:
+def run_due(db: Database, now: datetime, grace_seconds: float = 120.0) -> datetime | None:
     """Evaluate every tick due by ``now``; return when the next one is due (None: none)."""
     due: list[int] = []
     upcoming: list[datetime] = []
@@ -58,15 +56,18 @@ def run_due(db: Database, now: datetime) -> datetime | None:
     for schedule_id in due:
         try:
             with db.write() as s:
-                evaluate(s, schedule_id, now)
+                evaluate(s, schedule_id, now, grace_seconds)
         except Exception:  # one schedule's trouble must not stop the others
             log.exception("evaluating schedule %s failed; it is tried again next pass", schedule_id)
     return min(upcoming, default=None)
 
 
-def evaluate(session: Session, schedule_id: int, now: datetime) -> list[TickRow]:
+def evaluate(
+    session: Session, schedule_id: int, now: datetime, grace_seconds: float = 120.0
+) -> list[TickRow]:
     """The ticks of one schedule up to ``now``, with its row locked: runs for those its
-    policy runs, SKIPPED rows for the others. Returns the ticks written."""
+    policy runs (or, when its config is code, requests to evaluate them in the code server),
+    SKIPPED rows for the others. Returns the ticks written."""
     row = session.scalar(select(ScheduleRow).where(ScheduleRow.id == schedule_id).with_for_update())
     if (
         row is None
@@ -119,8 +120,8 @@ def evaluate(session: Session, schedule_id: int, now: datetime) -> list[TickRow]
         )
         for t in skipped[-MAX_CATCH_UP_TICKS:]
     ]
-    written += [_run_tick(session, dep, row, t, now) for t in to_run]
     session.add_all(written)
+    written += [_run_tick(session, dep, row, t, now, grace_seconds) for t in to_run]
     session.flush()
     return written
 
@@ -140,25 +141,31 @@ def _due_ticks(row: ScheduleRow, now: datetime) -> Iterator[datetime]:
 
 
 def _run_tick(
-    session: Session, dep: DeploymentRow, row: ScheduleRow, tick: datetime, now: datetime
+    session: Session,
+    dep: DeploymentRow,
+    row: ScheduleRow,
+    tick: datetime,
+    now: datetime,
+    grace_seconds: float,
 ) -> TickRow:
+    if row.config_from_code:
+        return ticks.start_schedule_tick(session, row, tick, now, grace_seconds)
+    # Added once its outcome is known: creating the run flushes the session.
     record = TickRow(schedule_id=row.id, tick_time=tick, created_at=now)
     try:
         body = RunCreate(
             code_location=row.code_location,
             job=row.job,
             run_config=row.run_config,
-            tags={**row.tags, SCHEDULE_TAG: row.name, TICK_TAG: tick.isoformat()},
+            tags={**row.tags, ticks.SCHEDULE_TAG: row.name, ticks.TICK_TAG: tick.isoformat()},
         )
         with session.begin_nested():  # a refused run leaves nothing behind
             run = runs.create(session, dep, body)
     except ApiError as exc:
-        record.status, record.error = TickStatus.FAILURE.value, exc.detail
-        log.warning("schedule %s: tick %s created no run: %s", row.name, tick, exc.detail)
+        ticks.fail_schedule_tick(session, dep, row, record, exc.detail)
     except ValidationError as exc:
-        record.status, record.error = TickStatus.FAILURE.value, str(exc)
+        ticks.fail_schedule_tick(session, dep, row, record, str(exc))
     else:
         record.status, record.run_id = TickStatus.SUCCESS.value, run.id
-    if record.error is not None:
-        alerts.tick_failed(session, dep, row.code_location, row.name, tick, record.error)
+    session.add(record)
     return record

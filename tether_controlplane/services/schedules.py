@@ -12,10 +12,10 @@ from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
 from tether_api.schedules import Schedule, Tick
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import NotFound
-from tether_controlplane.tables import DeploymentRow, ScheduleRow, TickRow, utcnow
+from tether_controlplane.tables import DeploymentRow, ScheduleRow, SensorRow, TickRow, utcnow
 
 
-def effective_status(row: ScheduleRow) -> ScheduleStatus:
+def effective_status(row: "ScheduleRow | SensorRow") -> ScheduleStatus:
     return ScheduleStatus(row.status or row.default_status)
 
 
@@ -63,8 +63,9 @@ def sync(
         )
     }
     now = utcnow()
-    declared = snapshot.schedules if snapshot else []
-    for s in declared:
+    # The first of each name (the SDK allows one; a hand-made snapshot might not).
+    declared = {s.name: s for s in reversed(snapshot.schedules)} if snapshot else {}
+    for s in reversed(declared.values()):
         row = rows.pop(s.name, None)
         if row is None:
             row = ScheduleRow(deployment_id=dep.id, code_location=location, name=s.name)
@@ -77,6 +78,7 @@ def sync(
         row.cron, row.timezone, row.job = s.cron, s.timezone, s.job
         row.error = schedule_error(s.cron, s.timezone)
         row.run_config, row.tags = s.run_config, s.tags
+        row.config_from_code, row.timeout_seconds = s.config_from_code, s.timeout_seconds
         row.default_status, row.missed_ticks = s.default_status.value, s.missed_ticks.value
         row.present = True
         row.updated_at = now
@@ -138,6 +140,7 @@ def to_model(session: Session, row: ScheduleRow) -> Schedule:
         default_status=ScheduleStatus(row.default_status),
         status_set_by_user=row.status is not None,
         missed_ticks=MissedTicks(row.missed_ticks),
+        config_from_code=row.config_from_code,
         present=row.present,
         next_tick_at=next_tick(row, utcnow()) if status == ScheduleStatus.RUNNING else None,
         error=row.error,
@@ -152,6 +155,8 @@ def tick_model(row: TickRow) -> Tick:
         run_id=row.run_id,
         error=row.error,
         created_at=row.created_at,
+        traceback=row.traceback,
+        workflow_id=row.workflow_id,
     )
 
 

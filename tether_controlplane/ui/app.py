@@ -7,7 +7,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tether_controlplane.ui import alerts, launchpad, locations, overview, runs, schedules, signin
+from tether_controlplane.ui import (
+    alerts,
+    launchpad,
+    locations,
+    overview,
+    runs,
+    schedules,
+    sensors,
+    signin,
+)
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.render import HERE, page
 from tether_controlplane.ui.session import (
@@ -34,7 +43,7 @@ PAGE_HEADERS = {
 
 
 def install(app: FastAPI) -> None:
-    for module in (signin, overview, locations, runs, launchpad, schedules, alerts):
+    for module in (signin, overview, locations, runs, launchpad, schedules, sensors, alerts):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_exception_handler(SignInRequired, _sign_in_required)  # type: ignore[arg-type]

@@ -54,6 +54,7 @@ async def location_page(
         assets=assets,
         asset_graph=asset_graph(assets) if assets else None,
         schedules=snapshot.get("schedules", []),
+        sensors=snapshot.get("sensors", []),
         redeployed=redeployed,
         section="overview",
     )

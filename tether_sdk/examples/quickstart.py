@@ -1,4 +1,4 @@
-"""The quickstart code location: an ETL job, a few assets, a schedule.
+"""The quickstart code location: an ETL job, a few assets, a schedule, a sensor.
 
 Serve it with ``tether code-server --module tether_sdk.examples.quickstart``.
 ``fail: true`` makes ``load`` fail; ``sleep_seconds`` makes ``transform`` slow (for
@@ -9,7 +9,18 @@ import time
 
 from pydantic import BaseModel, Field
 
-from tether_sdk import Definitions, StepContext, asset, asset_job, job, schedule, step
+from tether_sdk import (
+    Definitions,
+    RunRequest,
+    SensorContext,
+    StepContext,
+    asset,
+    asset_job,
+    job,
+    schedule,
+    sensor,
+    step,
+)
 
 
 class EtlConfig(BaseModel):
@@ -89,8 +100,17 @@ nightly_etl = schedule(
     "nightly_etl", cron="0 3 * * *", job=etl, run_config={"source": "s3://example/orders.csv"}
 )
 
+
+@sensor(job=refresh_sales, minimum_interval_seconds=60)
+def hourly_sales_refresh(context: SensorContext) -> RunRequest:
+    """Refresh the sales assets once an hour: each hour's run key makes one run, however
+    often the sensor is evaluated within that hour."""
+    return RunRequest(run_key=f"{context.tick_time:%Y-%m-%dT%H}")
+
+
 defs = Definitions(
     jobs=[etl, refresh_sales],
     assets=[raw_orders, order_totals, top_region],
     schedules=[nightly_etl],
+    sensors=[hourly_sales_refresh],
 )

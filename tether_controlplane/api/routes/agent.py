@@ -5,11 +5,18 @@ Every call here is idempotent and safe for the agent to retry.
 
 import asyncio
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
-from tether_api.enums import TERMINAL_RUN_STATUSES, RequestStatus, RequestType, RunStatus
+from tether_api.enums import (
+    TERMINAL_RUN_STATUSES,
+    RequestStatus,
+    RequestType,
+    RunStatus,
+    TickKind,
+)
 from tether_api.models import (
     Agent,
     AgentHeartbeat,
@@ -25,12 +32,13 @@ from tether_api.models import (
     RunStatusReport,
     RunToken,
 )
+from tether_api.ticks import TickOutcome, TickReport
 from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Conflict
 from tether_controlplane.notify import requests_key
-from tether_controlplane.services import agents, locations, requests, runs, tenancy
+from tether_controlplane.services import agents, locations, requests, runs, tenancy, ticks
 from tether_controlplane.tables import RequestRow, utcnow
 from tether_controlplane.tokens import TokenKind
 
@@ -180,3 +188,18 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
         tenancy.revoke_run_tokens(s, run.id)
         secret = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)
         return RunToken(token=secret)
+
+
+@router.post("/ticks/{kind}/{tick_id}", responses=LOOKUP)
+def report_tick(
+    kind: TickKind,
+    tick_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    body: TickReport,
+    scope: AgentScope,
+    db: DbDep,
+) -> TickOutcome:
+    """The code server's answer to a tick (or why there is none). Creates the runs it asks
+    for, once each per run key, and moves the sensor's cursor; a tick that has already
+    ended (reported before, or past its deadline) is described and left unchanged."""
+    with db.write() as s:
+        return ticks.complete(s, scope.deployment(s), kind, tick_id, body)

@@ -1,0 +1,214 @@
+"""``tether sensors list|on|off|ticks``: the deployment's sensors and their ticks."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tether_api.enums import TickStatus
+from tether_api.ticks import Sensor, SensorTick
+from tether_cli.client import TetherClient
+from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
+from tether_cli.declared import pick, sensor_kind, status_cell
+from tether_cli.render import (
+    JsonOption,
+    errors,
+    first_line,
+    local_time,
+    note,
+    out,
+    print_json,
+    print_table,
+    seconds_text,
+    styled_status,
+)
+
+app = typer.Typer(help="Sensors declared by the code locations: list, turn on and off, ticks.")
+
+# A tick may ask for up to 100 runs: the table names a few, --json has them all.
+MOST_LISTED = 5
+
+NameArgument = Annotated[str, typer.Argument(help="The sensor's name.")]
+LocationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--location",
+        envvar="TETHER_SENSOR_LOCATION",
+        help="Its code location; needed only when two locations declare the same name.",
+    ),
+]
+TracebackOption = Annotated[
+    bool,
+    typer.Option(
+        "--traceback", help="Print each failed tick's whole error and traceback after the table."
+    ),
+]
+
+
+def _find(client: TetherClient, name: str, location: str | None) -> Sensor:
+    return pick(client.list_sensors(), name, location, "sensor")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def outcome(tick: SensorTick) -> str:
+    """What a tick did, in one line of markup: runs created, keys already used, why not."""
+    parts = []
+    if tick.run_ids:
+        parts.append(_count(len(tick.run_ids), "run"))
+    if tick.run_keys_skipped:
+        parts.append(_count(len(tick.run_keys_skipped), "run key") + " already used")
+    if tick.skip_reason:
+        parts.append(escape(first_line(tick.skip_reason)))
+    if tick.error:
+        parts.append(f"[red]{escape(first_line(tick.error))}[/]")
+    return "; ".join(parts)
+
+
+def _some(items: Sequence[str]) -> str:
+    shown = "\n".join(escape(i) for i in items[:MOST_LISTED])
+    more = len(items) - MOST_LISTED
+    return shown + (f"\n[dim]and {more} more (--json lists all)[/]" if more > 0 else "")
+
+
+def _cut(error: str | None, traceback: str | None) -> bool:
+    """Whether a tick table, which shows an error's first line, leaves some of it out."""
+    return bool(traceback and traceback.strip()) or first_line(error) != (error or "").strip()
+
+
+def print_tracebacks(failed: Sequence[tuple[datetime, str | None, str | None]], show: bool) -> None:
+    """After a tick table: each failed tick's whole error and traceback (``show``), or a
+    hint that --traceback prints them. ``failed``: (tick time, error, traceback) of each."""
+    cut = [f for f in failed if _cut(f[1], f[2])]
+    if not show:
+        if cut:
+            what = _count(len(cut), "failed tick")
+            note(f"add --traceback for the whole error and traceback of {what}")
+        return
+    for tick_time, error, traceback in cut:
+        out.print()
+        out.print(f"[red bold]tick {local_time(tick_time)}:[/] {escape((error or '').strip())}")
+        if traceback and traceback.strip():
+            out.print(escape(traceback.rstrip()), style="dim")
+
+
+@app.command("list")
+def list_sensors(
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """List the sensors: kind, job, status (and whether a user set it), interval, next and
+    last tick."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        found = client.list_sensors()
+    if json_output:
+        print_json(found)
+        return
+    if not found:
+        note("no sensors: a code location declares them with tether_sdk.sensor(...)")
+        return
+    table = Table("location", "name", "kind", "job", "status", "interval", "next tick", "last tick")
+    for s in found:
+        status = status_cell(s.status, s.status_set_by_user, s.present)
+        last = "-"
+        if s.last_tick:
+            last = f"{local_time(s.last_tick.tick_time)} {styled_status(s.last_tick.status)}"
+            if done := outcome(s.last_tick):
+                last += f" {done}"
+        table.add_row(
+            escape(s.code_location),
+            escape(s.name),
+            escape(sensor_kind(s.kind, s.monitored_status, s.monitored_jobs)),
+            escape(s.job or "-"),
+            status,
+            seconds_text(s.minimum_interval_seconds),
+            local_time(s.next_tick_at) if s.next_tick_at else "-",
+            last,
+        )
+    print_table(table)
+
+
+def _switch(
+    name: str,
+    location: str | None,
+    on: bool,
+    url: str | None,
+    token: str | None,
+    deployment: str | None,
+) -> None:
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        found = _find(client, name, location)
+        changed = client.set_sensor(found.code_location, found.name, on)
+    nxt = f"; next tick {local_time(changed.next_tick_at)}" if changed.next_tick_at else ""
+    out.print(f"sensor {escape(changed.name)} {styled_status(changed.status)}{nxt}")
+
+
+@app.command("on")
+def turn_on(
+    name: NameArgument,
+    location: LocationOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Turn a sensor on: it is evaluated at its interval from now on (redeploys keep it on)."""
+    _switch(name, location, True, url, token, deployment)
+
+
+@app.command("off")
+def turn_off(
+    name: NameArgument,
+    location: LocationOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Turn a sensor off (redeploys keep it off)."""
+    _switch(name, location, False, url, token, deployment)
+
+
+@app.command("ticks")
+def list_ticks(
+    name: NameArgument,
+    location: LocationOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="How many.")] = 20,
+    status: Annotated[
+        TickStatus | None, typer.Option("--status", help="Only the ticks with this outcome.")
+    ] = None,
+    traceback: TracebackOption = False,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """A sensor's ticks, newest first: the runs each created, the run keys that had made a
+    run already, why it asked for none, or the error its function raised."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        found = _find(client, name, location)
+        ticks = client.sensor_ticks(found.code_location, found.name, limit, status)
+    if json_output:
+        print_json(ticks)
+        return
+    if not ticks:
+        note(f"sensor {found.name} has no ticks" + (f" {status.value}" if status else ""))
+        return
+    table = Table("tick", "status", "runs", "skipped run keys", "reason or error")
+    for t in ticks:
+        reason = f"[red]{escape(first_line(t.error))}[/]" if t.error else ""
+        table.add_row(
+            local_time(t.tick_time),
+            styled_status(t.status),
+            _some(t.run_ids) or "-",
+            _some(t.run_keys_skipped) or "-",
+            reason or escape(first_line(t.skip_reason)),
+        )
+    print_table(table)
+    failed = [(t.tick_time, t.error, t.traceback) for t in ticks if t.status == TickStatus.FAILURE]
+    print_tracebacks(failed, traceback)

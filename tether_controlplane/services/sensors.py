@@ -1,0 +1,176 @@
+"""Sensors: kept in step with the snapshots their code locations report, turned on and off
+by users, listed with their ticks. When they are evaluated is ``services/ticks.py``'s."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tether_api.enums import RunStatus, ScheduleStatus, SensorKind, TickStatus
+from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.ticks import Sensor, SensorTick
+from tether_controlplane.errors import NotFound
+from tether_controlplane.services.schedules import effective_status
+from tether_controlplane.tables import DeploymentRow, SensorRow, SensorTickRow, utcnow
+
+
+def sync(
+    session: Session, dep: DeploymentRow, location: str, snapshot: DefinitionsSnapshot | None
+) -> None:
+    """Make the stored sensors of ``location`` what its snapshot declares (none: removed).
+    A user's on/off choice and the cursor are kept across redeploys."""
+    rows = {
+        r.name: r
+        for r in session.scalars(
+            select(SensorRow).where(
+                SensorRow.deployment_id == dep.id, SensorRow.code_location == location
+            )
+        )
+    }
+    now = utcnow()
+    declared = {s.name: s for s in reversed(snapshot.sensors)} if snapshot else {}
+    for s in reversed(declared.values()):  # the first of each name (the SDK allows one)
+        row = rows.pop(s.name, None)
+        if row is None:
+            row = SensorRow(deployment_id=dep.id, code_location=location, name=s.name)
+            session.add(row)
+        if row.kind is not None and row.kind != s.kind.value:
+            row.cursor = None  # a cursor means something else to the other kind
+        row.kind, row.job, row.description = s.kind.value, s.job, s.description
+        row.minimum_interval_seconds = s.minimum_interval_seconds
+        row.timeout_seconds = s.timeout_seconds
+        row.monitored_jobs = s.monitored_jobs
+        row.monitored_status = s.monitored_status.value if s.monitored_status else None
+        row.default_status = s.default_status.value
+        if s.kind == SensorKind.RUN_STATUS and row.cursor is None:
+            # It reacts to runs that end from now on, not to the deployment's whole past.
+            row.cursor = run_cursor(now, 0)
+        row.present = True
+        row.updated_at = now
+    for row in rows.values():  # no longer declared
+        row.present = False
+        row.updated_at = now
+
+
+def forget_location(session: Session, dep: DeploymentRow, location: str) -> None:
+    """A removed location's sensors stop; their state stays for a redeploy of it."""
+    session.execute(
+        update(SensorRow)
+        .where(SensorRow.deployment_id == dep.id, SensorRow.code_location == location)
+        .values(present=False, updated_at=utcnow())
+    )
+
+
+def run_cursor(ended_at: datetime, run_pk: int) -> str:
+    """A run-status sensor's position: runs are ordered by when they ended, then by pk."""
+    return f"{ended_at.isoformat()}|{run_pk}"
+
+
+def parse_run_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor or "|" not in cursor:
+        return None
+    when, _, pk = cursor.partition("|")
+    try:
+        return datetime.fromisoformat(when), int(pk)
+    except ValueError:
+        return None
+
+
+def find(session: Session, dep: DeploymentRow, location: str, name: str) -> SensorRow:
+    row = session.scalar(
+        select(SensorRow).where(
+            SensorRow.deployment_id == dep.id,
+            SensorRow.code_location == location,
+            SensorRow.name == name,
+        )
+    )
+    if row is None:
+        raise NotFound(
+            f"sensor {name!r} of code location {location!r} not found in deployment "
+            f"{dep.name!r}; list them with GET .../sensors (tether sensors list)"
+        )
+    return row
+
+
+def set_status(session: Session, row: SensorRow, status: ScheduleStatus) -> SensorRow:
+    if status == ScheduleStatus.RUNNING and effective_status(row) != ScheduleStatus.RUNNING:
+        # Turned on: evaluated at once, then at its interval.
+        row.last_tick_at = None
+        if row.kind == SensorKind.RUN_STATUS.value:
+            # Runs that ended while it was off are not news to it now.
+            row.cursor = run_cursor(utcnow(), 0)
+    row.status = status.value
+    row.updated_at = utcnow()
+    return row
+
+
+def next_tick_at(row: SensorRow, now: datetime | None = None) -> datetime | None:
+    """When it is next evaluated (``now`` if it never was); None while it is not running."""
+    if not row.present or effective_status(row) != ScheduleStatus.RUNNING:
+        return None
+    if row.last_tick_at is None:
+        return now or utcnow()
+    return row.last_tick_at + timedelta(seconds=row.minimum_interval_seconds)
+
+
+def list_all(session: Session, dep: DeploymentRow) -> list[Sensor]:
+    rows = session.scalars(
+        select(SensorRow)
+        .where(SensorRow.deployment_id == dep.id)
+        .order_by(SensorRow.code_location, SensorRow.name)
+    ).all()
+    return [to_model(session, r) for r in rows]
+
+
+def to_model(session: Session, row: SensorRow) -> Sensor:
+    status = effective_status(row) if row.present else ScheduleStatus.STOPPED
+    last = session.scalar(
+        select(SensorTickRow)
+        .where(SensorTickRow.sensor_id == row.id)
+        .order_by(SensorTickRow.id.desc())
+        .limit(1)
+    )
+    return Sensor(
+        code_location=row.code_location,
+        name=row.name,
+        kind=SensorKind(row.kind),
+        job=row.job,
+        description=row.description,
+        minimum_interval_seconds=row.minimum_interval_seconds,
+        timeout_seconds=row.timeout_seconds,
+        monitored_jobs=row.monitored_jobs,
+        monitored_status=RunStatus(row.monitored_status) if row.monitored_status else None,
+        status=status,
+        default_status=ScheduleStatus(row.default_status),
+        status_set_by_user=row.status is not None,
+        present=row.present,
+        cursor=row.cursor,
+        next_tick_at=next_tick_at(row),
+        last_tick=tick_model(last) if last else None,
+    )
+
+
+def tick_model(row: SensorTickRow) -> SensorTick:
+    return SensorTick(
+        id=row.id,
+        status=TickStatus(row.status),
+        tick_time=row.tick_time,
+        finished_at=row.finished_at,
+        run_ids=list(row.run_ids or []),
+        run_keys_skipped=list(row.run_keys_skipped or []),
+        skip_reason=row.skip_reason,
+        error=row.error,
+        traceback=row.traceback,
+        cursor=row.cursor,
+        workflow_id=row.workflow_id,
+    )
+
+
+def ticks(
+    session: Session, row: SensorRow, limit: int, status: TickStatus | None = None
+) -> list[SensorTick]:
+    query = select(SensorTickRow).where(SensorTickRow.sensor_id == row.id)
+    if status is not None:
+        query = query.where(SensorTickRow.status == status.value)
+    found = session.scalars(query.order_by(SensorTickRow.id.desc()).limit(limit))
+    return [tick_model(t) for t in found]
