@@ -12,6 +12,20 @@ from tests.support import ControlPlane, Tenant, drop_postgres_database, fresh_po
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL")
 
 
+# Files whose tests bind `tether dev`'s fixed default ports (3000, 7233, 8233): one worker
+# runs them all, one after another.
+FIXED_PORTS = ("tests/e2e/test_dev.py", "tests/e2e/test_search_attributes.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist's ``--dist loadgroup`` (scripts/test.sh): a file's tests
+    stay in one worker, so module fixtures (a browser, an agent, a stack) start once."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = "fixed-ports" if path in FIXED_PORTS else path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("CI") == "true" and not POSTGRES_URL:
         raise pytest.UsageError(
