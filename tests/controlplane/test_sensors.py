@@ -346,3 +346,18 @@ def _deployment_id(session: Any, tenant: Tenant) -> int:
     )
     assert found is not None
     return int(found)
+
+
+def test_a_hand_made_snapshot_with_nul_and_twice_the_same_name_is_stored(tenant: Tenant) -> None:
+    # The SDK never reports these; an agent of another version or a bug might. PostgreSQL
+    # text columns cannot hold NUL, and a name declared twice must not fail the report.
+    report_snapshot(
+        tenant,
+        [watcher("twice"), watcher("twice", minimum_interval_seconds=99), watcher("n\x00l")],
+        [ScheduleSnapshot(name="s\x00", cron="0 3 * * *", job="e\x00tl")],
+    )
+    found = {s["name"]: s for s in get(tenant, "/sensors")}
+    assert set(found) == {"twice", "n\ufffdl"}
+    assert found["twice"]["minimum_interval_seconds"] == 30  # the first declaration
+    [schedule] = get(tenant, "/schedules")
+    assert schedule["name"] == "s\ufffd" and schedule["job"] == "e\ufffdtl"

@@ -9,8 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
+from tether_api.models import strip_nul
 from tether_api.schedules import Schedule, Tick
-from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.snapshot import DefinitionsSnapshot, ScheduleSnapshot
 from tether_controlplane.errors import NotFound
 from tether_controlplane.tables import DeploymentRow, ScheduleRow, SensorRow, TickRow, utcnow
 
@@ -63,9 +64,15 @@ def sync(
         )
     }
     now = utcnow()
-    # The first of each name (the SDK allows one; a hand-made snapshot might not).
-    declared = {s.name: s for s in reversed(snapshot.schedules)} if snapshot else {}
-    for s in reversed(declared.values()):
+    declared: dict[str, ScheduleSnapshot] = {}
+    for found in snapshot.schedules if snapshot else []:
+        # The first of each name (the SDK allows one), without NUL: PostgreSQL text columns
+        # cannot hold it (the snapshot itself is JSON).
+        clean = found.model_copy(
+            update={k: strip_nul(getattr(found, k)) for k in ("name", "cron", "timezone", "job")}
+        )
+        declared.setdefault(clean.name, clean)
+    for s in declared.values():
         row = rows.pop(s.name, None)
         if row is None:
             row = ScheduleRow(deployment_id=dep.id, code_location=location, name=s.name)

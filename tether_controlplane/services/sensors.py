@@ -7,7 +7,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tether_api.enums import RunStatus, ScheduleStatus, SensorKind, TickStatus
-from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.models import strip_nul
+from tether_api.snapshot import DefinitionsSnapshot, SensorSnapshot
 from tether_api.ticks import Sensor, SensorTick
 from tether_controlplane.errors import NotFound
 from tether_controlplane.services.schedules import effective_status
@@ -28,8 +29,19 @@ def sync(
         )
     }
     now = utcnow()
-    declared = {s.name: s for s in reversed(snapshot.sensors)} if snapshot else {}
-    for s in reversed(declared.values()):  # the first of each name (the SDK allows one)
+    declared: dict[str, SensorSnapshot] = {}
+    for found in snapshot.sensors if snapshot else []:
+        # The first of each name (the SDK allows one), without NUL: PostgreSQL text columns
+        # cannot hold it (the snapshot itself is JSON).
+        clean = found.model_copy(
+            update={
+                "name": strip_nul(found.name),
+                "job": strip_nul(found.job) if found.job else None,
+                "description": strip_nul(found.description) if found.description else None,
+            }
+        )
+        declared.setdefault(clean.name, clean)
+    for s in declared.values():
         row = rows.pop(s.name, None)
         if row is None:
             row = SensorRow(deployment_id=dep.id, code_location=location, name=s.name)
