@@ -9,6 +9,7 @@ import time
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from activities.code_locations import describe_exit
 from activities.context import AgentContext, blocking, resolve_env
@@ -126,6 +127,23 @@ class RunActivities:
             proceed=True, status=run.status, steps=verdict.steps, max_runtime_seconds=max_runtime
         )
 
+    async def _warm_from(self, input: LaunchRunWorkerInput, launch: str) -> str | None:
+        """The label of the location's code server when this host runs it and the location
+        launches warm: its fork server may start the worker (the launcher falls back to a
+        cold start when it cannot)."""
+        if launch != "warm" or self.ctx.launcher.name != "process":
+            return None
+        try:
+            state = await location_state(
+                self.ctx, input.organization, input.deployment, input.code_location
+            )
+        except (ApplicationError, RPCError):
+            return None
+        server = state.server
+        if server is None or state.address is None or not self.ctx.is_local(server):
+            return None
+        return server.label
+
     async def _location_state(self, input: PrepareRunInput) -> CodeLocationState:
         return await location_state(
             self.ctx, input.organization, input.deployment, input.code_location
@@ -176,6 +194,7 @@ class RunActivities:
                 generation=location.generation,
                 run_id=input.run_id,
                 image=run.tags.get(self.ctx.run_settings.image_tag) or None,
+                warm_from=await self._warm_from(input, location.spec.launch),
             )
             try:
                 handle = await blocking(lambda: launcher.start(spec))

@@ -449,6 +449,13 @@ def main() -> None:
         help="image for (e), from scripts/build-images.sh",
     )
     parser.add_argument("--no-docker", action="store_true", help="skip (e)")
+    parser.add_argument(
+        "--launch",
+        choices=["cold", "warm"],
+        default="cold",
+        help="process launcher: a new interpreter per run (cold) or a worker forked by the "
+        "code server (warm)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -461,6 +468,8 @@ def main() -> None:
     try:
         print(f"machine: {machine()}")
         print(f"store:   SQLite; temp dir {tmp}{' (kept)' if args.keep else ''}")
+        print(f"launch:  {args.launch} (process launcher)")
+        figures["launch"] = args.launch
         print(f"load:    {os.getloadavg()[0]:.2f} (1-min load average at the start)")
         setup = time.perf_counter()
         temporal = TemporalDevServer(tmp).start()
@@ -475,7 +484,7 @@ def main() -> None:
         agent_pid = agent.proc.pid
         location_file = tmp / "trivial.py"
         location_file.write_text(TRIVIAL_LOCATION)
-        tenant.deploy(LOCATION, python_file=str(location_file))
+        tenant.deploy(LOCATION, python_file=str(location_file), launch=args.launch)
         ready_after_warm_up(tenant, "process")
         print(
             f"setup:   Temporal, control plane, agent (pid {agent_pid}), code location RUNNING, "

@@ -250,6 +250,13 @@ class CodeLocationSpec(BaseModel):
         description="The agent queue whose agents serve this location (`tether agent run "
         "--queue NAME`); unset: the deployment's default queue.",
     )
+    launch: Literal["cold", "warm"] = Field(
+        default="cold",
+        description="Process launcher: 'warm' forks each run worker from the code server's "
+        "fork server (user code already imported; module-level code runs once per code "
+        "server), falling back to a cold start when it is not up; 'cold' starts a new "
+        "interpreter per run.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> "CodeLocationSpec":

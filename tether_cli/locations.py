@@ -4,6 +4,7 @@ import json
 import shlex
 import time
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -44,6 +45,13 @@ from tether_cli.render import (
 
 POLL_INTERVAL = 0.5
 SETTLED = frozenset({CodeLocationStatus.RUNNING, CodeLocationStatus.ERROR})
+
+
+class Launch(StrEnum):
+    """How the process launcher starts a location's run workers (CodeLocationSpec.launch)."""
+
+    COLD = "cold"
+    WARM = "warm"
 
 
 def _wait_option(envvar: str) -> Any:
@@ -225,6 +233,14 @@ def deploy(
             "default: the deployment's default queue.",
         ),
     ] = None,
+    launch: Annotated[
+        Launch,
+        typer.Option(
+            envvar="TETHER_DEPLOY_LAUNCH",
+            help="Process launcher: 'warm' forks run workers from the code server (user code "
+            "imported once per code server), 'cold' starts a new interpreter per run.",
+        ),
+    ] = Launch.COLD,
     env: Annotated[
         list[str],
         typer.Option(
@@ -293,6 +309,7 @@ def deploy(
                 command=argv,
                 container=_container_context(container),
                 agent_queue=agent_queue,
+                launch=launch.value,
             )
         except ValidationError as exc:
             raise UsageProblem(validation_message(exc)) from exc
@@ -456,6 +473,7 @@ def _print_location(location: CodeLocation) -> None:
     target = ("module", spec.module) if spec.module else ("python file", spec.python_file)
     print_field(target[0], escape(target[1] or "-"))
     print_field("agent queue", escape(spec.agent_queue or "default"))
+    print_field("launch", spec.launch)
     if location.warning:
         print_field("warning", f"[yellow]{escape(location.warning)}[/]")
     if location.error:

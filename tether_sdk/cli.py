@@ -34,6 +34,12 @@ def code_server_main(argv: list[str] | None = None) -> int:
         type=int,
     )
     _arg(parser, "--port-file", "TETHER_PORT_FILE", "write the bound port here once listening")
+    _arg(
+        parser,
+        "--fork-socket",
+        "TETHER_FORK_SOCKET",
+        "serve warm run workers on this Unix socket (work in progress)",
+    )
     args = parser.parse_args(argv)
     _check_target(parser, args)
 
@@ -46,6 +52,7 @@ def code_server_main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         port_file=args.port_file,
+        fork_socket=args.fork_socket,
     )
 
 

@@ -32,6 +32,7 @@ from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickError, TickRequest, TickResponse
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Definitions
+from tether_sdk.forkserver import run_worker_target, start_in_child
 from tether_sdk.loader import load_definitions
 from tether_sdk.ticks import TickRunner, evaluate
 
@@ -197,6 +198,7 @@ def serve(
     port: int,
     port_file: str | None,
     log: Callable[[str], None] | None = None,
+    fork_socket: str | None = None,
 ) -> int:
     """Load the definitions, serve until SIGTERM/SIGINT, and return the exit code."""
     log = log or _stderr
@@ -207,6 +209,11 @@ def serve(
     if isinstance(loaded, LoadError):
         log(f"tether code-server: could not load {target}:\n{loaded.traceback.rstrip()}")
     state = CodeServerState(loaded)
+    fork_pipe = None
+    if fork_socket and state.definitions is not None:
+        # Before the HTTP server's threads exist: a fork copies only the calling thread.
+        fork_pid, fork_pipe = start_in_child(fork_socket, run_worker_target(state.definitions))
+        log(f"tether code-server: warm run workers from pid {fork_pid} on {fork_socket}")
     try:
         server = ThreadingHTTPServer((host, port), make_handler(state))
     except OSError as exc:
@@ -239,6 +246,8 @@ def serve(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+    if fork_pipe is not None:
+        os.close(fork_pipe)  # the fork server exits when this end closes
     log("tether code-server: stopped")
     return 0
 

@@ -51,6 +51,11 @@ class LaunchSpec(BaseModel):
     image: str | None = Field(
         default=None, description="Image to run instead of the location's (tag tether/image)."
     )
+    warm_from: str | None = Field(
+        default=None,
+        description="Run workers of a location with launch 'warm': the label of the code "
+        "server on this host whose fork server may start it.",
+    )
 
 
 def target_env(location: CodeLocationSpec) -> dict[str, str]:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from activities.launchers.base import (
     target_env,
 )
 from activities.launchers.retention import MB, FinishedFolder, OutputRetention, sweep_folders
+from tether_sdk.forkserver import SpawnRequest, spawn
 
 SUPERVISOR = str(Path(__file__).resolve().with_name("supervise.py"))
 
@@ -157,6 +159,9 @@ class ProcessLauncher(Launcher):
                 _remove(directory / stale)
             log_path = directory / "output.log"
             started_at = datetime.now(UTC)
+            warm = self._start_warm(spec, env, cwd, directory, log_path, started_at)
+            if warm is not None:
+                return warm
             with open(log_path, "ab") as log:
                 log.write(
                     f"--- tether: starting {spec.kind} {spec.label} at "
@@ -206,6 +211,62 @@ class ProcessLauncher(Launcher):
             self._write_record(directory, record)
             self._wait_supervisor_ready(popen, directory)
             return self._handle(record, adopted=False)
+
+    def fork_socket(self, label: str) -> Path:
+        """Where the fork server of the code server ``label`` listens. Short, because a Unix
+        socket path holds at most 107 bytes; in a directory only this user may enter."""
+        base = Path(tempfile.gettempdir()) / f"tether-{os.getuid()}"
+        base.mkdir(mode=0o700, exist_ok=True)
+        digest = hashlib.sha256(f"{self.state_dir}\0{label}".encode()).hexdigest()[:24]
+        return base / f"{digest}.sock"
+
+    def _start_warm(
+        self,
+        spec: LaunchSpec,
+        env: dict[str, str],
+        cwd: str | None,
+        directory: Path,
+        log_path: Path,
+        started_at: datetime,
+    ) -> Handle | None:
+        """A run worker forked by its code server's fork server, or None: start it cold (the
+        location is not warm, or its fork server is not up)."""
+        if spec.kind != "run-worker" or spec.location.launch != "warm" or not spec.warm_from:
+            return None
+        socket_path = self.fork_socket(spec.warm_from)
+        request = SpawnRequest(
+            label=spec.label,
+            env={**env, "TETHER_LAUNCH": "warm"},
+            cwd=cwd or os.getcwd(),
+            output_path=str(log_path),
+            exit_file=str(directory / "exit_code"),
+            child_pid_file=str(directory / "child_pid"),
+        )
+        with open(log_path, "ab") as log:
+            log.write(
+                f"--- tether: starting {spec.kind} {spec.label} at {started_at.isoformat()} "
+                f"(warm, forked by the code server {spec.warm_from}) ---\n".encode()
+            )
+        try:
+            pid = spawn(str(socket_path), request)
+        except OSError as exc:
+            with open(log_path, "ab") as log:
+                log.write(f"--- tether: no warm start ({exc}): starting cold ---\n".encode())
+            return None
+        stat = _read_proc_stat(pid) if _HAVE_PROC else None
+        record = _Record(
+            label=spec.label,
+            kind=spec.kind,
+            pid=pid,
+            start_ticks=stat.start_ticks if stat else None,
+            started_at=started_at,
+            log_path=str(log_path),
+        )
+        self._write_record(directory, record)
+        deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
+        while not (directory / "child_pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return self._handle(record, adopted=False)
 
     def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
         record = self._read_record(label)
@@ -364,6 +425,10 @@ class ProcessLauncher(Launcher):
             env["TETHER_CODE_SERVER_HOST"] = "127.0.0.1"
             env["TETHER_CODE_SERVER_PORT"] = "0"
             env["TETHER_PORT_FILE"] = str(directory / "port")
+            if location.launch == "warm":
+                env["TETHER_FORK_SOCKET"] = str(self.fork_socket(spec.label))
+        else:
+            env["TETHER_LAUNCH"] = "cold"
         env.update(location.env)
         env.update(spec.env)
 

@@ -44,13 +44,14 @@ def execute(
     run_id: str,
     cancel: CancelState | None = None,
     capture: OutputCapture | None = None,
+    start_data: dict[str, Any] | None = None,
 ) -> ExecutionReport:
-    """Emit RUN_START, run every step (skipping those downstream of a failure) and emit
-    the final RUN_SUCCESS / RUN_FAILURE / RUN_CANCELED event."""
+    """Emit RUN_START (with ``start_data``), run every step (skipping those downstream of a
+    failure) and emit the final RUN_SUCCESS / RUN_FAILURE / RUN_CANCELED event."""
     cancel = cancel or CancelState()
     set_current(cancel)
     try:
-        return _execute(job, config, emitter, run_id, cancel, capture)
+        return _execute(job, config, emitter, run_id, cancel, capture, start_data)
     finally:
         set_current(None)
 
@@ -62,9 +63,10 @@ def _execute(
     run_id: str,
     cancel: CancelState,
     capture: OutputCapture | None,
+    start_data: dict[str, Any] | None = None,
 ) -> ExecutionReport:
     report = ExecutionReport(Outcome.SUCCESS)
-    emitter.emit(EventType.RUN_START, message=f"starting job {job.name!r}")
+    emitter.emit(EventType.RUN_START, message=f"starting job {job.name!r}", data=start_data)
     not_ok: set[str] = set()  # failed, skipped or canceled: downstream cannot run
     for s in job.steps:
         if cancel.requested:

@@ -13,6 +13,7 @@ from tether_api.codeserver import LoadError
 from tether_api.enums import TERMINAL_RUN_STATUSES, EventType, RunStatus
 from tether_api.models import Run
 from tether_sdk.config import describe_errors, validate_config
+from tether_sdk.definitions import Definitions
 from tether_sdk.loader import load_definitions
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.client import (
@@ -50,6 +51,9 @@ class WorkerOptions:
     working_directory: str | None = None
     heartbeat_interval: float = 5.0
     flush_timeout: float = 300.0
+    # Warm launches (tether_sdk/forkserver.py, in progress): the definitions the fork server
+    # imported once, instead of importing them again in this process.
+    preloaded: Definitions | None = None
 
 
 def log(line: str) -> None:
@@ -155,7 +159,7 @@ class RunWorker:
         try:
             if self.cancel.requested:
                 raise RunCanceled(self.cancel.reason)
-            loaded = load_definitions(
+            loaded = o.preloaded or load_definitions(
                 module=o.module, python_file=o.python_file, working_directory=o.working_directory
             )
         finally:
@@ -196,6 +200,8 @@ class RunWorker:
             run_id=run.id,
             cancel=self.cancel,
             capture=OutputCapture(sink, ignored_threads),
+            # How the launcher started this worker: a new interpreter, or a warm fork.
+            start_data={"launch": os.environ.get("TETHER_LAUNCH", "cold")},
         )
         return _OUTCOME_EXIT[report.outcome]
 

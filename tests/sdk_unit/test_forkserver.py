@@ -1,0 +1,139 @@
+"""The fork server (work in progress for warm launches) in a real process of its own: the
+workers it forks behave like cold ones where the launcher looks (own process group, output
+file, child_pid and exit_code files, signals) and share no random state."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import wait_until
+from tether_sdk.forkserver import SpawnRequest, spawn
+
+from .standin_control_plane import StandInControlPlane
+
+SERVER = textwrap.dedent(
+    """
+    import os, random, sys, time
+    from tether_sdk.forkserver import ForkServer
+
+    def target(request):
+        print("worker", os.getpid(), "env", os.environ.get("RUN_ID"), "random", random.random())
+        sys.stdout.flush()
+        time.sleep(float(request.args.get("sleep", 0)))
+        return int(request.args.get("code", 0))
+
+    ForkServer(sys.argv[1], target).serve()
+    """
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    socket_path = str(tmp_path / "fork.sock")
+    proc = subprocess.Popen([sys.executable, str(script), socket_path])
+    try:
+        wait_until(lambda: os.path.exists(socket_path), timeout=10, what="the fork server")
+        yield socket_path
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def request(tmp_path: Path, name: str, **args: object) -> SpawnRequest:
+    folder = tmp_path / name
+    folder.mkdir()
+    return SpawnRequest(
+        label=name,
+        env={"RUN_ID": name, "PATH": os.environ.get("PATH", "")},
+        cwd=str(folder),
+        output_path=str(folder / "output.log"),
+        exit_file=str(folder / "exit_code"),
+        child_pid_file=str(folder / "child_pid"),
+        args=dict(args),
+    )
+
+
+def exit_code(req: SpawnRequest) -> int | None:
+    try:
+        return int(Path(req.exit_file).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_workers_are_set_up_like_cold_ones(server: str, tmp_path: Path) -> None:
+    first, second = request(tmp_path, "r1", code=3), request(tmp_path, "r2")
+    pids = [spawn(server, first), spawn(server, second)]
+    for req in (first, second):
+        wait_until(lambda r=req: exit_code(r) is not None, timeout=10, what=req.label)
+    assert exit_code(first) == 3 and exit_code(second) == 0
+    outputs = [Path(r.output_path).read_text().split() for r in (first, second)]
+    assert [o[3] for o in outputs] == ["r1", "r2"]  # each its own env
+    assert outputs[0][5] != outputs[1][5]  # and its own random sequence
+    for pid, req in zip(pids, (first, second), strict=True):
+        worker = int(Path(req.child_pid_file).read_text())
+        assert worker != pid and str(worker) == Path(req.output_path).read_text().split()[1]
+
+
+def test_a_signal_to_the_group_ends_the_worker_and_is_recorded(server: str, tmp_path: Path) -> None:
+    slow = request(tmp_path, "slow", sleep=30)
+    supervisor = spawn(server, slow)
+    wait_until(lambda: os.path.exists(slow.child_pid_file), timeout=10, what="the worker")
+    assert os.getpgid(supervisor) == supervisor  # its own group, as start_new_session makes
+    started = time.monotonic()
+    os.killpg(supervisor, signal.SIGTERM)
+    wait_until(lambda: exit_code(slow) is not None, timeout=10, what="the exit code")
+    assert exit_code(slow) == -signal.SIGTERM and time.monotonic() - started < 5
+
+
+def test_a_warm_run_worker_of_a_code_server_reports_what_a_cold_one_does(
+    code_server: Any, tmp_path: Path
+) -> None:
+    socket_path = str(tmp_path / "warm.sock")
+    code_server("--module", "tether_sdk.examples.quickstart", "--fork-socket", socket_path)
+    wait_until(lambda: os.path.exists(socket_path), timeout=10, what="the fork socket")
+    seen = []
+    for how in ("cold", "warm"):
+        with StandInControlPlane(run_id=f"run-{how}", job="etl") as cp:
+            cp.run["run_config"] = {"source": "s3://b/o.csv", "rows": 3}
+            env = {
+                "TETHER_RUN_ID": cp.run_id,
+                "TETHER_CONTROL_PLANE_URL": cp.url,
+                "TETHER_RUN_TOKEN": cp.token,
+                "PATH": os.environ.get("PATH", ""),
+            }
+            req = request(tmp_path, how)
+            req.env = env
+            if how == "cold":
+                cold = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tether_cli.main",
+                        "run-worker",
+                        "--module",
+                        "tether_sdk.examples.quickstart",
+                    ],
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    timeout=60,
+                )
+                assert cold.returncode == 0, cold.stderr
+            else:
+                spawn(socket_path, req)
+                wait_until(lambda r=req: exit_code(r) is not None, timeout=30, what="warm run")
+                assert exit_code(req) == 0, Path(req.output_path).read_text()
+            seen.append([(e["type"], e.get("step")) for _, e in sorted(cp.events.items())])
+    cold_events, warm_events = seen
+    assert warm_events == cold_events
+    assert warm_events[0][0] == "RUN_START" and warm_events[-1][0] == "RUN_SUCCESS"
+    assert ("STEP_SUCCESS", "extract") in warm_events and ("STEP_SUCCESS", "load") in warm_events

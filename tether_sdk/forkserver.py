@@ -1,0 +1,243 @@
+"""A fork server: warm run workers forked from a process that has the user's code imported.
+
+Used by code locations deployed with ``launch: warm`` (the process launcher):
+
+- The code server (``--fork-socket PATH``) forks this server right after loading the
+  definitions and before it starts any thread (forking a threaded process copies locks held
+  by threads that do not exist in the child). It listens on a Unix socket (mode 0600, in a
+  directory only the agent's user may enter) and exits when the code server does (the end of
+  a pipe it inherited closes).
+- The process launcher asks it for a run worker instead of starting ``supervise.py`` and a
+  new interpreter. The server forks a *supervisor* (A) that does what ``supervise.py`` does,
+  and A forks the worker (B):
+
+      fork server --fork--> A: setsid, output to output.log, ignores SIGTERM/SIGINT/SIGHUP,
+                               writes child_pid, waits for B, writes exit_code
+                            A --fork--> B: default signals, the run's env and cwd, fresh
+                                           random state, runs the run worker, os._exit
+
+  The launcher records A's PID and start time as it records a cold supervisor's, so finding,
+  adopting, stopping (its process group) and reading the exit code stay the same. A is in a
+  session of its own: replacing the code server (a redeploy) leaves running workers alone.
+- B starts with the definitions imported: no interpreter start and no imports per run. Its
+  control-plane client, threads and sockets are its own (the server has none to inherit).
+
+Not yet: capping a warm worker's output.log (the cold supervisor does), and the Docker
+launcher (its warm pool is a separate design).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# One request or answer is one JSON line; a run's env fits easily.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+@dataclass
+class SpawnRequest:
+    """What the launcher asks for: one run worker, set up as a cold launch would be."""
+
+    label: str
+    env: dict[str, str]
+    cwd: str
+    output_path: str
+    exit_file: str
+    child_pid_file: str
+    # What the worker runs: the fork server's target is called with these.
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+Target = Callable[[SpawnRequest], int]
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass  # the supervisor survives the group's signals to record the worker's exit code
+
+
+def _worker(request: SpawnRequest, target: Target) -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    os.environ.clear()
+    os.environ.update(request.env)
+    os.chdir(request.cwd)
+    random.seed()  # not the parent's sequence: every run gets its own
+    try:
+        return target(request)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+
+def _supervise(request: SpawnRequest, target: Target) -> int:
+    """Process A: the cold path's supervise.py, forked instead of exec'd."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    log = os.open(request.output_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    for fd in (devnull, log):
+        os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the server reaps with SIG_IGN; A waits
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _ignore)
+    child = os.fork()
+    if child == 0:
+        code = _worker(request, target)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code & 0xFF)
+    _write_atomically(request.child_pid_file, f"{child}\n")
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    returncode = os.waitstatus_to_exitcode(status)
+    _write_atomically(request.exit_file, f"{returncode}\n")
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class ForkServer:
+    """Serves spawn requests on a Unix socket until ``parent_fd`` reads end-of-file."""
+
+    def __init__(self, socket_path: str, target: Target, parent_fd: int | None = None) -> None:
+        self.socket_path = socket_path
+        self.target = target
+        self.parent_fd = parent_fd
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+        with _SocketFile(self.socket_path):
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(self.socket_path)
+            os.chmod(self.socket_path, 0o600)  # only the agent's user may ask for workers
+            listener.listen(16)
+            watched: list[Any] = [listener]
+            if self.parent_fd is not None:
+                watched.append(self.parent_fd)
+            while True:
+                readable, _, _ = select.select(watched, [], [])
+                parent = self.parent_fd
+                if parent is not None and parent in readable and not os.read(parent, 1):
+                    return  # the code server is gone
+                if listener in readable:
+                    connection, _ = listener.accept()
+                    with connection:
+                        self._answer(connection, listener)
+
+    def _answer(self, connection: socket.socket, listener: socket.socket) -> None:
+        try:
+            request = SpawnRequest(**json.loads(_read_line(connection)))
+        except (ValueError, TypeError) as exc:
+            connection.sendall(json.dumps({"error": f"bad request: {exc}"}).encode() + b"\n")
+            return
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            connection.close()
+            try:
+                code = _supervise(request, self.target)
+            finally:
+                sys.stdout.flush()
+            os._exit(code & 0xFF)
+        connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
+class _SocketFile:
+    """Removes a stale socket file before binding and the socket file afterwards."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def __exit__(self, *exc: object) -> None:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def _read_line(connection: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ValueError("request too large")
+    return data
+
+
+def spawn(socket_path: str, request: SpawnRequest, timeout: float = 10.0) -> int:
+    """Ask the fork server at ``socket_path`` for a worker; return the supervisor's PID.
+    Raises OSError when no server answers (the launcher then starts the worker cold)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(socket_path)
+        client.sendall(json.dumps(asdict(request)).encode() + b"\n")
+        answer = json.loads(_read_line(client) or b"{}")
+    if "pid" not in answer:
+        raise OSError(f"the fork server refused: {answer.get('error', 'no answer')}")
+    return int(answer["pid"])
+
+
+def start_in_child(socket_path: str, target: Target) -> tuple[int, int]:
+    """Fork a fork server (call before starting any thread); return its PID and the write end
+    of the pipe whose closing ends it."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_fd)
+        try:
+            ForkServer(socket_path, target, parent_fd=read_fd).serve()
+        finally:
+            os._exit(0)
+    os.close(read_fd)
+    return pid, write_fd
+
+
+def run_worker_target(definitions: Any) -> Target:
+    """The target a code server's fork server runs: ``tether run-worker`` with the
+    definitions already imported. The run's ID, control plane and token come in the env, as
+    they do for a cold worker (TETHER_RUN_ID, TETHER_CONTROL_PLANE_URL, TETHER_RUN_TOKEN)."""
+
+    def target(request: SpawnRequest) -> int:
+        from tether_sdk.run_worker.worker import WorkerOptions, run_worker
+
+        env = request.env
+        return run_worker(
+            WorkerOptions(
+                run_id=env["TETHER_RUN_ID"],
+                control_plane_url=env["TETHER_CONTROL_PLANE_URL"],
+                token=env["TETHER_RUN_TOKEN"],
+                heartbeat_interval=float(env.get("TETHER_HEARTBEAT_INTERVAL", "5")),
+                flush_timeout=float(env.get("TETHER_FLUSH_TIMEOUT", "300")),
+                preloaded=definitions,
+            )
+        )
+
+    return target
