@@ -199,16 +199,7 @@ class ProcessLauncher(Launcher):
                 self._children[spec.label] = popen
             # Read now, before the supervisor can be reaped: an unreaped process keeps its
             # /proc entry even if it has already exited.
-            stat = _read_proc_stat(popen.pid) if _HAVE_PROC else None
-            record = _Record(
-                label=spec.label,
-                kind=spec.kind,
-                pid=popen.pid,
-                start_ticks=stat.start_ticks if stat else None,
-                started_at=started_at,
-                log_path=str(log_path),
-            )
-            self._write_record(directory, record)
+            record = self._record_started(spec, popen.pid, started_at, directory, log_path)
             self._wait_supervisor_ready(popen, directory)
             return self._handle(record, adopted=False)
 
@@ -253,6 +244,17 @@ class ProcessLauncher(Launcher):
             with open(log_path, "ab") as log:
                 log.write(f"--- tether: no warm start ({exc}): starting cold ---\n".encode())
             return None
+        record = self._record_started(spec, pid, started_at, directory, log_path)
+        deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
+        while not (directory / "child_pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return self._handle(record, adopted=False)
+
+    def _record_started(
+        self, spec: LaunchSpec, pid: int, started_at: datetime, directory: Path, log_path: Path
+    ) -> _Record:
+        """Record a just-started supervisor (cold or forked): its PID with its start time, so
+        a reused PID is never mistaken for it."""
         stat = _read_proc_stat(pid) if _HAVE_PROC else None
         record = _Record(
             label=spec.label,
@@ -263,10 +265,7 @@ class ProcessLauncher(Launcher):
             log_path=str(log_path),
         )
         self._write_record(directory, record)
-        deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
-        while not (directory / "child_pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        return self._handle(record, adopted=False)
+        return record
 
     def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
         record = self._read_record(label)

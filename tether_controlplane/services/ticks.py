@@ -34,6 +34,7 @@ from tether_api.ticks import (
     TickOutcome,
     TickReport,
     TickRequest,
+    TickResponse,
 )
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError, NotFound
@@ -293,7 +294,7 @@ class _Refused(Exception):
 
 
 def _create_sensor_runs(
-    session: Session, dep: DeploymentRow, sensor: SensorRow, response: Any
+    session: Session, dep: DeploymentRow, sensor: SensorRow, response: TickResponse
 ) -> tuple[list[str], list[str]]:
     created: list[str] = []
     skipped: list[str] = []
