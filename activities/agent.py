@@ -1,5 +1,6 @@
 """AgentWorkflow's activities: poll the control plane, dispatch requests, heartbeat."""
 
+import asyncio
 import contextlib
 import logging
 
@@ -35,8 +36,11 @@ from workflows.models import (
     AgentHeartbeatInput,
     CodeLocationState,
     CodeLocationWorkflowInput,
+    Dispatched,
     DispatchInput,
     DispatchOutput,
+    PollDispatchInput,
+    PollDispatchOutput,
     PollInput,
     PollOutput,
     RemoveSignal,
@@ -72,6 +76,50 @@ class AgentActivities:
             )
         )
         return PollOutput(requests=requests)
+
+    @activity.defn(name=names.POLL_AND_DISPATCH)
+    async def poll_and_dispatch(self, input: PollDispatchInput) -> PollDispatchOutput:
+        """Long-poll, then hand each request to its workflow at once (as dispatch_request
+        does). A request that cannot be dispatched stays unacknowledged, says why, and comes
+        back when its lease expires; the others are not held up by it."""
+        requests = await self.ctx.control_plane.poll(
+            PollRequest(
+                agent_name=input.agent_name,
+                max_requests=input.max_requests,
+                wait_seconds=input.wait_seconds,
+                queues=self.ctx.queues,
+            )
+        )
+        outcomes = await asyncio.gather(
+            *(
+                self.dispatch_request(
+                    DispatchInput(
+                        organization=input.organization, deployment=input.deployment, request=r
+                    )
+                )
+                for r in requests
+            ),
+            return_exceptions=True,
+        )
+        dispatched = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            about = {"request_id": request.id, "type": request.type, "subject": request.subject()}
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome  # cancellation: the activity is being stopped
+                log.warning("request %s (%s) not dispatched: %r", request.id, request.type, outcome)
+                dispatched.append(
+                    Dispatched(
+                        workflow_id=None,
+                        action="failed",
+                        acknowledged=False,
+                        error=repr(outcome)[:2000],
+                        **about,
+                    )
+                )
+            else:
+                dispatched.append(Dispatched(**outcome.model_dump(), **about))
+        return PollDispatchOutput(dispatched=dispatched)
 
     @activity.defn(name=names.DISPATCH_REQUEST)
     async def dispatch_request(self, input: DispatchInput) -> DispatchOutput:
@@ -218,6 +266,9 @@ class AgentActivities:
                 search_attributes=self._attributes(org, dep, code_location, job),
                 start_signal=signal,
                 start_signal_args=[signal_arg] if signal_arg is not None else [],
+                # The first task comes back in the start's answer to this worker, which
+                # serves the queue: no trip through the server's matching (~10 ms per run).
+                request_eager_start=signal is None,
             )
         except WorkflowAlreadyStartedError:
             return workflow_id, "already-finished"

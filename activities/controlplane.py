@@ -21,8 +21,8 @@ from tether_api.models import (
     PollRequest,
     PollResponse,
     Run,
+    RunLaunch,
     RunStatusReport,
-    RunToken,
 )
 from tether_api.ticks import TickOutcome, TickReport
 
@@ -149,9 +149,10 @@ class ControlPlaneClient:
         response = await self._call("POST", f"/ticks/{kind}/{tick_id}", body)
         return self._parse(response, TickOutcome, f"record {kind} tick {tick_id}")
 
-    async def run_token(self, run_id: str) -> str:
-        response = await self._call("POST", f"/runs/{run_id}/token")
-        return self._parse(response, RunToken, f"mint a token for run {run_id}").token
+    async def launch(self, run_id: str) -> RunLaunch:
+        """The run, its code location and (while it is STARTING) a fresh token, in one call."""
+        response = await self._call("POST", f"/runs/{run_id}/launch")
+        return self._parse(response, RunLaunch, f"prepare the launch of run {run_id}")
 
 
 class _Attempt(BaseModel):

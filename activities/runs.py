@@ -54,7 +54,15 @@ class RunActivities:
     async def prepare_run(self, input: PrepareRunInput) -> PrepareRunOutput:
         """Check the run is still wanted and valid: the code server validates the job and its
         config. Raises a retryable error while the location is not serving yet."""
-        run = await self.ctx.control_plane.run(input.run_id)
+        # Asked at once: they are independent round trips. The run's own state decides first.
+        run_or_error, location_or_error = await asyncio.gather(
+            self.ctx.control_plane.run(input.run_id),
+            self._location_state(input),
+            return_exceptions=True,
+        )
+        if isinstance(run_or_error, BaseException):
+            raise run_or_error
+        run: Run = run_or_error
         if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
             return PrepareRunOutput(proceed=False, status=run.status, message="already finished")
         if run.status == RunStatus.CANCELING:
@@ -72,7 +80,9 @@ class RunActivities:
                 return _refuse(
                     f"tag {input.max_runtime_tag}={raw!r} is not a positive number of seconds"
                 )
-        location = await self._location_state(input)
+        if isinstance(location_or_error, BaseException):
+            raise location_or_error
+        location: CodeLocationState = location_or_error
         if location.address is None:
             if location.status in (CodeLocationStatus.ERROR, CodeLocationStatus.STOPPED):
                 return _refuse(
@@ -94,7 +104,10 @@ class RunActivities:
                 validate_on=server.host_queue,
                 address=location.address,
             )
-        return await self._validate(run, input.code_location, location.address, max_runtime)
+        validated = await self._validate(run, input.code_location, location.address, max_runtime)
+        if server is not None and validated.proceed:
+            validated.code_server_label = server.label
+        return validated
 
     @activity.defn(name=names.VALIDATE_RUN)
     async def validate_run(self, input: ValidateRunInput) -> PrepareRunOutput:
@@ -130,9 +143,12 @@ class RunActivities:
     async def _warm_from(self, input: LaunchRunWorkerInput, launch: str) -> str | None:
         """The label of the location's code server when this host runs it and the location
         launches warm: its fork server may start the worker (the launcher falls back to a
-        cold start when it cannot)."""
+        cold start when it cannot). prepare_run names it; otherwise the location's workflow
+        is asked."""
         if launch != "warm" or self.ctx.launcher.name != "process":
             return None
+        if input.code_server_label is not None:
+            return input.code_server_label
         try:
             state = await location_state(
                 self.ctx, input.organization, input.deployment, input.code_location
@@ -162,25 +178,25 @@ class RunActivities:
         if handle is None:
             # Another host's agent (another state directory) may have launched it before a
             # worker crash moved this workflow here: the control plane knows.
-            run = await self.ctx.control_plane.run(input.run_id)
+            launch = await self.ctx.control_plane.launch(input.run_id)
+            run, location = launch.run, launch.code_location
             if run.status == RunStatus.STARTED and run.agent and run.agent != self.ctx.agent_name:
                 # Launched there, and its agent died before the launch was recorded: follow
                 # it on that host (or, if the host stays lost, by its heartbeats).
                 return self._elsewhere(input, run)
-            if run.status != RunStatus.STARTING:
+            if run.status != RunStatus.STARTING or launch.token is None:
                 raise ApplicationError(
                     f"run {input.run_id} is {run.status.value}, not STARTING: its worker was "
                     "already launched",
                     type="AlreadyLaunched",
                     non_retryable=True,
                 )
-            location = await self.ctx.control_plane.code_location(input.code_location)
             env = resolve_env(location.spec)
             env.update(
                 {
                     "TETHER_RUN_ID": input.run_id,
                     "TETHER_CONTROL_PLANE_URL": self.ctx.worker_control_plane_url,
-                    "TETHER_RUN_TOKEN": await self.ctx.control_plane.run_token(input.run_id),
+                    "TETHER_RUN_TOKEN": launch.token,
                 }
             )
             spec = LaunchSpec(
@@ -195,6 +211,7 @@ class RunActivities:
                 run_id=input.run_id,
                 image=run.tags.get(self.ctx.run_settings.image_tag) or None,
                 warm_from=await self._warm_from(input, location.spec.launch),
+                run=run,
             )
             try:
                 handle = await blocking(lambda: launcher.start(spec))

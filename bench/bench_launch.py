@@ -349,6 +349,15 @@ def code_server_pid(state_dir: Path) -> int | None:
     return None
 
 
+def child_pids(pid: int) -> list[int]:
+    """The children of ``pid`` (a code server's: its fork server)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(p) for p in text]
+    return found
+
+
 def log_problems(path: Path, limit: int = 20) -> list[str]:
     if not path.exists():
         return []
@@ -580,6 +589,11 @@ def main() -> None:
         code_server = code_server_pid(agent.state_dir)
         if code_server is not None:
             pids["code server"] = code_server
+            for fork_server in child_pids(code_server):
+                pids["fork server"] = fork_server
+                pids[
+                    "warm run workers and their supervisors, via the fork server's reaped children"
+                ] = fork_server
         cpu_before = cpu_snapshot(pids)
         wall = time.monotonic()
         burst = bench_burst(tenant, args.burst, args.threads)

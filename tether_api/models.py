@@ -433,6 +433,18 @@ class Run(BaseModel):
     )
 
 
+class RunLaunch(BaseModel):
+    """What an agent needs to start a run's worker, in one call."""
+
+    run: Run
+    code_location: CodeLocation = Field(description="The run's code location, as deployed now.")
+    token: str | None = Field(
+        default=None,
+        description="A fresh run token (revoking any earlier one), minted only while the run is "
+        "STARTING: a run launched already, or finished, gets none.",
+    )
+
+
 class RunPage(BaseModel):
     runs: list[Run]
     next_cursor: str | None = Field(
@@ -564,6 +576,14 @@ class AgentRequest(BaseModel):
     queue: str = Field(default="default", description="The agent queue it is routed to.")
     created_at: datetime
     lease_expires_at: datetime | None = None
+
+    def subject(self) -> str:
+        """What it is about, for histories and logs: a run, a code location or a tick."""
+        tick = self.payload.get("tick")
+        if isinstance(tick, dict):
+            kind, location = self.payload.get("kind"), self.payload.get("code_location")
+            return f"{kind} {tick.get('name')} of {location}"
+        return str(self.payload.get("run_id") or self.payload.get("code_location") or "")
 
 
 class PollResponse(BaseModel):

@@ -22,8 +22,8 @@ Used by code locations deployed with ``launch: warm`` (the process launcher):
 - B starts with the definitions imported: no interpreter start and no imports per run. Its
   control-plane client, threads and sockets are its own (the server has none to inherit).
 
-Not yet: capping a warm worker's output.log (the cold supervisor does), and the Docker
-launcher (its warm pool is a separate design).
+A caps ``output.log`` as the cold supervisor does (``supervise.cap_log``, in a thread A starts
+after forking B, so B inherits no thread).
 """
 
 from __future__ import annotations
@@ -35,13 +35,18 @@ import select
 import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tether_sdk.supervise import cap_log, ignore_signal, write_atomically
+
 # One request or answer is one JSON line; a run's env fits easily.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# How long an exited supervisor may wait to be reaped when no request comes.
+REAP_SECONDS = 1.0
 
 
 @dataclass
@@ -56,20 +61,11 @@ class SpawnRequest:
     child_pid_file: str
     # What the worker runs: the fork server's target is called with these.
     args: dict[str, Any] = field(default_factory=dict)
+    # Cut output.log to its latest half past this size (0: never).
+    max_log_bytes: int = 0
 
 
 Target = Callable[[SpawnRequest], int]
-
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _ignore(signum: int, frame: object) -> None:
-    pass  # the supervisor survives the group's signals to record the worker's exit code
 
 
 def _worker(request: SpawnRequest, target: Target) -> int:
@@ -98,16 +94,19 @@ def _supervise(request: SpawnRequest, target: Target) -> int:
     os.dup2(log, 2)
     for fd in (devnull, log):
         os.close(fd)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the server reaps with SIG_IGN; A waits
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _ignore)
+        signal.signal(signum, ignore_signal)  # survives the group's signals to record B's exit
     child = os.fork()
     if child == 0:
         code = _worker(request, target)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code & 0xFF)
-    _write_atomically(request.child_pid_file, f"{child}\n")
+    write_atomically(request.child_pid_file, f"{child}\n")
+    if request.max_log_bytes > 0:
+        threading.Thread(
+            target=cap_log, args=(request.output_path, request.max_log_bytes), daemon=True
+        ).start()
     while True:
         try:
             _, status = os.waitpid(child, 0)
@@ -115,7 +114,7 @@ def _supervise(request: SpawnRequest, target: Target) -> int:
         except InterruptedError:
             continue
     returncode = os.waitstatus_to_exitcode(status)
-    _write_atomically(request.exit_file, f"{returncode}\n")
+    write_atomically(request.exit_file, f"{returncode}\n")
     return 128 - returncode if returncode < 0 else returncode
 
 
@@ -128,7 +127,10 @@ class ForkServer:
         self.parent_fd = parent_fd
 
     def serve(self) -> None:
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+        # Supervisors are reaped here, with waitpid, not by the kernel (SIGCHLD ignored): a
+        # reaped child's CPU time then adds to this process's (its children's and theirs,
+        # the workers', included), which is how the run workers' CPU can be measured.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         with _SocketFile(self.socket_path):
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(self.socket_path)
@@ -138,7 +140,8 @@ class ForkServer:
             if self.parent_fd is not None:
                 watched.append(self.parent_fd)
             while True:
-                readable, _, _ = select.select(watched, [], [])
+                readable, _, _ = select.select(watched, [], [], REAP_SECONDS)
+                _reap()
                 parent = self.parent_fd
                 if parent is not None and parent in readable and not os.read(parent, 1):
                     return  # the code server is gone
@@ -163,6 +166,17 @@ class ForkServer:
                 sys.stdout.flush()
             os._exit(code & 0xFF)
         connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
+def _reap() -> None:
+    """Collect every supervisor that has exited (each wrote its worker's exit code already)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 class _SocketFile:
@@ -225,8 +239,15 @@ def run_worker_target(definitions: Any) -> Target:
     definitions already imported. The run's ID, control plane and token come in the env, as
     they do for a cold worker (TETHER_RUN_ID, TETHER_CONTROL_PLANE_URL, TETHER_RUN_TOKEN)."""
 
+    # Imported here, in the code server before it forks its fork server, not in each
+    # worker: the run worker's modules (httpx among them) cost a cold import of ~70 ms.
+    from tether_api.models import Run
+    from tether_sdk.run_worker.client import preload
+    from tether_sdk.run_worker.worker import WorkerOptions, run_worker
+
+    preload()
+
     def target(request: SpawnRequest) -> int:
-        from tether_sdk.run_worker.worker import WorkerOptions, run_worker
 
         env = request.env
         return run_worker(
@@ -237,6 +258,7 @@ def run_worker_target(definitions: Any) -> Target:
                 heartbeat_interval=float(env.get("TETHER_HEARTBEAT_INTERVAL", "5")),
                 flush_timeout=float(env.get("TETHER_FLUSH_TIMEOUT", "300")),
                 preloaded=definitions,
+                run=Run.model_validate(request.args["run"]) if "run" in request.args else None,
             )
         )
 

@@ -259,6 +259,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
         activities: list[Callable[..., Any]] = [
             agent_activities.poll_requests,
             agent_activities.dispatch_request,
+            agent_activities.poll_and_dispatch,
             agent_activities.send_agent_heartbeat,
             location_activities.start_code_server,
             location_activities.wait_code_server_ready,

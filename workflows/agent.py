@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         AgentWorkflowInput,
         DispatchInput,
         DispatchOutput,
+        PollDispatchInput,
+        PollDispatchOutput,
         PollInput,
         PollOutput,
     )
@@ -55,7 +57,7 @@ class AgentWorkflow:
                 result_type=DispatchOutput,
                 start_to_close_timeout=SHORT,
                 retry_policy=PERSISTENT,
-                summary=f"{request.type.value} {_subject(request.payload)}",
+                summary=f"{request.type.value} {request.subject()}",
             )
         except (ActivityError, ApplicationError) as exc:
             # One request that cannot be dispatched must not end the agent: it stays
@@ -65,9 +67,50 @@ class AgentWorkflow:
                 "request %s (%s) not dispatched: %s", request.id, request.type.value, exc
             )
 
+    async def _poll_and_dispatch(self, input: AgentWorkflowInput) -> None:
+        """One activity: the long-poll, then each request handed to its workflow at once (the
+        target workflows make their order irrelevant: a terminate that overtakes its launch
+        still ends the run). Its result lists each request and what became of it."""
+        done = await workflow.execute_activity(
+            names.POLL_AND_DISPATCH,
+            PollDispatchInput(
+                organization=input.organization,
+                deployment=input.deployment,
+                agent_name=input.agent_name,
+                wait_seconds=input.poll_wait_seconds,
+                max_requests=input.max_requests,
+            ),
+            result_type=PollDispatchOutput,
+            start_to_close_timeout=seconds(input.poll_wait_seconds + 30),
+            retry_policy=PERSISTENT,
+            summary="long-poll the control plane and hand each request to its workflow",
+        )
+        self._dispatched += len(done.dispatched)
+
+    async def _poll_then_dispatch(self, input: AgentWorkflowInput) -> None:
+        """Before PATCH_POLL_DISPATCHES: a poll activity, then a local activity per request."""
+        polled = await workflow.execute_activity(
+            names.POLL_REQUESTS,
+            PollInput(
+                agent_name=input.agent_name,
+                wait_seconds=input.poll_wait_seconds,
+                max_requests=input.max_requests,
+            ),
+            result_type=PollOutput,
+            start_to_close_timeout=seconds(input.poll_wait_seconds + 30),
+            retry_policy=PERSISTENT,
+            summary="long-poll the control plane for requests",
+        )
+        if polled.requests:
+            await asyncio.gather(*(self._dispatch(input, request) for request in polled.requests))
+            self._dispatched += len(polled.requests)
+
     @workflow.run
     async def run(self, input: AgentWorkflowInput) -> None:
         last_heartbeat: datetime | None = None
+        # Decided once, at the start, so that replay takes the same branch: histories from
+        # before the patch poll, then dispatch each request in a local activity.
+        poll_dispatches = workflow.patched(names.PATCH_POLL_DISPATCHES)
         while not self._stop:
             now = workflow.now()
             if last_heartbeat is None or (now - last_heartbeat) >= seconds(
@@ -85,25 +128,10 @@ class AgentWorkflow:
                     summary="heartbeat to the control plane",
                 )
                 last_heartbeat = now
-            polled = await workflow.execute_activity(
-                names.POLL_REQUESTS,
-                PollInput(
-                    agent_name=input.agent_name,
-                    wait_seconds=input.poll_wait_seconds,
-                    max_requests=input.max_requests,
-                ),
-                result_type=PollOutput,
-                start_to_close_timeout=seconds(input.poll_wait_seconds + 30),
-                retry_policy=PERSISTENT,
-                summary="long-poll the control plane for requests",
-            )
-            if polled.requests:
-                # Independent requests go out at once; the target workflows make their order
-                # irrelevant (a terminate that overtakes its launch still ends the run).
-                await asyncio.gather(
-                    *(self._dispatch(input, request) for request in polled.requests)
-                )
-                self._dispatched += len(polled.requests)
+            if poll_dispatches:
+                await self._poll_and_dispatch(input)
+            else:
+                await self._poll_then_dispatch(input)
             workflow.set_current_details(
                 f"agent **{input.agent_name}** of {input.organization}/{input.deployment}: "
                 f"{self._dispatched} requests dispatched since the last continue-as-new"
@@ -116,10 +144,3 @@ class AgentWorkflow:
                 or info.get_current_history_length() > input.continue_as_new_after_events
             ):
                 workflow.continue_as_new(input)
-
-
-def _subject(payload: dict[str, object]) -> str:
-    tick = payload.get("tick")
-    if isinstance(tick, dict):
-        return f"{payload.get('kind')} {tick.get('name')} of {payload.get('code_location')}"
-    return str(payload.get("run_id") or payload.get("code_location") or "")

@@ -6,7 +6,7 @@ secret environment values live in the worker's configuration and inside activiti
 
 from pydantic import BaseModel, Field
 
-from tether_api.enums import CodeLocationStatus, RunStatus, TickKind
+from tether_api.enums import CodeLocationStatus, RequestType, RunStatus, TickKind
 from tether_api.models import AgentRequest
 from tether_api.ticks import EvaluateTickPayload, TickReport, TickRequest
 from workflows.handles import Handle
@@ -116,6 +116,26 @@ class DispatchOutput(BaseModel):
         "already-finished | ignored"
     )
     acknowledged: bool = Field(description="False when the claim went stale (redelivered).")
+
+
+class PollDispatchInput(PollInput):
+    organization: str
+    deployment: str
+
+
+class Dispatched(DispatchOutput):
+    request_id: str
+    type: RequestType
+    subject: str = Field(description="What the request is about: a run, a code location, a tick.")
+    error: str | None = Field(
+        default=None,
+        description="Why it was not dispatched: it stays unacknowledged and comes back when its "
+        "lease expires (the control plane fails it as poison after repeated claims).",
+    )
+
+
+class PollDispatchOutput(BaseModel):
+    dispatched: list[Dispatched] = Field(description="Each request the poll claimed, in order.")
 
 
 class AgentHeartbeatInput(BaseModel):
@@ -294,6 +314,11 @@ class PrepareRunOutput(BaseModel):
         "task queue this is; validate_run must run there.",
     )
     address: str | None = Field(default=None, description="The code server, with validate_on.")
+    code_server_label: str | None = Field(
+        default=None,
+        description="The label of the code server that validated the run, when it runs on "
+        "the validating agent's host: a warm launch forks the worker from it.",
+    )
 
 
 class ValidateRunInput(BaseModel):
@@ -309,6 +334,11 @@ class LaunchRunWorkerInput(BaseModel):
     run_id: str
     code_location: str
     label: str
+    code_server_label: str | None = Field(
+        default=None,
+        description="From prepare_run: the local code server a warm launch forks from (none: "
+        "the launch asks the location's workflow).",
+    )
 
 
 class WatchRunWorkerOutput(BaseModel):

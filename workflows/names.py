@@ -53,6 +53,7 @@ def host_task_queue(base: str, agent_name: str) -> str:
 
 POLL_REQUESTS = "poll_requests"
 DISPATCH_REQUEST = "dispatch_request"
+POLL_AND_DISPATCH = "poll_and_dispatch"
 SEND_AGENT_HEARTBEAT = "send_agent_heartbeat"
 
 START_CODE_SERVER = "start_code_server"
@@ -92,3 +93,6 @@ SIGNAL_TERMINATE = "terminate"  # RunWorkflow: stop the run worker, end CANCELED
 PATCH_REDEPLOY_NEW_GENERATION = "redeploy-records-a-new-generation"
 PATCH_WAIT_WATCH_CANCELED = "run-waits-for-its-watch-to-be-canceled"
 PATCH_SEARCH_ATTRIBUTES = "run-upserts-search-attributes"
+# AgentWorkflow: one activity polls and hands each request to its workflow (no workflow task
+# and local activity between the poll's answer and the dispatch).
+PATCH_POLL_DISPATCHES = "agent-poll-dispatches"

@@ -154,6 +154,7 @@ class RunWorkflow:
                 run_id=input.run_id,
                 code_location=input.code_location,
                 label=workflow.info().workflow_id,
+                code_server_label=prepared.code_server_label,
             ),
             Handle,
             f"start the run worker of job {input.job}",

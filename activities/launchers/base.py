@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel, Field
 
-from tether_api.models import CodeLocationSpec
+from tether_api.models import CodeLocationSpec, Run
 from workflows.handles import Handle, LaunchKind
 
 __all__ = [
@@ -55,6 +55,11 @@ class LaunchSpec(BaseModel):
         default=None,
         description="Run workers of a location with launch 'warm': the label of the code "
         "server on this host whose fork server may start it.",
+    )
+    run: Run | None = Field(
+        default=None,
+        description="Run workers: the run as the control plane described it to the launch. "
+        "A warm worker starts from it instead of asking again.",
     )
 
 

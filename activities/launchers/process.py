@@ -40,9 +40,10 @@ from activities.launchers.base import (
     target_env,
 )
 from activities.launchers.retention import MB, FinishedFolder, OutputRetention, sweep_folders
+from tether_sdk import supervise
 from tether_sdk.forkserver import SpawnRequest, spawn
 
-SUPERVISOR = str(Path(__file__).resolve().with_name("supervise.py"))
+SUPERVISOR = supervise.__file__
 
 # Variables of the agent's own configuration (its token, its Temporal connection) never reach
 # user code; whatever user code needs arrives explicitly in LaunchSpec.env or location.env.
@@ -232,6 +233,8 @@ class ProcessLauncher(Launcher):
             output_path=str(log_path),
             exit_file=str(directory / "exit_code"),
             child_pid_file=str(directory / "child_pid"),
+            args={"run": spec.run.model_dump(mode="json")} if spec.run else {},
+            max_log_bytes=max(0, int(self.retention.max_log_mb * MB)),
         )
         with open(log_path, "ab") as log:
             log.write(

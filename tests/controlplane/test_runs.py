@@ -50,6 +50,37 @@ def test_final_status_is_final(tenant: Tenant) -> None:
         assert c.post(f"/api/v1/agent/runs/{run}/token").status_code == 409
 
 
+def test_launch_call_hands_out_run_location_and_a_token_only_while_starting(
+    controlplane: ControlPlane,
+) -> None:
+    tenant, other = controlplane.tenant(), controlplane.tenant()
+    tenant.deploy()
+    run = tenant.launch()["id"]
+    with tenant.agent() as c:
+        first = c.post(f"/api/v1/agent/runs/{run}/launch")
+        assert first.status_code == 200, first.text
+        launch = first.json()
+        assert launch["run"]["id"] == run and launch["run"]["status"] == "STARTING"
+        assert launch["code_location"]["name"] == launch["run"]["code_location"]
+        assert launch["code_location"]["spec"]["module"] == "tether_sdk.examples.quickstart"
+        # A retried launch gets a new token, which revokes the first one.
+        second = c.post(f"/api/v1/agent/runs/{run}/launch").json()
+    with client(tenant.cp.url, launch["token"]) as old:
+        assert old.post(f"/api/v1/runs/{run}/heartbeat").status_code == 401
+    with client(tenant.cp.url, second["token"]) as new:
+        assert new.get(f"/api/v1/runs/{run}").json()["id"] == run
+    # Launched already: the run and its location, but no token (the worker has its own).
+    _report(tenant, run, status="STARTED")
+    with tenant.agent() as c:
+        started = c.post(f"/api/v1/agent/runs/{run}/launch").json()
+    assert started["run"]["status"] == "STARTED" and started["token"] is None
+    with client(tenant.cp.url, second["token"]) as worker:
+        assert worker.post(f"/api/v1/runs/{run}/heartbeat").status_code == 200
+    # Another deployment's agent: as if the run did not exist.
+    with other.agent() as c:
+        assert c.post(f"/api/v1/agent/runs/{run}/launch").status_code == 404
+
+
 def test_failure_report_keeps_exit_code_and_log_tail(tenant: Tenant) -> None:
     tenant.deploy()
     run = tenant.launch()["id"]

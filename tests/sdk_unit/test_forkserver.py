@@ -27,6 +27,9 @@ SERVER = textwrap.dedent(
     def target(request):
         print("worker", os.getpid(), "env", os.environ.get("RUN_ID"), "random", random.random())
         sys.stdout.flush()
+        for i in range(int(request.args.get("lines", 0))):
+            print(f"line {i:06d} " + "x" * 90)
+        sys.stdout.flush()
         time.sleep(float(request.args.get("sleep", 0)))
         return int(request.args.get("code", 0))
 
@@ -35,18 +38,39 @@ SERVER = textwrap.dedent(
 )
 
 
+class Server(str):
+    """The fork server's socket path, with its PID."""
+
+    pid: int
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+def server(tmp_path: Path) -> Iterator[Server]:
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    socket_path = str(tmp_path / "fork.sock")
+    socket_path = Server(tmp_path / "fork.sock")
     proc = subprocess.Popen([sys.executable, str(script), socket_path])
+    socket_path.pid = proc.pid
     try:
         wait_until(lambda: os.path.exists(socket_path), timeout=10, what="the fork server")
         yield socket_path
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(PID, state) of each child of ``pid``: state Z is an unreaped zombie."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append((int(stat.parent.name), fields[0]))
+    return found
 
 
 def request(tmp_path: Path, name: str, **args: object) -> SpawnRequest:
@@ -82,6 +106,18 @@ def test_workers_are_set_up_like_cold_ones(server: str, tmp_path: Path) -> None:
     for pid, req in zip(pids, (first, second), strict=True):
         worker = int(Path(req.child_pid_file).read_text())
         assert worker != pid and str(worker) == Path(req.output_path).read_text().split()[1]
+
+
+def test_output_is_capped_and_exited_supervisors_are_reaped(server: Server, tmp_path: Path) -> None:
+    noisy = request(tmp_path, "noisy", lines=2000, sleep=2.5)  # 200 kB, then time to trim
+    noisy.max_log_bytes = 20_000
+    spawn(server, noisy)
+    wait_until(lambda: exit_code(noisy) is not None, timeout=20, what="the noisy worker")
+    text = Path(noisy.output_path).read_text()
+    assert text.startswith("--- tether: earlier output removed (output.log is capped at 20000")
+    assert len(text) <= 20_000 and text.rstrip().splitlines()[-1].startswith("line 001999")
+    # Its supervisor is reaped by the server (a zombie would hold its PID and CPU time).
+    wait_until(lambda: children(server.pid) == [], timeout=5, what="no child left")
 
 
 def test_a_signal_to_the_group_ends_the_worker_and_is_recorded(server: str, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""AgentWorkflow on the time-skipping test server: heartbeat, poll, dispatch every request,
-continue-as-new once the history grows."""
+"""AgentWorkflow on the time-skipping test server: heartbeat, poll and dispatch every request,
+continue-as-new once the history grows. (The path before PATCH_POLL_DISPATCHES, a poll then a
+local activity per request, is covered by replaying tests/histories/agent.json.)"""
 
 import asyncio
 from collections.abc import Callable
@@ -20,10 +21,10 @@ from workflows.agent import AgentWorkflow
 from workflows.models import (
     AgentHeartbeatInput,
     AgentWorkflowInput,
+    Dispatched,
     DispatchInput,
-    DispatchOutput,
-    PollInput,
-    PollOutput,
+    PollDispatchInput,
+    PollDispatchOutput,
 )
 
 ORG, DEPLOYMENT, AGENT = "acme", "prod", "agent-1"
@@ -50,25 +51,38 @@ class AgentStandIns:
 
     @property
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.send_agent_heartbeat, self.poll_requests, self.dispatch_request]
+        return [self.send_agent_heartbeat, self.poll_and_dispatch]
 
     @activity.defn(name=names.SEND_AGENT_HEARTBEAT)
     async def send_agent_heartbeat(self, input: AgentHeartbeatInput) -> None:
         self.rec.record(names.SEND_AGENT_HEARTBEAT, input)
 
-    @activity.defn(name=names.POLL_REQUESTS)
-    async def poll_requests(self, input: PollInput) -> PollOutput:
-        self.rec.record(names.POLL_REQUESTS, input)
-        if self.batches:
-            return PollOutput(requests=self.batches.pop(0))
-        await asyncio.sleep(0.02)
-        return PollOutput(requests=[])
-
-    @activity.defn(name=names.DISPATCH_REQUEST)
-    async def dispatch_request(self, input: DispatchInput) -> DispatchOutput:
-        self.rec.record(names.DISPATCH_REQUEST, input)
-        run_id = input.request.payload.get("run_id")
-        return DispatchOutput(workflow_id=f"run:{run_id}", action="started", acknowledged=True)
+    @activity.defn(name=names.POLL_AND_DISPATCH)
+    async def poll_and_dispatch(self, input: PollDispatchInput) -> PollDispatchOutput:
+        self.rec.record(names.POLL_AND_DISPATCH, input)
+        if not self.batches:
+            await asyncio.sleep(0.02)
+            return PollDispatchOutput(dispatched=[])
+        dispatched = []
+        for r in self.batches.pop(0):
+            # What the real activity hands each request to (recorded as its dispatch).
+            self.rec.record(
+                names.DISPATCH_REQUEST,
+                DispatchInput(
+                    organization=input.organization, deployment=input.deployment, request=r
+                ),
+            )
+            dispatched.append(
+                Dispatched(
+                    workflow_id=f"run:{r.payload.get('run_id')}",
+                    action="started",
+                    acknowledged=True,
+                    request_id=r.id,
+                    type=r.type,
+                    subject=r.subject(),
+                )
+            )
+        return PollDispatchOutput(dispatched=dispatched)
 
 
 def agent_input(**overrides: Any) -> AgentWorkflowInput:
@@ -96,20 +110,20 @@ async def test_heartbeats_first_then_dispatches_every_polled_request(
     acts = AgentStandIns([[launch, sync]])
     async with new_worker(env.client, [AgentWorkflow], acts.activities) as worker:
         agent = await start(env, worker.task_queue, agent_input(heartbeat_interval_seconds=3600))
-        await acts.rec.wait_for(lambda: acts.rec.count(names.POLL_REQUESTS) >= 4, what="polls")
+        await acts.rec.wait_for(lambda: acts.rec.count(names.POLL_AND_DISPATCH) >= 4, what="polls")
         state = await agent.query(AgentWorkflow.state)
         await agent.signal(AgentWorkflow.stop)
         await agent.result()
 
     called = acts.rec.names()
-    assert called[:2] == [names.SEND_AGENT_HEARTBEAT, names.POLL_REQUESTS]
-    assert sorted(called[2:4]) == [names.DISPATCH_REQUEST] * 2
+    assert called[:2] == [names.SEND_AGENT_HEARTBEAT, names.POLL_AND_DISPATCH]
+    assert sorted(called[2:4]) == [names.DISPATCH_REQUEST] * 2  # within the first poll
     assert called.count(names.SEND_AGENT_HEARTBEAT) == 1, "one heartbeat per interval"
     assert acts.rec.inputs(names.SEND_AGENT_HEARTBEAT)[0] == AgentHeartbeatInput(
         organization=ORG, deployment=DEPLOYMENT, agent_name=AGENT
     )
-    assert acts.rec.inputs(names.POLL_REQUESTS)[0] == PollInput(
-        agent_name=AGENT, wait_seconds=20, max_requests=20
+    assert acts.rec.inputs(names.POLL_AND_DISPATCH)[0] == PollDispatchInput(
+        organization=ORG, deployment=DEPLOYMENT, agent_name=AGENT, wait_seconds=20, max_requests=20
     )
     dispatched: list[DispatchInput] = acts.rec.inputs(names.DISPATCH_REQUEST)
     assert sorted(dispatched, key=lambda d: d.request.id) == [
@@ -145,7 +159,7 @@ async def test_continues_as_new_when_the_history_grows(env: WorkflowEnvironment)
         calls = [c for c in acts.rec.calls if c.run_id == run_id]
         assert calls[0].name == names.SEND_AGENT_HEARTBEAT
         assert all(c.input.agent_name == AGENT for c in calls)
-    polls: list[PollInput] = acts.rec.inputs(names.POLL_REQUESTS)
+    polls: list[PollDispatchInput] = acts.rec.inputs(names.POLL_AND_DISPATCH)
     assert {p.model_dump_json() for p in polls} == {polls[0].model_dump_json()}
 
 
@@ -159,7 +173,7 @@ async def test_stop_ends_the_workflow_even_when_the_run_continues_as_new(
     async with new_worker(env.client, [AgentWorkflow], acts.activities) as worker:
         agent = await start(env, worker.task_queue, input)
         try:
-            await acts.rec.wait_for(lambda: acts.rec.count(names.POLL_REQUESTS) >= 2)
+            await acts.rec.wait_for(lambda: acts.rec.count(names.POLL_AND_DISPATCH) >= 2)
             await agent.signal(AgentWorkflow.stop)
             try:
                 await asyncio.wait_for(agent.result(), timeout=3)
@@ -180,12 +194,12 @@ async def test_stop_ends_the_workflow_after_the_current_poll(
     acts = AgentStandIns(batches)
     async with new_worker(env.client, [AgentWorkflow], acts.activities) as worker:
         agent = await start(env, worker.task_queue, agent_input())
-        await acts.rec.wait_for(lambda: acts.rec.count(names.POLL_REQUESTS) >= 2, what="polls")
-        polls_at_stop = acts.rec.count(names.POLL_REQUESTS)
+        await acts.rec.wait_for(lambda: acts.rec.count(names.POLL_AND_DISPATCH) >= 2, what="polls")
+        polls_at_stop = acts.rec.count(names.POLL_AND_DISPATCH)
         await agent.signal(AgentWorkflow.stop)
         # An ignored stop would poll forever: bounded, so that fails instead of hanging.
         await asyncio.wait_for(agent.result(), timeout=10)
 
     # The poll under way when the stop arrived may finish; no further one starts.
-    assert acts.rec.count(names.POLL_REQUESTS) <= polls_at_stop + 1
+    assert acts.rec.count(names.POLL_AND_DISPATCH) <= polls_at_stop + 1
     assert acts.rec.count(names.DISPATCH_REQUEST) == sum(len(b) for b in batches)

@@ -54,6 +54,8 @@ class WorkerOptions:
     # Warm launches (tether_sdk/forkserver.py, in progress): the definitions the fork server
     # imported once, instead of importing them again in this process.
     preloaded: Definitions | None = None
+    # Warm launches: the run as the agent's launch read it a moment ago, instead of a call.
+    run: Run | None = None
 
 
 def log(line: str) -> None:
@@ -84,18 +86,20 @@ class RunWorker:
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        client = self._client()
-        try:
-            # Retried forever, unless a SIGTERM asks us to give up.
-            run = client.get_run(deadline=lambda: 0.0 if self.cancel.requested else None)
-        except ControlPlaneRejected as exc:
-            log(f"tether run-worker: cannot fetch run {o.run_id}: {exc}")
-            return EXIT_REJECTED
-        except DeliveryTimeout as exc:
-            log(f"tether run-worker: canceled while fetching run {o.run_id}: {exc}")
-            return EXIT_CANCELED
-        finally:
-            client.close()
+        run = o.run
+        if run is None:
+            client = self._client()
+            try:
+                # Retried forever, unless a SIGTERM asks us to give up.
+                run = client.get_run(deadline=lambda: 0.0 if self.cancel.requested else None)
+            except ControlPlaneRejected as exc:
+                log(f"tether run-worker: cannot fetch run {o.run_id}: {exc}")
+                return EXIT_REJECTED
+            except DeliveryTimeout as exc:
+                log(f"tether run-worker: canceled while fetching run {o.run_id}: {exc}")
+                return EXIT_CANCELED
+            finally:
+                client.close()
         if run.status in TERMINAL_RUN_STATUSES:
             log(f"tether run-worker: run {run.id} is already {run.status}; not running it again")
             return EXIT_FAILURE

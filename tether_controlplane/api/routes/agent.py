@@ -29,6 +29,7 @@ from tether_api.models import (
     RequestAck,
     RequestFailure,
     Run,
+    RunLaunch,
     RunStatusReport,
     RunToken,
 )
@@ -188,6 +189,25 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
         tenancy.revoke_run_tokens(s, run.id)
         secret = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)
         return RunToken(token=secret)
+
+
+@router.post("/runs/{run_id}/launch", responses=LOOKUP)
+def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
+    """The run, its code location and, while the run is STARTING, a fresh token for its worker:
+    the three calls a launch made before (run, code location, token) in one transaction."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        row = runs.find(s, dep, run_id, lock=True)
+        location = locations.find(s, dep, row.code_location, include_removed=True)
+        token = None
+        if row.status == RunStatus.STARTING.value:
+            tenancy.revoke_run_tokens(s, row.id)
+            token = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)
+        return RunLaunch(
+            run=runs.to_model(dep, row),
+            code_location=locations.to_model(s, dep, location),
+            token=token,
+        )
 
 
 @router.post("/ticks/{kind}/{tick_id}", responses=LOOKUP)

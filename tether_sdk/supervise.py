@@ -1,8 +1,9 @@
 """The tiny supervisor between the process launcher and a launched command.
 
-Run by file path (``python supervise.py --exit-file F --child-pid-file G -- cmd ...``), never
-with ``-m``: it must not import the ``activities`` package or anything outside the standard
-library, because it runs for as long as the user's code and must start fast.
+Run by file path (``python -I -S supervise.py --exit-file F --child-pid-file G -- cmd ...``),
+never with ``-m``: it must not import anything outside the standard library, because it runs
+for as long as the user's code and must start fast. The fork server (``forkserver.py``) imports
+it for the same work in a forked supervisor.
 
 Why it exists: the agent that launched a process may be SIGKILLed and restarted. The new agent
 adopts the process but is not its parent, so it can never learn the exit code from ``wait``.
@@ -36,7 +37,7 @@ def _usage(message: str) -> int:
     return 2
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w") as f:
@@ -47,13 +48,13 @@ def _write_atomically(path: str, text: str) -> None:
         print(f"tether supervise: cannot write {path}: {exc}", file=sys.stderr, flush=True)
 
 
-def _ignore(signum: int, frame: object) -> None:
+def ignore_signal(signum: int, frame: object) -> None:
     # The launcher signals the whole process group, so the child receives the signal itself;
     # the supervisor only has to survive it to record the child's exit code.
     pass
 
 
-def _trim_log(path: str, max_bytes: int) -> None:
+def trim_log(path: str, max_bytes: int) -> None:
     """Keep the latest half of the file. The command keeps writing meanwhile: its descriptor
     appends (O_APPEND), so after the truncation it writes at the new end; what it appends
     while the kept part is copied is copied too. Only output written in the instant between
@@ -86,12 +87,12 @@ def _trim_log(path: str, max_bytes: int) -> None:
         os.close(fd)
 
 
-def _cap_log(path: str, max_bytes: int) -> None:
+def cap_log(path: str, max_bytes: int) -> None:
     while True:
         time.sleep(LOG_CHECK_SECONDS)
         try:
             if os.stat(path).st_size > max_bytes:
-                _trim_log(path, max_bytes)
+                trim_log(path, max_bytes)
         except OSError:
             pass  # removed, or not writable: nothing to cap now
 
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
     # be stopped with SIGTERM. Installed before the child starts, so no signal finds the
     # supervisor unprotected once the child exists.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _ignore)
+        signal.signal(signum, ignore_signal)
 
     try:
         # Same process group as the supervisor (the launcher made it a group leader), so a
@@ -130,14 +131,14 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"tether supervise: cannot start {command[0]!r}: {exc}", file=sys.stderr, flush=True)
         code = 126 if isinstance(exc, PermissionError) else 127
-        _write_atomically(exit_file, f"{code}\n")
+        write_atomically(exit_file, f"{code}\n")
         return code
-    _write_atomically(child_pid_file, f"{child.pid}\n")
+    write_atomically(child_pid_file, f"{child.pid}\n")
     if log_file and max_log_bytes > 0:
-        threading.Thread(target=_cap_log, args=(log_file, max_log_bytes), daemon=True).start()
+        threading.Thread(target=cap_log, args=(log_file, max_log_bytes), daemon=True).start()
     # wait() is retried across our no-op signal handlers (PEP 475).
     returncode = child.wait()
-    _write_atomically(exit_file, f"{returncode}\n")
+    write_atomically(exit_file, f"{returncode}\n")
     return 128 - returncode if returncode < 0 else returncode
 
 
