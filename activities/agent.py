@@ -16,7 +16,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.context import AgentContext
+from activities.context import AgentContext, heartbeating
 from activities.controlplane import StaleClaim
 from tether_api.enums import RequestType
 from tether_api.models import (
@@ -52,6 +52,8 @@ from workflows.models import (
 
 log = logging.getLogger(__name__)
 
+POLL_HEARTBEAT_SECONDS = 2.0
+
 CODE_LOCATION_WORKFLOW = "CodeLocationWorkflow"
 RUN_WORKFLOW = "RunWorkflow"
 TICK_WORKFLOW = "TickWorkflow"
@@ -82,7 +84,9 @@ class AgentActivities:
         """Long-poll, then hand each request to its workflow at once (as dispatch_request
         does). A request that cannot be dispatched stays unacknowledged, says why, and comes
         back when its lease expires; the others are not held up by it."""
-        requests = await self.ctx.control_plane.poll(
+        # Heartbeats while the poll is held: an agent killed mid-poll is noticed within the
+        # heartbeat timeout, and its successor polls again without waiting out the poll.
+        poll = self.ctx.control_plane.poll(
             PollRequest(
                 agent_name=input.agent_name,
                 max_requests=input.max_requests,
@@ -90,7 +94,8 @@ class AgentActivities:
                 queues=self.ctx.queues,
             )
         )
-        outcomes = await asyncio.gather(
+        requests = await heartbeating(poll, POLL_HEARTBEAT_SECONDS)
+        dispatches = asyncio.gather(
             *(
                 self.dispatch_request(
                     DispatchInput(
@@ -101,6 +106,7 @@ class AgentActivities:
             ),
             return_exceptions=True,
         )
+        outcomes = await heartbeating(dispatches, POLL_HEARTBEAT_SECONDS)
         dispatched = []
         for request, outcome in zip(requests, outcomes, strict=True):
             about = {"request_id": request.id, "type": request.type, "subject": request.subject()}

@@ -3,7 +3,7 @@ and the agent's settings. Built once by the worker; holds the secrets workflows 
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -88,11 +88,22 @@ def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:
 async def blocking(fn: Callable[[], T], heartbeat_every: float = 2.0) -> T:
     """Run blocking launcher work in the thread pool, heartbeating while it runs so that a
     long stop or start is not mistaken for a dead worker."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=heartbeat_every)
-        if done:
-            return task.result()
-        # Local activities (a run's launch) cannot heartbeat: their workflow task covers them.
-        if activity.in_activity() and not activity.info().is_local:
-            activity.heartbeat()
+    return await heartbeating(asyncio.to_thread(fn), heartbeat_every)
+
+
+async def heartbeating(work: Awaitable[T], every: float) -> T:
+    """Await ``work``, heartbeating every ``every`` seconds meanwhile: an agent that dies
+    during it is noticed by Temporal within the heartbeat timeout, not the whole
+    start-to-close timeout. Canceled with the activity, ``work`` is canceled too."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            # Local activities (a run's launch) cannot heartbeat: their workflow task covers
+            # them.
+            if activity.in_activity() and not activity.info().is_local:
+                activity.heartbeat()
+    finally:
+        task.cancel()

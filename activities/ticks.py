@@ -1,12 +1,10 @@
 """TickWorkflow's activities: find the code server, have it evaluate the tick, report."""
 
-import asyncio
-
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import AgentContext
+from activities.context import AgentContext, heartbeating
 from activities.locate import location_state
 from tether_api.ticks import TickOutcome, TickResponse
 from workflows import names
@@ -49,28 +47,19 @@ class TickActivities:
     async def evaluate_tick(self, input: EvaluateTickInput) -> TickResponse:
         """``POST /ticks`` on the code server, heartbeating while it evaluates. The user
         function's errors and timeout come back inside the response."""
-        call = asyncio.ensure_future(
-            self._http.post(
-                f"{input.address}/ticks",
-                content=input.tick.model_dump_json(),
-                headers={"Content-Type": "application/json"},
-                timeout=input.tick.timeout_seconds + 10,
-            )
+        call = self._http.post(
+            f"{input.address}/ticks",
+            content=input.tick.model_dump_json(),
+            headers={"Content-Type": "application/json"},
+            timeout=input.tick.timeout_seconds + 10,
         )
         try:
-            while True:
-                done, _ = await asyncio.wait({call}, timeout=HEARTBEAT_EVERY_SECONDS)
-                if done:
-                    break
-                activity.heartbeat()
-            response = call.result()
+            response = await heartbeating(call, HEARTBEAT_EVERY_SECONDS)
         except httpx.HTTPError as exc:
             raise ApplicationError(
                 f"the code server of {input.code_location} did not answer: {exc!r}",
                 type="CodeServerUnavailable",
             ) from exc
-        finally:
-            call.cancel()
         if response.status_code != 200:
             raise ApplicationError(
                 f"the code server of {input.code_location} refused the tick "

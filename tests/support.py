@@ -243,3 +243,17 @@ def dev_options(home: Path, headless: bool = True, temporal_address: str | None 
         example=True,
         headless=headless,
     )
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(PID, state) of each child of ``pid``: state Z is an unreaped zombie."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append((int(stat.parent.name), fields[0]))
+    return found

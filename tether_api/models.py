@@ -251,11 +251,11 @@ class CodeLocationSpec(BaseModel):
         "--queue NAME`); unset: the deployment's default queue.",
     )
     launch: Literal["cold", "warm"] = Field(
-        default="cold",
-        description="Process launcher: 'warm' forks each run worker from the code server's "
-        "fork server (user code already imported; module-level code runs once per code "
-        "server), falling back to a cold start when it is not up; 'cold' starts a new "
-        "interpreter per run.",
+        default="warm",
+        description="Process launcher: 'warm' (the default) forks each run worker from the "
+        "code server's fork server (user code already imported; module-level code runs once "
+        "per code server), falling back to a cold start when it is not up; 'cold' starts a "
+        "new interpreter per run and never forks.",
     )
 
     @model_validator(mode="after")

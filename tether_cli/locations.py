@@ -238,9 +238,10 @@ def deploy(
         typer.Option(
             envvar="TETHER_DEPLOY_LAUNCH",
             help="Process launcher: 'warm' forks run workers from the code server (user code "
-            "imported once per code server), 'cold' starts a new interpreter per run.",
+            "imported once per code server), 'cold' starts a new interpreter per run (and the "
+            "code server forks nothing).",
         ),
-    ] = Launch.COLD,
+    ] = Launch.WARM,
     env: Annotated[
         list[str],
         typer.Option(

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         PollInput,
         PollOutput,
     )
-    from workflows.options import PERSISTENT, SHORT, seconds
+    from workflows.options import HEARTBEAT_TIMEOUT, PERSISTENT, SHORT, seconds
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -82,6 +82,7 @@ class AgentWorkflow:
             ),
             result_type=PollDispatchOutput,
             start_to_close_timeout=seconds(input.poll_wait_seconds + 30),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=PERSISTENT,
             summary="long-poll the control plane and hand each request to its workflow",
         )

@@ -3,6 +3,9 @@
 import threading
 import time
 
+import httpx
+import pytest
+
 from tests.support import Tenant
 
 
@@ -23,6 +26,21 @@ def test_long_poll_wakes_on_a_new_request(tenant: Tenant) -> None:
     poller.join(20)
     assert [r["type"] for r in result["requests"]] == ["SYNC_CODE_LOCATION"]  # type: ignore[union-attr]
     assert float(result["returned"]) - enqueued < 1.0  # type: ignore[arg-type]
+
+
+def test_a_poll_whose_agent_hung_up_claims_nothing(tenant: Tenant) -> None:
+    """An agent killed mid-poll: the request enqueued after it is not leased to the dead
+    connection but handed to the next poll at once."""
+    with tenant.agent() as c, pytest.raises(httpx.ReadTimeout):
+        c.post(
+            "/api/v1/agent/requests/poll",
+            json={"agent_name": "agent-1", "wait_seconds": 15},
+            timeout=0.5,  # the client gives up and closes its connection
+        )
+    time.sleep(0.2)
+    tenant.deploy("loc")  # wakes the abandoned poll, which must not claim it
+    time.sleep(0.5)
+    assert [r["type"] for r in tenant.poll(wait=0)] == ["SYNC_CODE_LOCATION"]
 
 
 def test_long_poll_holds_then_answers_empty(tenant: Tenant) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import children, wait_until
 from tether_sdk.forkserver import SpawnRequest, spawn
 
 from .standin_control_plane import StandInControlPlane
@@ -57,20 +57,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
     finally:
         proc.terminate()
         proc.wait(5)
-
-
-def children(pid: int) -> list[tuple[int, str]]:
-    """(PID, state) of each child of ``pid``: state Z is an unreaped zombie."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2 :].split()
-        if int(fields[1]) == pid:
-            found.append((int(stat.parent.name), fields[0]))
-    return found
 
 
 def request(tmp_path: Path, name: str, **args: object) -> SpawnRequest:

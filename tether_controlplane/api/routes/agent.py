@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from tether_api.enums import (
@@ -88,10 +88,11 @@ def _claim(
 
 @router.post("/requests/poll", responses=LOOKUP)
 async def poll_requests(
-    body: PollRequest, scope: AgentScope, db: DbDep, settings: SettingsDep
+    body: PollRequest, scope: AgentScope, db: DbDep, settings: SettingsDep, http: Request
 ) -> PollResponse:
     """Claim visible requests with a lease. With none, hold up to ``wait_seconds`` and answer
-    as soon as one is enqueued (or a lease expires)."""
+    as soon as one is enqueued (or a lease expires). An agent that hung up meanwhile (killed
+    mid-poll) claims nothing: its requests would wait out their lease."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(body.wait_seconds, settings.long_poll_max_seconds)
     lease = body.lease_seconds or settings.request_lease_seconds
@@ -110,6 +111,8 @@ async def poll_requests(
                 until_expiry = (next_expiry - utcnow()).total_seconds() + 0.005
                 timeout = min(timeout, max(until_expiry, 0.0))
             await waiter.wait(timeout)
+            if await http.is_disconnected():
+                return PollResponse(requests=[])
         finally:
             waiter.close()
 
