@@ -10,6 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.launchers.docker import DockerLauncher, ManagedContainer
+from activities.launchers.docker_pool import CLAIM_PREFIX, IDLE_PREFIX, POOL_KIND
 from activities.launchers.docker_settings import LABEL_KIND, LABEL_LABEL, LABEL_WORKFLOW_ID
 from activities.ownership import location_state, served_elsewhere
 
@@ -45,6 +46,10 @@ async def _owned(
     workflow_id = container.labels.get(LABEL_WORKFLOW_ID)
     if not workflow_id:
         return True  # not ours to judge
+    if container.labels.get(LABEL_KIND) == POOL_KIND and not container.name.startswith(
+        (IDLE_PREFIX, CLAIM_PREFIX)
+    ):
+        return True  # a pooled container running a run: its RunWorkflow removes it
     handle = temporal.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()

@@ -3,9 +3,10 @@ process launcher, on the same Temporal server and control plane).
 
 A second tenant gets an agent with the Docker launcher (host networking, so every address is
 a loopback one) and deploys the same trivial job from the example image, the job's file
-mounted read-only into the containers. Figures: sequential submit -> SUCCESS, a burst, and
-what a container costs: create, start to exit of a no-op command, and removal, timed with
-the Docker SDK on the same engine.
+mounted read-only into the containers, twice: with a container started for each run, and from
+a warm pool (``warm_pool``). Figures: sequential submit -> SUCCESS of both, a burst, and what a
+container costs: create, start to exit of a no-op command, and removal, timed with the Docker
+SDK on the same engine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.launch_workload import LOCATION, ready_after_warm_up
+from bench.launch_workload import LOCATION, POOL_LOCATION, ready_after_warm_up
 from tests.agent_support import AgentProcess, TemporalDevServer
 from tests.support import ControlPlane, Tenant
 
@@ -34,8 +35,15 @@ def engine_and_image(image: str) -> tuple[Any, str | None]:
 
 
 def start_docker_agent(
-    cp: ControlPlane, temporal: TemporalDevServer, tmp: Path, image: str, location_file: Path
+    cp: ControlPlane,
+    temporal: TemporalDevServer,
+    tmp: Path,
+    image: str,
+    location_file: Path,
+    pool: int,
 ) -> tuple[Tenant, AgentProcess]:
+    """A Docker agent serving the trivial job twice: a container started per run (LOCATION)
+    and from a warm pool of ``pool`` containers (POOL_LOCATION)."""
     tenant = cp.tenant(concurrency=10)
     workdir = tmp / "docker-agent"
     workdir.mkdir()
@@ -55,13 +63,15 @@ def start_docker_agent(
     (shared / location_file.name).write_text(location_file.read_text())
     (shared / location_file.name).chmod(0o644)
     mount = {"source": str(shared), "target": "/bench", "read_only": True}
-    tenant.deploy(
-        LOCATION,
-        image=image,
-        python_file=f"/bench/{location_file.name}",
-        container={"volumes": [mount]},
-    )
+    for name, size in ((LOCATION, 0), (POOL_LOCATION, pool)):
+        tenant.deploy(
+            name,
+            image=image,
+            python_file=f"/bench/{location_file.name}",
+            container={"volumes": [mount], "warm_pool": size},
+        )
     ready_after_warm_up(tenant, "docker")
+    ready_after_warm_up(tenant, "docker (pool)", POOL_LOCATION)
     return tenant, agent
 
 

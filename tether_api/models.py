@@ -187,6 +187,14 @@ class ContainerContext(BaseModel):
         pattern=r"^[0-9]+[bkmgBKMG]?$",
         description="Memory limit, e.g. '512m' or '2g'.",
     )
+    warm_pool: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="Run containers kept started, with the code imported, waiting for a run: "
+        "a run takes one when there is one (and another is started in its place) instead of "
+        "starting a container. Per code server generation; 0 (the default) keeps none.",
+    )
 
 
 ONE_TARGET_SCHEMA: dict[str, Any] = {
@@ -443,6 +451,17 @@ class RunLaunch(BaseModel):
         description="A fresh run token (revoking any earlier one), minted only while the run is "
         "STARTING: a run launched already, or finished, gets none.",
     )
+
+
+class PoolAssignment(BaseModel):
+    """What the Docker launcher writes, as one JSON line, to the stdin of a pooled run worker
+    (``tether run-worker --wait-for-run``) to give it its run."""
+
+    env: dict[str, str] = Field(
+        description="Set before the run starts: TETHER_RUN_ID, TETHER_CONTROL_PLANE_URL, "
+        "TETHER_RUN_TOKEN and the location's resolved environment."
+    )
+    run: Run | None = Field(default=None, description="The run, as the launch read it.")
 
 
 class RunPage(BaseModel):

@@ -7,6 +7,7 @@ can also come from an environment variable, which is how the agent usually passe
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -61,9 +62,22 @@ def run_worker_main(argv: list[str] | None = None) -> int:
         prog="tether run-worker",
         description="Execute one run and stream its events to the control plane.",
     )
-    _arg(parser, "--run-id", "TETHER_RUN_ID", "the run to execute", required=True)
-    _arg(parser, "--control-plane", "TETHER_CONTROL_PLANE_URL", "control plane URL", required=True)
-    _arg(parser, "--token", "TETHER_RUN_TOKEN", "the run's token", required=True)
+    pooled = "--wait-for-run" in (argv if argv is not None else sys.argv[1:])
+    parser.add_argument(
+        "--wait-for-run",
+        action="store_true",
+        help="load the code, then wait for the run on stdin (a pooled container of the Docker "
+        "launcher; run ID, control plane and token come with it)",
+    )
+    _arg(parser, "--run-id", "TETHER_RUN_ID", "the run to execute", required=not pooled)
+    _arg(
+        parser,
+        "--control-plane",
+        "TETHER_CONTROL_PLANE_URL",
+        "control plane URL",
+        required=not pooled,
+    )
+    _arg(parser, "--token", "TETHER_RUN_TOKEN", "the run's token", required=not pooled)
     _add_target_args(parser)
     _arg(
         parser,
@@ -85,6 +99,16 @@ def run_worker_main(argv: list[str] | None = None) -> int:
     _check_target(parser, args)
     if args.heartbeat_interval <= 0:
         parser.error("--heartbeat-interval must be positive")
+    if args.wait_for_run:
+        from tether_sdk.run_worker.pooled import wait_for_run
+
+        return wait_for_run(
+            args.module,
+            args.python_file,
+            args.working_directory,
+            args.heartbeat_interval,
+            args.flush_timeout,
+        )
 
     from tether_sdk.run_worker.worker import WorkerOptions, run_worker
 

@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from activities.launchers.base import (
     last_lines,
     target_env,
 )
+from activities.launchers.docker_pool import POOL_KIND, WarmPool
 from activities.launchers.docker_settings import (
     HOST_NETWORK,
     LABEL_AGENT,
@@ -98,6 +100,7 @@ class DockerLauncher(Launcher):
         self._cache_lock = threading.Lock()
         self._cache: dict[str, str | None] = {}
         self._cache_at = -float("inf")
+        self.pool = WarmPool(self)
         timeout = int(self.settings.api_timeout_seconds)
         try:
             if self.settings.docker_host:
@@ -122,26 +125,32 @@ class DockerLauncher(Launcher):
         if not spec.label:
             raise LaunchError("the launch label is empty")
         name = container_name(spec.label)
-        existing = self._get(name)
-        if existing is not None and existing.labels.get(LABEL_LABEL) == spec.label:
+        existing = self.get(name)
+        if existing is not None and _is_for(existing, spec.label):
             if existing.status == "running":
-                return self._handle(existing, adopted=True)
+                if spec.kind == "code-server":
+                    self.pool.fill_later(spec)  # an adopted server: its pool may be short
+                return self._handle(existing, adopted=True, label=spec.label)
             # Exited (or never started): its exit was already seen, or will be read from
             # the new one's watch; the label now belongs to a new start.
             self._remove(existing)
+        if spec.kind == "run-worker":
+            taken = self.pool.take(spec, name)
+            if taken is not None:
+                return self._handle(taken, adopted=False, label=spec.label)
         image = spec.image or spec.location.image
         if not image:
             raise LaunchError(
                 "the code location names no image: deploy it with --image REPO:TAG for the "
                 "Docker launcher (or run the agent with --launcher process)"
             )
-        options = self._options(spec, name, image)
-        self._ensure_image(image)
+        options = self.container_options(spec, name, image)
+        self.ensure_image(image)
         try:
             container = self.client.containers.create(image, **options)
         except APIError as exc:
             if exc.status_code == 409:  # another start won the race for the name: adopt it
-                raced = self._get(name)
+                raced = self.get(name)
                 if raced is not None and raced.status == "running":
                     return self._handle(raced, adopted=True)
             raise LaunchError(
@@ -158,15 +167,17 @@ class DockerLauncher(Launcher):
                 + (f"\n{chr(10).join(output)}" if output else "")
             ) from exc
         container.reload()
+        if spec.kind == "code-server":
+            self.pool.fill_later(spec)
         return self._handle(container, adopted=False)
 
     def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
-        container = self._get(container_name(label))
-        if container is None or container.labels.get(LABEL_LABEL) != label:
+        container = self.get(container_name(label))
+        if container is None or not _is_for(container, label):
             return None
         if container.status != "running" and not include_exited:
             return None
-        return self._handle(container, adopted=False)
+        return self._handle(container, adopted=False, label=label)
 
     def inspect(self, handle: Handle) -> Inspection:
         # Watches call this for every container twice a second: one list of the running
@@ -192,6 +203,16 @@ class DockerLauncher(Launcher):
 
     def stop(self, handle: Handle, grace_seconds: float) -> Inspection:
         container = self._container(handle)
+        if container is not None and handle.kind == "code-server":
+            # Its generation is over: the runs waiting in its pool would run old code.
+            labels = container.labels
+            with suppress(APIError, ValueError):
+                self.pool.drain(
+                    labels.get(LABEL_ORGANIZATION, ""),
+                    labels.get(LABEL_DEPLOYMENT, ""),
+                    labels.get(LABEL_LOCATION, ""),
+                    int(labels.get(LABEL_GENERATION, "")),
+                )
         if container is not None and container.status == "running":
             try:
                 # SIGTERM to the container's init, which forwards it; SIGKILL after the grace.
@@ -241,7 +262,7 @@ class DockerLauncher(Launcher):
             running = c.get("State") == "running"
             exit_code = None
             if not running:
-                container = self._get(c["Id"])
+                container = self.get(c["Id"])
                 if container is None:
                     continue  # removed meanwhile
                 exit_code = container.attrs.get("State", {}).get("ExitCode")
@@ -252,13 +273,13 @@ class DockerLauncher(Launcher):
         return result
 
     def remove_container(self, container_id: str) -> None:
-        container = self._get(container_id)
+        container = self.get(container_id)
         if container is not None:
             self._remove(container)
 
     # ------------------------------------------------------------------ preparing a launch
 
-    def _options(self, spec: LaunchSpec, name: str, image: str) -> dict[str, Any]:
+    def container_options(self, spec: LaunchSpec, name: str, image: str) -> dict[str, Any]:
         """The container's configuration, checked against what the agent allows."""
         location = spec.location
         context = location.container or ContainerContext()
@@ -361,7 +382,7 @@ class DockerLauncher(Launcher):
             return running_in_container()
         return self.settings.reach == "container-name"
 
-    def _ensure_image(self, image: str) -> None:
+    def ensure_image(self, image: str) -> None:
         policy = self.settings.pull
         if policy != "always":
             try:
@@ -397,7 +418,7 @@ class DockerLauncher(Launcher):
 
     # ------------------------------------------------------------------ engine helpers
 
-    def _get(self, name_or_id: str) -> Container | None:
+    def get(self, name_or_id: str) -> Container | None:
         try:
             return self.client.containers.get(name_or_id)
         except NotFound:
@@ -406,8 +427,8 @@ class DockerLauncher(Launcher):
             raise LaunchError(f"Docker could not look up {name_or_id}: {_engine(exc)}") from exc
 
     def _container(self, handle: Handle) -> Container | None:
-        container = self._get(handle.container_id or container_name(handle.label))
-        if container is None or container.labels.get(LABEL_LABEL) != handle.label:
+        container = self.get(handle.container_id or container_name(handle.label))
+        if container is None or not _is_for(container, handle.label):
             return None
         return container
 
@@ -469,13 +490,13 @@ class DockerLauncher(Launcher):
             return f"http://127.0.0.1:{published[port]}"
         return f"http://{name}:{port}"
 
-    def _handle(self, container: Container, *, adopted: bool) -> Handle:
+    def _handle(self, container: Container, *, adopted: bool, label: str | None = None) -> Handle:
         labels = container.labels
         started = container.attrs.get("State", {}).get("StartedAt") or container.attrs.get(
             "Created"
         )
         return Handle(
-            label=labels[LABEL_LABEL],
+            label=label or labels[LABEL_LABEL],
             kind="code-server" if labels.get(LABEL_KIND) == "code-server" else "run-worker",
             launcher=self.name,
             container_id=container.id,
@@ -483,6 +504,14 @@ class DockerLauncher(Launcher):
             started_at=_parse_time(started),
             adopted=adopted,
         )
+
+
+def _is_for(container: Container, label: str) -> bool:
+    """Whether ``container`` is the one of ``label``: its label says so, or it is a pooled
+    container the launch of ``label`` took (its labels are the pool's, its name the run's)."""
+    if container.labels.get(LABEL_LABEL) == label:
+        return True
+    return container.labels.get(LABEL_KIND) == POOL_KIND and container.name == container_name(label)
 
 
 def _describe_state(state: dict[str, Any], host_config: dict[str, Any]) -> str | None:

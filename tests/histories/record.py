@@ -138,6 +138,17 @@ class Session:
         assert done["status"] == "SUCCESS", done
         await self.save("run_success", self.run_handle(run["id"]))
 
+    async def run_success_warm(self) -> None:
+        """run_success with a warm launch (the default): prepare names the code server, the
+        launch forks the worker from it; the run's workflow was started eagerly."""
+        self.deploy_running("quick", QUICKSTART)
+        run = self.tenant.launch("quick", "etl", run_config=ETL_CONFIG)
+        done = wait_for_run(self.tenant, run["id"], timeout=90)
+        assert done["status"] == "SUCCESS", done
+        start = next(e for e in events(self.tenant, run["id"]) if e["type"] == "RUN_START")
+        assert start["data"]["launch"] == "warm", start
+        await self.save("run_success_warm", self.run_handle(run["id"]))
+
     async def run_invalid_config(self) -> None:
         self.deploy_running("quick", QUICKSTART)
         run = self.tenant.launch("quick", "etl", run_config={})
@@ -232,23 +243,25 @@ class Session:
 
     async def agent_workflow(self) -> None:
         """The agent's own workflow, after it dispatched everything above; the ``stop``
-        signal ends it after the current poll. Runs last."""
+        signal ends it after the current poll. Runs last. (``agent.json`` was recorded before
+        the patch ``agent-poll-dispatches``, and is kept for its old path.)"""
         handle = self.client.get_workflow_handle(self.agent.workflow_id)
         await handle.signal("stop")
-        await self.save("agent", handle)
+        await self.save("agent_poll_dispatches", handle)
 
 
 SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "code_location_redeploy_remove": Session.code_location_redeploy_remove,
     "code_location_import_error_fixed": Session.code_location_import_error_fixed,
     "run_success": Session.run_success,
+    "run_success_warm": Session.run_success_warm,
     "run_invalid_config": Session.run_invalid_config,
     "run_terminated": Session.run_terminated,
     "run_success_host_affinity": Session.run_success_host_affinity,
     "run_terminated_waits_for_cancel": Session.run_terminated_waits_for_cancel,
     "host_lost": Session.host_lost,
     "sensor_tick": Session.sensor_tick,
-    "agent": Session.agent_workflow,  # last: it ends the agent's workflow
+    "agent_poll_dispatches": Session.agent_workflow,  # last: it ends the agent's workflow
 }
 
 
