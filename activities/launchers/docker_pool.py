@@ -29,6 +29,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from docker.errors import APIError, DockerException, NotFound
@@ -54,6 +55,10 @@ log = logging.getLogger("tether.agent.docker.pool")
 POOL_KIND = "run-worker-pool"
 IDLE_PREFIX = "tether-pool-"
 CLAIM_PREFIX = "tether-claim-"
+# What a pooled worker prints last once its code is imported (tether_sdk/run_worker/pooled.py).
+WAITING = b"waiting for a run"
+# How long after handing a container out its replacement starts.
+REFILL_DELAY_SECONDS = 1.0
 
 
 def pool_size(spec: LaunchSpec) -> int:
@@ -71,13 +76,14 @@ class WarmPool:
 
     # ------------------------------------------------------------------ filling
 
-    def fill_later(self, spec: LaunchSpec) -> None:
+    def fill_later(self, spec: LaunchSpec, delay: float = 0.0) -> None:
         """Top the pool of ``spec``'s location and generation up, in the background: a
         launch never waits for the pool."""
         if pool_size(spec) > 0 and spec.generation is not None:
-            threading.Thread(target=self._fill_quietly, args=(spec,), daemon=True).start()
+            threading.Thread(target=self._fill_quietly, args=(spec, delay), daemon=True).start()
 
-    def _fill_quietly(self, spec: LaunchSpec) -> None:
+    def _fill_quietly(self, spec: LaunchSpec, delay: float) -> None:
+        time.sleep(delay)
         try:
             self.fill(spec)
         except (LaunchError, DockerException) as exc:
@@ -134,7 +140,9 @@ class WarmPool:
                 ],
             }
         )
-        return [c for c in listed if _name(c).startswith(IDLE_PREFIX)]
+        # Oldest first: the newest may still be importing the code.
+        idle = [c for c in listed if _name(c).startswith(IDLE_PREFIX)]
+        return sorted(idle, key=lambda c: int(c.get("Created") or 0))
 
     def take(self, spec: LaunchSpec, run_name: str) -> Container | None:
         """A waiting container of the run's location and generation, given the run and
@@ -145,7 +153,7 @@ class WarmPool:
             return None  # another image than the pool's (tag tether/image)
         claim = f"{CLAIM_PREFIX}{hashlib.sha256(spec.label.encode()).hexdigest()[:24]}"
         key = (spec.organization, spec.deployment, spec.location_name, spec.generation)
-        for candidate in self.idle(*key):
+        for candidate in self._readiest_first(self.idle(*key)):
             try:
                 # By its idle name: fails if another launch renamed (claimed) it first.
                 self.launcher.client.api.rename(_name(candidate), claim)
@@ -157,9 +165,24 @@ class WarmPool:
                     continue
                 raise LaunchError(f"Docker could not claim a pooled container: {exc}") from exc
             taken = self._assign(candidate["Id"], spec, run_name)
-            self.fill_later(spec)
+            # Later: a container starting (an interpreter importing the code) would compete
+            # for the CPU with the run that was just handed out.
+            self.fill_later(spec, REFILL_DELAY_SECONDS)
             return taken
         return None
+
+    def _readiest_first(self, idle: list[Any]) -> list[Any]:
+        """Those whose code is imported already (they said so last) first, oldest first; then
+        the rest, which are still importing (taking one still beats starting a container)."""
+        ready: list[Any] = []
+        starting: list[Any] = []
+        for candidate in idle:
+            try:
+                last = self.launcher.client.api.logs(candidate["Id"], tail=1)
+            except (APIError, NotFound):
+                continue
+            (ready if WAITING in last else starting).append(candidate)
+        return ready + starting
 
     def _assign(self, container_id: str, spec: LaunchSpec, run_name: str) -> Container | None:
         assignment = PoolAssignment(env={**spec.env, "TETHER_LAUNCH": "pool"}, run=spec.run)
