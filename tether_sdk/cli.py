@@ -39,7 +39,7 @@ def code_server_main(argv: list[str] | None = None) -> int:
         parser,
         "--fork-socket",
         "TETHER_FORK_SOCKET",
-        "serve warm run workers on this Unix socket (work in progress)",
+        "serve warm run workers on this Unix socket (the process launcher sets it)",
     )
     args = parser.parse_args(argv)
     _check_target(parser, args)

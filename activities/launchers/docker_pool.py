@@ -97,10 +97,24 @@ class WarmPool:
         with self._guard:
             lock = self._filling.setdefault(key, threading.Lock())
         with lock:  # one filler per pool: two would overshoot
+            if not self._serving(*key):
+                return 0  # its code server is stopped (drained): its code is old
             missing = pool_size(spec) - len(self.idle(*key))
             for _ in range(missing):
                 self._start_one(spec)
             return max(missing, 0)
+
+    def _serving(self, organization: str, deployment: str, location: str, generation: int) -> bool:
+        """Whether a code server of this generation runs: a refill that comes after the drain
+        of its generation must not start containers nobody drains again."""
+        return bool(
+            self.launcher.client.api.containers(
+                filters={
+                    "status": "running",
+                    "label": _labels(organization, deployment, location, generation, "code-server"),
+                }
+            )
+        )
 
     def _start_one(self, spec: LaunchSpec) -> None:
         launcher = self.launcher
@@ -130,14 +144,7 @@ class WarmPool:
         listed = self.launcher.client.api.containers(
             filters={
                 "status": "running",
-                "label": [
-                    f"{LABEL_MANAGED}=true",
-                    f"{LABEL_KIND}={POOL_KIND}",
-                    f"{LABEL_ORGANIZATION}={organization}",
-                    f"{LABEL_DEPLOYMENT}={deployment}",
-                    f"{LABEL_LOCATION}={location}",
-                    f"{LABEL_GENERATION}={generation}",
-                ],
+                "label": _labels(organization, deployment, location, generation, POOL_KIND),
             }
         )
         # Oldest first: the newest may still be importing the code.
@@ -213,16 +220,7 @@ class WarmPool:
         is stopped (a redeploy or a removal). Containers running a run are left alone."""
         listed = self.launcher.client.api.containers(
             all=True,
-            filters={
-                "label": [
-                    f"{LABEL_MANAGED}=true",
-                    f"{LABEL_KIND}={POOL_KIND}",
-                    f"{LABEL_ORGANIZATION}={organization}",
-                    f"{LABEL_DEPLOYMENT}={deployment}",
-                    f"{LABEL_LOCATION}={location}",
-                    f"{LABEL_GENERATION}={generation}",
-                ]
-            },
+            filters={"label": _labels(organization, deployment, location, generation, POOL_KIND)},
         )
         removed = 0
         for c in listed:
@@ -234,6 +232,19 @@ class WarmPool:
     def _remove_quietly(self, name_or_id: str) -> None:
         with contextlib.suppress(NotFound, APIError):
             self.launcher.client.api.remove_container(name_or_id, force=True)
+
+
+def _labels(
+    organization: str, deployment: str, location: str, generation: int, kind: str
+) -> list[str]:
+    return [
+        f"{LABEL_MANAGED}=true",
+        f"{LABEL_KIND}={kind}",
+        f"{LABEL_ORGANIZATION}={organization}",
+        f"{LABEL_DEPLOYMENT}={deployment}",
+        f"{LABEL_LOCATION}={location}",
+        f"{LABEL_GENERATION}={generation}",
+    ]
 
 
 def _name(listed: dict[str, Any]) -> str:

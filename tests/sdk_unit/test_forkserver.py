@@ -1,4 +1,4 @@
-"""The fork server (work in progress for warm launches) in a real process of its own: the
+"""The fork server of warm launches, in a real process of its own: the
 workers it forks behave like cold ones where the launcher looks (own process group, output
 file, child_pid and exit_code files, signals) and share no random state."""
 

@@ -51,10 +51,11 @@ class WorkerOptions:
     working_directory: str | None = None
     heartbeat_interval: float = 5.0
     flush_timeout: float = 300.0
-    # Warm launches (tether_sdk/forkserver.py, in progress): the definitions the fork server
-    # imported once, instead of importing them again in this process.
+    # Warm launches (tether_sdk/forkserver.py) and pooled workers (run_worker/pooled.py): the
+    # definitions imported before the run was known, instead of importing them for it.
     preloaded: Definitions | None = None
-    # Warm launches: the run as the agent's launch read it a moment ago, instead of a call.
+    # Warm and pooled launches: the run as the agent's launch read it a moment ago, instead
+    # of a call to fetch it.
     run: Run | None = None
 
 
