@@ -24,6 +24,7 @@ from tether_api.models import (
     AgentHeartbeat,
     AgentRequest,
     LaunchRunPayload,
+    PollAck,
     PollRequest,
     RemoveCodeLocationPayload,
     SyncCodeLocationPayload,
@@ -66,6 +67,10 @@ class UnreadableRequest(Exception):
 class AgentActivities:
     def __init__(self, context: AgentContext) -> None:
         self.ctx = context
+        # Requests dispatched by poll_and_dispatch, acknowledged by the next poll. Lost with
+        # the process, they come back when their lease expires and are dispatched again,
+        # which changes nothing (dispatching is idempotent).
+        self._to_ack: list[PollAck] = []
 
     @activity.defn(name=names.POLL_REQUESTS)
     async def poll_requests(self, input: PollInput) -> PollOutput:
@@ -82,22 +87,30 @@ class AgentActivities:
     @activity.defn(name=names.POLL_AND_DISPATCH)
     async def poll_and_dispatch(self, input: PollDispatchInput) -> PollDispatchOutput:
         """Long-poll, then hand each request to its workflow at once (as dispatch_request
-        does). A request that cannot be dispatched stays unacknowledged, says why, and comes
-        back when its lease expires; the others are not held up by it."""
+        does). The dispatched ones are acknowledged by the next poll, in the control plane's
+        claim transaction: no call of its own per request. A request that cannot be
+        dispatched stays unacknowledged, says why, and comes back when its lease expires; the
+        others are not held up by it."""
         # Heartbeats while the poll is held: an agent killed mid-poll is noticed within the
         # heartbeat timeout, and its successor polls again without waiting out the poll.
+        acks, self._to_ack = self._to_ack, []
         poll = self.ctx.control_plane.poll(
             PollRequest(
                 agent_name=input.agent_name,
                 max_requests=input.max_requests,
                 wait_seconds=input.wait_seconds,
                 queues=self.ctx.queues,
+                acks=acks,
             )
         )
-        requests = await heartbeating(poll, POLL_HEARTBEAT_SECONDS)
+        try:
+            requests = await heartbeating(poll, POLL_HEARTBEAT_SECONDS)
+        except BaseException:
+            self._to_ack = acks + self._to_ack  # the next poll takes them
+            raise
         dispatches = asyncio.gather(
             *(
-                self.dispatch_request(
+                self._dispatch_quietly(
                     DispatchInput(
                         organization=input.organization, deployment=input.deployment, request=r
                     )
@@ -127,20 +140,41 @@ class AgentActivities:
                 dispatched.append(Dispatched(**outcome.model_dump(), **about))
         return PollDispatchOutput(dispatched=dispatched)
 
-    @activity.defn(name=names.DISPATCH_REQUEST)
-    async def dispatch_request(self, input: DispatchInput) -> DispatchOutput:
-        """Hand the request to its workflow (durable in Temporal from then on), then ack it.
+    async def _dispatch_quietly(self, input: DispatchInput) -> DispatchOutput:
+        """Hand the request to its workflow; its acknowledgement rides on the next poll."""
+        output = await self._dispatch_or_fail(input)
+        if output.workflow_id is not None:
+            self._to_ack.append(PollAck(id=input.request.id, attempt=input.request.attempt))
+        return output
 
-        Signal-with-start makes this idempotent: a request delivered twice reaches the one
+    async def flush_acks(self) -> None:
+        """At shutdown: acknowledge what the next poll would have (best effort)."""
+        acks, self._to_ack = self._to_ack, []
+        for ack in acks:
+            with contextlib.suppress(Exception):
+                await self.ctx.control_plane.ack(ack.id, ack.attempt)
+
+    async def _dispatch_or_fail(self, input: DispatchInput) -> DispatchOutput:
+        """Signal-with-start makes this idempotent: a request delivered twice reaches the one
         workflow its ID names. A run's workflow ID is never reused, so a redelivered launch
         of a finished run starts nothing."""
-        request = input.request
         try:
             workflow_id, action = await self._dispatch(input)
         except (ValidationError, UnreadableRequest) as exc:
             # A payload this agent cannot read will not get better by retrying.
-            await self._fail_quietly(request, f"agent cannot read the request payload: {exc}")
+            await self._fail_quietly(input.request, f"agent cannot read the request payload: {exc}")
             return DispatchOutput(workflow_id=None, action="ignored", acknowledged=False)
+        return DispatchOutput(workflow_id=workflow_id, action=action, acknowledged=False)
+
+    @activity.defn(name=names.DISPATCH_REQUEST)
+    async def dispatch_request(self, input: DispatchInput) -> DispatchOutput:
+        """Hand the request to its workflow (durable in Temporal from then on), then ack it
+        (the local activity of AgentWorkflows from before PATCH_POLL_DISPATCHES)."""
+        request = input.request
+        output = await self._dispatch_or_fail(input)
+        if output.workflow_id is None:
+            return output
+        workflow_id, action = output.workflow_id, output.action
         try:
             await self.ctx.control_plane.ack(request.id, request.attempt)
             acknowledged = True

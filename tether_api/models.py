@@ -572,6 +572,13 @@ class Agent(BaseModel):
     )
 
 
+class PollAck(BaseModel):
+    id: Text = Field(max_length=40, description="The request's ID.")
+    attempt: Annotated[int, Ge(1), Le(INT32), JSON_NUMBER] = Field(
+        description="The claim's attempt, from the poll that returned it."
+    )
+
+
 class PollRequest(BaseModel):
     agent_name: Name
     max_requests: JsonInt = Field(default=10, ge=1, le=100)
@@ -583,6 +590,13 @@ class PollRequest(BaseModel):
         default=None,
         max_length=100,
         description="Claim only requests of these agent queues; unset: the default queue.",
+    )
+    acks: list[PollAck] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Requests this agent handled since its last poll: acknowledged first, as "
+        "POST .../requests/{id}/ack would, in the same transaction as the claim. A stale one "
+        "(claimed again since) and an unknown one change nothing.",
     )
 
 

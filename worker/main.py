@@ -322,6 +322,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             reaping.cancel()
             sweeping.cancel()
             log.info("agent %s shutting down", config.agent_name)
+        await agent_activities.flush_acks()
         await location_activities.aclose()
         await run_activities.aclose()
         await tick_activities.aclose()

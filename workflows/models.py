@@ -115,7 +115,10 @@ class DispatchOutput(BaseModel):
         description="started (or joined the running workflow) | the signal sent | "
         "already-finished | ignored"
     )
-    acknowledged: bool = Field(description="False when the claim went stale (redelivered).")
+    acknowledged: bool = Field(
+        description="dispatch_request: False when the claim went stale (redelivered). "
+        "poll_and_dispatch: always False, since the next poll acknowledges it."
+    )
 
 
 class PollDispatchInput(PollInput):

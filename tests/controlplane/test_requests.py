@@ -43,6 +43,23 @@ def test_a_poll_whose_agent_hung_up_claims_nothing(tenant: Tenant) -> None:
     assert [r["type"] for r in tenant.poll(wait=0)] == ["SYNC_CODE_LOCATION"]
 
 
+def test_a_poll_acknowledges_what_the_last_one_handed_out(tenant: Tenant) -> None:
+    """The agent acks the requests it dispatched with its next poll: they are done, and a
+    stale ack (the request was claimed again since) changes nothing."""
+    tenant.deploy("acked")
+    tenant.deploy("stale")
+    [acked, stale] = tenant.poll(lease_seconds=1)
+    assert tenant.poll(acks=[{"id": acked["id"], "attempt": acked["attempt"]}]) == []
+    time.sleep(1.3)  # both leases expire: only the unacknowledged request comes back
+    [again] = tenant.poll(lease_seconds=1)
+    assert again["id"] == stale["id"] and again["attempt"] == stale["attempt"] + 1
+    # The first claim's ack is stale now: the poll answers as usual and the newer claim stands.
+    late = {"id": stale["id"], "attempt": stale["attempt"]}
+    assert tenant.poll(acks=[late, {"id": "999999", "attempt": 1}]) == []
+    time.sleep(1.3)
+    assert [r["id"] for r in tenant.poll()] == [stale["id"]]
+
+
 def test_long_poll_holds_then_answers_empty(tenant: Tenant) -> None:
     started = time.monotonic()
     assert tenant.poll(wait=1.0) == []

@@ -4,6 +4,7 @@ Every call here is idempotent and safe for the agent to retry.
 """
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from tether_api.models import (
     CodeLocation,
     CodeLocationStatusReport,
     NewGeneration,
+    PollAck,
     PollRequest,
     PollResponse,
     RequestAck,
@@ -37,7 +39,7 @@ from tether_api.ticks import TickOutcome, TickReport
 from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
-from tether_controlplane.errors import Conflict
+from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.notify import requests_key
 from tether_controlplane.services import agents, locations, requests, runs, tenancy, ticks
 from tether_controlplane.tables import RequestRow, utcnow
@@ -76,9 +78,12 @@ def list_agents(scope: AgentScope, db: DbDep, settings: SettingsDep) -> list[Age
 
 
 def _claim(
-    db: Database, deployment_id: int, body: PollRequest, lease: float
+    db: Database, deployment_id: int, body: PollRequest, lease: float, acks: list[PollAck]
 ) -> tuple[list[AgentRequest], datetime | None]:
     with db.write() as s:
+        for ack in acks:
+            with contextlib.suppress(Conflict, NotFound):  # stale or unknown: nothing to do
+                requests.ack(s, deployment_id, ack.id, ack.attempt)
         queues = body.queues or [requests.DEFAULT_QUEUE]
         rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease, queues)
         if rows:
@@ -97,12 +102,14 @@ async def poll_requests(
     deadline = loop.time() + min(body.wait_seconds, settings.long_poll_max_seconds)
     lease = body.lease_seconds or settings.request_lease_seconds
     key = requests_key(scope.deployment_id)
+    acks = body.acks  # applied with the first claim
     while True:
         waiter = db.notifier.register(key)
         try:
             claimed, next_expiry = await run_in_threadpool(
-                _claim, db, scope.deployment_id, body, lease
+                _claim, db, scope.deployment_id, body, lease, acks
             )
+            acks = []
             remaining = deadline - loop.time()
             if claimed or remaining <= 0:
                 return PollResponse(requests=claimed)
