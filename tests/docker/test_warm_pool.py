@@ -64,10 +64,15 @@ def test_a_run_takes_a_pooled_container_and_the_pool_is_refilled(
     loc = deploy(e2e_tenant, images.example)
     assert loc["status"] == "RUNNING", loc
     pooled = {c.id for c in wait_for_pool(docker_client, e2e_tenant, loc["generation"])}
-    # Waiting containers carry no run, and no token anywhere in their configuration.
+    # Waiting containers carry no run, and no token anywhere in their configuration; each
+    # says so once its code is imported.
     for container in idle(docker_client, e2e_tenant):
         assert "TETHER_RUN_TOKEN" not in str(container.attrs["Config"]["Env"])
-        assert "waiting for a run" in container.logs().decode()
+        wait_until(
+            lambda c=container: "waiting for a run" in c.logs().decode(),
+            timeout=60,
+            what=f"{container.name} waiting for a run",
+        )
 
     run = e2e_tenant.launch("pooled", "etl", run_config=ETL)
     wait_for_run(e2e_tenant, run["id"], ("STARTED", "SUCCESS"), timeout=60)
