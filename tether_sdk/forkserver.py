@@ -28,6 +28,7 @@ after forking B, so B inherits no thread).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -121,21 +122,25 @@ def _supervise(request: SpawnRequest, target: Target) -> int:
 class ForkServer:
     """Serves spawn requests on a Unix socket until ``parent_fd`` reads end-of-file."""
 
-    def __init__(self, socket_path: str, target: Target, parent_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        target: Target,
+        parent_fd: int | None = None,
+        listener: socket.socket | None = None,
+    ) -> None:
         self.socket_path = socket_path
         self.target = target
         self.parent_fd = parent_fd
+        self.listener = listener
 
     def serve(self) -> None:
         # Supervisors are reaped here, with waitpid, not by the kernel (SIGCHLD ignored): a
         # reaped child's CPU time then adds to this process's (its children's and theirs,
         # the workers', included), which is how the run workers' CPU can be measured.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        with _SocketFile(self.socket_path):
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(self.socket_path)
-            os.chmod(self.socket_path, 0o600)  # only the agent's user may ask for workers
-            listener.listen(16)
+        listener = self.listener or bind_listener(self.socket_path)
+        try:
             watched: list[Any] = [listener]
             if self.parent_fd is not None:
                 watched.append(self.parent_fd)
@@ -146,9 +151,21 @@ class ForkServer:
                 if parent is not None and parent in readable and not os.read(parent, 1):
                     return  # the code server is gone
                 if listener in readable:
-                    connection, _ = listener.accept()
-                    with connection:
-                        self._answer(connection, listener)
+                    self._serve_one(listener)
+        finally:
+            listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.socket_path)
+
+    def _serve_one(self, listener: socket.socket) -> None:
+        """One request. Whatever goes wrong with it (the agent hung up, a fork failed) is that
+        request's problem: the server goes on, or every later launch would start cold."""
+        try:
+            connection, _ = listener.accept()
+            with connection:
+                self._answer(connection, listener)
+        except OSError as exc:
+            print(f"tether fork server: a request failed: {exc!r}", file=sys.stderr, flush=True)
 
     def _answer(self, connection: socket.socket, listener: socket.socket) -> None:
         try:
@@ -179,19 +196,16 @@ def _reap() -> None:
             return
 
 
-class _SocketFile:
-    """Removes a stale socket file before binding and the socket file afterwards."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        if os.path.exists(self.path):
-            os.unlink(self.path)
-
-    def __exit__(self, *exc: object) -> None:
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+def bind_listener(socket_path: str) -> socket.socket:
+    """The fork server's listening socket (a stale file from a crashed server is replaced),
+    mode 0600: only the agent's user may ask for workers."""
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    os.chmod(socket_path, 0o600)
+    listener.listen(16)
+    return listener
 
 
 def _read_line(connection: socket.socket) -> bytes:
@@ -206,14 +220,29 @@ def _read_line(connection: socket.socket) -> bytes:
     return data
 
 
+class SpawnUncertain(Exception):
+    """The fork server took the request and gave no answer: a worker may have started. Not a
+    reason to start another one cold (two workers would run the run)."""
+
+
 def spawn(socket_path: str, request: SpawnRequest, timeout: float = 10.0) -> int:
     """Ask the fork server at ``socket_path`` for a worker; return the supervisor's PID.
-    Raises OSError when no server answers (the launcher then starts the worker cold)."""
+    Raises OSError when no server is there or it refused (nothing started: the launcher then
+    starts the worker cold), SpawnUncertain when it may have started one."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
-        client.connect(socket_path)
-        client.sendall(json.dumps(asdict(request)).encode() + b"\n")
-        answer = json.loads(_read_line(client) or b"{}")
+        client.connect(socket_path)  # fails: nothing was asked
+        try:
+            client.sendall(json.dumps(asdict(request)).encode() + b"\n")
+            line = _read_line(client)
+        except (OSError, ValueError) as exc:
+            raise SpawnUncertain(f"the fork server did not answer: {exc!r}") from exc
+    if not line:
+        raise SpawnUncertain("the fork server closed the connection without an answer")
+    try:
+        answer = json.loads(line)
+    except ValueError as exc:
+        raise SpawnUncertain(f"the fork server's answer is unreadable: {line[:200]!r}") from exc
     if "pid" not in answer:
         raise OSError(f"the fork server refused: {answer.get('error', 'no answer')}")
     return int(answer["pid"])
@@ -222,15 +251,19 @@ def spawn(socket_path: str, request: SpawnRequest, timeout: float = 10.0) -> int
 def start_in_child(socket_path: str, target: Target) -> tuple[int, int]:
     """Fork a fork server (call before starting any thread); return its PID and the write end
     of the pipe whose closing ends it."""
+    # Bound before the fork: the socket answers from the moment the code server reports
+    # healthy, not once the child gets to it (a run launched then would start cold).
+    listener = bind_listener(socket_path)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(write_fd)
         try:
-            ForkServer(socket_path, target, parent_fd=read_fd).serve()
+            ForkServer(socket_path, target, parent_fd=read_fd, listener=listener).serve()
         finally:
             os._exit(0)
     os.close(read_fd)
+    listener.close()  # the parent's copy; the file stays, the child listens
     return pid, write_fd
 
 

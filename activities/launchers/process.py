@@ -41,7 +41,7 @@ from activities.launchers.base import (
 )
 from activities.launchers.retention import MB, FinishedFolder, OutputRetention, sweep_folders
 from tether_sdk import supervise
-from tether_sdk.forkserver import SpawnRequest, spawn
+from tether_sdk.forkserver import SpawnRequest, SpawnUncertain, spawn
 
 SUPERVISOR = supervise.__file__
 
@@ -119,6 +119,10 @@ def _write_atomically(path: Path, text: str) -> None:
 def _remove(path: Path) -> None:
     with suppress(FileNotFoundError):
         path.unlink()
+
+
+class WarmStartUncertain(RuntimeError):
+    """The fork server may have started the worker without saying so: retried, not cold."""
 
 
 class ProcessLauncher(Launcher):
@@ -247,6 +251,12 @@ class ProcessLauncher(Launcher):
             with open(log_path, "ab") as log:
                 log.write(f"--- tether: no warm start ({exc}): starting cold ---\n".encode())
             return None
+        except SpawnUncertain as exc:
+            # A worker may run with this launch's token: the activity's retry mints a new
+            # one (which the control plane then refuses that worker) and starts again.
+            with open(log_path, "ab") as log:
+                log.write(f"--- tether: warm start uncertain ({exc}): retrying ---\n".encode())
+            raise WarmStartUncertain(f"warm start of {spec.label} uncertain: {exc}") from exc
         record = self._record_started(spec, pid, started_at, directory, log_path)
         deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
         while not (directory / "child_pid").exists() and time.monotonic() < deadline:

@@ -97,6 +97,12 @@ def test_a_sigkilled_warm_worker_ends_failure(stack: tuple[Tenant, AgentProcess,
     assert "killed by signal 9" in done["status_message"], done
 
 
+def run_output(agent: AgentProcess, run_id: str) -> str:
+    """The run's output.log, which says why a warm start fell back to a cold one."""
+    found = list((agent.state_dir / "processes").glob(f"run_{run_id}*/output.log"))
+    return found[0].read_text()[:3000] if found else "(no output.log)"
+
+
 def version_logged(tenant: Tenant, run_id: str) -> str:
     logs = [e["message"] for e in events(tenant, run_id) if e["type"] == "LOG"]
     return next(m.split()[-1] for m in logs if m.startswith("code version"))
@@ -135,7 +141,7 @@ def test_warm_workers_finish_on_the_old_code_after_a_redeploy_and_are_adopted(
     agent.start()
     new = tenant.launch("versioned", "version")
     assert wait_for_run(tenant, new["id"])["status"] == "SUCCESS"
-    assert launched_how(tenant, new["id"]) == "warm"
+    assert launched_how(tenant, new["id"]) == "warm", run_output(agent, new["id"])
     assert version_logged(tenant, new["id"]) == "v2"  # the new generation's code
     assert wait_for_run(tenant, old["id"], timeout=60)["status"] == "SUCCESS"
     assert version_logged(tenant, old["id"]) == "v1"  # finished on the old generation's code

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support import children, wait_until
-from tether_sdk.forkserver import SpawnRequest, spawn
+from tether_sdk.forkserver import SpawnRequest, SpawnUncertain, spawn
 
 from .standin_control_plane import StandInControlPlane
 
@@ -159,3 +159,57 @@ def test_a_warm_run_worker_of_a_code_server_reports_what_a_cold_one_does(
     assert warm_events == cold_events
     assert warm_events[0][0] == "RUN_START" and warm_events[-1][0] == "RUN_SUCCESS"
     assert ("STEP_SUCCESS", "extract") in warm_events and ("STEP_SUCCESS", "load") in warm_events
+
+
+def test_a_client_that_hangs_up_does_not_stop_the_server(server: Server, tmp_path: Path) -> None:
+    import socket
+
+    for payload in (b'{"label": "half', b"not json\n"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(server))
+            client.sendall(payload)
+    after = request(tmp_path, "after")
+    spawn(server, after)
+    wait_until(lambda: exit_code(after) == 0, timeout=10, what="a worker after the hang-ups")
+
+
+def test_an_answer_that_never_comes_is_uncertain_not_refused(tmp_path: Path) -> None:
+    """No answer means a worker may run: the launcher must not start a second one cold. A
+    refusal (nothing started) is an OSError, which falls back to a cold start."""
+    import socket
+    import threading
+
+    path = str(tmp_path / "mute.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def hang_up() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    with pytest.raises(SpawnUncertain):
+        spawn(path, request(tmp_path, "mute"), timeout=5)
+    listener.close()
+    with pytest.raises(OSError):
+        spawn(str(tmp_path / "nobody.sock"), request(tmp_path, "nobody"))
+
+
+def test_the_socket_answers_as_soon_as_the_fork_server_is_forked(tmp_path: Path) -> None:
+    path = tmp_path / "early.sock"
+    script = tmp_path / "early.py"
+    script.write_text(
+        "import os, sys\n"
+        "from tether_sdk.forkserver import start_in_child\n"
+        "pid, fd = start_in_child(sys.argv[1], lambda request: 0)\n"
+        "print(os.path.exists(sys.argv[1]), flush=True)\n"
+        "os.close(fd)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout.strip() == "True", done.stderr
+    assert not path.exists()  # removed when the server ended with its code server
