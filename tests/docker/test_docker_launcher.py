@@ -191,7 +191,12 @@ def test_redeploy_to_a_new_image_tag_fails_no_run(
             )
 
         wait_until(switched, timeout=90, interval=0.3, what="the new tag serving alone")
-        assert first.id not in [c.id for c in containers_of(docker_client, e2e_tenant.org)]
+        # Stopped by now; removed a moment later, once its stop is recorded.
+        wait_until(
+            lambda: first.id not in [c.id for c in containers_of(docker_client, e2e_tenant.org)],
+            timeout=30,
+            what="the first code server's container removed",
+        )
         runs += [e2e_tenant.launch("example", "etl", run_config=ETL) for _ in range(2)]
         outcomes = [wait_for_run(e2e_tenant, r["id"], timeout=120)["status"] for r in runs]
         assert outcomes == ["SUCCESS"] * len(runs)
