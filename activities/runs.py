@@ -107,6 +107,7 @@ class RunActivities:
         validated = await self._validate(run, input.code_location, location.address, max_runtime)
         if server is not None and validated.proceed:
             validated.code_server_label = server.label
+            validated.code_server_generation = location.deployed_generation
         return validated
 
     @activity.defn(name=names.VALIDATE_RUN)
@@ -140,14 +141,19 @@ class RunActivities:
             proceed=True, status=run.status, steps=verdict.steps, max_runtime_seconds=max_runtime
         )
 
-    async def _warm_from(self, input: LaunchRunWorkerInput, launch: str) -> str | None:
-        """The label of the location's code server when this host runs it and the location
-        launches warm: its fork server may start the worker (the launcher falls back to a
-        cold start when it cannot). prepare_run names it; otherwise the location's workflow
-        is asked."""
+    async def _warm_from(
+        self, input: LaunchRunWorkerInput, launch: str, generation: int
+    ) -> str | None:
+        """The label of the location's code server when this host runs it, it serves the
+        location's current ``generation`` and the location launches warm: its fork server may
+        start the worker (the launcher falls back to a cold start when it cannot; so does a
+        run launched while a redeploy is under way, which starts on the new code). prepare_run
+        names it; otherwise the location's workflow is asked."""
         if launch != "warm" or self.ctx.launcher.name != "process":
             return None
         if input.code_server_label is not None:
+            if input.code_server_generation not in (None, generation):
+                return None
             return input.code_server_label
         try:
             state = await location_state(
@@ -157,6 +163,8 @@ class RunActivities:
             return None
         server = state.server
         if server is None or state.address is None or not self.ctx.is_local(server):
+            return None
+        if state.deployed_generation not in (None, generation):
             return None
         return server.label
 
@@ -210,7 +218,7 @@ class RunActivities:
                 generation=location.generation,
                 run_id=input.run_id,
                 image=run.tags.get(self.ctx.run_settings.image_tag) or None,
-                warm_from=await self._warm_from(input, location.spec.launch),
+                warm_from=await self._warm_from(input, location.spec.launch, location.generation),
                 run=run,
             )
             try:

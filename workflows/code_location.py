@@ -276,14 +276,18 @@ class CodeLocationWorkflow:
                 await self._stop(old)
             self._last_finished_deploy = number
             return
-        if old is not None:
-            await self._stop(old)
+        # The new server serves from here on, before the old one's stop (which may take its
+        # grace period): a run launched meanwhile is validated by, and forked from, the
+        # generation the control plane already shows as RUNNING. (State only: the commands,
+        # and so replay, are unchanged.)
         state.server = new
         state.address = ready.address
         state.deployed_generation = generation
         state.status = Status.RUNNING
         state.message = f"{published.jobs} jobs; code server #{number} at {ready.address}"
         state.consecutive_failures = 0
+        if old is not None:
+            await self._stop(old)
         # Only now: a waiting redeploy_and_wait must see the final state, not LOADING.
         self._last_finished_deploy = number
 

@@ -322,6 +322,9 @@ class PrepareRunOutput(BaseModel):
         description="The label of the code server that validated the run, when it runs on "
         "the validating agent's host: a warm launch forks the worker from it.",
     )
+    code_server_generation: int | None = Field(
+        default=None, description="The generation that code server was started for."
+    )
 
 
 class ValidateRunInput(BaseModel):
@@ -341,6 +344,11 @@ class LaunchRunWorkerInput(BaseModel):
         default=None,
         description="From prepare_run: the local code server a warm launch forks from (none: "
         "the launch asks the location's workflow).",
+    )
+    code_server_generation: int | None = Field(
+        default=None,
+        description="Its generation: a warm launch forks from it only when the location's "
+        "current generation is that one.",
     )
 
 

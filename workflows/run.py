@@ -155,6 +155,7 @@ class RunWorkflow:
                 code_location=input.code_location,
                 label=workflow.info().workflow_id,
                 code_server_label=prepared.code_server_label,
+                code_server_generation=prepared.code_server_generation,
             ),
             Handle,
             f"start the run worker of job {input.job}",

@@ -141,11 +141,21 @@ def test_warm_workers_finish_on_the_old_code_after_a_redeploy_and_are_adopted(
     agent.start()
     new = tenant.launch("versioned", "version")
     assert wait_for_run(tenant, new["id"])["status"] == "SUCCESS"
-    assert launched_how(tenant, new["id"]) == "warm", run_output(agent, new["id"])
-    assert version_logged(tenant, new["id"]) == "v2"  # the new generation's code
+    # The new generation's code, whether forked from its code server or (while the restarted
+    # agent's location workflow catches up) started cold: never the old server's.
+    assert version_logged(tenant, new["id"]) == "v2", run_output(agent, new["id"])
     assert wait_for_run(tenant, old["id"], timeout=60)["status"] == "SUCCESS"
     assert version_logged(tenant, old["id"]) == "v1"  # finished on the old generation's code
     assert worker_starts(agent.state_dir, old["id"]) == 1
+
+    def warm_on_v2() -> bool:
+        run = tenant.launch("versioned", "version")
+        assert wait_for_run(tenant, run["id"])["status"] == "SUCCESS"
+        assert version_logged(tenant, run["id"]) == "v2"
+        return launched_how(tenant, run["id"]) == "warm"
+
+    # And warm again from the new generation's code server once the agent has caught up.
+    wait_until(warm_on_v2, timeout=60, interval=1, what="a warm run on the new code server")
 
 
 def test_a_cold_location_never_forks(stack: tuple[Tenant, AgentProcess, Path]) -> None:

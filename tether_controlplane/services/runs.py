@@ -269,9 +269,11 @@ def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusRep
     if body.log_tail:
         tail = "\n".join(body.log_tail)
         message = f"{message or ''}\n--- last log lines ---\n{tail}".lstrip("\n")
-    applied = transition(session, dep, run, body.status, message, body.exit_code)
-    if applied and body.agent is not None and body.status == RunStatus.STARTED:
-        run.agent_name = body.agent  # its host: the one to blame if it goes silent
+    transition(session, dep, run, body.status, message, body.exit_code)
+    if body.agent is not None and body.status == RunStatus.STARTED and run.agent_name is None:
+        # Its host: the one to blame if it goes silent. Recorded even when the worker's own
+        # events got there first (a warm run may have STARTED, or even ended, by now).
+        run.agent_name = body.agent
     return run
 
 
