@@ -86,9 +86,11 @@ def test_the_overview_shows_agents_locations_and_runs(page: Page, stack: Stack) 
     expect(agents).to_contain_text("process")
     locations = page.get_by_role("table", name="Code locations")
     expect(locations.get_by_role("row", name=re.compile("quick"))).to_contain_text("RUNNING")
-    # What is broken comes first, and leads to its error and the server's last lines.
+    # What is broken comes first, and leads to its error and the server's last lines. While
+    # the broken location is retried it shows STARTING for a moment: the live region shows
+    # it again once the retry fails, so this waits longer than a retry.
     attention = page.get_by_role("region", name="Needs attention")
-    expect(attention).to_contain_text("broken")
+    expect(attention).to_contain_text("broken", timeout=30_000)
     attention.get_by_role("link", name="broken").click()
     expect(page.locator("#loc-status")).to_contain_text("ERROR")
     expect(page.locator("#loc-status .problem")).to_contain_text("The server's last log lines")
