@@ -401,6 +401,28 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
+def start_stack(tmp: Path) -> tuple[TemporalDevServer, ControlPlane, Tenant, AgentProcess]:
+    """Temporal dev server, control plane (SQLite) and one agent (process launcher) in
+    ``tmp``. The agent runs as in the end-to-end tests (`--poll-wait 5`), but with the
+    production health-check interval of code servers (the tests use 1 s). The caller stops
+    them; one that fails to start stops what started before it."""
+    temporal = TemporalDevServer(tmp).start()
+    try:
+        cp = ControlPlane(tmp).start()
+        try:
+            tenant = cp.tenant(concurrency=10)
+            agent = AgentProcess(
+                tenant, temporal, tmp, TETHER_CODE_LOCATION_HEALTH_CHECK_INTERVAL_SECONDS=5
+            ).start()
+        except BaseException:
+            cp.stop()
+            raise
+    except BaseException:
+        temporal.stop()
+        raise
+    return temporal, cp, tenant, agent
+
+
 def log_problems(path: Path, limit: int = 20) -> list[str]:
     if not path.exists():
         return []
@@ -534,14 +556,7 @@ def main() -> None:
         print(f"store:   SQLite; temp dir {tmp}{' (kept)' if args.keep else ''}")
         print(f"load:    {os.getloadavg()[0]:.2f} (1-min load average at the start)")
         setup = time.perf_counter()
-        temporal = TemporalDevServer(tmp).start()
-        cp = ControlPlane(tmp).start()
-        tenant = cp.tenant(concurrency=10)
-        # As in the end-to-end tests (`--poll-wait 5`), but with the production health-check
-        # interval of code servers (the tests use 1 s).
-        agent = AgentProcess(
-            tenant, temporal, tmp, TETHER_CODE_LOCATION_HEALTH_CHECK_INTERVAL_SECONDS=5
-        ).start()
+        temporal, cp, tenant, agent = start_stack(tmp)
         assert agent.proc is not None
         agent_pid = agent.proc.pid
         location_file = tmp / "trivial.py"

@@ -28,10 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_controlplane import machine
-from bench.bench_launch import submit, temporal_client
+from bench.bench_launch import start_stack, submit, temporal_client
 from bench.launch_workload import LOCATION, TRIVIAL_LOCATION, ready_after_warm_up
-from tests.agent_support import TERMINAL, AgentProcess, TemporalDevServer
-from tests.support import ControlPlane
+from tests.agent_support import TERMINAL
 
 
 def _utc(value: Any) -> datetime:
@@ -131,12 +130,7 @@ def main() -> None:
     try:
         print(f"machine: {machine()}")
         print(f"load:    {os.getloadavg()[0]:.2f} (1-min load average at the start)")
-        temporal = TemporalDevServer(tmp).start()
-        cp = ControlPlane(tmp).start()
-        tenant = cp.tenant(concurrency=10)
-        agent = AgentProcess(
-            tenant, temporal, tmp, TETHER_CODE_LOCATION_HEALTH_CHECK_INTERVAL_SECONDS=5
-        ).start()
+        temporal, cp, tenant, agent = start_stack(tmp)
         location_file = tmp / "trivial.py"
         location_file.write_text(TRIVIAL_LOCATION)
         tenant.deploy(LOCATION, python_file=str(location_file), launch=args.launch)

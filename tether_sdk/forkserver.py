@@ -276,23 +276,12 @@ def run_worker_target(definitions: Any) -> Target:
     # worker: the run worker's modules (httpx among them) cost a cold import of ~70 ms.
     from tether_api.models import Run
     from tether_sdk.run_worker.client import preload
-    from tether_sdk.run_worker.worker import WorkerOptions, run_worker
+    from tether_sdk.run_worker.worker import options_from_env, run_worker
 
     preload()
 
     def target(request: SpawnRequest) -> int:
-
-        env = request.env
-        return run_worker(
-            WorkerOptions(
-                run_id=env["TETHER_RUN_ID"],
-                control_plane_url=env["TETHER_CONTROL_PLANE_URL"],
-                token=env["TETHER_RUN_TOKEN"],
-                heartbeat_interval=float(env.get("TETHER_HEARTBEAT_INTERVAL", "5")),
-                flush_timeout=float(env.get("TETHER_FLUSH_TIMEOUT", "300")),
-                preloaded=definitions,
-                run=Run.model_validate(request.args["run"]) if "run" in request.args else None,
-            )
-        )
+        run = Run.model_validate(request.args["run"]) if "run" in request.args else None
+        return run_worker(options_from_env(request.env, definitions, run))
 
     return target

@@ -160,7 +160,7 @@ class WarmPool:
             return None  # another image than the pool's (tag tether/image)
         claim = f"{CLAIM_PREFIX}{hashlib.sha256(spec.label.encode()).hexdigest()[:24]}"
         key = (spec.organization, spec.deployment, spec.location_name, spec.generation)
-        for candidate in self._readiest_first(self.idle(*key)):
+        for candidate in self._ready_first(self.idle(*key)):
             try:
                 # By its idle name: fails if another launch renamed (claimed) it first.
                 self.launcher.client.api.rename(_name(candidate), claim)
@@ -178,18 +178,18 @@ class WarmPool:
             return taken
         return None
 
-    def _readiest_first(self, idle: list[Any]) -> list[Any]:
-        """Those whose code is imported already (they said so last) first, oldest first; then
-        the rest, which are still importing (taking one still beats starting a container)."""
-        ready: list[Any] = []
-        starting: list[Any] = []
-        for candidate in idle:
+    def _ready_first(self, idle: list[Any]) -> list[Any]:
+        """The oldest container whose code is imported already (it said so last) first, then
+        the rest, oldest first (one still importing beats starting a container). Asks the
+        engine only until it finds a ready one: this is on the run's launch path."""
+        for i, candidate in enumerate(idle):
             try:
                 last = self.launcher.client.api.logs(candidate["Id"], tail=1)
             except (APIError, NotFound):
                 continue
-            (ready if WAITING in last else starting).append(candidate)
-        return ready + starting
+            if WAITING in last:
+                return [candidate, *idle[:i], *idle[i + 1 :]]
+        return idle
 
     def _assign(self, container_id: str, spec: LaunchSpec, run_name: str) -> Container | None:
         assignment = PoolAssignment(env={**spec.env, "TETHER_LAUNCH": "pool"}, run=spec.run)

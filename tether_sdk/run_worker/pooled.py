@@ -17,7 +17,7 @@ from tether_api.codeserver import LoadError
 from tether_api.models import PoolAssignment
 from tether_sdk.loader import load_definitions
 from tether_sdk.run_worker.client import preload
-from tether_sdk.run_worker.worker import WorkerOptions, log, run_worker
+from tether_sdk.run_worker.worker import log, options_from_env, run_worker
 
 # An assignment is the run's env and the run itself (its config is bounded by the API).
 MAX_ASSIGNMENT_BYTES = 8 * 1024 * 1024
@@ -50,15 +50,6 @@ def wait_for_run(
     assignment = PoolAssignment.model_validate_json(line)
     os.environ.update(assignment.env)
     random.seed()  # not a sequence the waiting process may have started
-    env = assignment.env
     return run_worker(
-        WorkerOptions(
-            run_id=env["TETHER_RUN_ID"],
-            control_plane_url=env["TETHER_CONTROL_PLANE_URL"],
-            token=env["TETHER_RUN_TOKEN"],
-            heartbeat_interval=heartbeat_interval,
-            flush_timeout=flush_timeout,
-            preloaded=loaded,
-            run=assignment.run,
-        )
+        options_from_env(assignment.env, loaded, assignment.run, heartbeat_interval, flush_timeout)
     )

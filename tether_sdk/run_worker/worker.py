@@ -59,6 +59,27 @@ class WorkerOptions:
     run: Run | None = None
 
 
+def options_from_env(
+    env: dict[str, str],
+    preloaded: Definitions,
+    run: Run | None,
+    heartbeat_interval: float | None = None,
+    flush_timeout: float | None = None,
+) -> WorkerOptions:
+    """Options of a worker whose code is imported already (warm or pooled): the run's ID,
+    control plane and token come in its env (TETHER_RUN_ID, TETHER_CONTROL_PLANE_URL,
+    TETHER_RUN_TOKEN), as they do for a cold worker."""
+    return WorkerOptions(
+        run_id=env["TETHER_RUN_ID"],
+        control_plane_url=env["TETHER_CONTROL_PLANE_URL"],
+        token=env["TETHER_RUN_TOKEN"],
+        heartbeat_interval=heartbeat_interval or float(env.get("TETHER_HEARTBEAT_INTERVAL", "5")),
+        flush_timeout=flush_timeout or float(env.get("TETHER_FLUSH_TIMEOUT", "300")),
+        preloaded=preloaded,
+        run=run,
+    )
+
+
 def log(line: str) -> None:
     """Diagnostics go to the real stderr, never to a step's captured stream."""
     print(line, file=sys.__stderr__ or sys.stderr, flush=True)
