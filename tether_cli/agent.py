@@ -66,6 +66,19 @@ def run(
     temporal_api_key: str | None = typer.Option(
         None, "--temporal-api-key", envvar="TEMPORAL_API_KEY"
     ),
+    encryption_keys: str | None = typer.Option(
+        None,
+        "--temporal-encryption-keys",
+        envvar="TETHER_TEMPORAL_ENCRYPTION_KEYS",
+        help="Encrypt Temporal payloads: 'id:base64key[,id:base64key]' (first encrypts).",
+        show_envvar=True,
+    ),
+    encryption_key_file: Path | None = typer.Option(
+        None,
+        "--temporal-encryption-key-file",
+        envvar="TETHER_TEMPORAL_ENCRYPTION_KEY_FILE",
+        help="The encryption keys in a file, one 'id base64key' per line.",
+    ),
     control_plane_ca: Path | None = typer.Option(
         None, "--control-plane-ca", envvar="TETHER_CONTROL_PLANE_CA", help="CA bundle (PEM)."
     ),
@@ -125,6 +138,8 @@ def run(
             client_private_key=temporal_tls_key,
         ),
         "temporal_api_key": temporal_api_key,
+        "temporal_encryption_keys": encryption_keys,
+        "temporal_encryption_key_file": encryption_key_file,
         "control_plane_ca_bundle": control_plane_ca,
         "worker_control_plane_url": worker_control_plane_url,
         "poll_wait_seconds": poll_wait,

@@ -6,6 +6,7 @@ from tether_cli import (
     agent,
     agents,
     alerts,
+    codec,
     controlplane,
     dev,
     locations,
@@ -34,6 +35,7 @@ app.add_typer(schedules.app, name="schedules")
 app.add_typer(sensors.app, name="sensors")
 app.add_typer(alerts.app, name="alerts")
 app.command("sign-in-link")(signin.sign_in_link)
+app.command("codec-server")(codec.codec_server)
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 

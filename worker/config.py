@@ -68,6 +68,14 @@ class AgentConfig(BaseModel):
     temporal_api_key: SecretStr | None = Field(
         default=None, description="API key, e.g. for Temporal Cloud."
     )
+    temporal_encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Encrypt every Temporal payload with these keys: 'id:base64key', "
+        "comma-separated; the first encrypts, all decrypt (worker/codec.py).",
+    )
+    temporal_encryption_key_file: Path | None = Field(
+        default=None, description="The same keys in a file, one 'id base64key' per line."
+    )
     launcher: Literal["process", "docker"] = Field(
         default="process",
         description="How user code runs: 'process' (local processes) or 'docker' (containers).",

@@ -13,7 +13,6 @@ from typing import Any
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -29,6 +28,7 @@ from activities.ownership import stop_stray_code_servers
 from activities.runs import RunActivities
 from activities.ticks import TickActivities
 from tether_api.models import Agent, AgentHeartbeat
+from worker import codec
 from worker.config import AgentConfig
 from worker.search_attributes import (
     SearchAttributeCheckError,
@@ -119,10 +119,21 @@ async def connect_temporal(config: AgentConfig) -> Client:
             domain=t.domain,
         )
     try:
+        keys = codec.keys_from_environment(
+            config.temporal_encryption_keys.get_secret_value()
+            if config.temporal_encryption_keys
+            else "",
+            config.temporal_encryption_key_file,
+        )
+    except codec.KeySettingError as exc:
+        raise AgentStartupError(str(exc)) from exc
+    if keys:
+        log.info("Temporal payloads encrypted with key %s (%d keys)", keys[0].id, len(keys))
+    try:
         return await Client.connect(
             config.temporal_address,
             namespace=config.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=codec.data_converter(keys),
             tls=tls,
             api_key=config.temporal_api_key.get_secret_value() if config.temporal_api_key else None,
         )
