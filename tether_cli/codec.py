@@ -29,6 +29,8 @@ def codec_server(
     ),
 ) -> None:
     """Serve Temporal's codec protocol (POST /decode, /encode) with the agent's keys."""
+    import logging
+
     from worker.codec import EncryptionCodec, KeySettingError, keys_from_environment
     from worker.codec_server import CodecServer
 
@@ -41,6 +43,8 @@ def codec_server(
             "no key: set TETHER_TEMPORAL_ENCRYPTION_KEYS or TETHER_TEMPORAL_ENCRYPTION_KEY_FILE "
             "as for the agent"
         )
+    # Refusals and payloads it cannot decrypt are logged, never the token or a payload.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     origins = [o.strip() for item in origin for o in item.split(",") if o.strip()]
     server = CodecServer((host, port), EncryptionCodec(found), token, origins)
     typer.echo(

@@ -77,6 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(404, {"error": "POST /decode or /encode"})
         if not self._authorized(parts[:-1]):
             # Says what is missing, not whether a given token was close.
+            log.warning("refused /%s from %s: no valid token", action, self.client_address[0])
             return self._answer(
                 401, {"error": "a valid token is required: Authorization: Bearer <token>"}
             )
@@ -93,7 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
                 done = codec.decrypt_all(payloads.payloads)
             else:
                 done = codec.encrypt_all(payloads.payloads)
-        except ValueError as exc:
+        except ValueError as exc:  # a key this server lacks, or a payload that was altered
+            log.warning("cannot %s for %s: %s", action, self.client_address[0], exc)
             return self._answer(400, {"error": str(exc)})
         body = json_format.MessageToDict(Payloads(payloads=done))
         self._answer(200, body)

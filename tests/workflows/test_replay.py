@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from worker.codec import data_converter, new_key, parse_keys
 from workflows.agent import AgentWorkflow
 from workflows.code_location import CodeLocationWorkflow
 from workflows.run import RunWorkflow
@@ -48,5 +49,15 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 async def test_history_replays_without_non_determinism(path: Path) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+async def test_history_from_before_encryption_replays_with_the_codec_on(path: Path) -> None:
+    # An agent upgraded to encrypted payloads replays its unencrypted histories: payloads
+    # without the encrypted encoding pass through the codec unchanged.
+    keys = parse_keys(f"k2:{new_key()},k1:{new_key()}", "test")
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(keys))
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
