@@ -96,8 +96,16 @@ def drop_postgres_database(admin_url: str, url: str) -> None:
 class ControlPlane:
     """``tether controlplane serve`` on 127.0.0.1, stoppable and restartable on the same port."""
 
-    def __init__(self, workdir: Path, database_url: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> None:
+        """``settings``: ``TETHER_*`` settings; ``env``: any other variables (SSL_CERT_FILE)."""
         self.workdir = workdir
+        self.env = env or {}
         self.database_url = database_url or f"sqlite:///{workdir / 'tether.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -106,7 +114,7 @@ class ControlPlane:
         self.log_path = workdir / "controlplane.log"
 
     def start(self) -> ControlPlane:
-        env = {**os.environ, "TETHER_HOME": str(self.workdir)}
+        env = {**os.environ, "TETHER_HOME": str(self.workdir), **self.env}
         env.update({f"TETHER_{k.upper()}": str(v) for k, v in self.settings.items()})
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -27,7 +27,11 @@ class DeliveryStatus(StrEnum):
 
 class WebhookChannel(BaseModel):
     type: Literal["webhook"] = "webhook"
-    url: HttpUrl = Field(description="Where alerts are POSTed as JSON.")
+    url: HttpUrl = Field(
+        description="Where alerts are POSTed as JSON. Shown only to its host "
+        "(https://hooks.example.com/****************): a webhook's path is often its "
+        "credential. Sent back in that form, it keeps the stored URL."
+    )
     format: Literal["json", "slack"] = Field(
         default="json", description="'slack': {\"text\": ...}, for a Slack incoming webhook."
     )
@@ -45,7 +49,12 @@ class EmailChannel(BaseModel):
     type: Literal["email"] = "email"
     smtp_host: str = Field(min_length=1, max_length=255)
     smtp_port: int = Field(default=587, ge=1, le=65535)
-    starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS.")
+    starttls: bool = Field(
+        default=True,
+        description="Upgrade the connection with STARTTLS (port 465 uses implicit TLS "
+        "instead). false only without a username and password: a login is never sent in "
+        "clear.",
+    )
     username: str | None = Field(default=None, max_length=255)
     password: str | None = Field(
         default=None,

@@ -1,15 +1,19 @@
 """Real receivers for alert deliveries, on 127.0.0.1: a webhook server (that can be told to
 fail a few times first) and an SMTP server (aiosmtpd)."""
 
+import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.support import free_port
@@ -78,13 +82,53 @@ class WebhookReceiver:
             self._server.server_close()
 
 
+def certificate_for_loopback(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as a private CA's: a client
+    trusts it when it is in SSL_CERT_FILE, and refuses it otherwise."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tether test SMTP")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = workdir / "smtp-cert.pem", workdir / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 @dataclass
 class MailReceiver:
     """aiosmtpd on 127.0.0.1 that wants AUTH LOGIN/PLAIN with one user and keeps each
-    message it accepts."""
+    message it accepts; with ``tls`` (certificate, key), it offers STARTTLS and takes AUTH
+    and mail only after it."""
 
     user: str
     password: str
+    tls: tuple[Path, Path] | None = None
     port: int = field(default_factory=free_port)
     messages: list[Message] = field(default_factory=list)
     _controller: Any = None
@@ -106,13 +150,19 @@ class MailReceiver:
             ok = auth.login.decode() == self.user and auth.password.decode() == self.password
             return AuthResult(success=ok)
 
+        tls_context = None
+        if self.tls is not None:
+            tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls_context.load_cert_chain(*self.tls)
         self._controller = Controller(
             Handler(),
             hostname="127.0.0.1",
             port=self.port,
             authenticator=authenticate,
             auth_required=True,
-            auth_require_tls=False,
+            auth_require_tls=self.tls is not None,
+            require_starttls=self.tls is not None,
+            tls_context=tls_context,
         )
         self._controller.start()
         return self

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import running_controlplane
-from tests.controlplane.alert_receivers import MailReceiver, WebhookReceiver
+from tests.controlplane.alert_receivers import (
+    MailReceiver,
+    WebhookReceiver,
+    certificate_for_loopback,
+)
 from tests.support import ControlPlane, Tenant, client, event, wait_until
 from tether_sdk.examples.quickstart import defs
 
@@ -145,24 +149,36 @@ def _crash(cp: ControlPlane) -> None:
     cp.proc = None
 
 
-# The test server takes AUTH over plain text: it has no certificate for STARTTLS.
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_an_alert_by_email_over_smtp_with_auth(tenant: Tenant) -> None:
-    mail = MailReceiver(user="tether", password="smtp-password").start()
+def test_an_alert_by_email_over_starttls_with_auth(tmp_path: Path) -> None:
+    """A real SMTP server that offers STARTTLS with a private CA's certificate (trusted by the
+    control plane through SSL_CERT_FILE) and takes a login only after it."""
+    cert, key = certificate_for_loopback(tmp_path)
+    mail = MailReceiver(user="tether", password="smtp-password", tls=(cert, key)).start()
+    cp = ControlPlane(tmp_path, env={"SSL_CERT_FILE": str(cert)}).start()
     try:
+        tenant = cp.tenant()
         deployed(tenant)
         channel = {
             "type": "email",
             "smtp_host": "127.0.0.1",
             "smtp_port": mail.port,
-            "starttls": False,  # this test server has no certificate
             "username": "tether",
             "password": "smtp-password",
             "sender": "tether@example.com",
             "recipients": ["oncall@example.com"],
         }
+        # A login over plain text is refused before anything is stored.
+        with tenant.user() as c:
+            r = c.put(
+                f"{tenant.dep_path}/alert-policies/mail",
+                json={"events": ["run_failure"], "channel": {**channel, "starttls": False}},
+            )
+            assert r.status_code == 422, r.text
+            assert "would send the SMTP username and password in clear" in r.json()["detail"]
+            assert "starttls: true" in r.json()["detail"]
+            assert c.get(f"{tenant.dep_path}/alert-policies").json() == []
         shown = policy(tenant, "mail", "", channel=channel)
-        assert shown["channel"]["password"] == "*" * 16
+        assert shown["channel"]["password"] == "*" * 16 and shown["channel"]["starttls"] is True
         run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
         finish(tenant, run["id"])
         wait_until(lambda: len(mail.messages) == 1, timeout=15, what="the e-mail")
@@ -180,7 +196,64 @@ def test_an_alert_by_email_over_smtp_with_auth(tenant: Tenant) -> None:
         assert failing["status"] == "PENDING"  # tried again later, with backoff
         assert failing["last_error"].startswith(f"127.0.0.1:{mail.port}: SMTP")
     finally:
+        cp.stop()
         mail.stop()
+
+
+def test_a_server_certificate_the_control_plane_does_not_trust_gets_no_mail(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    # The session's control plane has no SSL_CERT_FILE: the certificate is refused, and the
+    # login with it.
+    mail = MailReceiver(
+        user="tether", password="smtp-password", tls=certificate_for_loopback(tmp_path)
+    ).start()
+    try:
+        deployed(tenant)
+        channel = {
+            "type": "email",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mail.port,
+            "username": "tether",
+            "password": "smtp-password",
+            "sender": "tether@example.com",
+            "recipients": ["oncall@example.com"],
+        }
+        policy(tenant, "mail", "", channel=channel)
+        run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+        finish(tenant, run["id"])
+        wait_until(
+            lambda: any(a["last_error"] for a in alerts_of(tenant)), timeout=15, what="an error"
+        )
+        [alert] = alerts_of(tenant)
+        assert "CERTIFICATE_VERIFY_FAILED" in alert["last_error"], alert
+        assert mail.messages == []
+    finally:
+        mail.stop()
+
+
+def test_a_webhook_url_is_shown_only_to_its_host(tenant: Tenant, receiver: WebhookReceiver) -> None:
+    deployed(tenant)
+    shown = policy(tenant, "hook", receiver.url)
+    masked = f"http://127.0.0.1:{receiver.port}/" + "*" * 16
+    assert shown["channel"]["url"] == masked
+    with tenant.user() as c:
+        listed = c.get(f"{tenant.dep_path}/alert-policies").json()
+        assert [p["channel"]["url"] for p in listed] == [masked]
+        assert "/hook" not in c.get(f"{tenant.dep_path}/alert-policies").text
+        # The masked form of another host stands for nothing stored.
+        elsewhere = {"type": "webhook", "url": "http://127.0.0.2:9/" + "*" * 16}
+        r = c.put(
+            f"{tenant.dep_path}/alert-policies/hook",
+            json={"events": ["run_failure"], "channel": elsewhere},
+        )
+        assert r.status_code == 422 and "send the URL itself" in r.json()["detail"]
+    # Sent back as shown (an edit of something else), it keeps the stored URL.
+    policy(tenant, "hook", masked, events=["run_failure", "run_success"])
+    run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
+    finish(tenant, run["id"])
+    wait_until(lambda: len(receiver.accepted) == 1, timeout=15, what="the webhook")
+    assert receiver.accepted[0].json()["details"]["run_id"] == run["id"]
 
 
 def test_long_runs_and_lost_agents_are_alerted_once_each(

@@ -6,6 +6,7 @@ and sending loses nothing. (policy, key) is unique: an alert fires once per thin
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from tether_api.alerts import (
     AlertPolicy,
     AlertPolicySpec,
     DeliveryStatus,
+    WebhookChannel,
 )
 from tether_controlplane.errors import Invalid, NotFound
 from tether_controlplane.tables import (
@@ -31,6 +33,25 @@ from tether_controlplane.tables import (
 WRITE_ONLY = ("secret", "password")
 # What a policy shows instead of a secret; sent back, it keeps the stored one.
 MASK = "*" * 16
+# SMTP over implicit TLS (SMTPS); any other port speaks plain text until STARTTLS.
+SMTPS_PORT = 465
+
+
+def masked_url(url: str) -> str:
+    """A webhook URL as the API shows it: scheme, host and port only. The path and query of
+    a webhook are often its credential (a Slack or Teams incoming webhook); sent back, this
+    form keeps the stored URL."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/") and not parts.query and "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], f"/{MASK}", "", ""))
+
+
+def password_in_clear(channel: dict[str, Any]) -> bool:
+    """Whether this e-mail channel would log in over a plain-text connection."""
+    logs_in = bool(channel.get("username") or channel.get("password"))
+    encrypted = channel.get("starttls", True) or channel.get("smtp_port") == SMTPS_PORT
+    return logs_in and not encrypted
 
 
 def new_id() -> str:
@@ -42,6 +63,22 @@ def put_policy(
 ) -> AlertPolicyRow:
     row = _policy(session, dep, name)
     stored = spec.model_dump(mode="json")
+    channel = stored["channel"]
+    if channel["type"] == "email" and password_in_clear(channel):
+        raise Invalid(
+            "channel.starttls: false would send the SMTP username and password in clear; "
+            f"set starttls: true, or use smtp_port {SMTPS_PORT} (implicit TLS)",
+            loc=("body", "channel", "starttls"),
+        )
+    old_url = (row.spec.get("channel") or {}).get("url") if row is not None else None
+    if channel["type"] == "webhook" and MASK in channel["url"]:
+        if not old_url or masked_url(old_url) != channel["url"]:
+            raise Invalid(
+                f"channel.url: {masked_url(channel['url'])} stands for a stored webhook URL, "
+                "and this policy has none with that host: send the URL itself",
+                loc=("body", "channel", "url"),
+            )
+        channel["url"] = old_url
     for key in WRITE_ONLY:
         kept = row is not None and (row.spec.get("channel") or {}).get(key)
         if stored["channel"].get(key) == MASK and not kept:
@@ -106,9 +143,10 @@ def spec_of(row: AlertPolicyRow) -> AlertPolicySpec:
 
 def policy_model(dep: DeploymentRow, row: AlertPolicyRow) -> AlertPolicy:
     spec = spec_of(row)
-    channel = spec.channel.model_copy(
-        update={k: MASK for k in WRITE_ONLY if getattr(spec.channel, k, None)}
-    )
+    hidden: dict[str, Any] = {k: MASK for k in WRITE_ONLY if getattr(spec.channel, k, None)}
+    if isinstance(spec.channel, WebhookChannel):
+        hidden["url"] = masked_url(str(spec.channel.url))
+    channel = type(spec.channel).model_validate({**spec.channel.model_dump(mode="json"), **hidden})
     return AlertPolicy(
         **spec.model_dump(exclude={"channel"}),
         channel=channel,

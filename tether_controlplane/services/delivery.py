@@ -20,7 +20,12 @@ from sqlalchemy import select
 
 from tether_api.alerts import Alert, AlertPolicySpec, DeliveryStatus, EmailChannel, WebhookChannel
 from tether_controlplane.db import Database
-from tether_controlplane.services.alerts import alert_model, spec_of
+from tether_controlplane.services.alerts import (
+    SMTPS_PORT,
+    alert_model,
+    password_in_clear,
+    spec_of,
+)
 from tether_controlplane.tables import AlertPolicyRow, AlertRow, DeploymentRow, utcnow
 
 log = logging.getLogger("tether.alerts")
@@ -175,12 +180,25 @@ def send_email(channel: EmailChannel, claimed: Claimed) -> None:
     message.set_content(
         f"{alert.summary}\n\npolicy: {alert.policy}\nevent: {alert.event}\n\n{details}\n"
     )
+    if password_in_clear(channel.model_dump()):
+        # A policy stored before this was refused at the API: never send its password.
+        raise DeliveryError(
+            f"{channel.smtp_host}:{channel.smtp_port}: not sent: logging in without TLS would "
+            f"send the password in clear; set starttls: true or smtp_port {SMTPS_PORT}"
+        )
+    # Certificates are checked against the system's CAs, or SSL_CERT_FILE's (a private CA).
+    tls = ssl.create_default_context()
     try:
-        with smtplib.SMTP(
-            channel.smtp_host, channel.smtp_port, timeout=SEND_TIMEOUT_SECONDS
-        ) as smtp:
-            if channel.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+        smtp: smtplib.SMTP
+        if channel.smtp_port == SMTPS_PORT:
+            smtp = smtplib.SMTP_SSL(
+                channel.smtp_host, channel.smtp_port, timeout=SEND_TIMEOUT_SECONDS, context=tls
+            )
+        else:
+            smtp = smtplib.SMTP(channel.smtp_host, channel.smtp_port, timeout=SEND_TIMEOUT_SECONDS)
+        with smtp:
+            if channel.starttls and channel.smtp_port != SMTPS_PORT:
+                smtp.starttls(context=tls)
             if channel.username:
                 smtp.login(channel.username, channel.password or "")
             smtp.send_message(message)
