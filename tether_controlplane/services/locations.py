@@ -15,7 +15,7 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.services import agents, alerts, requests, schedules, sensors
+from tether_controlplane.services import agents, alerts, logs, requests, schedules, sensors
 from tether_controlplane.tables import (
     AgentRow,
     CodeLocationRow,
@@ -102,7 +102,12 @@ def put(
         )
     )
     now = utcnow()
-    if row is not None and not row.removed and row.spec == spec_json:
+    # Compared as read back: a spec stored before a field existed equals one giving its default.
+    if (
+        row is not None
+        and not row.removed
+        and CodeLocationSpec.model_validate(row.spec).model_dump(mode="json") == spec_json
+    ):
         return row, False
     if (
         row is not None
@@ -193,8 +198,10 @@ def report(
     if report.generation is not None and report.generation < row.generation:
         return row
     if report.status == CodeLocationStatus.ERROR:
+        # The server's output is log text: kept only where the settings forward it.
+        tail = logs.enforce_tail(logs.location_settings(dep, row), report.log_tail)
         row.error = CodeLocationError(
-            message=report.message or "the code server failed", log_tail=report.log_tail
+            message=report.message or "the code server failed", log_tail=tail
         ).model_dump()
     elif report.status in (CodeLocationStatus.RUNNING, CodeLocationStatus.STOPPED):
         row.error = None
@@ -260,6 +267,7 @@ def to_model(
         warning=None
         if agent_timeout_seconds is None or row.removed
         else agents.queue_warning(session, dep, queue_of(row), agent_timeout_seconds, live_agents),
+        log_settings=logs.location_settings(dep, row),
     )
 
 

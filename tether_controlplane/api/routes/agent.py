@@ -41,7 +41,7 @@ from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.notify import requests_key
-from tether_controlplane.services import agents, locations, requests, runs, tenancy, ticks
+from tether_controlplane.services import agents, locations, logs, requests, runs, tenancy, ticks
 from tether_controlplane.tables import RequestRow, utcnow
 from tether_controlplane.tokens import TokenKind
 
@@ -196,6 +196,7 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
         run = runs.find(s, dep, run_id, lock=True)
         if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
             raise Conflict(f"run {run_id} already finished with {run.status}; it needs no worker")
+        logs.record_launch(s, dep, run)  # agents from before POST .../launch mint here
         tenancy.revoke_run_tokens(s, run.id)
         secret = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)
         return RunToken(token=secret)
@@ -211,6 +212,7 @@ def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
         location = locations.find(s, dep, row.code_location, include_removed=True)
         token = None
         if row.status == RunStatus.STARTING.value:
+            logs.record_launch(s, dep, row)
             tenancy.revoke_run_tokens(s, row.id)
             token = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)
         return RunLaunch(
