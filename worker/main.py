@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, TLSConfig
@@ -257,6 +258,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             search_attributes=attributes,
             version=tether_version(),
             metadata=host_metadata(config),
+            kept_logs_dir=Path(config.state_dir) / "run-logs",
         )
         agent_activities = AgentActivities(context)
         location_activities = CodeLocationActivities(context)
