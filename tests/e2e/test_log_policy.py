@@ -320,3 +320,69 @@ def _kill_worker(case: Case, run_id: str) -> None:
     child = launcher.child_pid(handle)
     assert child is not None
     os.kill(child, signal.SIGKILL)
+
+
+def _logs(tenant: Tenant, run_id: str, **params: Any) -> httpx.Response:
+    with tenant.user() as c:
+        return c.get(f"{tenant.dep_path}/runs/{run_id}/logs", params=params, timeout=90)
+
+
+def test_local_logs_are_fetched_from_the_agent_and_never_stored(case: Case) -> None:
+    case.set_deployment(forwarding="local", redact_errors=True)
+    case.deploy()
+    run = case.run("fails")
+    assert run["status"] == "FAILURE", run
+    assert "LOG" not in types(run["id"], case.tenant)
+    m = case.marker
+    r = _logs(case.tenant, run["id"])
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["source"] == "agent" and answer["agent"] == "agent-1", answer
+    text = answer["text"]
+    for present in (f"OUT-{m}", f"ERR-{m}", f"WARNING user.code: LOG-{m}"):
+        assert present in text, present
+    assert "the secret is <masked:LOGTEST_SECRET>" in text
+    # A redacted error's text is not served either: only its marker lines, with the ID.
+    failure = next(e for e in events(case.tenant, run["id"]) if e["type"] == "STEP_FAILURE")
+    assert f"tether: error {failure['data']['error_id']} (ValueError)" in text
+    assert f"BOOM-{m}" not in text
+    # Passed through, not stored.
+    db = case.database_text()
+    for absent in (f"OUT-{m}", f"LOG-{m}", f"BOOM-{m}", case.secret):
+        assert absent not in db, absent
+
+    # With no agent to answer, the call says so instead of waiting forever.
+    case.agent.stop()
+    r = _logs(case.tenant, run["id"], wait_seconds=1)
+    assert r.status_code == 504, r.text
+    assert "no agent of deployment prod answered within 1 s" in r.json()["detail"]
+
+
+def test_local_logs_with_a_store_url_store_only_the_url(case: Case, tmp_path: Path) -> None:
+    store = tmp_path / "log-store"
+    case.deploy(logs={"forwarding": "local", "store_url": store.as_uri()})
+    run = case.run("talks")
+    assert run["status"] == "SUCCESS", run
+    run = wait_until(lambda: (r := case.tenant.run(run["id"]))["log_url"] and r)
+    path = store / case.tenant.deployment / f"{run['id']}.log"
+    assert run["log_url"] == path.as_uri()
+    written = path.read_text()
+    assert f"OUT-{case.marker}" in written
+    assert "the secret is <masked:LOGTEST_SECRET>" in written
+    r = _logs(case.tenant, run["id"])
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "store" and r.json()["url"] == path.as_uri()
+    db = case.database_text()
+    assert f"OUT-{case.marker}" not in db and case.secret not in db
+
+
+def test_logs_of_other_modes_say_where_the_text_is(case: Case) -> None:
+    case.deploy()
+    run = case.run("talks")
+    r = _logs(case.tenant, run["id"])
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "events"
+    case.deploy("quiet", logs={"forwarding": "structured"})
+    run = case.run("talks", location="quiet")
+    r = _logs(case.tenant, run["id"])
+    assert r.json()["source"] == "none" and "structured" in r.json()["message"]
