@@ -8,8 +8,11 @@ environment (passthrough_env: the value never reaches the control plane, only th
 """
 
 import os
+import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -106,6 +109,19 @@ class Case:
             return r.json()  # type: ignore[no-any-return]
 
 
+def cli(tenant: Tenant, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tether ARGS`` as a user of the tenant's deployment."""
+    connection = ["--url", tenant.cp.url, "--token", tenant.user_token]
+    connection += ["--deployment", tenant.deployment]
+    return subprocess.run(
+        [sys.executable, "-m", "tether_cli.main", *args, *connection],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+
+
 def database_text(tenant: Tenant) -> str:
     """Every value of every table of the control plane's SQLite database, as text."""
     path = tenant.cp.database_url.removeprefix("sqlite:///")
@@ -155,8 +171,14 @@ def test_all_forwards_output_and_log_records_with_secrets_masked(case: Case) -> 
 
 
 def test_structured_sends_lifecycle_events_and_no_log_text(case: Case) -> None:
-    settings = case.set_deployment(forwarding="structured")["log_settings"]
+    done = cli(case.tenant, "deployment", "set-logs", "--forwarding", "structured")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"log forwarding +structured\n", done.stdout), done.stdout
+    with case.tenant.user() as c:
+        settings = c.get(case.tenant.dep_path).json()["log_settings"]
     assert settings == {"forwarding": "structured", "store_url": None, "redact_errors": False}
+    refused = cli(case.tenant, "deployment", "set-logs", "--store-url", "s3://bucket/logs")
+    assert refused.returncode != 0 and "file:///" in refused.stderr, refused.stderr
     case.deploy()
     run = case.run("talks")
     assert run["status"] == "SUCCESS", run
@@ -346,6 +368,11 @@ def test_local_logs_are_fetched_from_the_agent_and_never_stored(case: Case) -> N
     failure = next(e for e in events(case.tenant, run["id"]) if e["type"] == "STEP_FAILURE")
     assert f"tether: error {failure['data']['error_id']} (ValueError)" in text
     assert f"BOOM-{m}" not in text
+    # The CLI prints the events, then the output fetched from the agent.
+    shown = cli(case.tenant, "runs", "logs", run["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "RUN_FAILURE" in shown.stdout and f"OUT-{m}" in shown.stdout, shown.stdout
+    assert "fetched from agent agent-1" in shown.stderr, shown.stderr
     # Passed through, not stored.
     db = case.database_text()
     for absent in (f"OUT-{m}", f"LOG-{m}", f"BOOM-{m}", case.secret):
