@@ -31,6 +31,7 @@ from tests.agent_support import (
     wait_for_location,
     wait_for_run,
 )
+from tests.controlplane.test_ui_security import signed_in
 from tests.support import Tenant, wait_until
 
 JOBS = """
@@ -193,6 +194,9 @@ def test_structured_sends_lifecycle_events_and_no_log_text(case: Case) -> None:
     m = case.marker
     for absent in (f"OUT-{m}", f"ERR-{m}", f"LOG-{m}", case.secret):
         assert absent not in text, absent
+    with signed_in(case.tenant) as web:
+        page = web.get(f"/d/prod/runs/{run['id']}").text
+        assert 'data-forwarding="structured"' in page and "only run and step events" in page
     # The text stayed in the user's environment: stdout, stderr and the logging record.
     output = case.output(run["id"])
     for present in (f"OUT-{m}", f"ERR-{m}", f"WARNING user.code: LOG-{m}"):
@@ -373,6 +377,13 @@ def test_local_logs_are_fetched_from_the_agent_and_never_stored(case: Case) -> N
     assert shown.returncode == 0, shown.stderr
     assert "RUN_FAILURE" in shown.stdout and f"OUT-{m}" in shown.stdout, shown.stdout
     assert "fetched from agent agent-1" in shown.stderr, shown.stderr
+    # The run page says where the logs are and fetches them on request.
+    with signed_in(case.tenant) as web:
+        page = web.get(f"/d/prod/runs/{run['id']}").text
+        assert "Logs are kept in your environment" in page
+        assert f'hx-get="/d/prod/runs/{run["id"]}/output"' in page
+        fetched = web.get(f"/d/prod/runs/{run['id']}/output").text
+        assert "Fetched just now from agent" in fetched and f"OUT-{m}" in fetched
     # Passed through, not stored.
     db = case.database_text()
     for absent in (f"OUT-{m}", f"LOG-{m}", f"BOOM-{m}", case.secret):
