@@ -7,7 +7,7 @@ Shared by the control plane, the agent and the run worker: it depends on pydanti
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, Strict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, Strict
 
 # The run worker's environment (set by the agent's launch, read by ``options_from_env`` and
 # ``tether run-worker``; all three launch paths read the same names).
@@ -23,13 +23,19 @@ MAX_LOG_WAIT_SECONDS = 60.0
 MAX_FETCHED_LOG_BYTES = 4 * 1024 * 1024
 
 
-def _check_store_url(value: str) -> str:
-    if not value.startswith("file:///") or "\x00" in value:
+def _check_store_url(value: object) -> object:
+    # Runs before the published pattern (^file:///), to say in words what it allows.
+    if isinstance(value, str) and not value.startswith("file:///"):
         raise ValueError(
             f"store_url {value!r} is not supported: give a file:///absolute/directory URL on "
             "the agent's host (other stores, such as s3://, are not implemented)"
         )
     return value
+
+
+def _no_nul(value: str) -> str:
+    # Stored as JSON text: a NUL cannot be (and means nothing in a path).
+    return value.replace("\x00", "\ufffd")
 
 
 class LogForwarding(StrEnum):
@@ -52,7 +58,12 @@ class LogSettings(BaseModel):
         "the resulting URL.",
     )
     store_url: (
-        Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_check_store_url)]
+        Annotated[
+            str,
+            Field(min_length=1, max_length=1000, pattern=r"^file:///"),
+            BeforeValidator(_check_store_url),
+            AfterValidator(_no_nul),
+        ]
         | None
     ) = Field(
         default=None,
