@@ -424,3 +424,53 @@ def test_logs_of_other_modes_say_where_the_text_is(case: Case) -> None:
     run = case.run("talks", location="quiet")
     r = _logs(case.tenant, run["id"])
     assert r.json()["source"] == "none" and "structured" in r.json()["message"]
+
+
+SENSOR = """
+import os
+
+from tether_sdk import Definitions, SensorContext, job, sensor, step
+
+
+@step
+def noop() -> None:
+    pass
+
+
+nothing = job("nothing", steps=[noop])
+
+
+@sensor(job=nothing, minimum_interval_seconds=1, default_status="RUNNING")
+def watcher(context: SensorContext) -> None:
+    raise ValueError("SENSE-{m} with " + os.environ["LOGTEST_SECRET"])
+
+
+defs = Definitions(jobs=[nothing], sensors=[watcher])
+"""
+
+
+def test_a_sensor_error_is_redacted_for_the_control_plane(case: Case, tmp_path: Path) -> None:
+    code = tmp_path / f"sensing_{case.marker}.py"
+    code.write_text(SENSOR.format(m=case.marker))
+    case.tenant.deploy(
+        "ticks",
+        python_file=str(code),
+        passthrough_env=["LOGTEST_SECRET"],
+        logs={"redact_errors": True},
+    )
+    assert wait_for_location(case.tenant, "ticks")["status"] == "RUNNING"
+
+    def failed() -> list[dict[str, Any]]:
+        with case.tenant.user() as c:
+            path = f"{case.tenant.dep_path}/sensors/ticks/watcher/ticks"
+            return list(c.get(path, params={"status": "FAILURE"}).json())
+
+    tick = wait_until(failed, timeout=60, what="a failed tick")[0]
+    assert tick["error"].startswith("ValueError (error ID err-"), tick
+    assert tick["traceback"] is None
+    error_id = tick["error"].split("error ID ")[1].split(";")[0]
+    text = case.database_text()
+    assert f"SENSE-{case.marker}" not in text and case.secret not in text
+    wait_until(lambda: error_id in case.agent.log())
+    log = case.agent.log()
+    assert f"SENSE-{case.marker} with <masked:LOGTEST_SECRET>" in log[log.index(error_id) :]
