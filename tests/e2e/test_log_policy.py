@@ -474,3 +474,22 @@ def test_a_sensor_error_is_redacted_for_the_control_plane(case: Case, tmp_path: 
     wait_until(lambda: error_id in case.agent.log())
     log = case.agent.log()
     assert f"SENSE-{case.marker} with <masked:LOGTEST_SECRET>" in log[log.index(error_id) :]
+
+
+def test_the_control_plane_withholds_a_load_error_an_old_agent_sends(case: Case) -> None:
+    tenant = case.tenant
+    logs = {"forwarding": "structured", "redact_errors": True}
+    tenant.deploy("legacy", python_file=str(case.code), agent_queue="nobody", logs=logs)
+    leaked = f"LEAK-{case.marker}"
+    report = {
+        "status": "ERROR",
+        "message": f"could not load the definitions: ValueError: {leaked}\nTraceback ...",
+        "log_tail": [leaked],
+    }
+    with tenant.agent() as c:
+        r = c.post("/api/v1/agent/code-locations/legacy/status", json=report)
+        assert r.status_code == 200, r.text
+    error = r.json()["error"]
+    assert error["message"].startswith("could not load the definitions: error text withheld")
+    assert error["log_tail"] == []
+    assert leaked not in database_text(tenant)

@@ -197,11 +197,17 @@ def report(
     row = find(session, dep, name, include_removed=True)
     if report.generation is not None and report.generation < row.generation:
         return row
+    # What the location's log settings let the control plane keep (see services/logs.py).
+    settings = logs.location_settings(dep, row)
+    report = report.model_copy(
+        update={
+            "message": logs.enforce_location_message(settings, report.message),
+            "log_tail": logs.enforce_tail(settings, report.log_tail),
+        }
+    )
     if report.status == CodeLocationStatus.ERROR:
-        # The server's output is log text: kept only where the settings forward it.
-        tail = logs.enforce_tail(logs.location_settings(dep, row), report.log_tail)
         row.error = CodeLocationError(
-            message=report.message or "the code server failed", log_tail=tail
+            message=report.message or "the code server failed", log_tail=report.log_tail
         ).model_dump()
     elif report.status in (CodeLocationStatus.RUNNING, CodeLocationStatus.STOPPED):
         row.error = None

@@ -81,6 +81,26 @@ def enforce_tail(settings: LogSettings, tail: list[str]) -> list[str]:
     return tail if settings.forwards_text else []
 
 
+LOAD_ERROR_PREFIX = "could not load the definitions:"
+WITHHELD_FROM_AGENT = (
+    "error text withheld by the control plane (redact_errors is on, but the agent sent it "
+    "unredacted: upgrade the agent to this Tether version)"
+)
+
+
+def enforce_location_message(settings: LogSettings, message: str | None) -> str | None:
+    """A code location's load error, as an agent reports it ('could not load the
+    definitions: ...'): withheld when errors are redacted and an older agent did not."""
+    if (
+        message
+        and settings.redact_errors
+        and message.startswith(LOAD_ERROR_PREFIX)
+        and "(error ID err-" not in message
+    ):
+        return f"{LOAD_ERROR_PREFIX} {WITHHELD_FROM_AGENT}"
+    return message
+
+
 def _unredacted_failure(event: RunEvent) -> bool:
     if event.type not in (EventType.STEP_FAILURE, EventType.RUN_FAILURE):
         return False
