@@ -365,12 +365,10 @@ class RunActivities:
             location = await self.ctx.control_plane.code_location(run.code_location)
             path = logpolicy.store_path(settings.store_url, run.deployment, run.id)
             masked = logpolicy.masker(location.spec).text(text)
-            await asyncio.to_thread(_write, path, masked)
-            await self.ctx.control_plane.report_run_log_url(run.id, path.as_uri())
+            if await _write_or_warn(path, masked, run.id):
+                await self.ctx.control_plane.report_run_log_url(run.id, path.as_uri())
         elif self.ctx.kept_logs_dir is not None:
-            await asyncio.to_thread(
-                _write, logpolicy.kept_path(self.ctx.kept_logs_dir, run.id), text
-            )
+            await _write_or_warn(logpolicy.kept_path(self.ctx.kept_logs_dir, run.id), text, run.id)
 
     @activity.defn(name=names.WAIT_RUN_SETTLED)
     async def wait_run_settled(self, input: RunSettledInput) -> RunStatusOutput:
@@ -384,6 +382,24 @@ class RunActivities:
             if RunStatus(run.status) in TERMINAL_RUN_STATUSES or time.monotonic() > end:
                 return RunStatusOutput(status=run.status, message=run.status_message)
             await asyncio.sleep(input.interval_seconds)
+
+
+async def _write_or_warn(path: Path, text: str, run_id: str) -> bool:
+    """Write a kept copy of a run's output. A store that cannot be written must not hold up
+    the run's end (this activity would be retried forever): say so in the agent's log; the
+    output stays where the launcher keeps it, under its retention."""
+    try:
+        await asyncio.to_thread(_write, path, text)
+        return True
+    except OSError as exc:
+        activity.logger.warning(
+            "could not keep the output of run %s at %s: %s (fix the path or its permissions; "
+            "until then the output stays in the launcher's run folder or container)",
+            run_id,
+            path,
+            exc,
+        )
+        return False
 
 
 def _write(path: Path, text: str) -> None:
