@@ -26,6 +26,7 @@ from activities.controlplane import ControlPlaneClient
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
+from activities.logpolicy import sweep_kept_logs_periodically
 from activities.ownership import stop_stray_code_servers
 from activities.runs import RunActivities
 from activities.ticks import TickActivities
@@ -332,9 +333,19 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             sweeping = asyncio.create_task(
                 sweep_periodically(context.launcher, config.output_retention, stop)
             )
+            retention = config.output_retention
+            sweeping_kept = asyncio.create_task(
+                sweep_kept_logs_periodically(
+                    context.kept_logs_dir or Path(config.state_dir) / "run-logs",
+                    retention.keep_hours,
+                    retention.sweep_interval_seconds,
+                    stop,
+                )
+            )
             await stop.wait()
             reaping.cancel()
             sweeping.cancel()
+            sweeping_kept.cancel()
             log.info("agent %s shutting down", config.agent_name)
         await agent_activities.flush_acks()
         await location_activities.aclose()
