@@ -203,6 +203,22 @@ def test_structured_sends_lifecycle_events_and_no_log_text(case: Case) -> None:
         assert present in output, present
 
 
+def test_a_cold_started_worker_follows_the_settings_too(case: Case) -> None:
+    """Warm runs (the default) fork from the code server; a cold one is a new interpreter
+    that reads its settings from its own environment."""
+    case.deploy("cold", launch="cold", logs={"forwarding": "structured", "redact_errors": True})
+    run = case.run("fails", location="cold")
+    assert run["status"] == "FAILURE", run
+    seen = events(case.tenant, run["id"])
+    assert seen[0]["data"]["launch"] == "cold"
+    assert "LOG" not in {e["type"] for e in seen}
+    failure = next(e for e in seen if e["type"] == "STEP_FAILURE")
+    assert "error_id" in failure["data"]
+    text = case.database_text()
+    assert f"OUT-{case.marker}" not in text and f"BOOM-{case.marker}" not in text
+    assert f"OUT-{case.marker}" in case.output(run["id"])
+
+
 def test_a_location_overrides_the_deployment_and_errors_are_redacted(case: Case) -> None:
     # The deployment forwards everything; this location keeps text home and redacts.
     case.deploy(logs={"forwarding": "structured", "redact_errors": True})
