@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -16,9 +17,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import logpolicy
 from activities.context import AgentContext, heartbeating
 from activities.controlplane import StaleClaim
 from tether_api.enums import RequestType
+from tether_api.logs import MAX_FETCHED_LOG_BYTES, FetchRunLogsPayload, LogSettings, RunLogsAnswer
 from tether_api.models import (
     AgentCodeLocationState,
     AgentHeartbeat,
@@ -159,6 +162,11 @@ class AgentActivities:
         workflow its ID names. A run's workflow ID is never reused, so a redelivered launch
         of a finished run starts nothing."""
         try:
+            if input.request.type == RequestType.FETCH_RUN_LOGS:
+                # Answered here, on this agent's host (where run outputs are), not by a
+                # workflow: a user call is waiting, and the answer acknowledges it.
+                action = await self._serve_run_logs(input.request)
+                return DispatchOutput(workflow_id=None, action=action, acknowledged=True)
             workflow_id, action = await self._dispatch(input)
         except (ValidationError, UnreadableRequest) as exc:
             # A payload this agent cannot read will not get better by retrying.
@@ -231,6 +239,58 @@ class AgentActivities:
             tick = EvaluateTickPayload.model_validate(request.payload)
             return await self._to_tick(task_queue, org, dep, tick)
         raise UnreadableRequest(f"unknown request type {request.type}")
+
+    async def _serve_run_logs(self, request: AgentRequest) -> str:
+        """Send a run's output (masked; redacted errors' text left out) to the user call
+        waiting for it through the control plane. The output is read from this agent's kept
+        copy of a finished run, else from the launcher (a run still going, or not kept)."""
+        payload = FetchRunLogsPayload.model_validate(request.payload)
+        me = self.ctx.agent_name
+        run = await self.ctx.control_plane.run(payload.run_id)
+        found = await asyncio.to_thread(self._read_run_log, run.id)
+        if found is None and payload.agent and payload.agent != me:
+            # Another agent's host ran it: let that agent claim the request.
+            await self.ctx.control_plane.fail(
+                request.id,
+                request.attempt,
+                f"agent {me} does not hold the output of run {run.id}; agent {payload.agent} "
+                "launched it",
+                retry=True,
+            )
+            return "passed-on"
+        if found is None:
+            answer = RunLogsAnswer(
+                agent_name=me,
+                error=f"agent {me} holds no output of run {run.id}: it never started here, "
+                "or its output was removed (the agent's run output retention)",
+            )
+        else:
+            text, truncated = found
+            location = await self.ctx.control_plane.code_location(run.code_location)
+            settings = run.log_settings or LogSettings()
+            text = logpolicy.outgoing_text(settings, location.spec, text)
+            if len(text) > MAX_FETCHED_LOG_BYTES:  # masks can lengthen it
+                text, truncated = text[-MAX_FETCHED_LOG_BYTES:], True
+            answer = RunLogsAnswer(agent_name=me, text=text, truncated=truncated)
+        await self.ctx.control_plane.answer_run_logs(request.id, answer)
+        return "answered"
+
+    def _read_run_log(self, run_id: str) -> tuple[str, bool] | None:
+        if self.ctx.kept_logs_dir is not None:
+            kept = logpolicy.kept_path(self.ctx.kept_logs_dir, run_id)
+            try:
+                with open(kept, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    f.seek(max(0, size - MAX_FETCHED_LOG_BYTES))
+                    data = f.read()
+                return data.decode("utf-8", "replace"), size > MAX_FETCHED_LOG_BYTES
+            except FileNotFoundError:
+                pass
+        launcher = self.ctx.launcher
+        handle = launcher.find(names.run_workflow_id(run_id), include_exited=True)
+        if handle is None:
+            return None
+        return launcher.log_text(handle, MAX_FETCHED_LOG_BYTES)
 
     def _task_queue(self, request: AgentRequest) -> str:
         """The Temporal task queue of the request's agent queue: only agents serving it run

@@ -8,6 +8,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import logpolicy
 from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import LaunchError, LaunchSpec
 from tether_api.codeserver import Health, SnapshotResponse
@@ -137,9 +138,17 @@ class CodeLocationActivities:
         if answer.snapshot is None:
             error = answer.load_error
             first_line = error.message if error else "the code server served no snapshot"
-            message = f"could not load the definitions: {first_line}"
-            if error:
-                message += f"\n{error.traceback.rstrip()}"
+            full = f"{first_line}\n{error.traceback.rstrip()}" if error else first_line
+            # User code failed: its text obeys the location's log settings (redacted, masked).
+            location = await self.ctx.control_plane.code_location(input.name)
+            first_line, text = logpolicy.redact_error(
+                location.log_settings,
+                location.spec,
+                f"code location {input.name}: the definitions failed to load",
+                first_line,
+                full,
+            )
+            message = f"could not load the definitions: {text}"
             await self._report(
                 LocationStatusInput(
                     name=input.name,
@@ -237,6 +246,14 @@ class CodeLocationActivities:
         if input.log_handle is not None:
             handle = input.log_handle
             log_tail = await asyncio.to_thread(self.ctx.launcher.log_tail, handle, LOG_TAIL_LINES)
+            if log_tail:
+                # The server's output is the user's: what may leave follows the settings.
+                location = await self.ctx.control_plane.code_location(input.name)
+                log_tail = logpolicy.outgoing_tail(location.log_settings, location.spec, log_tail)
+                if location.log_settings.redact_errors and input.status == CodeLocationStatus.ERROR:
+                    # A code server prints its load error unmarked: its tail cannot be
+                    # redacted line by line, so none is sent with an error.
+                    log_tail = []
         await self.ctx.control_plane.report_code_location(
             input.name,
             CodeLocationStatusReport(

@@ -5,6 +5,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from temporalio import activity
@@ -43,6 +44,9 @@ class AgentContext:
     metadata: dict[str, str] = field(default_factory=dict)
     # Tether's search attributes are registered in the namespace: workflows may set them.
     search_attributes: bool = False
+    # Where the agent keeps finished runs' output when their log settings say 'local' (no
+    # store URL); None: it keeps none (tests of single activities).
+    kept_logs_dir: Path | None = None
 
     def mark(self, handle: Handle) -> Handle:
         """The handle, stamped with this agent and its own task queue: from now on only this

@@ -11,6 +11,7 @@ import httpx
 from pydantic import BaseModel, RootModel
 from temporalio.exceptions import ApplicationError
 
+from tether_api.logs import RunLogsAnswer, RunLogUrl
 from tether_api.models import (
     Agent,
     AgentHeartbeat,
@@ -112,11 +113,11 @@ class ControlPlaneClient:
             raise StaleClaim(_detail(response))
         self._parse(response, AgentRequest, f"acknowledge request {request_id}")
 
-    async def fail(self, request_id: str, attempt: int, error: str) -> None:
+    async def fail(self, request_id: str, attempt: int, error: str, retry: bool = False) -> None:
         response = await self._call(
             "POST",
             f"/requests/{request_id}/fail",
-            _Failure(attempt=attempt, error=error[:60_000], retry=False),
+            _Failure(attempt=attempt, error=error[:60_000], retry=retry),
         )
         if response.status_code == 409:
             raise StaleClaim(_detail(response))
@@ -153,6 +154,16 @@ class ControlPlaneClient:
         """The run, its code location and (while it is STARTING) a fresh token, in one call."""
         response = await self._call("POST", f"/runs/{run_id}/launch")
         return self._parse(response, RunLaunch, f"prepare the launch of run {run_id}")
+
+    async def answer_run_logs(self, request_id: str, body: RunLogsAnswer) -> None:
+        """A FETCH_RUN_LOGS request's answer, handed to the user call waiting for it (which
+        acknowledges the request)."""
+        response = await self._call("POST", f"/requests/{request_id}/run-logs", body)
+        self._parse(response, AgentRequest, f"answer request {request_id}")
+
+    async def report_run_log_url(self, run_id: str, url: str) -> Run:
+        response = await self._call("POST", f"/runs/{run_id}/log-url", RunLogUrl(url=url))
+        return self._parse(response, Run, f"record where run {run_id}'s log was stored")
 
 
 class _Attempt(BaseModel):

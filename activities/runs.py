@@ -5,18 +5,21 @@ import asyncio
 import functools
 import math
 import time
+from pathlib import Path
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities import logpolicy
 from activities.code_locations import describe_exit
 from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import Handle, LaunchError, LaunchSpec
 from activities.locate import location_state
 from tether_api.codeserver import ValidateRequest, ValidateResponse
 from tether_api.enums import TERMINAL_RUN_STATUSES, CodeLocationStatus, RunStatus
+from tether_api.logs import LogForwarding, LogSettings
 from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, Run, RunStatusReport
 from workflows import names
 from workflows.models import (
@@ -37,6 +40,8 @@ from workflows.models import (
 )
 
 LOG_TAIL_LINES = 30
+# A run's output kept for 'local' log settings: its latest part, at most.
+MAX_KEPT_LOG_BYTES = 64 * 1024 * 1024
 # Exit codes of `tether run-worker` (see the SDK's README).
 EXIT_UNDELIVERABLE = 3
 EXIT_REFUSED = 4
@@ -200,6 +205,10 @@ class RunActivities:
                     non_retryable=True,
                 )
             env = resolve_env(location.spec)
+            # The settings the control plane recorded for this launch (an older control
+            # plane records none: the location's).
+            settings = run.log_settings or location.log_settings
+            env.update(settings.to_env(logpolicy.passthrough_names(location.spec)))
             env.update(
                 {
                     "TETHER_RUN_ID": input.run_id,
@@ -302,6 +311,7 @@ class RunActivities:
             if handle is not None and local:
                 detail = (await asyncio.to_thread(launcher.inspect, handle)).detail
                 log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
+            log_tail = await self._outgoing_tail(run, log_tail)
             status, message = _verdict(input, run.status, exit_code, detail)
             run = await self.ctx.control_plane.report_run(
                 input.run_id,
@@ -314,6 +324,7 @@ class RunActivities:
             )
         finished = handle is not None and RunStatus(run.status) in TERMINAL_RUN_STATUSES
         if finished and local and handle is not None:
+            await self._keep_log(run, handle)
             # Its outcome is recorded: the launcher may remove what is left of it.
             succeeded = run.status == RunStatus.SUCCESS
             await blocking(lambda: launcher.finished(handle, succeeded))
@@ -329,7 +340,35 @@ class RunActivities:
     async def release_run_worker(self, input: ReleaseInput) -> None:
         """finish_run's last step, on the run worker's host."""
         launcher = self.ctx.launcher
+        run_id = input.handle.label.removeprefix("run:")
+        if run_id != input.handle.label:
+            await self._keep_log(await self.ctx.control_plane.run(run_id), input.handle)
         await blocking(lambda: launcher.finished(input.handle, input.succeeded))
+
+    async def _outgoing_tail(self, run: Run, lines: list[str]) -> list[str]:
+        """The lines of a failure's log tail the run's settings let leave (masked)."""
+        settings = run.log_settings or LogSettings()
+        if not lines or not settings.forwards_text:
+            return []
+        location = await self.ctx.control_plane.code_location(run.code_location)
+        return logpolicy.outgoing_tail(settings, location.spec, lines)
+
+    async def _keep_log(self, run: Run, handle: Handle) -> None:
+        """'local': keep the finished run's output where the settings say, before the
+        launcher may remove it (a container, a swept run folder): the agent's own directory,
+        or the store URL (then the control plane records the URL)."""
+        settings = run.log_settings
+        if settings is None or settings.forwarding != LogForwarding.LOCAL:
+            return
+        text, _ = await asyncio.to_thread(self.ctx.launcher.log_text, handle, MAX_KEPT_LOG_BYTES)
+        if settings.store_url:
+            location = await self.ctx.control_plane.code_location(run.code_location)
+            path = logpolicy.store_path(settings.store_url, run.deployment, run.id)
+            masked = logpolicy.masker(location.spec).text(text)
+            if await _write_or_warn(path, masked, run.id):
+                await self.ctx.control_plane.report_run_log_url(run.id, path.as_uri())
+        elif self.ctx.kept_logs_dir is not None:
+            await _write_or_warn(logpolicy.kept_path(self.ctx.kept_logs_dir, run.id), text, run.id)
 
     @activity.defn(name=names.WAIT_RUN_SETTLED)
     async def wait_run_settled(self, input: RunSettledInput) -> RunStatusOutput:
@@ -343,6 +382,31 @@ class RunActivities:
             if RunStatus(run.status) in TERMINAL_RUN_STATUSES or time.monotonic() > end:
                 return RunStatusOutput(status=run.status, message=run.status_message)
             await asyncio.sleep(input.interval_seconds)
+
+
+async def _write_or_warn(path: Path, text: str, run_id: str) -> bool:
+    """Write a kept copy of a run's output. A store that cannot be written must not hold up
+    the run's end (this activity would be retried forever): say so in the agent's log; the
+    output stays where the launcher keeps it, under its retention."""
+    try:
+        await asyncio.to_thread(_write, path, text)
+        return True
+    except OSError as exc:
+        activity.logger.warning(
+            "could not keep the output of run %s at %s: %s (fix the path or its permissions; "
+            "until then the output stays in the launcher's run folder or container)",
+            run_id,
+            path,
+            exc,
+        )
+        return False
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _refuse(message: str) -> PrepareRunOutput:

@@ -4,9 +4,10 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import logpolicy
 from activities.context import AgentContext, heartbeating
 from activities.locate import location_state
-from tether_api.ticks import TickOutcome, TickResponse
+from tether_api.ticks import TickError, TickOutcome, TickResponse
 from workflows import names
 from workflows.models import EvaluateTickInput, LocateInput, LocateOutput, ReportTickInput
 
@@ -67,7 +68,30 @@ class TickActivities:
                 type="CodeServerRefused",
                 non_retryable=True,
             )
-        return TickResponse.model_validate_json(response.content)
+        answer = TickResponse.model_validate_json(response.content)
+        if answer.error is not None:
+            answer.error = await self._outgoing_error(input.code_location, answer.error)
+        return answer
+
+    async def _outgoing_error(self, code_location: str, error: TickError) -> TickError:
+        """The user function's error as the location's log settings let it leave (and enter
+        the workflow's history): masked, or with redact_errors an error ID and class, the
+        text in the agent's log under that ID."""
+        location = await self.ctx.control_plane.code_location(code_location)
+        full = f"{error.message}\n{error.traceback or ''}".rstrip()
+        line, _ = logpolicy.redact_error(
+            location.log_settings,
+            location.spec,
+            f"code location {code_location}: a tick's function failed",
+            error.message,
+            full,
+        )
+        if location.log_settings.redact_errors:
+            return TickError(message=line, traceback=None)
+        mask = logpolicy.masker(location.spec)
+        return TickError(
+            message=line, traceback=mask.text(error.traceback) if error.traceback else None
+        )
 
     @activity.defn(name=names.REPORT_TICK)
     async def report_tick(self, input: ReportTickInput) -> TickOutcome:

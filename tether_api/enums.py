@@ -35,6 +35,8 @@ class RequestType(StrEnum):
     LAUNCH_RUN = "LAUNCH_RUN"
     TERMINATE_RUN = "TERMINATE_RUN"
     EVALUATE_TICK = "EVALUATE_TICK"  # a sensor's, or a schedule's whose config is code
+    # A user asks for a run's output that its agent keeps (log forwarding 'local').
+    FETCH_RUN_LOGS = "FETCH_RUN_LOGS"
 
 
 class RequestStatus(StrEnum):

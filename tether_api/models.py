@@ -24,6 +24,7 @@ from tether_api.enums import (
     RequestType,
     RunStatus,
 )
+from tether_api.logs import LogSettings
 from tether_api.names import Name
 from tether_api.paths import (
     MODULE_PATTERN,
@@ -118,10 +119,19 @@ class Deployment(BaseModel):
     organization: str
     run_concurrency_limit: int = Field(description="Runs that may be STARTING/STARTED at once.")
     created_at: datetime
+    log_settings: LogSettings = Field(
+        default_factory=LogSettings,
+        description="Where its runs' logs and errors go, unless a code location sets its own.",
+    )
 
 
 class DeploymentUpdate(BaseModel):
     run_concurrency_limit: Annotated[int, Ge(1), Le(100_000), JSON_NUMBER] | None = None
+    log_settings: LogSettings | None = Field(
+        default=None,
+        description="Replaces the deployment's log settings (given whole); runs launched from "
+        "now on follow them.",
+    )
 
 
 class AgentTokenCreate(BaseModel):
@@ -265,6 +275,11 @@ class CodeLocationSpec(BaseModel):
         "per code server), falling back to a cold start when it is not up; 'cold' starts a "
         "new interpreter per run and never forks.",
     )
+    logs: LogSettings | None = Field(
+        default=None,
+        description="This location's log settings, replacing the deployment's whole; unset: "
+        "the deployment's.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> "CodeLocationSpec":
@@ -365,6 +380,11 @@ class CodeLocation(BaseModel):
         description="Something that keeps the location from being served, e.g. no live agent "
         "serves its agent queue.",
     )
+    log_settings: LogSettings = Field(
+        default_factory=LogSettings,
+        description="The settings its runs and code server follow: the spec's 'logs', else "
+        "the deployment's.",
+    )
 
 
 class CodeLocationPutResult(BaseModel):
@@ -438,6 +458,15 @@ class Run(BaseModel):
     parent_run_id: str | None = Field(default=None, description="The failed run this one retries.")
     root_run_id: str | None = Field(
         default=None, description="The first run of its chain of retries."
+    )
+    log_settings: LogSettings | None = Field(
+        default=None,
+        description="The log settings its worker was launched with (recorded at launch); "
+        "null before.",
+    )
+    log_url: str | None = Field(
+        default=None,
+        description="Where the agent wrote its output (forwarding 'local' with a store_url).",
     )
 
 

@@ -8,6 +8,7 @@ from tether_cli import (
     alerts,
     codec,
     controlplane,
+    deployments,
     dev,
     locations,
     runs,
@@ -29,6 +30,7 @@ app.command("deploy")(locations.deploy)
 app.command("redeploy")(locations.redeploy)
 app.add_typer(locations.app, name="locations")
 app.command("agents")(agents.list_agents)
+app.add_typer(deployments.app, name="deployment")
 app.command("remove")(locations.remove)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedules.app, name="schedules")

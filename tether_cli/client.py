@@ -11,6 +11,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from tether_api.alerts import Alert, AlertPolicy, AlertPolicySpec
 from tether_api.enums import RunStatus, TickStatus
+from tether_api.logs import LogSettings, RunLogs
 from tether_api.models import (
     Agent,
     CodeLocation,
@@ -125,12 +126,12 @@ class TetherClient:
         )
 
     def _request(
-        self, method: str, path: str, *, root: bool = False, **kwargs: Any
+        self, method: str, path: str, *, root: bool = False, retry: bool = True, **kwargs: Any
     ) -> httpx.Response:
         """``path`` is under the deployment, or (``root``) under the server itself."""
         # GETs are retried on any transport error or 5xx; other methods only when the
         # connection was never made, so a request is never applied twice.
-        idempotent = method == "GET"
+        idempotent = method == "GET" and retry
         for delay in (*RETRY_DELAYS, None):
             try:
                 url = path if root else self._base + path
@@ -176,6 +177,22 @@ class TetherClient:
 
     def get_deployment(self) -> Deployment:
         return self._call(Deployment, "GET", "")
+
+    def set_log_settings(self, settings: LogSettings) -> Deployment:
+        body = {"log_settings": settings.model_dump(mode="json")}
+        return self._call(Deployment, "PATCH", "", json=body)
+
+    def run_logs(self, run_id: str, wait_seconds: float = 20.0) -> RunLogs:
+        """A run's log text as its settings allow (fetched from its agent for 'local'); not
+        retried: a 504 already waited ``wait_seconds`` for an agent."""
+        response = self._request(
+            "GET",
+            f"/runs/{_segment(run_id)}/logs",
+            retry=False,
+            params={"wait_seconds": wait_seconds},
+            timeout=wait_seconds + 30,
+        )
+        return RunLogs.model_validate_json(response.content)
 
     def list_agents(self) -> list[Agent]:
         return _AGENTS.validate_json(self._request("GET", "/agents").content)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
+from tether_api.logs import LogForwarding
 from tether_api.models import Run, RunCreate
 from tether_api.steps import RunError, StepSummary, run_errors, summarize_steps
 from tether_cli.client import MAX_PAGE_EVENTS, ApiError, TetherClient
@@ -320,11 +321,22 @@ def logs(
             "--after", envvar="TETHER_RUNS_AFTER", min=0, help="Only events after this seq."
         ),
     ] = 0,
+    wait_seconds: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0.1,
+            max=60,
+            help="Log forwarding 'local': how long to wait for the agent that keeps the output.",
+        ),
+    ] = 20.0,
     url: UrlOption = None,
     token: TokenOption = None,
     deployment: DeploymentOption = None,
 ) -> None:
-    """Print a run's events (HH:MM:SS.mmm TYPE [LEVEL] [step] message, local time)."""
+    """Print a run's events (HH:MM:SS.mmm TYPE [LEVEL] [step] message, local time); then,
+    when its log settings keep the output in your environment, where it is, or (forwarding
+    'local') the output itself, fetched from the agent that keeps it (not stored)."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
         if follow_run:
             follow(client, run_id, after)
@@ -334,8 +346,23 @@ def logs(
             for event in page.events:
                 typer.echo(event_line(event))
             if len(page.events) < MAX_PAGE_EVENTS:
-                return
+                break
             after = page.last_seq
+        run = client.get_run(run_id)
+        settings = run.log_settings
+        if settings is None or settings.forwarding == LogForwarding.ALL:
+            return
+        # Not forwarded: say where the text is, or fetch it from the agent that keeps it.
+        kept = client.run_logs(run_id, wait_seconds)
+    if kept.text is not None:
+        note(f"--- output kept in your environment: {kept.message} ---")
+        typer.echo(kept.text, nl=not kept.text.endswith("\n"))
+        if kept.truncated:
+            note("(only the latest part of the output was sent)")
+    elif kept.url is not None:
+        note(f"output kept in your environment, at {kept.url}")
+    else:
+        note(kept.message)
 
 
 @app.command()

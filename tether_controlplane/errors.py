@@ -20,6 +20,12 @@ class Conflict(ApiError):
     status_code = 409
 
 
+class AgentTimeout(ApiError):
+    """No agent answered in time a request a user call waits for (504)."""
+
+    status_code = 504
+
+
 class Invalid(ApiError):
     """A request the schema allows but the server cannot accept (422). Name the field with
     ``loc`` (e.g. ``("query", "cursor")``) so clients can show the error next to it, or give

@@ -65,6 +65,8 @@ class DeploymentRow(Base):
     name: Mapped[str] = mapped_column(String(63))
     run_concurrency_limit: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # tether_api.logs.LogSettings as JSON; null: the defaults (forward everything).
+    log_settings: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class TokenRow(Base):
@@ -140,6 +142,11 @@ class RunRow(Base):
     parent_run_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     root_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The effective LogSettings its worker was launched with (null before the launch, and for
+    # runs launched before they existed: forward everything), and where the agent stored its
+    # output when the settings keep it in the user's environment with a store URL.
+    log_settings: Mapped[dict[str, Any] | None] = mapped_column()
+    log_url: Mapped[str | None] = mapped_column(Text)
 
 
 class RunTagRow(Base):

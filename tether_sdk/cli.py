@@ -110,6 +110,7 @@ def run_worker_main(argv: list[str] | None = None) -> int:
             args.flush_timeout,
         )
 
+    from tether_sdk.run_worker.policy import LogPolicy
     from tether_sdk.run_worker.worker import WorkerOptions, run_worker
 
     return run_worker(
@@ -122,6 +123,7 @@ def run_worker_main(argv: list[str] | None = None) -> int:
             working_directory=args.working_directory,
             heartbeat_interval=args.heartbeat_interval,
             flush_timeout=args.flush_timeout,
+            log_policy=LogPolicy.from_env(os.environ),
         )
     )
 

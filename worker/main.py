@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, TLSConfig
@@ -24,6 +25,7 @@ from activities.controlplane import ControlPlaneClient
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
+from activities.logpolicy import sweep_kept_logs_periodically
 from activities.ownership import stop_stray_code_servers
 from activities.runs import RunActivities
 from activities.ticks import TickActivities
@@ -268,6 +270,7 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             search_attributes=attributes,
             version=tether_version(),
             metadata=host_metadata(config),
+            kept_logs_dir=Path(config.state_dir) / "run-logs",
         )
         agent_activities = AgentActivities(context)
         location_activities = CodeLocationActivities(context)
@@ -341,9 +344,19 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             sweeping = asyncio.create_task(
                 sweep_periodically(context.launcher, config.output_retention, stop)
             )
+            retention = config.output_retention
+            sweeping_kept = asyncio.create_task(
+                sweep_kept_logs_periodically(
+                    context.kept_logs_dir or Path(config.state_dir) / "run-logs",
+                    retention.keep_hours,
+                    retention.sweep_interval_seconds,
+                    stop,
+                )
+            )
             await stop.wait()
             reaping.cancel()
             sweeping.cancel()
+            sweeping_kept.cancel()
             log.info("agent %s shutting down", config.agent_name)
         await agent_activities.flush_acks()
         await location_activities.aclose()

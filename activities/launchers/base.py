@@ -132,6 +132,16 @@ class Launcher(ABC):
     def log_tail(self, handle: Handle, lines: int) -> list[str]:
         """The last ``lines`` lines of its output (stdout and stderr together)."""
 
+    def log_text(self, handle: Handle, max_bytes: int) -> tuple[str, bool]:
+        """Its whole output, or the latest ``max_bytes`` of it; and whether it was cut.
+        Launchers that can read their output directly override this."""
+        lines = self.log_tail(handle, 1_000_000)
+        text = "\n".join(lines) + ("\n" if lines else "")
+        data = text.encode("utf-8", "replace")
+        if len(data) <= max_bytes:
+            return text, False
+        return data[-max_bytes:].decode("utf-8", "replace"), True
+
     @abstractmethod
     def cleanup(self, handle: Handle) -> None:
         """Forget a stopped instance: remove its files or container. Idempotent."""

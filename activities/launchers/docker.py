@@ -231,6 +231,16 @@ class DockerLauncher(Launcher):
             return []
         return self._tail(container, lines)
 
+    def log_text(self, handle: Handle, max_bytes: int) -> tuple[str, bool]:
+        container = self._container(handle)
+        if container is None:
+            return "", False
+        try:
+            raw: bytes = container.logs(stdout=True, stderr=True)
+        except (NotFound, APIError):
+            return "", False
+        return raw[-max_bytes:].decode("utf-8", "replace"), len(raw) > max_bytes
+
     def cleanup(self, handle: Handle) -> None:
         container = self._container(handle)
         if container is not None and container.status != "running":

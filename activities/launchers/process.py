@@ -336,6 +336,17 @@ class ProcessLauncher(Launcher):
             return []
         return last_lines(data, lines)
 
+    def log_text(self, handle: Handle, max_bytes: int) -> tuple[str, bool]:
+        path = Path(handle.log_path) if handle.log_path else self._dir(handle.label) / "output.log"
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(max(0, size - max_bytes))
+                data = f.read(max_bytes)
+        except FileNotFoundError:
+            return "", False
+        return data.decode("utf-8", "replace"), size > max_bytes
+
     def cleanup(self, handle: Handle) -> None:
         directory = self._dir(handle.label)
         if not directory.is_dir():

@@ -15,6 +15,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state, e.g. the run already finished.",
     413: "Request body larger than the server's max_request_bytes.",
     422: "Invalid input; `errors` names each bad field.",
+    504: "No agent of the deployment answered in time (e.g. none is running).",
 }
 
 

@@ -11,7 +11,7 @@ from tether_api.enums import FINAL_EVENT_STATUS, EventType, FailureCause, RunSta
 from tether_api.models import EventBatchResult, RunEvent, WorkerHeartbeatResult
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import runs
+from tether_controlplane.services import logs, runs
 from tether_controlplane.tables import DeploymentRow, RunEventRow, RunRow, utcnow
 
 # Plain SQL that both SQLite (3.24+) and PostgreSQL accept, run as the driver's own
@@ -44,7 +44,8 @@ def ingest(
         )
     )
     fresh: dict[int, RunEvent] = {}
-    for event in events:
+    # What the run's log settings let the control plane keep (see services/logs.py).
+    for event in logs.enforce_events(logs.run_settings(session, dep, run), events):
         if event.seq not in stored:
             fresh.setdefault(event.seq, event)
     rows = [

@@ -15,7 +15,7 @@ from tether_api.models import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.services import agents, alerts, requests, schedules, sensors
+from tether_controlplane.services import agents, alerts, logs, requests, schedules, sensors
 from tether_controlplane.tables import (
     AgentRow,
     CodeLocationRow,
@@ -102,7 +102,12 @@ def put(
         )
     )
     now = utcnow()
-    if row is not None and not row.removed and row.spec == spec_json:
+    # Compared as read back: a spec stored before a field existed equals one giving its default.
+    if (
+        row is not None
+        and not row.removed
+        and CodeLocationSpec.model_validate(row.spec).model_dump(mode="json") == spec_json
+    ):
         return row, False
     if (
         row is not None
@@ -192,6 +197,14 @@ def report(
     row = find(session, dep, name, include_removed=True)
     if report.generation is not None and report.generation < row.generation:
         return row
+    # What the location's log settings let the control plane keep (see services/logs.py).
+    settings = logs.location_settings(dep, row)
+    report = report.model_copy(
+        update={
+            "message": logs.enforce_location_message(settings, report.message),
+            "log_tail": logs.enforce_tail(settings, report.log_tail),
+        }
+    )
     if report.status == CodeLocationStatus.ERROR:
         row.error = CodeLocationError(
             message=report.message or "the code server failed", log_tail=report.log_tail
@@ -260,6 +273,7 @@ def to_model(
         warning=None
         if agent_timeout_seconds is None or row.removed
         else agents.queue_warning(session, dep, queue_of(row), agent_timeout_seconds, live_agents),
+        log_settings=logs.location_settings(dep, row),
     )
 
 

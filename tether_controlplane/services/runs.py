@@ -13,6 +13,7 @@ from tether_api.enums import (
     RequestType,
     RunStatus,
 )
+from tether_api.logs import LogSettings
 from tether_api.models import (
     LaunchRunPayload,
     Run,
@@ -26,7 +27,15 @@ from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import ApiError, Conflict, Invalid, NotFound
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import agents, alerts, locations, requests, retries, runconfig
+from tether_controlplane.services import (
+    agents,
+    alerts,
+    locations,
+    logs,
+    requests,
+    retries,
+    runconfig,
+)
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 
 # Which status a report or event may move a run to, from which statuses.
@@ -70,6 +79,8 @@ def to_model(dep: DeploymentRow, row: RunRow) -> Run:
         attempt=row.attempt,
         parent_run_id=row.parent_run_id,
         root_run_id=row.root_run_id,
+        log_settings=LogSettings.model_validate(row.log_settings) if row.log_settings else None,
+        log_url=row.log_url,
     )
 
 
@@ -266,8 +277,9 @@ def _retry(session: Session, dep: DeploymentRow, run: RunRow, cause: FailureCaus
 
 def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusReport) -> RunRow:
     message = body.message
-    if body.log_tail:
-        tail = "\n".join(body.log_tail)
+    log_tail = logs.enforce_tail(logs.run_settings(session, dep, run), body.log_tail)
+    if log_tail:
+        tail = "\n".join(log_tail)
         message = f"{message or ''}\n--- last log lines ---\n{tail}".lstrip("\n")
     transition(session, dep, run, body.status, message, body.exit_code)
     if body.agent is not None and body.status == RunStatus.STARTED and run.agent_name is None:

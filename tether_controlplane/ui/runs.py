@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from tether_api.enums import RunStatus
+from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.common import api_path, deployment, temporal_link
 from tether_controlplane.ui.render import FINAL_RUN, page, parse_time
 from tether_controlplane.ui.session import Signed, require, require_post, settings_of
@@ -155,6 +156,10 @@ async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) 
     }
 
 
+# How long the run page waits for an agent to send a run's output.
+OUTPUT_WAIT_SECONDS = 15.0
+
+
 @router.get("/d/{dep}/runs/{run_id}")
 async def run_page(request: Request, dep: str, run_id: str) -> Response:
     signed = require(request)
@@ -199,6 +204,32 @@ async def run_events(
         run={"id": run_id},
         events=events,
         poll=next_poll(events, final_since),
+    )
+
+
+@router.get("/d/{dep}/runs/{run_id}/output")
+async def run_output(request: Request, dep: str, run_id: str) -> Response:
+    """A run's output that its settings keep in the user's environment, fetched now from the
+    agent that keeps it (log forwarding 'local'); shown, never stored."""
+    signed = require(request)
+    try:
+        found = await signed.api.call(
+            "GET",
+            api_path("deployments", dep, "runs", run_id, "logs"),
+            params={"wait_seconds": OUTPUT_WAIT_SECONDS},
+            timeout=OUTPUT_WAIT_SECONDS + 10,
+        )
+        problem = None
+    except ApiProblem as exc:  # shown where the output goes, not as a page htmx drops
+        found, problem = None, exc.detail
+    return page(
+        request,
+        "_run_output.html",
+        signed,
+        dep={"name": dep},
+        run_id=run_id,
+        output=found,
+        problem=problem,
     )
 
 

@@ -25,19 +25,35 @@ class OutputCapture:
 
     ``ignored_threads`` are the SDK's background threads (event sender, heartbeat): what
     they log or print is passed through but never captured, to avoid feedback loops.
+
+    With ``forward_text`` False (log settings 'structured' or 'local'), nothing becomes an
+    event: lines only pass through, and logging records are written to the real stderr, so
+    that the output the agent keeps has them.
     """
 
-    def __init__(self, emitter: EventEmitter, ignored_threads: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        emitter: EventEmitter,
+        ignored_threads: set[int] | None = None,
+        forward_text: bool = True,
+    ) -> None:
         self.emitter = emitter
         self.ignored_threads = ignored_threads if ignored_threads is not None else set()
+        self.forward_text = forward_text
 
     @contextmanager
     def step(self, step: str) -> Iterator[None]:
-        handler = _EventLogHandler(self.emitter, step, self.ignored_threads)
         root = logging.getLogger()
         real_out, real_err = sys.stdout, sys.stderr
-        out = LineWriter(self.emitter, step, "stdout", real_out, self.ignored_threads)
-        err = LineWriter(self.emitter, step, "stderr", real_err, self.ignored_threads)
+        handler = _EventLogHandler(
+            self.emitter, step, self.ignored_threads, None if self.forward_text else real_err
+        )
+        out = LineWriter(
+            self.emitter, step, "stdout", real_out, self.ignored_threads, self.forward_text
+        )
+        err = LineWriter(
+            self.emitter, step, "stderr", real_err, self.ignored_threads, self.forward_text
+        )
         root.addHandler(handler)
         sys.stdout, sys.stderr = out, err
         try:
@@ -62,8 +78,10 @@ class LineWriter(io.TextIOBase):
         stream: str,
         real: TextIO,
         ignored_threads: set[int],
+        emit_lines: bool = True,
     ) -> None:
         super().__init__()
+        self._emit_lines = emit_lines
         self._emitter = emitter
         self._step = step
         self._stream = stream
@@ -100,7 +118,7 @@ class LineWriter(io.TextIOBase):
         # A closed or broken real stream must not fail the user's step.
         with suppress(OSError, ValueError):
             self._real.write(text)
-        if threading.get_ident() in self._ignored:
+        if not self._emit_lines or threading.get_ident() in self._ignored:
             return len(text)
         with critical():
             with self._lock:
@@ -150,8 +168,16 @@ class LineWriter(io.TextIOBase):
 
 
 class _EventLogHandler(logging.Handler):
-    def __init__(self, emitter: EventEmitter, step: str, ignored_threads: set[int]) -> None:
+    def __init__(
+        self,
+        emitter: EventEmitter,
+        step: str,
+        ignored_threads: set[int],
+        text_to: TextIO | None = None,
+    ) -> None:
         super().__init__()
+        # Set: records are written there as lines instead of becoming events.
+        self._text_to = text_to
         self._emitter = emitter
         self._step = step
         self._ignored = ignored_threads
@@ -178,6 +204,11 @@ class _EventLogHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+            if self._text_to is not None:
+                with suppress(OSError, ValueError):
+                    self._text_to.write(f"{record.levelname} {record.name}: {message}\n")
+                    self._text_to.flush()
+                return
             self._emitter.emit(
                 EventType.LOG,
                 step=self._step,

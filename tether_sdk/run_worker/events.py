@@ -6,6 +6,7 @@ cost more than everything else on the hot path (see EventSink).
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,9 @@ class EventEmitter:
         self._seq = 0
         self._final_emitted = False
         self.dropped_after_final = 0
+        # The run's log settings (run_worker/policy.py): what may leave, masked and redacted.
+        # Applied before numbering, so that a dropped event leaves no gap in the seqs.
+        self.policy: Callable[[Event], Event | None] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -48,6 +52,12 @@ class EventEmitter:
         data: dict[str, Any] | None = None,
     ) -> None:
         event = new_event(type, step, level, message, data)
+        if self.policy is not None:
+            with critical():
+                filtered = self.policy(event)
+            if filtered is None:
+                return
+            event = filtered
         with critical(), self._cond:
             if self._final_emitted:
                 self.dropped_after_final += 1

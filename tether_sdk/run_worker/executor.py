@@ -17,6 +17,7 @@ from tether_sdk.definitions import Job, Step
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.events import EventEmitter
 from tether_sdk.run_worker.interrupt import CancelState, RunCanceled, set_current
+from tether_sdk.run_worker.redaction import error_class
 
 __all__ = ["CancelState", "ExecutionReport", "Outcome", "RunCanceled", "execute"]
 
@@ -153,6 +154,7 @@ def _run_step(
             message=f"{s.kind} {s.name!r} failed: {error}",
             data={
                 "error": error,
+                "error_class": error_class(exc),
                 "traceback": "".join(traceback.format_exception(exc)),
                 "duration_s": time.perf_counter() - started,
             },

@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 from tether_api.codeserver import LoadError
@@ -24,6 +24,8 @@ from tether_sdk.run_worker.client import (
 from tether_sdk.run_worker.executor import CancelState, Outcome, execute
 from tether_sdk.run_worker.heartbeat import Heartbeat
 from tether_sdk.run_worker.interrupt import RunCanceled
+from tether_sdk.run_worker.policy import LogPolicy
+from tether_sdk.run_worker.redaction import error_class
 from tether_sdk.run_worker.sink import EventSink
 
 EXIT_SUCCESS = 0
@@ -57,6 +59,8 @@ class WorkerOptions:
     # Warm and pooled launches: the run as the agent's launch read it a moment ago, instead
     # of a call to fetch it.
     run: Run | None = None
+    # The run's log settings (forwarding, redaction, masked names) from its environment.
+    log_policy: LogPolicy = field(default_factory=LogPolicy)
 
 
 def options_from_env(
@@ -68,7 +72,8 @@ def options_from_env(
 ) -> WorkerOptions:
     """Options of a worker whose code is imported already (warm or pooled): the run's ID,
     control plane and token come in its env (TETHER_RUN_ID, TETHER_CONTROL_PLANE_URL,
-    TETHER_RUN_TOKEN), as they do for a cold worker."""
+    TETHER_RUN_TOKEN), as they do for a cold worker, with its log settings
+    (TETHER_LOG_FORWARDING, TETHER_REDACT_ERRORS, TETHER_MASK_ENV)."""
     return WorkerOptions(
         run_id=env["TETHER_RUN_ID"],
         control_plane_url=env["TETHER_CONTROL_PLANE_URL"],
@@ -77,6 +82,7 @@ def options_from_env(
         flush_timeout=flush_timeout or float(env.get("TETHER_FLUSH_TIMEOUT", "300")),
         preloaded=preloaded,
         run=run,
+        log_policy=LogPolicy.from_env(env),
     )
 
 
@@ -127,6 +133,8 @@ class RunWorker:
             return EXIT_FAILURE
 
         sink = EventSink(self._client(), on_rejected=self._on_rejected)
+        if not o.log_policy.is_default:
+            sink.policy = o.log_policy.apply
         heartbeat = Heartbeat(
             self._client(),
             o.heartbeat_interval,
@@ -174,7 +182,10 @@ class RunWorker:
                 EventType.RUN_FAILURE,
                 level="ERROR",
                 message=f"run worker error: {exc!r}",
-                data={"traceback": "".join(traceback.format_exception(exc))},
+                data={
+                    "error_class": error_class(exc),
+                    "traceback": "".join(traceback.format_exception(exc)),
+                },
             )
             return EXIT_FAILURE
 
@@ -193,7 +204,8 @@ class RunWorker:
         if self.cancel.requested:
             raise RunCanceled(self.cancel.reason)
         if isinstance(loaded, LoadError):
-            log(f"tether run-worker: could not load definitions:\n{loaded.traceback}")
+            if not o.log_policy.redact_errors:  # redaction writes it under its error ID
+                log(f"tether run-worker: could not load definitions:\n{loaded.traceback}")
             sink.emit(
                 EventType.RUN_FAILURE,
                 level="ERROR",
@@ -225,7 +237,7 @@ class RunWorker:
             sink,
             run_id=run.id,
             cancel=self.cancel,
-            capture=OutputCapture(sink, ignored_threads),
+            capture=OutputCapture(sink, ignored_threads, o.log_policy.forwards_text),
             # How the launcher started this worker: a new interpreter, or a warm fork.
             start_data={"launch": os.environ.get("TETHER_LAUNCH", "cold")},
         )

@@ -18,6 +18,7 @@ from tether_api.enums import (
     RunStatus,
     TickKind,
 )
+from tether_api.logs import LogForwarding, RunLogsAnswer, RunLogUrl
 from tether_api.models import (
     Agent,
     AgentHeartbeat,
@@ -41,7 +42,16 @@ from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.notify import requests_key
-from tether_controlplane.services import agents, locations, requests, runs, tenancy, ticks
+from tether_controlplane.services import (
+    agents,
+    locations,
+    logfetch,
+    logs,
+    requests,
+    runs,
+    tenancy,
+    ticks,
+)
 from tether_controlplane.tables import RequestRow, utcnow
 from tether_controlplane.tokens import TokenKind
 
@@ -134,15 +144,43 @@ def ack_request(
         return _request_model(requests.ack(s, scope.deployment_id, request_id, attempt))
 
 
+def _fail(db: Database, deployment_id: int, request_id: str, body: RequestFailure) -> AgentRequest:
+    with db.write() as s:
+        row = requests.fail(s, deployment_id, request_id, body.error, body.retry, body.attempt)
+        return _request_model(row)
+
+
 @router.post("/requests/{request_id}/fail", responses=LOOKUP_OR_CONFLICT)
-def fail_request(
+async def fail_request(
     request_id: str, body: RequestFailure, scope: AgentScope, db: DbDep
 ) -> AgentRequest:
+    request = await run_in_threadpool(_fail, db, scope.deployment_id, request_id, body)
+    if request.type == RequestType.FETCH_RUN_LOGS and not body.retry:
+        # A user call waits for it: tell it why there is no log.
+        logfetch.answer(request_id, RunLogsAnswer(agent_name="", error=body.error[:2000]))
+    return request
+
+
+def _answer_logs(db: Database, deployment_id: int, request_id: str) -> AgentRequest:
     with db.write() as s:
-        row = requests.fail(
-            s, scope.deployment_id, request_id, body.error, body.retry, body.attempt
-        )
-        return _request_model(row)
+        row = requests.get(s, deployment_id, request_id)
+        if row.type != RequestType.FETCH_RUN_LOGS.value:
+            raise Conflict(
+                f"request {request_id} is a {row.type} request, not FETCH_RUN_LOGS: "
+                "acknowledge it with POST .../ack instead"
+            )
+        return _request_model(requests.ack(s, deployment_id, request_id))
+
+
+@router.post("/requests/{request_id}/run-logs", responses=LOOKUP_OR_CONFLICT)
+async def answer_run_logs(
+    request_id: str, body: RunLogsAnswer, scope: AgentScope, db: DbDep
+) -> AgentRequest:
+    """Answer a FETCH_RUN_LOGS request with the run's (masked) output: handed to the user
+    call waiting for it, never stored; the request is acknowledged."""
+    request = await run_in_threadpool(_answer_logs, db, scope.deployment_id, request_id)
+    logfetch.answer(request_id, body)
+    return request
 
 
 @router.get("/code-locations/{name}", responses=LOOKUP)
@@ -188,6 +226,23 @@ def report_run(run_id: RunIdPath, body: RunStatusReport, scope: AgentScope, db: 
         return runs.to_model(dep, runs.report(s, dep, runs.find(s, dep, run_id, lock=True), body))
 
 
+@router.post("/runs/{run_id}/log-url", responses=LOOKUP_OR_CONFLICT)
+def report_run_log_url(run_id: RunIdPath, body: RunLogUrl, scope: AgentScope, db: DbDep) -> Run:
+    """Where the agent wrote the run's output (forwarding 'local' with a store URL): the
+    control plane keeps the URL, never the text."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        run = runs.find(s, dep, run_id, lock=True)
+        settings = logs.run_settings(s, dep, run)
+        if settings.forwarding != LogForwarding.LOCAL or not settings.store_url:
+            raise Conflict(
+                f"run {run_id} was not launched with a log store_url: its log location is "
+                "not recorded"
+            )
+        run.log_url = body.url
+        return runs.to_model(dep, run)
+
+
 @router.post("/runs/{run_id}/token", responses=LOOKUP_OR_CONFLICT)
 def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
     """A fresh token for the run's worker; it revokes any earlier one for this run."""
@@ -196,6 +251,7 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
         run = runs.find(s, dep, run_id, lock=True)
         if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
             raise Conflict(f"run {run_id} already finished with {run.status}; it needs no worker")
+        logs.record_launch(s, dep, run)  # agents from before POST .../launch mint here
         tenancy.revoke_run_tokens(s, run.id)
         secret = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)
         return RunToken(token=secret)
@@ -211,6 +267,7 @@ def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
         location = locations.find(s, dep, row.code_location, include_removed=True)
         token = None
         if row.status == RunStatus.STARTING.value:
+            logs.record_launch(s, dep, row)
             tenancy.revoke_run_tokens(s, row.id)
             token = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)
         return RunLaunch(

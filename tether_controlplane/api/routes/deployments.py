@@ -65,6 +65,9 @@ def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> De
         if body.run_concurrency_limit is not None:
             row.run_concurrency_limit = body.run_concurrency_limit
             runs.admit(s, row)
+        if body.log_settings is not None:
+            # audit: deployment log settings changed (old: row.log_settings, new: body's)
+            row.log_settings = body.log_settings.model_dump(mode="json")
         return tenancy.deployment_model(s, row)
 
 

@@ -18,6 +18,7 @@ def put_code_location(
     with db.write() as s:
         dep = scope.deployment(s)
         row, changed = locations.put(s, dep, name, spec)
+        # audit: a changed spec may change the location's log settings (spec.logs)
         return CodeLocationPutResult(
             code_location=locations.to_model(
                 s, dep, row, True, settings.agent_heartbeat_timeout_seconds

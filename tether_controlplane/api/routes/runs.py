@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
+from tether_api.logs import MAX_LOG_WAIT_SECONDS, LogForwarding, RunLogs, RunLogsAnswer
 from tether_api.models import (
     MAX_SEQ,
     Run,
@@ -27,11 +28,12 @@ from tether_controlplane.api.responses import (
     LOOKUP,
     LOOKUP_OR_CONFLICT,
     EventStreamResponse,
+    error_responses,
 )
 from tether_controlplane.db import Database
-from tether_controlplane.errors import Invalid
+from tether_controlplane.errors import AgentTimeout, Invalid
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import events, requests, runs
+from tether_controlplane.services import events, logfetch, logs, requests, runs
 from tether_controlplane.tables import RunRow
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
@@ -154,6 +156,97 @@ def list_run_events(
             last_seq=page[-1].seq if page else after,
             run_status=RunStatus(run.status),
         )
+
+
+def _logs_or_request(
+    db: Database, scope: NamedScope, run_id: str, future: "asyncio.Future[RunLogsAnswer]"
+) -> RunLogs | str:
+    """The answer, when the control plane has it; else the ID of a FETCH_RUN_LOGS request
+    for the run's agents, whose answer ``future`` awaits (registered before the request is
+    committed: an agent may answer at once)."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        run = runs.find(s, dep, run_id)
+        settings = logs.run_settings(s, dep, run)
+        mode = settings.forwarding
+        if mode == LogForwarding.ALL:
+            return RunLogs(
+                run_id=run.id,
+                forwarding=mode,
+                source="events",
+                message="forwarded as LOG events: read them with GET .../events",
+            )
+        if mode == LogForwarding.STRUCTURED:
+            return RunLogs(
+                run_id=run.id,
+                forwarding=mode,
+                source="none",
+                message="this run's log text is not forwarded (log forwarding 'structured'): "
+                "it stays in the run's output on the agent's host",
+            )
+        if run.log_url:
+            return RunLogs(
+                run_id=run.id,
+                forwarding=mode,
+                source="store",
+                url=run.log_url,
+                message="written by the agent to your log store",
+            )
+        request_id = logfetch.enqueue(s, dep, run)
+        logfetch.expect(request_id, future)
+        return request_id
+
+
+@router.get("/{run_id}/logs", responses={**LOOKUP, **error_responses(504)})
+async def get_run_logs(
+    run_id: RunIdPath,
+    scope: UserScope,
+    db: DbDep,
+    wait_seconds: Annotated[float, Query(gt=0, le=MAX_LOG_WAIT_SECONDS)] = 20.0,
+) -> RunLogs:
+    """The run's log text as its log settings allow: with forwarding 'local', fetched now
+    from the agent that keeps it (through the deployment's request queue; never stored by
+    the control plane), or the URL of the store the agent wrote it to."""
+    future: asyncio.Future[RunLogsAnswer] = asyncio.get_running_loop().create_future()
+    found = await run_in_threadpool(_logs_or_request, db, scope, run_id, future)
+    if isinstance(found, RunLogs):
+        return found
+    request_id = found
+    try:
+        answer = await asyncio.wait_for(asyncio.shield(future), timeout=wait_seconds)
+    except TimeoutError:
+        await run_in_threadpool(_give_up, db, scope, request_id)
+        raise AgentTimeout(
+            f"no agent of deployment {scope.deployment_name} answered within "
+            f"{wait_seconds:g} s with the log of run {run_id}: check that the agent that "
+            "ran it is up (`tether agents`), then ask again"
+        ) from None
+    finally:
+        logfetch.forget(request_id)
+    if answer.error is not None:
+        return RunLogs(
+            run_id=run_id,
+            forwarding=LogForwarding.LOCAL,
+            source="none",
+            agent=answer.agent_name,
+            message=answer.error,
+        )
+    return RunLogs(
+        run_id=run_id,
+        forwarding=LogForwarding.LOCAL,
+        source="agent",
+        text=answer.text,
+        truncated=answer.truncated,
+        agent=answer.agent_name,
+        message=f"fetched from agent {answer.agent_name}; not stored by the control plane",
+    )
+
+
+def _give_up(db: Database, scope: NamedScope, request_id: str) -> None:
+    """Nobody waits for a late answer: an agent that claims the request later drops it."""
+    with db.write() as s:
+        dep = scope.deployment(s)
+        requests.fail(s, dep.id, request_id, "no agent answered in time", retry=False)
 
 
 def _read_page(

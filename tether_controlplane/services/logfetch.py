@@ -1,0 +1,54 @@
+"""Fetching a run's output from the agent that keeps it (log forwarding 'local').
+
+The user's call enqueues a FETCH_RUN_LOGS request for the deployment's agents and waits; the
+agent that holds the output answers through the agent API, and the answer is handed to the
+waiting call in memory: the text passes through the control plane without being stored.
+
+Limit: the waiting call and the agent's answer must reach the same control plane process.
+With several replicas behind a load balancer, the agent's answer may land on another one;
+the user then gets a 504 and can ask again (route /api/v1/agent/requests/*/run-logs and the
+user's call to one replica, or run one, to avoid it).
+"""
+
+import asyncio
+
+from sqlalchemy.orm import Session
+
+from tether_api.enums import RequestType
+from tether_api.logs import FetchRunLogsPayload, RunLogsAnswer
+from tether_controlplane.services import locations, requests
+from tether_controlplane.tables import DeploymentRow, RunRow
+
+_waiting: dict[str, asyncio.Future[RunLogsAnswer]] = {}
+
+
+def enqueue(session: Session, dep: DeploymentRow, run: RunRow) -> str:
+    """The request for the run's agents (its location's queue); its ID."""
+    row = requests.enqueue(
+        session,
+        dep.id,
+        RequestType.FETCH_RUN_LOGS,
+        FetchRunLogsPayload(run_id=run.id, agent=run.agent_name).model_dump(mode="json"),
+        queue=locations.queue_of_name(session, dep, run.code_location),
+    )
+    return str(row.id)
+
+
+def expect(request_id: str, future: "asyncio.Future[RunLogsAnswer]") -> None:
+    """Register the waiting call's future (from its session, before the request is
+    committed: an agent may answer at once). Only ``answer``, on the event loop, sets it."""
+    _waiting[request_id] = future
+
+
+def forget(request_id: str) -> None:
+    _waiting.pop(request_id, None)
+
+
+def answer(request_id: str, body: RunLogsAnswer) -> bool:
+    """Hand the answer to the waiting call (call on the event loop); False when none waits
+    here any more."""
+    future = _waiting.pop(request_id, None)
+    if future is None or future.done():
+        return False
+    future.set_result(body)
+    return True
