@@ -6,6 +6,7 @@ from tether_cli import (
     agent,
     agents,
     alerts,
+    audit,
     controlplane,
     dev,
     locations,
@@ -13,6 +14,7 @@ from tether_cli import (
     schedules,
     sensors,
     signin,
+    tokens,
 )
 
 app = typer.Typer(
@@ -34,6 +36,8 @@ app.add_typer(schedules.app, name="schedules")
 app.add_typer(sensors.app, name="sensors")
 app.add_typer(alerts.app, name="alerts")
 app.command("sign-in-link")(signin.sign_in_link)
+app.add_typer(tokens.app, name="tokens")
+app.command("audit")(audit.audit)
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
