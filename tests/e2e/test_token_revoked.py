@@ -4,6 +4,7 @@ location it served, and new runs."""
 
 import dataclasses
 import json
+import signal
 from pathlib import Path
 
 from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched, wait_for_run
@@ -69,6 +70,10 @@ def test_a_revoked_agent_token_stops_the_agent_and_a_new_one_resumes_it(
         assert after["agent"] == second.name
         assert second.proc is not None and second.proc.poll() is None
         assert wait_until(lambda: "serving" in second.log(), timeout=5)
+        # A stop asked for (SIGTERM) is still a clean exit.
+        second.proc.send_signal(signal.SIGTERM)
+        assert second.proc.wait(30) == 0, second.log()[-3000:]
+        second.proc = None
     finally:
         first.stop()
         if second is not None:
