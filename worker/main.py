@@ -394,13 +394,13 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             if rejection.reason is not None:
                 bound = config.graceful_shutdown_seconds + REJECTED_SHUTDOWN_MARGIN_SECONDS
             await _stop_workers(workers, running, bound)
-        if rejection.reason is not None:
-            # Nothing more to tell the control plane: it would refuse it.
-            raise AgentTokenRejected(rejection.reason)
-        await agent_activities.flush_acks()
+        if rejection.reason is None:  # else the control plane would refuse the acks
+            await agent_activities.flush_acks()
         await location_activities.aclose()
         await run_activities.aclose()
         await tick_activities.aclose()
+        if rejection.reason is not None:
+            raise AgentTokenRejected(rejection.reason)
     finally:
         await control_plane.aclose()
 
