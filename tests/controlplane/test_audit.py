@@ -154,3 +154,13 @@ def test_the_database_refuses_to_change_or_delete_entries(tenant: Tenant) -> Non
     finally:
         db.dispose()
     assert [e["actor_name"] for e in audit(tenant)["entries"]] == ["bootstrap"]
+
+
+def test_a_web_session_is_named_by_its_user_token(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        session = ok(c.post("/api/v1/sessions"), 201)["token"]
+    with client(tenant.cp.url, session) as web:  # what the web UI's pages do, as the session
+        ok(web.patch(tenant.dep_path, json={"run_concurrency_limit": 2}))
+    [entry] = audit(tenant)["entries"]
+    assert (entry["actor_kind"], entry["actor_name"]) == ("session", "bootstrap")
+    assert entry["action"] == "deployment.update"
