@@ -3,8 +3,16 @@
 Failures are sorted for Temporal's retry policy: connection errors, timeouts and 5xx are
 retryable (raised as they are); a 4xx means retrying cannot help, so it becomes a
 non-retryable ``ApplicationError`` naming the call and the server's answer.
+
+A 401 is different: the agent's token was revoked, expired or replaced, and every call will
+fail alike until the agent restarts with a new one. The client tells the agent process
+(``on_rejected``, which stops it) and raises a *retryable* ``TOKEN_REJECTED`` error: failing
+the activity for good would fail the runs and locations it serves, which are fine; retried,
+it waits for an agent with a valid token, and the restarted agent carries on where this one
+stopped.
 """
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -26,10 +34,12 @@ from tether_api.models import (
     RunStatusReport,
 )
 from tether_api.ticks import TickOutcome, TickReport
+from tether_api.tokens import DEPLOYMENT_HEADER
 
 M = TypeVar("M", bound=BaseModel)
 
 REFUSED = "ControlPlaneRefused"
+TOKEN_REJECTED = "AgentTokenRejected"
 
 
 class _Agents(RootModel[list[Agent]]):
@@ -47,11 +57,20 @@ class ControlPlaneClient:
         token: str,
         verify: bool | str = True,
         timeout: float = 30.0,
+        deployment: str | None = None,
+        on_rejected: Callable[[str], None] | None = None,
     ) -> None:
+        """``deployment``: sent with every call (X-Tether-Deployment), needed with an
+        organization-wide token. ``on_rejected(reason)``: called when the control plane
+        answers 401, with its reason."""
         self.base_url = base_url.rstrip("/")
+        self.on_rejected = on_rejected
+        headers = {"Authorization": f"Bearer {token}", "User-Agent": "tether-agent"}
+        if deployment:
+            headers[DEPLOYMENT_HEADER] = deployment
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "tether-agent"},
+            headers=headers,
             timeout=timeout,
             verify=verify,
             # Every run's watch and report goes through this one client.
@@ -80,6 +99,17 @@ class ControlPlaneClient:
             raise RuntimeError(
                 f"control plane answered {response.status_code} to {method} {path}: "
                 f"{_detail(response)}"
+            )
+        if response.status_code == 401:
+            reason = _detail(response)
+            if self.on_rejected is not None:
+                self.on_rejected(reason)
+            raise ApplicationError(
+                f"the control plane rejected the agent token ({method} {path}): {reason}; "
+                "the agent stops: restart it with a new token (`tether tokens create NAME "
+                "--kind agent`)",
+                reason,
+                type=TOKEN_REJECTED,
             )
         return response
 

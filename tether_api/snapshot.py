@@ -1,10 +1,21 @@
 """The definitions snapshot a code server reports: what the user's code declares."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from tether_api.enums import MissedTicks, RetryOn, RunStatus, ScheduleStatus, SensorKind
+
+
+def _json_integer(value: Any) -> Any:
+    # What the published schema's "integer" allows: an int or an integral float (5.0, which
+    # JSON Schema counts as an integer), never a boolean or a string (as models.JsonInt).
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class StepSnapshot(BaseModel):
@@ -22,7 +33,7 @@ class JobSnapshot(BaseModel):
         default=None, description="JSON schema of the run config, from the job's pydantic model."
     )
     tags: dict[str, str] = Field(default_factory=dict)
-    max_retries: StrictInt = Field(
+    max_retries: JsonInteger = Field(
         default=0, ge=0, le=100, description="New attempts after a failure (0: none)."
     )
     retry_on: RetryOn = Field(default=RetryOn.ANY, description="Which failures are retried.")

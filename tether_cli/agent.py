@@ -18,6 +18,14 @@ def run(
     token: str = typer.Option(
         ..., "--token", envvar="TETHER_AGENT_TOKEN", help="Agent token (tether_agent_...)."
     ),
+    deployment: str | None = typer.Option(
+        None,
+        "--deployment",
+        envvar="TETHER_DEPLOYMENT",
+        help="The deployment this agent serves: needed with an organization-wide agent token "
+        "(`tether tokens create NAME --kind agent --organization`); a deployment token's own "
+        "by default.",
+    ),
     agent_name: str | None = typer.Option(
         None, "--name", envvar="TETHER_AGENT_NAME", help="Agent name (default: the host name)."
     ),
@@ -106,7 +114,11 @@ def run(
     log_level: str = typer.Option("info", "--log-level", envvar="TETHER_LOG_LEVEL"),
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C. Running code servers and runs are left running
-    and adopted by the next agent."""
+    and adopted by the next agent.
+
+    Exit codes: 0 stopped by a signal; 1 could not start; 2 invalid configuration; 3 the
+    control plane rejected the agent token (revoked or expired): create a new one and
+    restart the agent with it."""
     import asyncio
 
     from pydantic import ValidationError
@@ -118,7 +130,12 @@ def run(
         output_retention,
         run_settings,
     )
-    from worker.main import AgentStartupError, run_agent
+    from worker.main import (
+        EXIT_TOKEN_REJECTED,
+        AgentStartupError,
+        AgentTokenRejected,
+        run_agent,
+    )
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -126,6 +143,7 @@ def run(
     fields: dict[str, object] = {
         "control_plane_url": control_plane,
         "token": token,
+        "deployment": deployment,
         "temporal_address": temporal_address,
         "namespace": namespace,
         "task_queue": task_queue,
@@ -182,3 +200,6 @@ def run(
     except AgentStartupError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
+    except AgentTokenRejected:
+        # Already logged, once, when it happened (see worker.main.rejection_line).
+        raise typer.Exit(EXIT_TOKEN_REJECTED) from None

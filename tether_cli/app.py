@@ -6,6 +6,7 @@ from tether_cli import (
     agent,
     agents,
     alerts,
+    audit,
     codec,
     controlplane,
     deployments,
@@ -15,6 +16,7 @@ from tether_cli import (
     schedules,
     sensors,
     signin,
+    tokens,
 )
 
 app = typer.Typer(
@@ -38,6 +40,8 @@ app.add_typer(sensors.app, name="sensors")
 app.add_typer(alerts.app, name="alerts")
 app.command("sign-in-link")(signin.sign_in_link)
 app.command("codec-server")(codec.codec_server)
+app.add_typer(tokens.app, name="tokens")
+app.command("audit")(audit.audit)
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 

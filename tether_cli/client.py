@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -10,6 +11,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from tether_api.alerts import Alert, AlertPolicy, AlertPolicySpec
+from tether_api.audit import AuditEntry, AuditPage
 from tether_api.enums import RunStatus, TickStatus
 from tether_api.logs import LogSettings, RunLogs
 from tether_api.models import (
@@ -27,6 +29,7 @@ from tether_api.models import (
 from tether_api.schedules import Schedule, Tick
 from tether_api.sessions import SignInLink, SignInLinkCreate
 from tether_api.ticks import Sensor, SensorTick
+from tether_api.tokens import Token, TokenCreate, TokenSecret
 from tether_cli.context import Connection
 from tether_cli.render import CliError, note
 
@@ -50,6 +53,8 @@ _ALERTS = TypeAdapter(list[Alert])
 _TICKS = TypeAdapter(list[Tick])
 _SENSORS = TypeAdapter(list[Sensor])
 _SENSOR_TICKS = TypeAdapter(list[SensorTick])
+_TOKENS = TypeAdapter(list[Token])
+MAX_PAGE_AUDIT = 500
 
 
 class ApiError(CliError):
@@ -254,6 +259,44 @@ class TetherClient:
         return _ALERTS.validate_json(
             self._request("GET", "/alerts", params={"limit": limit}).content
         )
+
+    # --- tokens and the audit log (the organization's, not one deployment's) -------------
+
+    def list_tokens(self) -> list[Token]:
+        return _TOKENS.validate_json(self._request("GET", "/api/v1/tokens", root=True).content)
+
+    def create_token(self, body: TokenCreate) -> TokenSecret:
+        payload = body.model_dump(mode="json", exclude_none=True)
+        return self._call(TokenSecret, "POST", "/api/v1/tokens", root=True, json=payload)
+
+    def revoke_token(self, token_id: int) -> Token:
+        return self._call(Token, "POST", f"/api/v1/tokens/{token_id}/revoke", root=True)
+
+    def audit(
+        self,
+        actions: list[str],
+        since: datetime | None,
+        deployment: str | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """Newest first, up to ``limit``, following the pages' cursors."""
+        found: list[AuditEntry] = []
+        cursor: str | None = None
+        while len(found) < limit:
+            params: list[tuple[str, str | int]] = [("action", a) for a in actions]
+            params.append(("limit", min(limit - len(found), MAX_PAGE_AUDIT)))
+            if since is not None:
+                params.append(("since", since.isoformat()))
+            if deployment:
+                params.append(("deployment", deployment))
+            if cursor:
+                params.append(("cursor", cursor))
+            page = self._call(AuditPage, "GET", "/api/v1/audit", root=True, params=params)
+            found += page.entries
+            cursor = page.next_cursor
+            if not cursor or not page.entries:
+                break
+        return found[:limit]
 
     # --- web UI -------------------------------------------------------------------------
 

@@ -72,9 +72,13 @@ class DeploymentRow(Base):
 class TokenRow(Base):
     __tablename__ = "tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10))  # user | agent | run
+    kind: Mapped[str] = mapped_column(String(10))  # user | agent | run | session | signin
+    # What its owner calls it (user and agent tokens); the audit log names actors by it.
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    # None on an agent token: it serves every deployment of the organization (the agent
+    # names one per call); user, session and sign-in tokens have none either.
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
     run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     description: Mapped[str] = mapped_column(String(200), default="")
@@ -366,3 +370,25 @@ class AlertRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditRow(Base):
+    """One action someone took, written in the action's own transaction. Append-only: the
+    migration adds triggers that refuse UPDATE and DELETE on this table."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_org_id", "organization_id", "id"),
+        Index("ix_audit_log_org_action", "organization_id", "action", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The token that acted, and its name and kind then (kept should it be renamed).
+    actor_token_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"))
+    actor_name: Mapped[str] = mapped_column(String(100))
+    actor_kind: Mapped[str] = mapped_column(String(10))
+    action: Mapped[str] = mapped_column(String(40))
+    deployment: Mapped[str | None] = mapped_column(String(63))
+    target: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column()

@@ -31,7 +31,16 @@ class TemporalTLS(BaseModel):
 
 class AgentConfig(BaseModel):
     control_plane_url: str = Field(description="Base URL of the control plane.")
-    token: SecretStr = Field(description="The deployment's agent token (tether_agent_...).")
+    token: SecretStr = Field(
+        description="An agent token (tether_agent_...): of the deployment, or of the whole "
+        "organization (then `deployment` says which one this agent serves)."
+    )
+    deployment: Name | None = Field(
+        default=None,
+        description="The deployment this agent serves, sent with every call "
+        "(X-Tether-Deployment). Needed with an organization-wide token; with a deployment "
+        "token, it must be the token's own (or unset).",
+    )
     agent_name: str = Field(
         default_factory=lambda: socket.gethostname().split(".")[0].lower()[:63] or "agent",
         description="Names this agent in the control plane and in its workflow ID.",

@@ -2,7 +2,6 @@
 activities on the task queue, and keep this agent's AgentWorkflow running."""
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -21,7 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.agent import AgentActivities
 from activities.code_locations import CodeLocationActivities
 from activities.context import AgentContext
-from activities.controlplane import ControlPlaneClient
+from activities.controlplane import TOKEN_REJECTED, ControlPlaneClient
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
@@ -55,8 +54,47 @@ log = logging.getLogger("tether.agent")
 WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow, TickWorkflow]
 
 
+# The exit code of an agent whose token the control plane rejected (revoked, expired):
+# restarting it with the same token cannot help, so a supervisor may tell it from a crash.
+EXIT_TOKEN_REJECTED = 3
+# After a rejection, how much longer than graceful_shutdown_seconds the workers get to stop.
+REJECTED_SHUTDOWN_MARGIN_SECONDS = 5.0
+
+
 class AgentStartupError(Exception):
     """The agent cannot start; the message says why and what to do."""
+
+
+class AgentTokenRejected(Exception):
+    """The control plane answered 401 to the agent's token; ``reason`` is its answer. The
+    agent has stopped (or never started) and exits with EXIT_TOKEN_REJECTED."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenRejection:
+    """Set by the control plane client, from any activity, the first time the agent's token
+    is rejected; the agent process waits on it next to its stop signal."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.reason: str | None = None
+
+    def reject(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            log.error(rejection_line(reason))
+        self.event.set()
+
+
+def rejection_line(reason: str) -> str:
+    return (
+        f"agent token rejected by the control plane: {reason}; create a new one with "
+        "`tether tokens create NAME --kind agent` and restart the agent with it "
+        f"(exiting with code {EXIT_TOKEN_REJECTED})"
+    )
 
 
 def tether_version() -> str:
@@ -193,6 +231,9 @@ async def register(control_plane: ControlPlaneClient, config: AgentConfig) -> Ag
             )
         )
     except ApplicationError as exc:
+        if exc.type == TOKEN_REJECTED:
+            reason = str(exc.details[0]) if exc.details else exc.message
+            raise AgentTokenRejected(reason) from exc
         raise AgentStartupError(f"{exc.message}; check --token (an agent token)") from exc
     except Exception as exc:
         raise AgentStartupError(
@@ -245,7 +286,12 @@ async def start_agent_workflow(
 
 async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down gracefully. Running code servers and run
-    workers are left running: the next agent adopts them."""
+    workers are left running: the next agent adopts them.
+
+    Raises AgentTokenRejected, after the same graceful shutdown, once the control plane
+    rejects the agent's token (at start or from any activity): polling stops, and what the
+    activities were doing is retried by the next agent with a valid token."""
+    rejection = TokenRejection()
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=config.blocking_threads, thread_name_prefix="launcher")
     )
@@ -253,10 +299,18 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
     if config.control_plane_ca_bundle:
         verify = str(config.control_plane_ca_bundle)
     control_plane = ControlPlaneClient(
-        config.control_plane_url, config.token.get_secret_value(), verify=verify
+        config.control_plane_url,
+        config.token.get_secret_value(),
+        verify=verify,
+        deployment=config.deployment,
+        on_rejected=rejection.reject,
     )
     try:
-        agent = await register(control_plane, config)
+        try:
+            agent = await register(control_plane, config)
+        except AgentTokenRejected as exc:
+            rejection.reject(exc.reason)
+            raise
         temporal = await connect_temporal(config)
         attributes = await search_attributes_ready(temporal, config)
         context = AgentContext(
@@ -322,9 +376,10 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             )
             for queue in [*task_queues, host_queue]
         ]
-        async with contextlib.AsyncExitStack() as stack:
-            for worker in workers:
-                await stack.enter_async_context(worker)
+        # Run as tasks rather than `async with`: after a token rejection the shutdown must be
+        # bounded (see _stop_workers), and only a cancelled run() task can cut it short.
+        running = [asyncio.create_task(worker.run()) for worker in workers]
+        try:
             workflow_id = await start_agent_workflow(temporal, config, agent, host_queue)
             log.info(
                 "agent %s serving %s/%s on task queues %s and its own %s (workflow %s)",
@@ -353,14 +408,61 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
                     stop,
                 )
             )
-            await stop.wait()
+            await _first(stop.wait(), rejection.event.wait(), *running)
             reaping.cancel()
             sweeping.cancel()
             sweeping_kept.cancel()
             log.info("agent %s shutting down", config.agent_name)
-        await agent_activities.flush_acks()
+        finally:
+            bound = None
+            if rejection.reason is not None:
+                bound = config.graceful_shutdown_seconds + REJECTED_SHUTDOWN_MARGIN_SECONDS
+            await _stop_workers(workers, running, bound)
+        if rejection.reason is None:  # else the control plane would refuse the acks
+            await agent_activities.flush_acks()
         await location_activities.aclose()
         await run_activities.aclose()
         await tick_activities.aclose()
+        if rejection.reason is not None:
+            raise AgentTokenRejected(rejection.reason)
     finally:
         await control_plane.aclose()
+
+
+async def _stop_workers(
+    workers: list[Worker], running: list[asyncio.Task[None]], bound: float | None
+) -> None:
+    """Shut every worker down at once (one still polling while another drains would take
+    new tasks), and raise a worker's fatal error if one stopped on its own.
+
+    ``bound``: give up waiting after this long and cancel them. After a token rejection,
+    local activities that call the control plane fail and are retried inside their workflow
+    task for as long as it lasts, so a graceful shutdown may never end; cancelled, the agent
+    exits like one that crashed, and Temporal hands what it held to the next agent."""
+    shutting = asyncio.gather(*(worker.shutdown() for worker in workers))
+    done, _ = await asyncio.wait([shutting], timeout=bound)
+    if not done:
+        log.warning(
+            "the Temporal workers did not finish shutting down within %.0f s; stopping them "
+            "now (Temporal retries their unfinished tasks on the next agent)",
+            bound,
+        )
+        shutting.cancel()
+        for task in running:
+            task.cancel()
+    results = await asyncio.gather(*running, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+
+
+async def _first(*waits: Coroutine[Any, Any, Any] | asyncio.Task[None]) -> None:
+    """Return when the first of ``waits`` is done; cancel the coroutines among the others
+    (tasks given are the caller's, and left running)."""
+    tasks = [w if isinstance(w, asyncio.Task) else asyncio.ensure_future(w) for w in waits]
+    own = [t for t, w in zip(tasks, waits, strict=True) if not isinstance(w, asyncio.Task)]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in own:
+            task.cancel()

@@ -18,7 +18,7 @@ def test_missing_and_unknown_tokens_are_refused(tenant: Tenant) -> None:
     with client(tenant.cp.url, "tether_user_not-a-real-token") as bad:
         r = bad.get(f"{tenant.dep_path}/runs")
         assert r.status_code == 401
-        assert "invalid or revoked" in r.json()["detail"]
+        assert r.json()["detail"].startswith("invalid token:")
     with httpx.Client(base_url=tenant.cp.url, headers={"Authorization": "Basic abc"}) as basic:
         assert basic.get(f"{tenant.dep_path}/runs").status_code == 401
 

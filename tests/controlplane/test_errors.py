@@ -65,7 +65,7 @@ def test_no_body_is_parsed_without_a_valid_token(tenant: Tenant) -> None:
         assert r.status_code == 401 and "missing token" in r.json()["detail"]
     with client(tenant.cp.url, "tether_user_not-a-real-token") as forged:
         r = forged.post(f"{tenant.dep_path}/runs", **malformed)  # type: ignore[arg-type]
-        assert r.status_code == 401 and "invalid or revoked" in r.json()["detail"]
+        assert r.status_code == 401 and r.json()["detail"].startswith("invalid token:")
         # Not even a body over the limit is read: the token is refused first.
         r = forged.post(f"{tenant.dep_path}/runs", content=b"x" * (17 * 1024 * 1024))
         assert r.status_code == 401

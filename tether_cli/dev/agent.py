@@ -50,6 +50,9 @@ def start_agent(stack: Stack, tokens: Tokens) -> None:
         "TETHER_CONTROL_PLANE_URL": o.url,
         # In the environment, not in argv: `ps` shows every user's argv.
         "TETHER_AGENT_TOKEN": tokens.agent,
+        # Its own deployment: a TETHER_DEPLOYMENT left in the shell for the user commands
+        # would otherwise be sent as the agent's (and refused for this token).
+        "TETHER_DEPLOYMENT": o.deployment,
         "PYTHONUNBUFFERED": "1",
     }
     log = o.logs / "agent.log"

@@ -25,12 +25,14 @@ from tether_controlplane.api.responses import API_ERRORS
 from tether_controlplane.api.routes import (
     agent,
     alerts,
+    audit,
     deployments,
     locations,
     runs,
     schedules,
     sensors,
     sessions,
+    tokens,
     worker,
 )
 from tether_controlplane.db import Database
@@ -175,6 +177,8 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         agent,
         worker,
         sessions,
+        tokens,
+        audit,
     ):
         app.include_router(module.router, responses=API_ERRORS)
     add_docs(app)

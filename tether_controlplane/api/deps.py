@@ -44,7 +44,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearerToken",
-    description="A user, agent or run token: `Authorization: Bearer <token>`.",
+    description="A user, agent or run token: `Authorization: Bearer <token>`. An agent with "
+    "an organization-wide agent token also names the deployment it serves: "
+    "`X-Tether-Deployment: <deployment>`.",
 )
 
 

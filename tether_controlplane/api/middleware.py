@@ -10,9 +10,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from tether_api.models import ErrorResponse
+from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
-from tether_controlplane.services.tenancy import Principal
+from tether_controlplane.services.tenancy import Principal, Refusal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -107,7 +108,9 @@ MISSING_TOKEN = (
     "missing token: send 'Authorization: Bearer <token>' "
     "(create tokens with `tether controlplane bootstrap`)"
 )
-INVALID_TOKEN = "invalid or revoked token: check the token you were given"
+# The one answer for any secret that is not a token's: nothing tells whether it ever was.
+INVALID_TOKEN = tenancy.INVALID_TOKEN
+DEPLOYMENT_HEADER_KEY = DEPLOYMENT_HEADER.lower().encode()
 
 
 def bearer_secret(header: str | None) -> str | None:
@@ -117,9 +120,11 @@ def bearer_secret(header: str | None) -> str | None:
     return secret.strip()
 
 
-def lookup_principal(db: Database, secret: str) -> Principal | None:
+def lookup_principal(
+    db: Database, secret: str, deployment_name: str | None = None
+) -> Principal | Refusal:
     with db.read() as session:
-        return tenancy.authenticate(session, secret)
+        return tenancy.identify(session, secret, deployment_name)
 
 
 class AuthMiddleware:
@@ -135,18 +140,20 @@ class AuthMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        header = next(
-            (v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"authorization"),
-            None,
-        )
+        headers = scope.get("headers") or []
+        header = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), None)
         secret = bearer_secret(header)
         if secret is None:
             await refuse(send, 401, MISSING_TOKEN, close=True, bearer=True)
             return
         db: Database = scope["app"].state.db
-        principal = await run_in_threadpool(lookup_principal, db, secret)
-        if principal is None:
-            await refuse(send, 401, INVALID_TOKEN, close=True, bearer=True)
+        deployment = next(
+            (v.decode("latin-1").strip() for k, v in headers if k == DEPLOYMENT_HEADER_KEY), None
+        )
+        principal = await run_in_threadpool(lookup_principal, db, secret, deployment or None)
+        if isinstance(principal, Refusal):
+            bearer = principal.status == 401
+            await refuse(send, principal.status, principal.detail, close=True, bearer=bearer)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)

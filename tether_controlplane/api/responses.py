@@ -9,7 +9,8 @@ from tether_api.models import ErrorResponse
 
 _DESCRIPTIONS = {
     400: "Malformed request, e.g. an invalid Content-Length header.",
-    401: "Missing, invalid or revoked token.",
+    401: "Missing, unknown, revoked or expired token (only a revoked or expired token's own "
+    "secret is told which, and when).",
     403: "A token of the wrong kind for this endpoint; `detail` names the kind needed.",
     404: "Not found, or not visible to this token (the same answer either way).",
     409: "Conflicts with the current state, e.g. the run already finished.",

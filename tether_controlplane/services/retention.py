@@ -2,7 +2,8 @@
 
 A sensor evaluated every 30 s writes a request and a tick 2,880 times a day, and most of its
 ticks are SKIPPED ("nothing new"). Those are deleted after their retention; ticks that
-created runs or failed, and everything else, are kept. Deletes go in batches so that a pass
+created runs or failed, and everything else, are kept; the audit log above all (its table
+refuses deletes). Deletes go in batches so that a pass
 never holds a long transaction.
 """
 

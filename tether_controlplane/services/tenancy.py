@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from tether_api.logs import LogSettings
 from tether_api.models import Deployment
+from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_controlplane.errors import NotFound
 from tether_controlplane.tables import DeploymentRow, Organization, TokenRow, utcnow
 from tether_controlplane.tokens import TokenKind, hash_token, new_token
@@ -24,25 +25,109 @@ class Principal:
     run_id: str | None
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request's token is refused: the HTTP status and a detail naming the fix."""
+
+    status: int
+    detail: str
+
+
+INVALID_TOKEN = (
+    "invalid token: check the token you were given, or create one with `tether tokens create`"
+)
+
+
 def authenticate(session: Session, secret: str) -> Principal | None:
+    """The principal of a working token, else None (for callers that need no reason)."""
+    found = identify(session, secret)
+    return found if isinstance(found, Principal) else None
+
+
+def identify(
+    session: Session, secret: str, deployment_name: str | None = None
+) -> Principal | Refusal:
+    """Who ``secret`` is, or why it is refused.
+
+    Only the full, correct secret of a revoked or expired token learns that (and when): its
+    hash is what finds the row, so any other string gets the same generic answer as one
+    that never existed, after the same single indexed lookup.
+
+    ``deployment_name`` (the agent's X-Tether-Deployment header) picks the deployment of an
+    organization-wide agent token; a deployment token may send it only with its own."""
     row = session.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(secret)))
-    if row is None or not _valid(row):
-        return None
-    if row.parent_id is not None:
-        parent = session.get(TokenRow, row.parent_id)
-        if parent is None or not _valid(parent):  # a session ends with its user token
-            return None
+    if row is None:
+        return Refusal(401, INVALID_TOKEN)
+    refused = _why_not(row, "this token")
+    if refused is None and row.parent_id is not None:
+        parent = session.get(TokenRow, row.parent_id)  # a session ends with its user token
+        refused = (
+            Refusal(401, INVALID_TOKEN)
+            if parent is None
+            else _why_not(parent, f"the {parent.kind} token this one came from")
+        )
+    if refused is not None:
+        return refused
+    deployment_id = row.deployment_id
+    if row.kind == TokenKind.AGENT.value:
+        chosen = _agent_deployment(session, row, deployment_name)
+        if isinstance(chosen, Refusal):
+            return chosen
+        deployment_id = chosen
     return Principal(
         kind=TokenKind(row.kind),
         token_id=row.id,
         organization_id=row.organization_id,
-        deployment_id=row.deployment_id,
+        deployment_id=deployment_id,
         run_id=row.run_id,
     )
 
 
-def _valid(row: TokenRow) -> bool:
-    return row.revoked_at is None and (row.expires_at is None or row.expires_at > utcnow())
+def _why_not(row: TokenRow, what: str) -> Refusal | None:
+    fix = "ask for a new one (`tether tokens create`)"
+    if row.revoked_at is not None:
+        return Refusal(401, f"{what} ({row.name!r}) was revoked on {_when(row.revoked_at)}; {fix}")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return Refusal(401, f"{what} ({row.name!r}) expired on {_when(row.expires_at)}; {fix}")
+    return None
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _agent_deployment(session: Session, row: TokenRow, name: str | None) -> int | Refusal:
+    """The deployment an agent token acts on in this request."""
+    if row.deployment_id is not None:
+        if name:
+            own = session.get(DeploymentRow, row.deployment_id)
+            if own is not None and own.name != name:
+                return Refusal(
+                    403,
+                    f"this agent token serves deployment {own.name!r}, and the request names "
+                    f"{name!r} ({DEPLOYMENT_HEADER}); run the agent with --deployment "
+                    f"{own.name}, or with a token of {name!r} or an organization-wide one",
+                )
+        return row.deployment_id
+    if not name:
+        return Refusal(
+            400,
+            "this agent token serves every deployment of its organization: name the one "
+            f"this agent serves with the {DEPLOYMENT_HEADER} header (`tether agent run "
+            "--deployment NAME` or TETHER_DEPLOYMENT)",
+        )
+    dep = session.scalar(
+        select(DeploymentRow).where(
+            DeploymentRow.organization_id == row.organization_id, DeploymentRow.name == name
+        )
+    )
+    if dep is None:
+        return Refusal(
+            404,
+            f"deployment {name!r} ({DEPLOYMENT_HEADER}) not found in this token's organization; "
+            "check --deployment, or create it with POST /api/v1/deployments/{name}",
+        )
+    return dep.id
 
 
 def get_or_create_org(session: Session, name: str) -> tuple[Organization, bool]:
@@ -119,23 +204,49 @@ def mint_token(
     description: str = "",
     expires_at: datetime | None = None,
     parent_id: int | None = None,
+    name: str = "",
 ) -> str:
+    return mint(
+        session,
+        kind,
+        organization_id,
+        deployment_id,
+        run_id,
+        description,
+        expires_at,
+        parent_id,
+        name,
+    )[0]
+
+
+def mint(
+    session: Session,
+    kind: TokenKind,
+    organization_id: int,
+    deployment_id: int | None = None,
+    run_id: str | None = None,
+    description: str = "",
+    expires_at: datetime | None = None,
+    parent_id: int | None = None,
+    name: str = "",
+) -> tuple[str, TokenRow]:
+    """A new token: its secret (shown once) and its row (flushed, so it has an id)."""
     secret, digest = new_token(kind)
-    session.add(
-        TokenRow(
-            kind=kind.value,
-            token_hash=digest,
-            organization_id=organization_id,
-            deployment_id=deployment_id,
-            run_id=run_id,
-            description=description,
-            created_at=utcnow(),
-            expires_at=expires_at,
-            parent_id=parent_id,
-        )
+    row = TokenRow(
+        kind=kind.value,
+        name=(name or description or kind.value)[:100],
+        token_hash=digest,
+        organization_id=organization_id,
+        deployment_id=deployment_id,
+        run_id=run_id,
+        description=description,
+        created_at=utcnow(),
+        expires_at=expires_at,
+        parent_id=parent_id,
     )
+    session.add(row)
     session.flush()
-    return secret
+    return secret, row
 
 
 def revoke_run_tokens(session: Session, run_id: str) -> None:

@@ -5,9 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from tether_api.alerts import Alert, AlertEvent, AlertPolicy, AlertPolicySpec
+from tether_api.audit import AuditAction
 from tether_controlplane.api.deps import DbDep, NamePath, UserScope
 from tether_controlplane.api.responses import LOOKUP
-from tether_controlplane.services import alerts
+from tether_controlplane.services import alerts, audit
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}", tags=["alerts"])
 
@@ -25,14 +26,22 @@ def put_policy(name: NamePath, body: AlertPolicySpec, scope: UserScope, db: DbDe
     """Create or replace a policy. A secret or password left out (null) keeps its value."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return alerts.policy_model(dep, alerts.put_policy(s, dep, name, body))
+        policy = alerts.policy_model(dep, alerts.put_policy(s, dep, name, body))
+        # The policy as GET shows it: its secrets and passwords masked.
+        details = {"policy": policy.model_dump(mode="json", exclude={"name"})}
+        audit.record(
+            s, scope.principal, AuditAction.ALERT_POLICY_PUT, name, details, deployment=dep
+        )
+        return policy
 
 
 @router.delete("/alert-policies/{name}", status_code=204, responses=LOOKUP)
 def delete_policy(name: NamePath, scope: UserScope, db: DbDep) -> Response:
     """It fires no more; the alerts it sent stay in the history."""
     with db.write() as s:
-        alerts.delete_policy(s, alerts.find_policy(s, scope.deployment(s), name))
+        dep = scope.deployment(s)
+        alerts.delete_policy(s, alerts.find_policy(s, dep, name))
+        audit.record(s, scope.principal, AuditAction.ALERT_POLICY_DELETE, name, deployment=dep)
     return Response(status_code=204)
 
 

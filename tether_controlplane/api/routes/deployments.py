@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from tether_api.audit import AuditAction
 from tether_api.models import (
     Agent,
     AgentTokenCreate,
@@ -10,6 +11,7 @@ from tether_api.models import (
     DeploymentUpdate,
     TokenCreated,
 )
+from tether_api.tokens import ManagedTokenKind, TokenCreate
 from tether_controlplane.api.deps import (
     DbDep,
     NamedScope,
@@ -20,9 +22,8 @@ from tether_controlplane.api.deps import (
     UserTokenOnly,
 )
 from tether_controlplane.api.responses import LOOKUP, error_responses
-from tether_controlplane.services import agents, runs, tenancy
+from tether_controlplane.services import agents, audit, runs, tenancy, tokens
 from tether_controlplane.tables import DeploymentRow, Organization
-from tether_controlplane.tokens import TokenKind
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 
@@ -46,9 +47,12 @@ def create_deployment(
     with db.write() as s:
         org = s.get(Organization, p.organization_id)
         assert org is not None
-        row, _ = tenancy.get_or_create_deployment(
+        row, created = tenancy.get_or_create_deployment(
             s, org, dep, settings.default_run_concurrency_limit
         )
+        if created:
+            details = {"run_concurrency_limit": row.run_concurrency_limit}
+            audit.record(s, p, AuditAction.DEPLOYMENT_CREATE, dep, details, deployment=row)
         return tenancy.deployment_model(s, row)
 
 
@@ -63,11 +67,24 @@ def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> De
     with db.write() as s:
         row = scope.deployment(s)
         if body.run_concurrency_limit is not None:
+            before = row.run_concurrency_limit
             row.run_concurrency_limit = body.run_concurrency_limit
             runs.admit(s, row)
+            details = {"run_concurrency_limit": {"from": before, "to": row.run_concurrency_limit}}
+            audit.record(
+                s, scope.principal, AuditAction.DEPLOYMENT_UPDATE, row.name, details, deployment=row
+            )
         if body.log_settings is not None:
-            # audit: deployment log settings changed (old: row.log_settings, new: body's)
+            old_settings = row.log_settings
             row.log_settings = body.log_settings.model_dump(mode="json")
+            audit.record(
+                s,
+                scope.principal,
+                AuditAction.DEPLOYMENT_UPDATE,
+                row.name,
+                {"log_settings": {"from": old_settings, "to": row.log_settings}},
+                deployment=row,
+            )
         return tenancy.deployment_model(s, row)
 
 
@@ -75,15 +92,16 @@ def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> De
 def create_agent_token(
     body: AgentTokenCreate, dep: NamePath, p: UserTokenOnly, db: DbDep
 ) -> TokenCreated:
-    """Mint an agent token for the deployment. Needs a user token: a web session cannot
-    make a credential that outlives it."""
+    """Mint an agent token for the deployment, named by its description: the same as
+    `POST /api/v1/tokens` with kind 'agent'. Needs a user token: a web session cannot make
+    a credential that outlives it."""
     scope = NamedScope(p, dep)
     with db.write() as s:
         row = scope.deployment(s)
-        secret = tenancy.mint_token(
-            s, TokenKind.AGENT, row.organization_id, row.id, description=body.description
-        )
-        return TokenCreated(token=secret, kind=TokenKind.AGENT.value, deployment=row.name)
+        name = body.description.strip()[:100] or f"agent token of {row.name}"
+        wanted = TokenCreate(name=name, kind=ManagedTokenKind.AGENT, deployment=row.name)
+        created = tokens.create(s, p, wanted)
+        return TokenCreated(token=created.token, kind=created.info.kind.value, deployment=row.name)
 
 
 @router.get("/{dep}/agents", responses=LOOKUP)

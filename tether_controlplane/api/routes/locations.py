@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
+from tether_api.audit import AuditAction
 from tether_api.models import CodeLocation, CodeLocationDeploy, CodeLocationPutResult
 from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserScope
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
-from tether_controlplane.services import locations
+from tether_controlplane.services import audit, locations
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/code-locations", tags=["code locations"])
 
@@ -18,7 +19,19 @@ def put_code_location(
     with db.write() as s:
         dep = scope.deployment(s)
         row, changed = locations.put(s, dep, name, spec)
-        # audit: a changed spec may change the location's log settings (spec.logs)
+        if changed:
+            # Only a changed spec deploys anything; the spec names no secrets (passthrough
+            # variables are names, their values stay with the agent). Its log settings are a
+            # policy, so they are recorded too.
+            details = {
+                "generation": row.generation,
+                "image": spec.image,
+                "module": spec.module,
+                "logs": spec.logs.model_dump(mode="json") if spec.logs else None,
+            }
+            audit.record(
+                s, scope.principal, AuditAction.LOCATION_DEPLOY, name, details, deployment=dep
+            )
         return CodeLocationPutResult(
             code_location=locations.to_model(
                 s, dep, row, True, settings.agent_heartbeat_timeout_seconds
@@ -50,7 +63,12 @@ def get_code_location(
 def redeploy_code_location(name: NamePath, scope: UserScope, db: DbDep) -> CodeLocation:
     with db.write() as s:
         dep = scope.deployment(s)
-        return locations.to_model(s, dep, locations.redeploy(s, dep, name))
+        row = locations.redeploy(s, dep, name)
+        details = {"generation": row.generation}
+        audit.record(
+            s, scope.principal, AuditAction.LOCATION_REDEPLOY, name, details, deployment=dep
+        )
+        return locations.to_model(s, dep, row)
 
 
 @router.delete("/{name}", status_code=202, responses=LOOKUP)
@@ -58,4 +76,6 @@ def remove_code_location(name: NamePath, scope: UserScope, db: DbDep) -> CodeLoc
     """Enqueues REMOVE_CODE_LOCATION; the agent stops the server and reports STOPPED."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return locations.to_model(s, dep, locations.remove(s, dep, name))
+        row = locations.remove(s, dep, name)
+        audit.record(s, scope.principal, AuditAction.LOCATION_REMOVE, name, deployment=dep)
+        return locations.to_model(s, dep, row)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, StringConstraints
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tether_api.audit import AuditAction
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
 from tether_api.logs import MAX_LOG_WAIT_SECONDS, LogForwarding, RunLogs, RunLogsAnswer
 from tether_api.models import (
@@ -33,7 +34,7 @@ from tether_controlplane.api.responses import (
 from tether_controlplane.db import Database
 from tether_controlplane.errors import AgentTimeout, Invalid
 from tether_controlplane.notify import run_events_key
-from tether_controlplane.services import events, logfetch, logs, requests, runs
+from tether_controlplane.services import audit, events, logfetch, logs, requests, runs
 from tether_controlplane.tables import RunRow
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
@@ -60,7 +61,16 @@ def create_run(body: RunCreate, scope: UserScope, db: DbDep) -> Run:
     definitions yet, the run worker checks them instead."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return runs.to_model(dep, runs.create(s, dep, body))
+        run = runs.create(s, dep, body)
+        # The run config may hold values people consider sensitive: its keys only.
+        details = {
+            "code_location": body.code_location,
+            "job": body.job,
+            "tags": body.tags,
+            "run_config_keys": sorted(body.run_config),
+        }
+        audit.record(s, scope.principal, AuditAction.RUN_SUBMIT, run.id, details, deployment=dep)
+        return runs.to_model(dep, run)
 
 
 # Declared before the /{run_id} routes, so "validate" is never taken for a run ID.
@@ -125,6 +135,8 @@ def terminate_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
     with db.write() as s:
         dep = scope.deployment(s)
         run = runs.terminate(s, dep, runs.find(s, dep, run_id, lock=True), "terminated by a user")
+        details = {"job": run.job, "code_location": run.code_location, "status": run.status}
+        audit.record(s, scope.principal, AuditAction.RUN_TERMINATE, run.id, details, deployment=dep)
         return runs.to_model(dep, run)
 
 

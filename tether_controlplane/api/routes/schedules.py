@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tether_api.audit import AuditAction
 from tether_api.enums import ScheduleStatus, TickStatus
 from tether_api.schedules import Schedule, Tick
 from tether_controlplane.api.deps import DbDep, NamePath, UserScope
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.errors import Conflict
-from tether_controlplane.services import schedules
+from tether_controlplane.services import audit, schedules
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/schedules", tags=["schedules"])
 
@@ -30,13 +31,18 @@ def get_schedule(location: NamePath, name: NamePath, scope: UserScope, db: DbDep
 
 def _set(location: str, name: str, scope: UserScope, db: DbDep, status: ScheduleStatus) -> Schedule:
     with db.write() as s:
-        row = schedules.find(s, scope.deployment(s), location, name)
+        dep = scope.deployment(s)
+        row = schedules.find(s, dep, location, name)
         if not row.present and status == ScheduleStatus.RUNNING:
             raise Conflict(
                 f"schedule {name!r} is no longer declared by code location {location!r}: "
                 "deploy code that declares it first"
             )
-        return schedules.to_model(s, schedules.set_status(s, row, status))
+        row = schedules.set_status(s, row, status)
+        on = status == ScheduleStatus.RUNNING
+        action = AuditAction.SCHEDULE_START if on else AuditAction.SCHEDULE_STOP
+        audit.record(s, scope.principal, action, f"{location}/{name}", deployment=dep)
+        return schedules.to_model(s, row)
 
 
 @router.post("/{location}/{name}/start", responses=LOOKUP_OR_CONFLICT)
@@ -63,5 +69,6 @@ def list_ticks(
     """Its ticks, newest first, each with its outcome: the run it created, skipped (missed
     while the scheduler was down), or the error that kept it from creating one."""
     with db.read() as s:
-        row = schedules.find(s, scope.deployment(s), location, name)
+        dep = scope.deployment(s)
+        row = schedules.find(s, dep, location, name)
         return schedules.ticks(s, row, limit, status)

@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tether_api.audit import AuditAction
 from tether_api.enums import ScheduleStatus, TickStatus
 from tether_api.ticks import Sensor, SensorTick
 from tether_controlplane.api.deps import DbDep, NamePath, UserScope
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.errors import Conflict
-from tether_controlplane.services import sensors
+from tether_controlplane.services import audit, sensors
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/sensors", tags=["sensors"])
 
@@ -30,13 +31,18 @@ def get_sensor(location: NamePath, name: NamePath, scope: UserScope, db: DbDep) 
 
 def _set(location: str, name: str, scope: UserScope, db: DbDep, status: ScheduleStatus) -> Sensor:
     with db.write() as s:
-        row = sensors.find(s, scope.deployment(s), location, name)
+        dep = scope.deployment(s)
+        row = sensors.find(s, dep, location, name)
         if not row.present and status == ScheduleStatus.RUNNING:
             raise Conflict(
                 f"sensor {name!r} is no longer declared by code location {location!r}: "
                 "deploy code that declares it first"
             )
-        return sensors.to_model(s, sensors.set_status(s, row, status))
+        row = sensors.set_status(s, row, status)
+        on = status == ScheduleStatus.RUNNING
+        action = AuditAction.SENSOR_START if on else AuditAction.SENSOR_STOP
+        audit.record(s, scope.principal, action, f"{location}/{name}", deployment=dep)
+        return sensors.to_model(s, row)
 
 
 @router.post("/{location}/{name}/start", responses=LOOKUP_OR_CONFLICT)
@@ -63,5 +69,6 @@ def list_ticks(
     """Its evaluations, newest first: the runs each created, run keys already used, why it
     skipped, or the error and traceback of one that failed."""
     with db.read() as s:
-        row = sensors.find(s, scope.deployment(s), location, name)
+        dep = scope.deployment(s)
+        row = sensors.find(s, dep, location, name)
         return sensors.ticks(s, row, limit, status)

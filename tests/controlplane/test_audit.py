@@ -1,0 +1,166 @@
+"""The audit log over the real API: an entry for each action, by whom and when, filtered and
+paged; and append-only in the database itself (SQLite and PostgreSQL triggers)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from tests.controlplane.test_scheduler import daily
+from tests.controlplane.test_sensors import report_snapshot, watcher
+from tests.support import Tenant, client
+from tether_controlplane.db import Database
+
+
+def audit(tenant: Tenant, token: str | None = None, **params: Any) -> dict[str, Any]:
+    with client(tenant.cp.url, token or tenant.user_token) as c:
+        r = c.get("/api/v1/audit", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def ok(r: Any, status: int = 200) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    return r.json() if r.content else {}  # type: ignore[no-any-return]
+
+
+def test_each_action_is_recorded_with_who_and_when(tenant: Tenant) -> None:
+    started = datetime.now(UTC)
+    dep = tenant.dep_path
+    with tenant.user() as c:
+        made = ok(c.post("/api/v1/tokens", json={"name": "ci", "kind": "user"}), 201)
+        ok(c.post("/api/v1/deployments/staging"), 201)
+        ok(c.patch(dep, json={"run_concurrency_limit": 3}))
+    tenant.deploy("quick")
+    # The agent reports the location's schedules and sensors (not audited: not a person).
+    report_snapshot(tenant, sensors=[watcher()], schedules=[daily()])
+    with client(tenant.cp.url, made["token"]) as ci:  # the rest as the 'ci' token
+        ok(ci.post(f"{dep}/code-locations/quick/redeploy"), 202)
+        run = ok(
+            ci.post(
+                f"{dep}/runs",
+                json={
+                    "code_location": "quick",
+                    "job": "etl",
+                    "run_config": {"source": "s3cr3t://bucket"},
+                },
+            ),
+            201,
+        )
+        ok(ci.post(f"{dep}/runs/{run['id']}/terminate"), 202)
+        policy = {
+            "events": ["run_failure"],
+            "channel": {
+                "type": "webhook",
+                "url": "http://127.0.0.1:9/x",
+                "secret": "hush-hush-very-secret",
+            },
+        }
+        ok(ci.put(f"{dep}/alert-policies/pager", json=policy))
+        ok(ci.delete(f"{dep}/alert-policies/pager"), 204)
+        ok(ci.post(f"{dep}/schedules/quick/daily/start"))
+        ok(ci.post(f"{dep}/schedules/quick/daily/stop"))
+        ok(ci.post(f"{dep}/sensors/quick/watch/stop"))
+        ok(ci.post(f"{dep}/sensors/quick/watch/start"))
+        ok(ci.delete(f"{dep}/code-locations/quick"), 202)
+    with tenant.user() as c:
+        ok(c.post(f"/api/v1/tokens/{made['info']['id']}/revoke"))
+
+    page = audit(tenant, limit=100)
+    entries = list(reversed(page["entries"]))  # oldest first
+    assert page["next_cursor"] is None
+    got = [(e["action"], e["actor_name"], e["deployment"], e["target"]) for e in entries]
+    ci_token = f"user token 'ci' (id {made['info']['id']})"
+    assert got == [
+        ("token.create", "bootstrap", None, ci_token),
+        ("deployment.create", "bootstrap", "staging", "staging"),
+        ("deployment.update", "bootstrap", "prod", "prod"),
+        ("location.deploy", "bootstrap", "prod", "quick"),
+        ("location.redeploy", "ci", "prod", "quick"),
+        ("run.submit", "ci", "prod", run["id"]),
+        ("run.terminate", "ci", "prod", run["id"]),
+        ("alert_policy.put", "ci", "prod", "pager"),
+        ("alert_policy.delete", "ci", "prod", "pager"),
+        ("schedule.start", "ci", "prod", "quick/daily"),
+        ("schedule.stop", "ci", "prod", "quick/daily"),
+        ("sensor.stop", "ci", "prod", "quick/watch"),
+        ("sensor.start", "ci", "prod", "quick/watch"),
+        ("location.remove", "ci", "prod", "quick"),
+        ("token.revoke", "bootstrap", None, ci_token),
+    ]
+    assert all(e["actor_kind"] == "user" for e in entries)
+    assert {e["actor_token_id"] for e in entries[4:-1]} == {made["info"]["id"]}
+    assert all(started - timedelta(seconds=5) <= datetime.fromisoformat(e["at"]) for e in entries)
+    assert entries[2]["details"] == {"run_concurrency_limit": {"from": 10, "to": 3}}
+    assert entries[5]["details"]["job"] == "etl"
+    assert entries[5]["details"]["run_config_keys"] == ["source"]
+    # No secret reaches the log: not a token, not a config value, not a webhook secret.
+    raw = str(page)
+    for secret in (made["token"], tenant.user_token, "s3cr3t", "hush-hush-very-secret"):
+        assert secret not in raw
+
+
+def test_filters_and_pages(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        for limit in range(1, 6):
+            ok(c.patch(tenant.dep_path, json={"run_concurrency_limit": limit}))
+        ok(c.post("/api/v1/tokens", json={"name": "x", "kind": "user"}), 201)
+    assert [e["action"] for e in audit(tenant, action="token.create")["entries"]] == [
+        "token.create"
+    ]
+    both = audit(tenant, action=["token.create", "deployment.update"])["entries"]
+    assert len(both) == 6
+    first = audit(tenant, limit=4)
+    assert len(first["entries"]) == 4 and first["next_cursor"]
+    rest = audit(tenant, limit=4, cursor=first["next_cursor"])
+    assert len(rest["entries"]) == 2 and rest["next_cursor"] is None
+    ids = [e["id"] for e in first["entries"] + rest["entries"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 6
+    assert audit(tenant, since=datetime.now(UTC) + timedelta(minutes=1))["entries"] == []
+    assert len(audit(tenant, deployment="prod")["entries"]) == 5
+    # Another organization sees none of it.
+    assert audit(tenant.cp.tenant())["entries"] == []
+    with tenant.user() as c:
+        r = c.get("/api/v1/audit", params={"cursor": "abc"})
+        assert r.status_code == 422 and "cursor" in r.json()["detail"]
+        # Read only: there is nothing to change or delete entries with.
+        assert c.delete("/api/v1/audit").status_code == 405
+        assert c.patch("/api/v1/audit").status_code == 405
+
+
+def test_a_failed_action_leaves_no_entry(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/runs/no-such-run/terminate")
+        assert r.status_code == 404
+        r = c.post("/api/v1/tokens", json={"name": "a", "kind": "agent", "deployment": "nope"})
+        assert r.status_code == 404
+    assert audit(tenant)["entries"] == []
+
+
+def test_the_database_refuses_to_change_or_delete_entries(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        ok(c.patch(tenant.dep_path, json={"run_concurrency_limit": 4}))
+    db = Database(tenant.cp.database_url)
+    statements = ["UPDATE audit_log SET actor_name = 'someone else'", "DELETE FROM audit_log"]
+    if not db.sqlite:
+        statements.append("TRUNCATE audit_log")
+    try:
+        for statement in statements:
+            refused = pytest.raises(DatabaseError, match="audit_log is append-only")
+            with refused, db.write() as s:
+                s.execute(text(statement))
+    finally:
+        db.dispose()
+    assert [e["actor_name"] for e in audit(tenant)["entries"]] == ["bootstrap"]
+
+
+def test_a_web_session_is_named_by_its_user_token(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        session = ok(c.post("/api/v1/sessions"), 201)["token"]
+    with client(tenant.cp.url, session) as web:  # what the web UI's pages do, as the session
+        ok(web.patch(tenant.dep_path, json={"run_concurrency_limit": 2}))
+    [entry] = audit(tenant)["entries"]
+    assert (entry["actor_kind"], entry["actor_name"]) == ("session", "bootstrap")
+    assert entry["action"] == "deployment.update"

@@ -1,0 +1,54 @@
+"""The audit log: who (which token) did what, and when, in an organization. Append-only."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class AuditAction(StrEnum):
+    """What was done. The list grows; clients should show unknown actions as they are."""
+
+    DEPLOYMENT_CREATE = "deployment.create"
+    DEPLOYMENT_UPDATE = "deployment.update"
+    LOCATION_DEPLOY = "location.deploy"
+    LOCATION_REDEPLOY = "location.redeploy"
+    LOCATION_REMOVE = "location.remove"
+    RUN_SUBMIT = "run.submit"
+    RUN_TERMINATE = "run.terminate"
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+    ALERT_POLICY_PUT = "alert_policy.put"
+    ALERT_POLICY_DELETE = "alert_policy.delete"
+    SCHEDULE_START = "schedule.start"
+    SCHEDULE_STOP = "schedule.stop"
+    SENSOR_START = "sensor.start"
+    SENSOR_STOP = "sensor.stop"
+
+
+class AuditEntry(BaseModel):
+    """One thing someone did."""
+
+    id: int = Field(description="Increases with time; pages go by it.")
+    at: datetime = Field(description="When it was done (committed with the action itself).")
+    action: str = Field(description="What was done, e.g. 'run.submit' (see AuditAction).")
+    actor_token_id: int | None = Field(description="The token that did it.")
+    actor_name: str = Field(description="That token's name when it acted.")
+    actor_kind: str = Field(
+        description="That token's kind: user, or session (the web UI, acting for a user token)."
+    )
+    deployment: str | None = Field(
+        default=None, description="The deployment it concerned; unset for organization-wide."
+    )
+    target: str = Field(description="What it was done to: a location, run id, token, policy.")
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="More about it; never a secret."
+    )
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the older entries; unset at the end."
+    )

@@ -1,0 +1,48 @@
+"""User API: the organization's audit log (read only: it is append-only)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from tether_api.audit import AuditPage
+from tether_api.names import NAME_PATTERN
+from tether_controlplane.api.deps import DbDep, UserPrincipal
+from tether_controlplane.api.responses import error_responses
+from tether_controlplane.services import audit
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+@router.get("", responses=error_responses(422))
+def list_audit(
+    p: UserPrincipal,
+    db: DbDep,
+    action: Annotated[
+        list[str] | None,
+        Query(
+            max_length=20,
+            description="Only these actions, e.g. run.submit (repeatable).",
+        ),
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Only entries from then on.")] = None,
+    deployment: Annotated[
+        str | None,
+        Query(pattern=NAME_PATTERN, max_length=63, description="Only this deployment's."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=20, description="A previous page's next_cursor.")
+    ] = None,
+) -> AuditPage:
+    """Who did what, and when, in your organization: newest first, in pages."""
+    with db.read() as s:
+        return audit.entries(
+            s,
+            p.organization_id,
+            actions=action,
+            since=since,
+            deployment=deployment,
+            limit=limit,
+            cursor=cursor,
+        )

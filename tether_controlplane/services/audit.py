@@ -1,0 +1,98 @@
+"""The audit log: who did what, and when, per organization.
+
+Call ``record`` inside the transaction that does the action (``db.write()``'s session):
+the entry commits with the action or not at all. Entries are append-only; the database
+refuses UPDATE and DELETE on the table (triggers made by migration 0008). Never put a
+secret in ``details``."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether_api.audit import AuditAction, AuditEntry, AuditPage
+from tether_controlplane.errors import Invalid
+from tether_controlplane.services.tenancy import Principal
+from tether_controlplane.tables import AuditRow, DeploymentRow, TokenRow, utcnow
+
+MAX_PAGE = 500
+
+
+def record(
+    session: Session,
+    principal: Principal,
+    action: AuditAction,
+    target: str,
+    details: dict[str, Any] | None = None,
+    deployment: DeploymentRow | None = None,
+) -> None:
+    """Add an entry for ``principal`` doing ``action`` to ``target`` (in ``deployment``, if
+    the action concerns one) to the session's transaction."""
+    actor = session.get(TokenRow, principal.token_id)
+    name = actor.name if actor is not None else f"token-{principal.token_id}"
+    if actor is not None and actor.parent_id is not None:
+        # A web UI session acts for its user token: name that one, the person's.
+        parent = session.get(TokenRow, actor.parent_id)
+        if parent is not None:
+            name = parent.name
+    session.add(
+        AuditRow(
+            organization_id=principal.organization_id,
+            at=utcnow(),
+            actor_token_id=principal.token_id,
+            actor_name=name[:100],
+            actor_kind=principal.kind.value,
+            action=action.value,
+            deployment=deployment.name if deployment is not None else None,
+            target=target[:200],
+            details=details or {},
+        )
+    )
+
+
+def entries(
+    session: Session,
+    organization_id: int,
+    *,
+    actions: list[str] | None = None,
+    since: datetime | None = None,
+    deployment: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> AuditPage:
+    """The organization's entries, newest first, filtered; ``cursor`` continues a page."""
+    query = select(AuditRow).where(AuditRow.organization_id == organization_id)
+    if actions:
+        query = query.where(AuditRow.action.in_(actions))
+    if since is not None:
+        query = query.where(AuditRow.at >= since)
+    if deployment is not None:
+        query = query.where(AuditRow.deployment == deployment)
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise Invalid(
+                "cursor must be the next_cursor of a previous page", loc=("query", "cursor")
+            )
+        query = query.where(AuditRow.id < int(cursor))
+    rows = list(session.scalars(query.order_by(AuditRow.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditPage(
+        entries=[to_model(r) for r in rows],
+        next_cursor=str(rows[-1].id) if more and rows else None,
+    )
+
+
+def to_model(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        action=row.action,
+        actor_token_id=row.actor_token_id,
+        actor_name=row.actor_name,
+        actor_kind=row.actor_kind,
+        deployment=row.deployment,
+        target=row.target,
+        details=row.details,
+    )
