@@ -44,11 +44,11 @@ def bootstrap(
             agent = _still_valid(s, keep_agent_token, TokenKind.AGENT, org_row.id, dep_row.id)
             user_reused, agent_reused = user is not None, agent is not None
             if user is None:
-                user = tenancy.mint_token(s, TokenKind.USER, org_row.id, description="bootstrap")
+                user = tenancy.mint(s, TokenKind.USER, org_row.id, description="bootstrap")[0]
             if agent is None:
-                agent = tenancy.mint_token(
+                agent = tenancy.mint(
                     s, TokenKind.AGENT, org_row.id, dep_row.id, description="bootstrap"
-                )
+                )[0]
         return BootstrapResult(
             organization=org,
             deployment=deployment,

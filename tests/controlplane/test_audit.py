@@ -33,6 +33,8 @@ def test_each_action_is_recorded_with_who_and_when(tenant: Tenant) -> None:
         made = ok(c.post("/api/v1/tokens", json={"name": "ci", "kind": "user"}), 201)
         ok(c.post("/api/v1/deployments/staging"), 201)
         ok(c.patch(dep, json={"run_concurrency_limit": 3}))
+        settings = {"forwarding": "structured", "redact_errors": True}
+        ok(c.patch(dep, json={"log_settings": settings}))
     tenant.deploy("quick")
     # The agent reports the location's schedules and sensors (not audited: not a person).
     report_snapshot(tenant, sensors=[watcher()], schedules=[daily()])
@@ -77,6 +79,7 @@ def test_each_action_is_recorded_with_who_and_when(tenant: Tenant) -> None:
         ("token.create", "bootstrap", None, ci_token),
         ("deployment.create", "bootstrap", "staging", "staging"),
         ("deployment.update", "bootstrap", "prod", "prod"),
+        ("deployment.update", "bootstrap", "prod", "prod"),
         ("location.deploy", "bootstrap", "prod", "quick"),
         ("location.redeploy", "ci", "prod", "quick"),
         ("run.submit", "ci", "prod", run["id"]),
@@ -91,11 +94,19 @@ def test_each_action_is_recorded_with_who_and_when(tenant: Tenant) -> None:
         ("token.revoke", "bootstrap", None, ci_token),
     ]
     assert all(e["actor_kind"] == "user" for e in entries)
-    assert {e["actor_token_id"] for e in entries[4:-1]} == {made["info"]["id"]}
+    assert {e["actor_token_id"] for e in entries[5:-1]} == {made["info"]["id"]}
     assert all(started - timedelta(seconds=5) <= datetime.fromisoformat(e["at"]) for e in entries)
     assert entries[2]["details"] == {"run_concurrency_limit": {"from": 10, "to": 3}}
-    assert entries[5]["details"]["job"] == "etl"
-    assert entries[5]["details"]["run_config_keys"] == ["source"]
+    assert entries[3]["details"]["log_settings"]["from"] is None
+    assert entries[3]["details"]["log_settings"]["to"] == {
+        "forwarding": "structured",
+        "store_url": None,
+        "redact_errors": True,
+    }
+    assert entries[6]["details"]["job"] == "etl"
+    assert entries[6]["details"]["run_config_keys"] == ["source"]
+    # The policy's webhook secret and URL path are recorded masked, like the API shows them.
+    assert "/x" not in str(entries[8]["details"])
     # No secret reaches the log: not a token, not a config value, not a webhook secret.
     raw = str(page)
     for secret in (made["token"], tenant.user_token, "s3cr3t", "hush-hush-very-secret"):

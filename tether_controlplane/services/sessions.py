@@ -40,27 +40,27 @@ def start(session: Session, principal: Principal, lifetime: timedelta) -> tuple[
         if used.rowcount != 1:  # type: ignore[attr-defined]
             raise LinkUsed("this sign-in link was already used: ask for a new one")
     expires = utcnow() + lifetime
-    secret = tenancy.mint_token(
+    secret = tenancy.mint(
         session,
         TokenKind.SESSION,
         principal.organization_id,
         description="web UI session",
         expires_at=expires,
         parent_id=user_token_id(session, principal),
-    )
+    )[0]
     return secret, expires
 
 
 def create_link(session: Session, principal: Principal, ttl: timedelta) -> tuple[str, datetime]:
     expires = utcnow() + ttl
-    code = tenancy.mint_token(
+    code = tenancy.mint(
         session,
         TokenKind.SIGN_IN,
         principal.organization_id,
         description="sign-in link",
         expires_at=expires,
         parent_id=user_token_id(session, principal),
-    )
+    )[0]
     return code, expires
 
 

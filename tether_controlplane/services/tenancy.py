@@ -195,30 +195,6 @@ def deployment_model(session: Session, dep: DeploymentRow) -> Deployment:
     )
 
 
-def mint_token(
-    session: Session,
-    kind: TokenKind,
-    organization_id: int,
-    deployment_id: int | None = None,
-    run_id: str | None = None,
-    description: str = "",
-    expires_at: datetime | None = None,
-    parent_id: int | None = None,
-    name: str = "",
-) -> str:
-    return mint(
-        session,
-        kind,
-        organization_id,
-        deployment_id,
-        run_id,
-        description,
-        expires_at,
-        parent_id,
-        name,
-    )[0]
-
-
 def mint(
     session: Session,
     kind: TokenKind,

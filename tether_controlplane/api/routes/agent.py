@@ -253,7 +253,7 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
             raise Conflict(f"run {run_id} already finished with {run.status}; it needs no worker")
         logs.record_launch(s, dep, run)  # agents from before POST .../launch mint here
         tenancy.revoke_run_tokens(s, run.id)
-        secret = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)
+        secret = tenancy.mint(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=run.id)[0]
         return RunToken(token=secret)
 
 
@@ -269,7 +269,7 @@ def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
         if row.status == RunStatus.STARTING.value:
             logs.record_launch(s, dep, row)
             tenancy.revoke_run_tokens(s, row.id)
-            token = tenancy.mint_token(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)
+            token = tenancy.mint(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)[0]
         return RunLaunch(
             run=runs.to_model(dep, row),
             code_location=locations.to_model(s, dep, location),
