@@ -35,7 +35,9 @@ def outgoing_tail(settings: LogSettings, spec: CodeLocationSpec, lines: list[str
     if settings.redact_errors:
         lines = redaction.without_redacted(lines)
     mask = masker(spec)
-    return [mask.text(line) for line in lines] if mask else lines
+    # Masked as one text, so that a secret of several lines is found whole; as cut text, since
+    # a tail may begin inside one.
+    return mask.cut("\n".join(lines)).split("\n") if mask and lines else lines
 
 
 def outgoing_text(settings: LogSettings, spec: CodeLocationSpec, text: str) -> str:
@@ -43,7 +45,8 @@ def outgoing_text(settings: LogSettings, spec: CodeLocationSpec, text: str) -> s
     text of redacted errors when errors are redacted."""
     if settings.redact_errors:
         text = "\n".join(redaction.without_redacted(text.split("\n")))
-    return masker(spec).text(text)
+    # The latest part of a log may begin inside a secret.
+    return masker(spec).cut(text)
 
 
 def redact_error(

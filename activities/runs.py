@@ -364,7 +364,7 @@ class RunActivities:
         if settings.store_url:
             location = await self.ctx.control_plane.code_location(run.code_location)
             path = logpolicy.store_path(settings.store_url, run.deployment, run.id)
-            masked = logpolicy.masker(location.spec).text(text)
+            masked = logpolicy.masker(location.spec).cut(text)  # may begin inside a secret
             if await _write_or_warn(path, masked, run.id):
                 await self.ctx.control_plane.report_run_log_url(run.id, path.as_uri())
         elif self.ctx.kept_logs_dir is not None:

@@ -17,6 +17,7 @@ class AuditAction(StrEnum):
     LOCATION_REMOVE = "location.remove"
     RUN_SUBMIT = "run.submit"
     RUN_TERMINATE = "run.terminate"
+    RUN_LOGS_FETCH = "run.logs_fetch"  # a 'local' run's output, fetched from its agent
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
     ALERT_POLICY_PUT = "alert_policy.put"

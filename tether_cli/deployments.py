@@ -45,39 +45,54 @@ def show(
 @app.command("set-logs")
 def set_logs(
     forwarding: Annotated[
-        LogForwarding,
+        LogForwarding | None,
         typer.Option(
             "--forwarding",
             help="all: send output and log records; structured: lifecycle events only; "
-            "local: as structured, and the agent serves the output on request.",
+            "local: as structured, and the agent serves the output on request. Unset: as "
+            "it is.",
         ),
-    ] = LogForwarding.ALL,
+    ] = None,
     store_url: Annotated[
         str | None,
         typer.Option(
             "--store-url",
             help="With --forwarding local: a file:///directory where the agent writes each "
-            "run's output; the control plane keeps only the URL.",
+            "run's output; the control plane keeps only the URL. '' removes it; unset: as "
+            "it is.",
         ),
     ] = None,
     redact_errors: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--redact-errors/--no-redact-errors",
-            help="Send user-code errors as an error ID and class only.",
+            help="Send user-code errors as an error ID and class only. Unset: as it is.",
         ),
-    ] = False,
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
     deployment: DeploymentOption = None,
 ) -> None:
-    """Replace the deployment's log settings (runs launched from now on follow them; a code
-    location's own `logs` settings still win for its runs)."""
+    """Change the deployment's log settings: what is given changes, the rest stays (runs
+    launched from now on follow them; a code location's own `logs` settings still win for
+    its runs)."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        try:
-            settings = LogSettings(
-                forwarding=forwarding, store_url=store_url, redact_errors=redact_errors
+        # Merged with the current settings: leaving an option out must never loosen them
+        # (set-logs --redact-errors on a 'local' deployment must not start forwarding).
+        current = client.get_deployment().log_settings or LogSettings()
+        changes: dict[str, object] = {}
+        if forwarding is not None:
+            changes["forwarding"] = forwarding
+        if store_url is not None:
+            changes["store_url"] = store_url or None
+        if redact_errors is not None:
+            changes["redact_errors"] = redact_errors
+        if not changes:
+            raise UsageProblem(
+                "nothing to change: give --forwarding, --store-url or --redact-errors"
             )
+        try:
+            settings = LogSettings.model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
             raise UsageProblem("; ".join(e["msg"] for e in exc.errors())) from exc
         dep = client.set_log_settings(settings)

@@ -180,6 +180,12 @@ def test_structured_sends_lifecycle_events_and_no_log_text(case: Case) -> None:
     assert settings == {"forwarding": "structured", "store_url": None, "redact_errors": False}
     refused = cli(case.tenant, "deployment", "set-logs", "--store-url", "s3://bucket/logs")
     assert refused.returncode != 0 and "file:///" in refused.stderr, refused.stderr
+    # An option left out stays as it is: turning redaction on does not loosen forwarding.
+    merged = cli(case.tenant, "deployment", "set-logs", "--redact-errors")
+    assert merged.returncode == 0, merged.stderr
+    with case.tenant.user() as c:
+        settings = c.get(case.tenant.dep_path).json()["log_settings"]
+    assert settings == {"forwarding": "structured", "store_url": None, "redact_errors": True}
     case.deploy()
     run = case.run("talks")
     assert run["status"] == "SUCCESS", run
@@ -400,6 +406,11 @@ def test_local_logs_are_fetched_from_the_agent_and_never_stored(case: Case) -> N
         assert f'hx-get="/d/prod/runs/{run["id"]}/output"' in page
         fetched = web.get(f"/d/prod/runs/{run['id']}/output").text
         assert "Fetched just now from agent" in fetched and f"OUT-{m}" in fetched
+    # Each fetch is on record, by whom (the text is not).
+    with case.tenant.user() as c:
+        fetches = c.get("/api/v1/audit", params={"action": "run.logs_fetch"}).json()["entries"]
+    assert {e["target"] for e in fetches} == {run["id"]} and len(fetches) >= 2, fetches
+    assert all(e["actor_name"] == "bootstrap" for e in fetches)
     # Passed through, not stored.
     db = case.database_text()
     for absent in (f"OUT-{m}", f"LOG-{m}", f"BOOM-{m}", case.secret):

@@ -2,6 +2,7 @@
 lets out, redaction's markers, masking; and the agent's filter of redacted text."""
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -33,13 +34,13 @@ def explode() -> None:
 JOB = job("mixed", steps=[chatty, explode])
 
 
-def run(policy: LogPolicy) -> tuple[list[dict], list[str]]:
+def run(policy: LogPolicy, the_job: Any = JOB) -> tuple[list[dict], list[str]]:
     written: list[str] = []
     policy.write = written.append
     events = MemoryEvents()
     events.policy = policy.apply
     execute(
-        JOB,
+        the_job,
         None,
         events,
         run_id="r1",
@@ -112,3 +113,54 @@ def test_an_unknown_mode_keeps_text_home(capfd: pytest.CaptureFixture[str]) -> N
     assert policy.forwarding == LogForwarding.STRUCTURED
     # Said on the worker's real stderr: the output the agent keeps.
     assert "is not one of all, structured, local" in capfd.readouterr().err
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+    "BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----"
+)
+
+
+@step
+def prints_a_key() -> None:
+    print(PEM)  # one LOG event per line: no single line holds the whole value
+
+
+def test_a_secret_of_several_lines_is_masked_line_by_line() -> None:
+    policy = LogPolicy(masker=Masker({"SA_KEY": PEM}))
+    sent, _ = run(policy, job("key", steps=[prints_a_key]))
+    text = "\n".join(e["message"] for e in sent if e["type"] == EventType.LOG)
+    for line in PEM.splitlines():
+        assert line not in text, line
+    assert text.count("<masked:SA_KEY>") == 4
+
+
+def test_a_message_is_cut_after_masking_and_never_through_a_secret() -> None:
+    from tether_api.models import MAX_MESSAGE_CHARS
+
+    secret = "s3cr3t-" + "x" * 40
+    long_line = "a" * (MAX_MESSAGE_CHARS - 20) + secret + "b" * 100
+    events = MemoryEvents()
+    events.policy = LogPolicy(masker=Masker({"TOKEN": secret})).apply
+    events.emit(EventType.LOG, message=long_line)
+    [event] = events.events
+    assert len(event["message"]) <= MAX_MESSAGE_CHARS
+    assert "s3cr3t" not in event["message"] and "[truncated" in event["message"]
+
+
+def test_text_cut_inside_a_secret_has_that_part_masked() -> None:
+    mask = Masker({"TOKEN": "tether_run_abcdefghijklmnop"})
+    assert mask.cut("ghijklmnop and more") == "<masked:TOKEN> and more"  # a tail's start
+    assert mask.cut("the token is tether_run_abcd") == "the token is <masked:TOKEN>"  # an end
+    assert mask.cut("tether_run") == "<masked:TOKEN>"
+    assert mask.cut("nothing here") == "nothing here"
+
+
+def test_the_run_token_is_always_masked() -> None:
+    env = {"TETHER_RUN_TOKEN": "tether_run_live-token-value", "TETHER_LOG_FORWARDING": "all"}
+    policy = LogPolicy.from_env(env)
+    events = MemoryEvents()
+    events.policy = policy.apply
+    events.emit(EventType.LOG, message=f"env: {env}")
+    assert "live-token-value" not in events.events[0]["message"]
+    assert "<masked:TETHER_RUN_TOKEN>" in events.events[0]["message"]

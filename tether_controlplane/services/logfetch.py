@@ -23,25 +23,41 @@ _waiting: dict[str, asyncio.Future[RunLogsAnswer]] = {}
 
 
 def enqueue(session: Session, dep: DeploymentRow, run: RunRow) -> str:
-    """The request for the run's agents (its location's queue); its ID."""
+    """The request for the agent that launched the run (its host holds the output), or, when
+    none is recorded, for the agents of the run's location's queue; its ID."""
+    queue = (
+        requests.agent_queue(run.agent_name)
+        if run.agent_name
+        else locations.queue_of_name(session, dep, run.code_location)
+    )
     row = requests.enqueue(
         session,
         dep.id,
         RequestType.FETCH_RUN_LOGS,
         FetchRunLogsPayload(run_id=run.id, agent=run.agent_name).model_dump(mode="json"),
-        queue=locations.queue_of_name(session, dep, run.code_location),
+        queue=queue,
     )
     return str(row.id)
 
 
 def expect(request_id: str, future: "asyncio.Future[RunLogsAnswer]") -> None:
     """Register the waiting call's future (from its session, before the request is
-    committed: an agent may answer at once). Only ``answer``, on the event loop, sets it."""
-    _waiting[request_id] = future
+    committed: an agent may answer at once). Only ``answer``, on the event loop, sets it.
+    Futures whose callers went away (cancelled) are dropped here, so none stays behind."""
+    for gone in [key for key, waiting in _waiting.items() if waiting.done()]:
+        _waiting.pop(gone, None)
+    if not future.done():
+        _waiting[request_id] = future
 
 
 def forget(request_id: str) -> None:
     _waiting.pop(request_id, None)
+
+
+def forget_future(future: "asyncio.Future[RunLogsAnswer]") -> None:
+    """Drop ``future`` whatever request it waits for (its caller went away)."""
+    for key in [key for key, waiting in _waiting.items() if waiting is future]:
+        _waiting.pop(key, None)
 
 
 def answer(request_id: str, body: RunLogsAnswer) -> bool:

@@ -72,6 +72,14 @@ def enforce_events(settings: LogSettings, events: list[RunEvent]) -> list[RunEve
                     "data": {"redacted": True},
                 }
             )
+        elif settings.redact_errors and _failure(event) and "error_id" in event.data:
+            # Redacted by the worker: keep its ID and class, and nothing else it may have
+            # left beside them.
+            data = {k: v for k, v in event.data.items() if k not in ERROR_TEXT_KEYS}
+            message = event.message
+            if "(error ID err-" not in message:
+                message = f"{_subject(event)}: {WITHHELD}"
+            event = event.model_copy(update={"message": message, "data": data})
         kept.append(event)
     return kept
 
@@ -101,8 +109,16 @@ def enforce_location_message(settings: LogSettings, message: str | None) -> str 
     return message
 
 
+# What a failure event's data may hold of the error's text.
+ERROR_TEXT_KEYS = ("error", "traceback", "errors")
+
+
+def _failure(event: RunEvent) -> bool:
+    return event.type in (EventType.STEP_FAILURE, EventType.RUN_FAILURE)
+
+
 def _unredacted_failure(event: RunEvent) -> bool:
-    if event.type not in (EventType.STEP_FAILURE, EventType.RUN_FAILURE):
+    if not _failure(event):
         return False
     data: dict[str, Any] = event.data
     return ("traceback" in data or "error" in data) and "error_id" not in data

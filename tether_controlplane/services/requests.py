@@ -19,6 +19,13 @@ ID_RE = re.compile(r"[0-9]{1,18}")
 MAX_ATTEMPTS = 20
 
 
+def agent_queue(agent_name: str) -> str:
+    """The queue only the agent of that name claims from (agent queues are names, which
+    cannot start with '@'). Cut to the column's 63 characters: two agents whose names share
+    their first 62 would share it, and the one without the output passes a request on."""
+    return f"@{agent_name}"[:63]
+
+
 def enqueue(
     session: Session,
     deployment_id: int,

@@ -51,7 +51,9 @@ class EventEmitter:
         message: str = "",
         data: dict[str, Any] | None = None,
     ) -> None:
-        event = new_event(type, step, level, message, data)
+        # With a policy, the message is cut after it is masked (policy.py), never before: a
+        # cut through a secret would leave its start unmasked.
+        event = new_event(type, step, level, message, data, cut=self.policy is None)
         if self.policy is not None:
             with critical():
                 filtered = self.policy(event)
@@ -72,14 +74,22 @@ class EventEmitter:
         raise NotImplementedError
 
 
-def truncate(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Cut ``message`` to at most ``limit`` chars, saying how much was dropped."""
+def truncate(
+    message: str, limit: int = MAX_MESSAGE_CHARS, edge: Callable[[str], str] | None = None
+) -> str:
+    """Cut ``message`` to at most ``limit`` chars, saying how much was dropped; ``edge``
+    rewrites the part kept (a masker, for a secret the cut went through)."""
     if len(message) <= limit:
         return message
-    mark = TRUNCATION_MARK.format(len(message) - limit)
-    # Drop a little more so that the mark itself fits within the limit.
-    dropped = len(message) - limit + len(mark)
-    return message[: len(message) - dropped] + TRUNCATION_MARK.format(dropped)
+    # Drop a little more so that the mark itself fits within the limit; the mark names the
+    # count dropped, whose digits change its own length, hence the second pass.
+    dropped = len(message) - limit
+    for _ in range(2):
+        dropped = len(message) - limit + len(TRUNCATION_MARK.format(dropped))
+    kept = message[: len(message) - dropped]
+    if edge is not None:
+        kept = edge(kept)[: len(kept)]
+    return kept + TRUNCATION_MARK.format(dropped)
 
 
 def new_event(
@@ -88,9 +98,10 @@ def new_event(
     level: str | None,
     message: str,
     data: dict[str, Any] | None,
+    cut: bool = True,
 ) -> Event:
     """A not-yet-numbered event; ``timestamp`` is epoch seconds, formatted when sent."""
-    if len(message) > MAX_MESSAGE_CHARS:
+    if cut and len(message) > MAX_MESSAGE_CHARS:
         message = truncate(message)
     return {
         "seq": 0,

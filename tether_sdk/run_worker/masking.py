@@ -11,6 +11,9 @@ from tether_api.logs import ENV_MASK_NAMES
 # Shorter values are not masked: replacing every "1" or "yes" in a log would destroy the
 # text without protecting anything that deserves the name of a secret.
 MIN_MASKED_CHARS = 4
+# Where text was cut (a tail read from an offset, a message cut to its limit), this much of a
+# secret's start or end at the cut is masked too.
+MIN_EDGE_CHARS = 6
 
 
 def mask_names(env: Mapping[str, str]) -> list[str]:
@@ -18,19 +21,25 @@ def mask_names(env: Mapping[str, str]) -> list[str]:
     return [n.strip() for n in env.get(ENV_MASK_NAMES, "").split(",") if n.strip()]
 
 
+def _pieces(value: str) -> list[str]:
+    """What to look for of one secret: its value, and each line of a value of several lines
+    (a PEM key, a JSON credential), since output is sent and masked line by line."""
+    found = [value]
+    if "\n" in value or "\r" in value:
+        found += [line.strip() for line in value.splitlines()]
+    return [piece for piece in found if len(piece) >= MIN_MASKED_CHARS]
+
+
 class Masker:
-    """Replaces each secret's value with ``<masked:NAME>``."""
+    """Replaces each secret's value (and each line of a multi-line one) with
+    ``<masked:NAME>``."""
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
+        pairs = {
+            piece: f"<masked:{name}>" for name, value in secrets.items() for piece in _pieces(value)
+        }
         # Longest first: a secret that contains another is masked whole.
-        self._pairs = sorted(
-            (
-                (value, f"<masked:{name}>")
-                for name, value in secrets.items()
-                if len(value) >= MIN_MASKED_CHARS
-            ),
-            key=lambda pair: -len(pair[0]),
-        )
+        self._pairs = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
 
     @classmethod
     def from_names(cls, names: list[str], env: Mapping[str, str] | None = None) -> "Masker":
@@ -45,6 +54,23 @@ class Masker:
         for value, replacement in self._pairs:
             if value in text:
                 text = text.replace(value, replacement)
+        return text
+
+    def cut(self, text: str) -> str:
+        """``text`` masked, where it may begin or end inside a secret (it was cut there): a
+        secret's first characters at its end, or its last ones at its start, are masked."""
+        text = self.text(text)
+        for secret, replacement in self._pairs:
+            longest = min(len(secret) - 1, len(text))
+            for k in range(longest, MIN_EDGE_CHARS - 1, -1):
+                if text.endswith(secret[:k]):
+                    text = text[:-k] + replacement
+                    break
+            longest = min(len(secret) - 1, len(text))
+            for k in range(longest, MIN_EDGE_CHARS - 1, -1):
+                if text.startswith(secret[-k:]):
+                    text = replacement + text[k:]
+                    break
         return text
 
     def value(self, value: Any) -> Any:

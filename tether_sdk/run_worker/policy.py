@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 
 from tether_api.enums import EventType
 from tether_api.logs import ENV_FORWARDING, ENV_REDACT_ERRORS, LogForwarding
+from tether_api.models import MAX_MESSAGE_CHARS
 from tether_sdk.run_worker import redaction
-from tether_sdk.run_worker.events import Event
+from tether_sdk.run_worker.events import Event, truncate
 from tether_sdk.run_worker.masking import Masker, mask_names
+
+RUN_TOKEN_ENV = "TETHER_RUN_TOKEN"
 
 
 def _stderr(text: str) -> None:
@@ -49,7 +52,9 @@ class LogPolicy:
             )
             forwarding = LogForwarding.STRUCTURED
         redact = env.get(ENV_REDACT_ERRORS, "").strip().lower() in ("1", "true", "yes")
-        return cls(forwarding, redact, Masker.from_names(mask_names(env), env))
+        # The run's own token too: a step that prints its environment must not publish it.
+        names = [*mask_names(env), RUN_TOKEN_ENV]
+        return cls(forwarding, redact, Masker.from_names(names, env))
 
     def apply(self, event: Event) -> Event | None:
         """The event as it may leave, or None when it may not."""
@@ -64,4 +69,6 @@ class LogPolicy:
             event["message"] = self.masker.text(event["message"])
             if event["data"]:
                 event["data"] = self.masker.value(event["data"])
+        if len(event["message"]) > MAX_MESSAGE_CHARS:  # cut after masking (events.emit)
+            event["message"] = truncate(event["message"], edge=self.masker.cut)
         return event

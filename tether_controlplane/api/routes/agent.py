@@ -94,7 +94,8 @@ def _claim(
         for ack in acks:
             with contextlib.suppress(Conflict, NotFound):  # stale or unknown: nothing to do
                 requests.ack(s, deployment_id, ack.id, ack.attempt)
-        queues = body.queues or [requests.DEFAULT_QUEUE]
+        # And the agent's own queue: requests only its host can answer (a run's kept output).
+        queues = [*(body.queues or [requests.DEFAULT_QUEUE]), requests.agent_queue(body.agent_name)]
         rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease, queues)
         if rows:
             return [_request_model(r) for r in rows], None

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import AfterValidator, StringConstraints
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,7 +36,7 @@ from tether_controlplane.db import Database
 from tether_controlplane.errors import AgentTimeout, Invalid
 from tether_controlplane.notify import run_events_key
 from tether_controlplane.services import audit, events, logfetch, logs, requests, runs
-from tether_controlplane.tables import RunRow
+from tether_controlplane.tables import DeploymentRow, RunRow
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
 
@@ -176,37 +177,53 @@ def _logs_or_request(
     """The answer, when the control plane has it; else the ID of a FETCH_RUN_LOGS request
     for the run's agents, whose answer ``future`` awaits (registered before the request is
     committed: an agent may answer at once)."""
-    with db.write() as s:
-        dep = scope.deployment(s)
-        run = runs.find(s, dep, run_id)
-        settings = logs.run_settings(s, dep, run)
-        mode = settings.forwarding
-        if mode == LogForwarding.ALL:
-            return RunLogs(
-                run_id=run.id,
-                forwarding=mode,
-                source="events",
-                message="forwarded as LOG events: read them with GET .../events",
-            )
-        if mode == LogForwarding.STRUCTURED:
-            return RunLogs(
-                run_id=run.id,
-                forwarding=mode,
-                source="none",
-                message="this run's log text is not forwarded (log forwarding 'structured'): "
-                "it stays in the run's output on the agent's host",
-            )
-        if run.log_url:
-            return RunLogs(
-                run_id=run.id,
-                forwarding=mode,
-                source="store",
-                url=run.log_url,
-                message="written by the agent to your log store",
-            )
-        request_id = logfetch.enqueue(s, dep, run)
-        logfetch.expect(request_id, future)
-        return request_id
+    registered: str | None = None
+    try:
+        with db.write() as s:
+            dep = scope.deployment(s)
+            run = runs.find(s, dep, run_id)
+            found = _stored_logs(s, dep, run)
+            if found is not None:
+                return found
+            registered = logfetch.enqueue(s, dep, run)
+            logfetch.expect(registered, future)
+            # Reading a run's output is what a platform team most wants on record.
+            audit.record(s, scope.principal, AuditAction.RUN_LOGS_FETCH, run.id, deployment=dep)
+            return registered
+    except BaseException:
+        if registered is not None:  # the commit failed: nobody will answer it
+            logfetch.forget(registered)
+        raise
+
+
+def _stored_logs(s: Session, dep: DeploymentRow, run: RunRow) -> RunLogs | None:
+    """What the control plane can answer itself, without asking an agent."""
+    settings = logs.run_settings(s, dep, run)
+    mode = settings.forwarding
+    if mode == LogForwarding.ALL:
+        return RunLogs(
+            run_id=run.id,
+            forwarding=mode,
+            source="events",
+            message="forwarded as LOG events: read them with GET .../events",
+        )
+    if mode == LogForwarding.STRUCTURED:
+        return RunLogs(
+            run_id=run.id,
+            forwarding=mode,
+            source="none",
+            message="this run's log text is not forwarded (log forwarding 'structured'): "
+            "it stays in the run's output on the agent's host",
+        )
+    if run.log_url:
+        return RunLogs(
+            run_id=run.id,
+            forwarding=mode,
+            source="store",
+            url=run.log_url,
+            message="written by the agent to your log store",
+        )
+    return None
 
 
 @router.get("/{run_id}/logs", responses={**LOOKUP, **error_responses(504)})
@@ -220,7 +237,14 @@ async def get_run_logs(
     from the agent that keeps it (through the deployment's request queue; never stored by
     the control plane), or the URL of the store the agent wrote it to."""
     future: asyncio.Future[RunLogsAnswer] = asyncio.get_running_loop().create_future()
-    found = await run_in_threadpool(_logs_or_request, db, scope, run_id, future)
+    try:
+        found = await run_in_threadpool(_logs_or_request, db, scope, run_id, future)
+    except asyncio.CancelledError:
+        # The caller went away while the request was being made: the thread may still
+        # register the future; a cancelled one is dropped (logfetch.expect, answer).
+        future.cancel()
+        logfetch.forget_future(future)
+        raise
     if isinstance(found, RunLogs):
         return found
     request_id = found
@@ -231,7 +255,7 @@ async def get_run_logs(
         raise AgentTimeout(
             f"no agent of deployment {scope.deployment_name} answered within "
             f"{wait_seconds:g} s with the log of run {run_id}: check that the agent that "
-            "ran it is up (`tether agents`), then ask again"
+            "ran it (the run's 'agent') is up (`tether agents`), then ask again"
         ) from None
     finally:
         logfetch.forget(request_id)
