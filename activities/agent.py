@@ -17,7 +17,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import logpolicy
+from activities import kept_logs, logpolicy
 from activities.context import AgentContext, heartbeating
 from activities.controlplane import StaleClaim
 from tether_api.enums import RequestType
@@ -277,7 +277,7 @@ class AgentActivities:
 
     def _read_run_log(self, run_id: str) -> tuple[str, bool] | None:
         if self.ctx.kept_logs_dir is not None:
-            kept = logpolicy.kept_path(self.ctx.kept_logs_dir, run_id)
+            kept = kept_logs.kept_path(self.ctx.kept_logs_dir, run_id)
             try:
                 with open(kept, "rb") as f:
                     size = os.fstat(f.fileno()).st_size

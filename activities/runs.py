@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities import logpolicy
+from activities import kept_logs, logpolicy
 from activities.code_locations import describe_exit
 from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import Handle, LaunchError, LaunchSpec
@@ -363,12 +363,12 @@ class RunActivities:
         text, _ = await asyncio.to_thread(self.ctx.launcher.log_text, handle, MAX_KEPT_LOG_BYTES)
         if settings.store_url:
             location = await self.ctx.control_plane.code_location(run.code_location)
-            path = logpolicy.store_path(settings.store_url, run.deployment, run.id)
+            path = kept_logs.store_path(settings.store_url, run.deployment, run.id)
             masked = logpolicy.masker(location.spec).cut(text)  # may begin inside a secret
             if await _write_or_warn(path, masked, run.id):
                 await self.ctx.control_plane.report_run_log_url(run.id, path.as_uri())
         elif self.ctx.kept_logs_dir is not None:
-            await _write_or_warn(logpolicy.kept_path(self.ctx.kept_logs_dir, run.id), text, run.id)
+            await _write_or_warn(kept_logs.kept_path(self.ctx.kept_logs_dir, run.id), text, run.id)
 
     @activity.defn(name=names.WAIT_RUN_SETTLED)
     async def wait_run_settled(self, input: RunSettledInput) -> RunStatusOutput:

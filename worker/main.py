@@ -21,10 +21,10 @@ from activities.agent import AgentActivities
 from activities.code_locations import CodeLocationActivities
 from activities.context import AgentContext
 from activities.controlplane import TOKEN_REJECTED, ControlPlaneClient
+from activities.kept_logs import sweep_kept_logs_periodically
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
-from activities.logpolicy import sweep_kept_logs_periodically
 from activities.ownership import stop_stray_code_servers
 from activities.runs import RunActivities
 from activities.ticks import TickActivities

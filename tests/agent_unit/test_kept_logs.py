@@ -4,7 +4,7 @@ import os
 import time
 from pathlib import Path
 
-from activities.logpolicy import kept_path, store_path, sweep_kept_logs
+from activities.kept_logs import kept_path, store_path, sweep_kept_logs
 
 
 def test_kept_outputs_older_than_the_retention_are_removed(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tether_api.logs import LogSettings
 from tether_api.models import Deployment
 from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_controlplane.errors import NotFound
+from tether_controlplane.services import logs
 from tether_controlplane.tables import DeploymentRow, Organization, TokenRow, utcnow
 from tether_controlplane.tokens import TokenKind, hash_token, new_token
 
@@ -189,9 +189,7 @@ def deployment_model(session: Session, dep: DeploymentRow) -> Deployment:
         organization=org.name if org else "",
         run_concurrency_limit=dep.run_concurrency_limit,
         created_at=dep.created_at,
-        log_settings=LogSettings.model_validate(dep.log_settings)
-        if dep.log_settings
-        else LogSettings(),
+        log_settings=logs.deployment_settings(dep),
     )
 
 
