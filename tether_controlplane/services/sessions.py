@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from tether_api.models import TokenRefusalReason
 from tether_controlplane.errors import ApiError
 from tether_controlplane.services import tenancy
 from tether_controlplane.services.tenancy import Principal
@@ -17,6 +18,7 @@ from tether_controlplane.tokens import TokenKind
 
 class LinkUsed(ApiError):
     status_code = 401
+    reason = TokenRefusalReason.TOKEN_REVOKED  # a used link is revoked
 
 
 def user_token_id(session: Session, principal: Principal) -> int:
