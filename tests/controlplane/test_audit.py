@@ -134,8 +134,17 @@ def test_filters_and_pages(tenant: Tenant) -> None:
     # Another organization sees none of it.
     assert audit(tenant.cp.tenant())["entries"] == []
     with tenant.user() as c:
-        r = c.get("/api/v1/audit", params={"cursor": "abc"})
-        assert r.status_code == 422 and "cursor" in r.json()["detail"]
+        # Anything but a previous page's next_cursor is a 422 naming it, never a 500: not
+        # digits, digits int() refuses ("²"), or more than a bigint holds.
+        fullwidth = "\uff11\uff12"  # "12" in fullwidth digits: isdigit() too
+        for cursor in ("abc", "²", "1²", fullwidth, "1" * 20, "-1", "1.5", " 1", ""):
+            r = c.get("/api/v1/audit", params={"cursor": cursor})
+            assert r.status_code == 422, (cursor, r.text)
+            assert "cursor" in r.json()["detail"], r.json()
+            assert r.json()["errors"][0]["loc"] == ["query", "cursor"]
+        # The largest cursor that fits is fine: everything is older than it.
+        r = c.get("/api/v1/audit", params={"cursor": "9" * 18})
+        assert r.status_code == 200 and len(r.json()["entries"]) == 6
         # Read only: there is nothing to change or delete entries with.
         assert c.delete("/api/v1/audit").status_code == 405
         assert c.patch("/api/v1/audit").status_code == 405

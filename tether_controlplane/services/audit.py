@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tether_api.audit import AuditAction, AuditEntry, AuditPage
 from tether_controlplane.errors import Invalid
+from tether_controlplane.services.requests import parse_id
 from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.tables import AuditRow, DeploymentRow, TokenRow, utcnow
 
@@ -70,11 +71,13 @@ def entries(
     if deployment is not None:
         query = query.where(AuditRow.deployment == deployment)
     if cursor is not None:
-        if not cursor.isdigit():
+        # Digits only, and few enough for a bigint ("²".isdigit() is true, int() refuses it).
+        after = parse_id(cursor)
+        if after is None:
             raise Invalid(
                 "cursor must be the next_cursor of a previous page", loc=("query", "cursor")
             )
-        query = query.where(AuditRow.id < int(cursor))
+        query = query.where(AuditRow.id < after)
     rows = list(session.scalars(query.order_by(AuditRow.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
