@@ -4,14 +4,19 @@ Failures are sorted for Temporal's retry policy: connection errors, timeouts and
 retryable (raised as they are); a 4xx means retrying cannot help, so it becomes a
 non-retryable ``ApplicationError`` naming the call and the server's answer.
 
-A 401 is different: the agent's token was revoked, expired or replaced, and every call will
-fail alike until the agent restarts with a new one. The client tells the agent process
-(``on_rejected``, which stops it) and raises a *retryable* ``TOKEN_REJECTED`` error: failing
-the activity for good would fail the runs and locations it serves, which are fine; retried,
-it waits for an agent with a valid token, and the restarted agent carries on where this one
-stopped.
+A 401 is different. When it is Tether's own (its JSON body has a ``reason``: the token is
+missing, unknown, revoked or expired), every call will fail alike until the agent restarts
+with a new token. The client tells the agent process (``on_rejected``, which stops it) and
+raises a *retryable* ``TOKEN_REJECTED`` error: failing the activity for good would fail the
+runs and locations it serves, which are fine; retried, it waits for an agent with a valid
+token, and the restarted agent carries on where this one stopped.
+
+Any other 401 (no JSON, or no ``reason``) came from something in front of the control plane,
+an ingress or an auth proxy, and may be a one-off: it is logged as a warning and retried like
+a 5xx, and the agent keeps running.
 """
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,9 +37,12 @@ from tether_api.models import (
     Run,
     RunLaunch,
     RunStatusReport,
+    TokenRefusalReason,
 )
 from tether_api.ticks import TickOutcome, TickReport
 from tether_api.tokens import DEPLOYMENT_HEADER
+
+log = logging.getLogger("tether.agent")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -62,7 +70,7 @@ class ControlPlaneClient:
     ) -> None:
         """``deployment``: sent with every call (X-Tether-Deployment), needed with an
         organization-wide token. ``on_rejected(reason)``: called when the control plane
-        answers 401, with its reason."""
+        itself refuses the token (a 401 with a ``reason``), with its detail."""
         self.base_url = base_url.rstrip("/")
         self.on_rejected = on_rejected
         headers = {"Authorization": f"Bearer {token}", "User-Agent": "tether-agent"}
@@ -101,13 +109,25 @@ class ControlPlaneClient:
                 f"{_detail(response)}"
             )
         if response.status_code == 401:
+            if refusal_reason(response) is None:
+                # Not Tether's answer (a proxy in front of it?): maybe a one-off, so retried.
+                log.warning(
+                    "%s %s answered 401 without Tether's reason (from a proxy in front of the "
+                    "control plane?); retrying: %s",
+                    method,
+                    response.url,
+                    _detail(response)[:200],
+                )
+                raise RuntimeError(
+                    f"{response.url} answered 401 to {method}, not as Tether's control plane "
+                    f"does (no reason): {_detail(response)[:200]}"
+                )
             reason = _detail(response)
             if self.on_rejected is not None:
                 self.on_rejected(reason)
             raise ApplicationError(
                 f"the control plane rejected the agent token ({method} {path}): {reason}; "
-                "the agent stops: restart it with a new token (`tether tokens create NAME "
-                "--kind agent`)",
+                "the agent stops until it is restarted with a new token",
                 reason,
                 type=TOKEN_REJECTED,
             )
@@ -205,9 +225,23 @@ class _Failure(_Attempt):
     retry: bool
 
 
+def refusal_reason(response: httpx.Response) -> TokenRefusalReason | None:
+    """The control plane's reason for refusing the token, if ``response`` is its 401."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    try:
+        return TokenRefusalReason(reason) if isinstance(reason, str) else None
+    except ValueError:
+        return None
+
+
 def _detail(response: httpx.Response) -> str:
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
-        detail = None
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
     return str(detail) if detail else response.text[:500]

@@ -20,6 +20,9 @@ class AuditAction(StrEnum):
     RUN_LOGS_FETCH = "run.logs_fetch"  # a 'local' run's output, fetched from its agent
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    SIGN_IN_LINK_CREATE = "sign_in_link.create"
+    SESSION_START = "session.start"
+    SESSION_END = "session.end"
     ALERT_POLICY_PUT = "alert_policy.put"
     ALERT_POLICY_DELETE = "alert_policy.delete"
     SCHEDULE_START = "schedule.start"
@@ -34,10 +37,18 @@ class AuditEntry(BaseModel):
     id: int = Field(description="Increases with time; pages go by it.")
     at: datetime = Field(description="When it was done (committed with the action itself).")
     action: str = Field(description="What was done, e.g. 'run.submit' (see AuditAction).")
-    actor_token_id: int | None = Field(description="The token that did it.")
-    actor_name: str = Field(description="That token's name when it acted.")
+    actor_token_id: int | None = Field(
+        description="The token that did it; unset for the control plane's own actions "
+        "(actor_kind 'system', e.g. `tether controlplane bootstrap` minting tokens)."
+    )
+    actor_name: str = Field(
+        description="That token's name when it acted (a session's or sign-in link's: its user "
+        "token's); for a system action, what acted, e.g. 'bootstrap'."
+    )
     actor_kind: str = Field(
-        description="That token's kind: user, or session (the web UI, acting for a user token)."
+        description="That token's kind: user, session (the web UI, acting for a user token), "
+        "signin (a sign-in link starting a session); or system (no token: the control plane "
+        "itself)."
     )
     deployment: str | None = Field(
         default=None, description="The deployment it concerned; unset for organization-wide."

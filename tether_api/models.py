@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from annotated_types import Ge, Gt, Le
@@ -101,6 +102,15 @@ class FieldError(BaseModel):
     type: str = Field(description="A machine-readable kind, e.g. 'missing', 'string_too_long'.")
 
 
+class TokenRefusalReason(StrEnum):
+    """Why the control plane refused a request's token (the ``reason`` of its 401 answers)."""
+
+    TOKEN_MISSING = "token_missing"
+    TOKEN_UNKNOWN = "token_unknown"
+    TOKEN_REVOKED = "token_revoked"
+    TOKEN_EXPIRED = "token_expired"
+
+
 class ErrorResponse(BaseModel):
     """The body of every error answer (4xx) of the API."""
 
@@ -108,6 +118,12 @@ class ErrorResponse(BaseModel):
     errors: list[FieldError] = Field(
         default_factory=list,
         description="Each bad field, for validation errors (422); empty otherwise.",
+    )
+    reason: TokenRefusalReason | None = Field(
+        default=None,
+        description="On a 401 from Tether itself, why the token was refused: token_missing, "
+        "token_unknown, token_revoked or token_expired. Absent on other errors; a 401 "
+        "without it came from something in front of the control plane (a proxy).",
     )
 
 

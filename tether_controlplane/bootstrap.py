@@ -5,8 +5,11 @@ from sqlalchemy.orm import Session
 
 from tether_controlplane import migrate
 from tether_controlplane.db import Database
-from tether_controlplane.services import tenancy
+from tether_controlplane.services import tenancy, tokens
 from tether_controlplane.tokens import TokenKind
+
+# The actor_name of the audit entries of the tokens bootstrap mints (no token acts).
+AUDIT_ACTOR = "bootstrap"
 
 
 class BootstrapResult(BaseModel):
@@ -43,12 +46,15 @@ def bootstrap(
             user = _still_valid(s, keep_user_token, TokenKind.USER, org_row.id, None)
             agent = _still_valid(s, keep_agent_token, TokenKind.AGENT, org_row.id, dep_row.id)
             user_reused, agent_reused = user is not None, agent is not None
+            # A token minted here is audited like one made over the API, by the system.
             if user is None:
-                user = tenancy.mint(s, TokenKind.USER, org_row.id, description="bootstrap")[0]
+                user, row = tenancy.mint(s, TokenKind.USER, org_row.id, description="bootstrap")
+                tokens.record_minted_by_system(s, AUDIT_ACTOR, row)
             if agent is None:
-                agent = tenancy.mint(
+                agent, row = tenancy.mint(
                     s, TokenKind.AGENT, org_row.id, dep_row.id, description="bootstrap"
-                )[0]
+                )
+                tokens.record_minted_by_system(s, AUDIT_ACTOR, row, dep_row)
         return BootstrapResult(
             organization=org,
             deployment=deployment,

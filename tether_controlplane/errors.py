@@ -1,10 +1,12 @@
 """Errors the services raise; the API turns them into JSON ``ErrorResponse`` answers."""
 
-from tether_api.models import FieldError
+from tether_api.models import FieldError, TokenRefusalReason
 
 
 class ApiError(Exception):
     status_code = 400
+    # For a 401: why the token was refused (``ErrorResponse.reason``).
+    reason: TokenRefusalReason | None = None
 
     def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
         super().__init__(detail)

@@ -66,8 +66,8 @@ class AgentStartupError(Exception):
 
 
 class AgentTokenRejected(Exception):
-    """The control plane answered 401 to the agent's token; ``reason`` is its answer. The
-    agent has stopped (or never started) and exits with EXIT_TOKEN_REJECTED."""
+    """The control plane refused the agent's token (a 401 with its reason); ``reason`` is its
+    detail. The agent has stopped (or never started) and exits with EXIT_TOKEN_REJECTED."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -90,9 +90,15 @@ class TokenRejection:
 
 
 def rejection_line(reason: str) -> str:
+    # The control plane's answer names the fix for an agent token; say it once.
+    fix = (
+        ""
+        if "--kind agent" in reason
+        else "; create a new one with `tether tokens create NAME --kind agent` and restart "
+        "the agent with it"
+    )
     return (
-        f"agent token rejected by the control plane: {reason}; create a new one with "
-        "`tether tokens create NAME --kind agent` and restart the agent with it "
+        f"agent token rejected by the control plane: {reason}{fix} "
         f"(exiting with code {EXIT_TOKEN_REJECTED})"
     )
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tether_cli.controlplane import app
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
-from tether_controlplane.tables import TokenRow
+from tether_controlplane.tables import AuditRow, TokenRow
 from tether_controlplane.tokens import TokenKind, hash_token
 
 
@@ -43,6 +43,32 @@ def _token_count(db_url: str) -> int:
         db.dispose()
 
 
+def _audited(db_url: str) -> list[tuple[str, str, str, int | None, str | None, str]]:
+    """The audit log, oldest first: action, actor name, kind and token id, deployment, target."""
+    db = Database(db_url)
+    try:
+        with db.read() as s:
+            return [
+                (e.action, e.actor_name, e.actor_kind, e.actor_token_id, e.deployment, e.target)
+                for e in s.scalars(select(AuditRow).order_by(AuditRow.id))
+            ]
+    finally:
+        db.dispose()
+
+
+def _token_id(db_url: str, secret: str) -> int:
+    db = Database(db_url)
+    try:
+        with db.read() as s:
+            token_id = s.scalar(
+                select(TokenRow.id).where(TokenRow.token_hash == hash_token(secret))
+            )
+            assert token_id is not None
+            return token_id
+    finally:
+        db.dispose()
+
+
 def test_token_dir_is_written_then_reused(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'tether.db'}"
     token_dir = tmp_path / "state" / "tokens"  # created, parents too
@@ -64,12 +90,33 @@ def test_token_dir_is_written_then_reused(tmp_path: Path) -> None:
     finally:
         db.dispose()
     minted = _token_count(db_url)
+    # Each token it minted is audited, by the system: no token acted.
+    user_id, agent_id = _token_id(db_url, user), _token_id(db_url, agent)
+    assert _audited(db_url) == [
+        (
+            "token.create",
+            "bootstrap",
+            "system",
+            None,
+            None,
+            f"user token 'bootstrap' (id {user_id})",
+        ),
+        (
+            "token.create",
+            "bootstrap",
+            "system",
+            None,
+            "prod",
+            f"agent token 'bootstrap' (id {agent_id})",
+        ),
+    ]
 
     # A restart: both still work, so nothing is minted and the files stay as they are.
     again = _bootstrap(db_url, token_dir)
     assert again["user_token_reused"] and again["agent_token_reused"]
     assert _tokens(token_dir) == (user, agent)
     assert _token_count(db_url) == minted
+    assert len(_audited(db_url)) == 2  # kept tokens are not minted, nor audited again
 
     # A revoked agent token is replaced; the user token, still valid, is kept.
     db = Database(db_url)
@@ -88,6 +135,17 @@ def test_token_dir_is_written_then_reused(tmp_path: Path) -> None:
     assert new_user == user and new_agent != agent
     assert stat.S_IMODE((token_dir / "agent.token").stat().st_mode) == 0o600
     assert _token_count(db_url) == minted + 1
+    new_agent_id = _token_id(db_url, new_agent)
+    assert _audited(db_url)[2:] == [
+        (
+            "token.create",
+            "bootstrap",
+            "system",
+            None,
+            "prod",
+            f"agent token 'bootstrap' (id {new_agent_id})",
+        )
+    ]
 
     # Another deployment: the user token reaches the whole organization and is kept; the agent
     # token belongs to one deployment, so staging gets its own.

@@ -69,8 +69,10 @@ def test_audit(cli: Cli, tenant: Tenant) -> None:  # noqa: F811
         a for line in lines for a in ("run.submit", "location.deploy", "token.create") if a in line
     ] == ["run.submit", "location.deploy", "token.create"]
     r = cli("audit", "--action", "token.create", "--json")
-    [entry] = json.loads(r.stdout)
+    entry, *minted = json.loads(r.stdout)
     assert entry["target"].startswith("user token 'ci'") and entry["actor_name"] == "bootstrap"
+    # Before it, the tokens `tether controlplane bootstrap` minted, by no token.
+    assert [(e["actor_kind"], e["actor_token_id"]) for e in minted] == [("system", None)] * 2
     r = cli("audit", "--since", "1h", "--limit", "2", "--json")
     assert [e["action"] for e in json.loads(r.stdout)] == ["run.submit", "location.deploy"]
     r = cli("audit", "--only-deployment", "staging")

@@ -73,6 +73,15 @@ def test_each_action_is_recorded_with_who_and_when(tenant: Tenant) -> None:
     page = audit(tenant, limit=100)
     entries = list(reversed(page["entries"]))  # oldest first
     assert page["next_cursor"] is None
+    # First, the tenant's bootstrap minted its user and agent tokens: the system, no token.
+    minted, entries = entries[:2], entries[2:]
+    assert [
+        (e["action"], e["actor_name"], e["actor_kind"], e["actor_token_id"]) for e in minted
+    ] == [("token.create", "bootstrap", "system", None)] * 2
+    assert [(e["deployment"], e["details"]["kind"]) for e in minted] == [
+        (None, "user"),
+        ("prod", "agent"),
+    ]
     got = [(e["action"], e["actor_name"], e["deployment"], e["target"]) for e in entries]
     ci_token = f"user token 'ci' (id {made['info']['id']})"
     assert got == [
@@ -118,24 +127,36 @@ def test_filters_and_pages(tenant: Tenant) -> None:
         for limit in range(1, 6):
             ok(c.patch(tenant.dep_path, json={"run_concurrency_limit": limit}))
         ok(c.post("/api/v1/tokens", json={"name": "x", "kind": "user"}), 201)
+    # With the two tokens the tenant's bootstrap minted (one of them for prod's agent).
     assert [e["action"] for e in audit(tenant, action="token.create")["entries"]] == [
         "token.create"
-    ]
+    ] * 3
     both = audit(tenant, action=["token.create", "deployment.update"])["entries"]
-    assert len(both) == 6
-    first = audit(tenant, limit=4)
-    assert len(first["entries"]) == 4 and first["next_cursor"]
-    rest = audit(tenant, limit=4, cursor=first["next_cursor"])
-    assert len(rest["entries"]) == 2 and rest["next_cursor"] is None
+    assert len(both) == 8
+    first = audit(tenant, limit=5)
+    assert len(first["entries"]) == 5 and first["next_cursor"]
+    rest = audit(tenant, limit=5, cursor=first["next_cursor"])
+    assert len(rest["entries"]) == 3 and rest["next_cursor"] is None
     ids = [e["id"] for e in first["entries"] + rest["entries"]]
-    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 6
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 8
     assert audit(tenant, since=datetime.now(UTC) + timedelta(minutes=1))["entries"] == []
-    assert len(audit(tenant, deployment="prod")["entries"]) == 5
-    # Another organization sees none of it.
-    assert audit(tenant.cp.tenant())["entries"] == []
+    assert len(audit(tenant, deployment="prod")["entries"]) == 6
+    # Another organization sees none of it: only its own bootstrap's.
+    other = audit(tenant.cp.tenant())["entries"]
+    assert [e["actor_kind"] for e in other] == ["system", "system"]
+    assert not {e["id"] for e in other} & set(ids)
     with tenant.user() as c:
-        r = c.get("/api/v1/audit", params={"cursor": "abc"})
-        assert r.status_code == 422 and "cursor" in r.json()["detail"]
+        # Anything but a previous page's next_cursor is a 422 naming it, never a 500: not
+        # digits, digits int() refuses ("²"), or more than a bigint holds.
+        fullwidth = "\uff11\uff12"  # "12" in fullwidth digits: isdigit() too
+        for cursor in ("abc", "²", "1²", fullwidth, "1" * 20, "-1", "1.5", " 1", ""):
+            r = c.get("/api/v1/audit", params={"cursor": cursor})
+            assert r.status_code == 422, (cursor, r.text)
+            assert "cursor" in r.json()["detail"], r.json()
+            assert r.json()["errors"][0]["loc"] == ["query", "cursor"]
+        # The largest cursor that fits is fine: everything is older than it.
+        r = c.get("/api/v1/audit", params={"cursor": "9" * 18})
+        assert r.status_code == 200 and len(r.json()["entries"]) == 8
         # Read only: there is nothing to change or delete entries with.
         assert c.delete("/api/v1/audit").status_code == 405
         assert c.patch("/api/v1/audit").status_code == 405
@@ -147,7 +168,8 @@ def test_a_failed_action_leaves_no_entry(tenant: Tenant) -> None:
         assert r.status_code == 404
         r = c.post("/api/v1/tokens", json={"name": "a", "kind": "agent", "deployment": "nope"})
         assert r.status_code == 404
-    assert audit(tenant)["entries"] == []
+    # Only what the tenant's bootstrap did.
+    assert [e["actor_kind"] for e in audit(tenant)["entries"]] == ["system", "system"]
 
 
 def test_the_database_refuses_to_change_or_delete_entries(tenant: Tenant) -> None:
@@ -164,7 +186,7 @@ def test_the_database_refuses_to_change_or_delete_entries(tenant: Tenant) -> Non
                 s.execute(text(statement))
     finally:
         db.dispose()
-    assert [e["actor_name"] for e in audit(tenant)["entries"]] == ["bootstrap"]
+    assert [e["actor_name"] for e in audit(tenant)["entries"]] == ["bootstrap"] * 3
 
 
 def test_a_web_session_is_named_by_its_user_token(tenant: Tenant) -> None:
@@ -172,6 +194,42 @@ def test_a_web_session_is_named_by_its_user_token(tenant: Tenant) -> None:
         session = ok(c.post("/api/v1/sessions"), 201)["token"]
     with client(tenant.cp.url, session) as web:  # what the web UI's pages do, as the session
         ok(web.patch(tenant.dep_path, json={"run_concurrency_limit": 2}))
-    [entry] = audit(tenant)["entries"]
+    [entry] = audit(tenant, action="deployment.update")["entries"]
     assert (entry["actor_kind"], entry["actor_name"]) == ("session", "bootstrap")
-    assert entry["action"] == "deployment.update"
+
+
+def test_sign_in_links_and_sessions_are_recorded(tenant: Tenant) -> None:
+    with tenant.user() as c:
+        link = ok(c.post("/api/v1/sign-in-links", json={"ttl_seconds": 300}), 201)
+        direct = ok(c.post("/api/v1/sessions"), 201)
+    code = link["path"].split("code=", 1)[1]
+    with client(tenant.cp.url, code) as signing_in:
+        via_link = ok(signing_in.post("/api/v1/sessions"), 201)
+    for session in (direct, via_link):
+        with client(tenant.cp.url, session["token"]) as web:
+            ok(web.delete("/api/v1/sessions/current"), 204)
+    actions = ["sign_in_link.create", "session.start", "session.end"]
+    entries = list(reversed(audit(tenant, action=actions)["entries"]))
+    got = [(e["action"], e["actor_kind"], e["actor_name"]) for e in entries]
+    assert got == [
+        ("sign_in_link.create", "user", "bootstrap"),
+        ("session.start", "user", "bootstrap"),
+        ("session.start", "signin", "bootstrap"),  # the link's user token, by name
+        ("session.end", "session", "bootstrap"),
+        ("session.end", "session", "bootstrap"),
+    ]
+    link_id = entries[0]["details"]["token_id"]
+    assert entries[0]["target"] == f"sign-in link (id {link_id})"
+    assert entries[2]["actor_token_id"] == link_id
+    assert entries[1]["details"]["via"] == "user_token"
+    assert entries[2]["details"]["via"] == "sign_in_link"
+    # Each end names the session its start made.
+    assert [e["target"] for e in entries[3:]] == [e["target"] for e in entries[1:3]]
+    # No credential reaches the log.
+    raw = str(entries)
+    for secret in (code, direct["token"], via_link["token"], tenant.user_token):
+        assert secret not in raw
+    # Signing out twice ends one session once.
+    with client(tenant.cp.url, direct["token"]) as web:
+        assert web.delete("/api/v1/sessions/current").status_code == 401
+    assert len(audit(tenant, action="session.end")["entries"]) == 2

@@ -14,11 +14,13 @@ def test_missing_and_unknown_tokens_are_refused(tenant: Tenant) -> None:
         r = anon.get(f"{tenant.dep_path}/runs")
         assert r.status_code == 401
         assert "Authorization: Bearer" in r.json()["detail"]
+        assert r.json()["reason"] == "token_missing"
         assert r.headers["www-authenticate"] == "Bearer"
     with client(tenant.cp.url, "tether_user_not-a-real-token") as bad:
         r = bad.get(f"{tenant.dep_path}/runs")
         assert r.status_code == 401
         assert r.json()["detail"].startswith("invalid token:")
+        assert r.json()["reason"] == "token_unknown"
     with httpx.Client(base_url=tenant.cp.url, headers={"Authorization": "Basic abc"}) as basic:
         assert basic.get(f"{tenant.dep_path}/runs").status_code == 401
 

@@ -37,7 +37,8 @@ def test_every_error_has_detail_and_errors(tenant: Tenant) -> None:
             assert set(r.json()) == {"detail", "errors"}, r.text
     with client(tenant.cp.url) as anonymous:
         r = anonymous.get(f"{tenant.dep_path}/runs")
-        assert r.status_code == 401 and r.json() == {"detail": r.json()["detail"], "errors": []}
+        assert r.status_code == 401
+        assert r.json() == {"detail": r.json()["detail"], "errors": [], "reason": "token_missing"}
         assert r.headers["www-authenticate"] == "Bearer"
 
 

@@ -56,7 +56,9 @@ def test_signing_out_and_revoking_the_user_token_end_sessions(tenant: Tenant) ->
     second = start_session(tenant, tenant.user_token)
     with client(tenant.cp.url, first["token"]) as c:
         assert c.delete("/api/v1/sessions/current").status_code == 204
-        assert c.get("/api/v1/deployments").status_code == 401
+        r = c.get("/api/v1/deployments")
+        assert r.status_code == 401 and r.json()["reason"] == "token_revoked"
+        assert r.json()["detail"].endswith("; sign in again (the web UI)"), r.json()
     with client(tenant.cp.url, second["token"]) as c:
         assert c.get("/api/v1/deployments").status_code == 200
     db = Database(tenant.cp.database_url)
@@ -70,7 +72,12 @@ def test_signing_out_and_revoking_the_user_token_end_sessions(tenant: Tenant) ->
     finally:
         db.dispose()
     with client(tenant.cp.url, second["token"]) as c:
-        assert c.get("/api/v1/deployments").status_code == 401
+        r = c.get("/api/v1/deployments")
+        assert r.status_code == 401 and r.json()["reason"] == "token_revoked"
+        assert r.json()["detail"].startswith(
+            "the user token this one came from ('bootstrap') was revoked on "
+        )
+        assert r.json()["detail"].endswith("; sign in again (the web UI)"), r.json()
 
 
 def test_an_expired_session_is_refused(tenant: Tenant) -> None:
@@ -86,4 +93,6 @@ def test_an_expired_session_is_refused(tenant: Tenant) -> None:
     finally:
         db.dispose()
     with client(tenant.cp.url, session["token"]) as c:
-        assert c.get("/api/v1/deployments").status_code == 401
+        r = c.get("/api/v1/deployments")
+        assert r.status_code == 401 and r.json()["reason"] == "token_expired"
+        assert r.json()["detail"].endswith("; sign in again (the web UI)"), r.json()

@@ -7,9 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from tests.support import Tenant, client, wait_until
+from tether_controlplane.db import Database
+from tether_controlplane.services import tenancy
 from tether_controlplane.services.tenancy import INVALID_TOKEN
+from tether_controlplane.tables import Organization
+from tether_controlplane.tokens import TokenKind
 
 DEPLOYMENT = "X-Tether-Deployment"
 
@@ -82,7 +87,9 @@ def test_create_list_and_revoke_a_user_token(tenant: Tenant) -> None:
     assert refused.json()["detail"].startswith(f"this token ('ci') was revoked on {day} "), (
         refused.json()
     )
-    assert "tether tokens create" in refused.json()["detail"]
+    # A user token's holder is told to make a user token (not an agent's), by reason.
+    assert refused.json()["detail"].endswith("; create a new one with `tether tokens create NAME`")
+    assert refused.json()["reason"] == "token_revoked"
 
 
 def test_only_the_full_secret_learns_why_it_is_refused(tenant: Tenant) -> None:
@@ -95,7 +102,10 @@ def test_only_the_full_secret_learns_why_it_is_refused(tenant: Tenant) -> None:
     for other in (secret[:-1] + ("A" if secret[-1] != "A" else "B"), secret[:-4], "tether_user_x"):
         r = deployments_with(other, tenant.cp.url)
         assert r.status_code == 401
-        assert r.json()["detail"] == INVALID_TOKEN
+        assert r.json() == {"detail": INVALID_TOKEN, "errors": [], "reason": "token_unknown"}
+    # Not knowing the kind, the generic answer names the fix for both.
+    assert "`tether tokens create NAME` for a user" in INVALID_TOKEN
+    assert "`tether tokens create NAME --kind agent` for an agent" in INVALID_TOKEN
 
 
 def test_an_expired_token_says_when_it_expired(tenant: Tenant) -> None:
@@ -107,7 +117,9 @@ def test_an_expired_token_says_when_it_expired(tenant: Tenant) -> None:
     assert r.status_code == 401
     assert r.json()["detail"].startswith(
         f"this token ('short') expired on {expiry.strftime('%Y-%m-%d %H:%M:%S')} UTC; "
+        "create a new one with `tether tokens create NAME`"
     )
+    assert r.json()["reason"] == "token_expired"
     assert [t["active"] for t in listed(tenant) if t["name"] == "short"] == [False]
 
 
@@ -232,3 +244,30 @@ def test_a_revoked_agent_token_is_told_so(tenant: Tenant) -> None:
     r = heartbeat(tenant.cp.url, tenant.agent_token)
     assert r.status_code == 401
     assert r.json()["detail"].startswith("this token ('bootstrap') was revoked on ")
+
+
+def test_a_refused_token_is_told_the_fix_for_its_kind(tenant: Tenant) -> None:
+    agent = create(tenant, name="edge", kind="agent", deployment="prod")
+    revoke(tenant, agent["info"]["id"])
+    with client(tenant.cp.url, agent["token"]) as c:
+        r = c.post("/api/v1/agent/heartbeat", json={"agent_name": "a", "version": "0"})
+    assert r.status_code == 401 and r.json()["reason"] == "token_revoked"
+    assert r.json()["detail"].endswith(
+        "; create a new one with `tether tokens create NAME --kind agent` and restart the "
+        "agent with it"
+    ), r.json()
+
+    # A run token (the agent mints one per run): nothing for its holder to do.
+    db = Database(tenant.cp.database_url)
+    try:
+        with db.write() as s:
+            org = s.scalar(select(Organization).where(Organization.name == tenant.org))
+            assert org is not None
+            secret, _ = tenancy.mint(s, TokenKind.RUN, org.id, run_id="r-1", description="run")
+            tenancy.revoke_run_tokens(s, "r-1")
+    finally:
+        db.dispose()
+    with client(tenant.cp.url, secret) as c:
+        r = c.get("/api/v1/deployments")
+    assert r.status_code == 401 and r.json()["reason"] == "token_revoked"
+    assert r.json()["detail"].endswith("; nothing to do: the agent mints a new one for each run")

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tether_api.models import ErrorResponse, FieldError
+from tether_api.models import ErrorResponse, FieldError, TokenRefusalReason
 from tether_controlplane import migrate
 from tether_controlplane.api.docs import add_docs
 from tether_controlplane.api.middleware import AuthMiddleware, BodyLimitMiddleware
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         # (401s come from AuthMiddleware, with their WWW-Authenticate header.)
-        return _error(exc.status_code, exc.detail, exc.errors)
+        return _error(exc.status_code, exc.detail, exc.errors, reason=exc.reason)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -211,9 +211,13 @@ def _error(
     detail: str,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    reason: TokenRefusalReason | None = None,
 ) -> JSONResponse:
-    body = ErrorResponse(detail=detail, errors=errors or [])
-    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+    body = ErrorResponse(detail=detail, errors=errors or [], reason=reason)
+    # ``reason`` only on a refused token's 401, absent (not null) elsewhere.
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
+    )
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from tether_api.models import ErrorResponse
+from tether_api.models import ErrorResponse, TokenRefusalReason
 from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
@@ -85,11 +85,18 @@ class BodyLimitMiddleware:
 
 
 async def refuse(
-    send: Send, status: int, detail: str, *, close: bool = False, bearer: bool = False
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    close: bool = False,
+    bearer: bool = False,
+    reason: TokenRefusalReason | None = None,
 ) -> None:
     """Answer with an ``ErrorResponse`` body without reading the request. ``close`` when the
-    unread body must not be taken for the next request on the connection."""
-    body = ErrorResponse(detail=detail).model_dump_json().encode()
+    unread body must not be taken for the next request on the connection; ``reason`` for a
+    refused token (absent from the body otherwise)."""
+    body = ErrorResponse(detail=detail, reason=reason).model_dump_json(exclude_none=True).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -144,7 +151,14 @@ class AuthMiddleware:
         header = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), None)
         secret = bearer_secret(header)
         if secret is None:
-            await refuse(send, 401, MISSING_TOKEN, close=True, bearer=True)
+            await refuse(
+                send,
+                401,
+                MISSING_TOKEN,
+                close=True,
+                bearer=True,
+                reason=TokenRefusalReason.TOKEN_MISSING,
+            )
             return
         db: Database = scope["app"].state.db
         deployment = next(
@@ -153,7 +167,14 @@ class AuthMiddleware:
         principal = await run_in_threadpool(lookup_principal, db, secret, deployment or None)
         if isinstance(principal, Refusal):
             bearer = principal.status == 401
-            await refuse(send, principal.status, principal.detail, close=True, bearer=bearer)
+            await refuse(
+                send,
+                principal.status,
+                principal.detail,
+                close=True,
+                bearer=bearer,
+                reason=principal.reason,
+            )
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)

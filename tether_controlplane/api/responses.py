@@ -10,7 +10,9 @@ from tether_api.models import ErrorResponse
 _DESCRIPTIONS = {
     400: "Malformed request, e.g. an invalid Content-Length header.",
     401: "Missing, unknown, revoked or expired token (only a revoked or expired token's own "
-    "secret is told which, and when).",
+    "secret is told which, and when). `reason` says which: token_missing, token_unknown, "
+    "token_revoked or token_expired; a 401 without it did not come from Tether (e.g. a proxy "
+    "in front of it).",
     403: "A token of the wrong kind for this endpoint; `detail` names the kind needed.",
     404: "Not found, or not visible to this token (the same answer either way).",
     409: "Conflicts with the current state, e.g. the run already finished.",

@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 
 from tether_api.audit import AuditAction, AuditEntry, AuditPage
 from tether_controlplane.errors import Invalid
+from tether_controlplane.services.requests import parse_id
 from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.tables import AuditRow, DeploymentRow, TokenRow, utcnow
 
 MAX_PAGE = 500
+# The actor_kind of an action no token did: the control plane's own (record_system).
+SYSTEM_ACTOR_KIND = "system"
 
 
 def record(
@@ -32,17 +35,66 @@ def record(
     actor = session.get(TokenRow, principal.token_id)
     name = actor.name if actor is not None else f"token-{principal.token_id}"
     if actor is not None and actor.parent_id is not None:
-        # A web UI session acts for its user token: name that one, the person's.
+        # A web UI session (or sign-in link) acts for its user token: name that one.
         parent = session.get(TokenRow, actor.parent_id)
         if parent is not None:
             name = parent.name
+    _add(
+        session,
+        principal.organization_id,
+        principal.token_id,
+        name,
+        principal.kind.value,
+        action,
+        target,
+        details,
+        deployment,
+    )
+
+
+def record_system(
+    session: Session,
+    organization_id: int,
+    actor_name: str,
+    action: AuditAction,
+    target: str,
+    details: dict[str, Any] | None = None,
+    deployment: DeploymentRow | None = None,
+) -> None:
+    """Add an entry for something the control plane did itself, with no token acting (e.g.
+    ``tether controlplane bootstrap`` minting tokens): no actor token, kind ``system``, and
+    ``actor_name`` saying what acted."""
+    _add(
+        session,
+        organization_id,
+        None,
+        actor_name,
+        SYSTEM_ACTOR_KIND,
+        action,
+        target,
+        details,
+        deployment,
+    )
+
+
+def _add(
+    session: Session,
+    organization_id: int,
+    actor_token_id: int | None,
+    actor_name: str,
+    actor_kind: str,
+    action: AuditAction,
+    target: str,
+    details: dict[str, Any] | None,
+    deployment: DeploymentRow | None,
+) -> None:
     session.add(
         AuditRow(
-            organization_id=principal.organization_id,
+            organization_id=organization_id,
             at=utcnow(),
-            actor_token_id=principal.token_id,
-            actor_name=name[:100],
-            actor_kind=principal.kind.value,
+            actor_token_id=actor_token_id,
+            actor_name=actor_name[:100],
+            actor_kind=actor_kind,
             action=action.value,
             deployment=deployment.name if deployment is not None else None,
             target=target[:200],
@@ -70,11 +122,13 @@ def entries(
     if deployment is not None:
         query = query.where(AuditRow.deployment == deployment)
     if cursor is not None:
-        if not cursor.isdigit():
+        # Digits only, and few enough for a bigint ("²".isdigit() is true, int() refuses it).
+        after = parse_id(cursor)
+        if after is None:
             raise Invalid(
                 "cursor must be the next_cursor of a previous page", loc=("query", "cursor")
             )
-        query = query.where(AuditRow.id < int(cursor))
+        query = query.where(AuditRow.id < after)
     rows = list(session.scalars(query.order_by(AuditRow.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -1,15 +1,21 @@
 """Web UI sessions and one-time sign-in links, stored as tokens with an expiry and a parent.
 
 A session's parent is the user token it came from (through a link, the link's parent), so
-revoking that user token ends its sessions and unused links at once."""
+revoking that user token ends its sessions and unused links at once.
+
+Each is a credential that signs someone in as the user: making a link, starting a session and
+ending one are audited (``sign_in_link.create``, ``session.start``, ``session.end``) in the
+same transaction."""
 
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from tether_api.audit import AuditAction
+from tether_api.models import TokenRefusalReason
 from tether_controlplane.errors import ApiError
-from tether_controlplane.services import tenancy
+from tether_controlplane.services import audit, tenancy
 from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.tables import Organization, TokenRow, utcnow
 from tether_controlplane.tokens import TokenKind
@@ -17,6 +23,7 @@ from tether_controlplane.tokens import TokenKind
 
 class LinkUsed(ApiError):
     status_code = 401
+    reason = TokenRefusalReason.TOKEN_REVOKED  # a used link is revoked
 
 
 def user_token_id(session: Session, principal: Principal) -> int:
@@ -40,36 +47,59 @@ def start(session: Session, principal: Principal, lifetime: timedelta) -> tuple[
         if used.rowcount != 1:  # type: ignore[attr-defined]
             raise LinkUsed("this sign-in link was already used: ask for a new one")
     expires = utcnow() + lifetime
-    secret = tenancy.mint(
+    secret, row = tenancy.mint(
         session,
         TokenKind.SESSION,
         principal.organization_id,
         description="web UI session",
         expires_at=expires,
         parent_id=user_token_id(session, principal),
-    )[0]
+    )
+    via = "sign_in_link" if principal.kind == TokenKind.SIGN_IN else "user_token"
+    audit.record(
+        session,
+        principal,
+        AuditAction.SESSION_START,
+        f"session (id {row.id})",
+        {"token_id": row.id, "via": via, "expires_at": expires.isoformat()},
+    )
     return secret, expires
 
 
 def create_link(session: Session, principal: Principal, ttl: timedelta) -> tuple[str, datetime]:
     expires = utcnow() + ttl
-    code = tenancy.mint(
+    code, row = tenancy.mint(
         session,
         TokenKind.SIGN_IN,
         principal.organization_id,
         description="sign-in link",
         expires_at=expires,
         parent_id=user_token_id(session, principal),
-    )[0]
+    )
+    audit.record(
+        session,
+        principal,
+        AuditAction.SIGN_IN_LINK_CREATE,
+        f"sign-in link (id {row.id})",
+        {"token_id": row.id, "expires_at": expires.isoformat()},
+    )
     return code, expires
 
 
 def end(session: Session, principal: Principal) -> None:
-    session.execute(
+    ended = session.execute(
         update(TokenRow)
         .where(TokenRow.id == principal.token_id, TokenRow.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    if ended.rowcount == 1:  # type: ignore[attr-defined]  # else a racing sign-out did it
+        audit.record(
+            session,
+            principal,
+            AuditAction.SESSION_END,
+            f"session (id {principal.token_id})",
+            {"token_id": principal.token_id},
+        )
 
 
 def organization_name(session: Session, principal: Principal) -> str:

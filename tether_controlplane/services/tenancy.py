@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tether_api.models import Deployment
+from tether_api.models import Deployment, TokenRefusalReason
 from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_controlplane.errors import NotFound
 from tether_controlplane.services import logs
@@ -27,15 +27,30 @@ class Principal:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a request's token is refused: the HTTP status and a detail naming the fix."""
+    """Why a request's token is refused: the HTTP status, a detail naming the fix, and for a
+    401 the machine-readable reason (``ErrorResponse.reason``)."""
 
     status: int
     detail: str
+    reason: TokenRefusalReason | None = None
 
 
 INVALID_TOKEN = (
-    "invalid token: check the token you were given, or create one with `tether tokens create`"
+    "invalid token: check the token you were given, or create a new one: "
+    "`tether tokens create NAME` for a user, `tether tokens create NAME --kind agent` for an "
+    "agent (and restart the agent with it)"
 )
+UNKNOWN = Refusal(401, INVALID_TOKEN, TokenRefusalReason.TOKEN_UNKNOWN)
+
+# What the holder of a revoked or expired token of each kind should do about it.
+FIXES = {
+    TokenKind.USER.value: "create a new one with `tether tokens create NAME`",
+    TokenKind.AGENT.value: "create a new one with `tether tokens create NAME --kind agent` "
+    "and restart the agent with it",
+    TokenKind.SESSION.value: "sign in again (the web UI)",
+    TokenKind.SIGN_IN.value: "ask for a new sign-in link",
+    TokenKind.RUN.value: "nothing to do: the agent mints a new one for each run",
+}
 
 
 def authenticate(session: Session, secret: str) -> Principal | None:
@@ -57,14 +72,15 @@ def identify(
     organization-wide agent token; a deployment token may send it only with its own."""
     row = session.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(secret)))
     if row is None:
-        return Refusal(401, INVALID_TOKEN)
-    refused = _why_not(row, "this token")
+        return UNKNOWN
+    fix = FIXES.get(row.kind, FIXES[TokenKind.USER.value])
+    refused = _why_not(row, "this token", fix)
     if refused is None and row.parent_id is not None:
         parent = session.get(TokenRow, row.parent_id)  # a session ends with its user token
         refused = (
-            Refusal(401, INVALID_TOKEN)
+            UNKNOWN
             if parent is None
-            else _why_not(parent, f"the {parent.kind} token this one came from")
+            else _why_not(parent, f"the {parent.kind} token this one came from", fix)
         )
     if refused is not None:
         return refused
@@ -83,12 +99,20 @@ def identify(
     )
 
 
-def _why_not(row: TokenRow, what: str) -> Refusal | None:
-    fix = "ask for a new one (`tether tokens create`)"
+def _why_not(row: TokenRow, what: str, fix: str) -> Refusal | None:
+    """Why ``row`` no longer works, if it does not; ``fix``: what its holder should do."""
     if row.revoked_at is not None:
-        return Refusal(401, f"{what} ({row.name!r}) was revoked on {_when(row.revoked_at)}; {fix}")
+        return Refusal(
+            401,
+            f"{what} ({row.name!r}) was revoked on {_when(row.revoked_at)}; {fix}",
+            TokenRefusalReason.TOKEN_REVOKED,
+        )
     if row.expires_at is not None and row.expires_at <= utcnow():
-        return Refusal(401, f"{what} ({row.name!r}) expired on {_when(row.expires_at)}; {fix}")
+        return Refusal(
+            401,
+            f"{what} ({row.name!r}) expired on {_when(row.expires_at)}; {fix}",
+            TokenRefusalReason.TOKEN_EXPIRED,
+        )
     return None
 
 

@@ -45,19 +45,35 @@ def create(session: Session, principal: Principal, body: TokenCreate) -> TokenSe
     )
     info = to_model(row, {dep.id: dep.name} if dep else {})
     audit.record(
-        session,
-        principal,
-        AuditAction.TOKEN_CREATE,
-        _target(info),
-        {
-            "token_id": info.id,
-            "kind": info.kind.value,
-            "scope": info.scope.value,
-            "expires_at": info.expires_at.isoformat() if info.expires_at else None,
-        },
-        deployment=dep,
+        session, principal, AuditAction.TOKEN_CREATE, _target(info), _created(info), deployment=dep
     )
     return TokenSecret(token=secret, info=info)
+
+
+def record_minted_by_system(
+    session: Session, actor_name: str, row: TokenRow, dep: DeploymentRow | None = None
+) -> None:
+    """Audit a user or agent token the control plane minted itself (``actor_name``, e.g.
+    'bootstrap'), with no token acting, in the caller's transaction."""
+    info = to_model(row, {dep.id: dep.name} if dep else {})
+    audit.record_system(
+        session,
+        row.organization_id,
+        actor_name,
+        AuditAction.TOKEN_CREATE,
+        _target(info),
+        _created(info),
+        deployment=dep,
+    )
+
+
+def _created(info: Token) -> dict[str, object]:
+    return {
+        "token_id": info.id,
+        "kind": info.kind.value,
+        "scope": info.scope.value,
+        "expires_at": info.expires_at.isoformat() if info.expires_at else None,
+    }
 
 
 def revoke(session: Session, principal: Principal, token_id: int) -> Token:
