@@ -151,13 +151,14 @@ def submit(
 def temporal_client(address: str) -> Iterator[Callable[[Any], Any]]:
     """Yields ``call(coroutine_function)``: runs it with a connected client on one event loop."""
     from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from worker.codec import data_converter, keys_from_environment
 
     loop = asyncio.new_event_loop()
     try:
-        client = loop.run_until_complete(
-            Client.connect(address, data_converter=pydantic_data_converter)
-        )
+        # The agent's keys, when the benchmark runs with TETHER_TEMPORAL_ENCRYPTION_KEYS set.
+        converter = data_converter(keys_from_environment())
+        client = loop.run_until_complete(Client.connect(address, data_converter=converter))
         yield lambda fn: loop.run_until_complete(fn(client))
     finally:
         loop.close()
