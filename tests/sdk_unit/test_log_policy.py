@@ -164,3 +164,29 @@ def test_the_run_token_is_always_masked() -> None:
     events.emit(EventType.LOG, message=f"env: {env}")
     assert "live-token-value" not in events.events[0]["message"]
     assert "<masked:TETHER_RUN_TOKEN>" in events.events[0]["message"]
+
+
+LONG_SECRET = "tether-long-line-secret-0123456789"
+
+
+@step
+def prints_a_very_long_line() -> None:
+    import sys
+
+    from tether_api.models import MAX_MESSAGE_CHARS
+
+    # One line longer than an event holds, written so that the cut falls inside the secret:
+    # its first part ends the event sent at the cut, its rest begins the next one.
+    sys.stdout.write("a" * (MAX_MESSAGE_CHARS - 10) + LONG_SECRET[:15])
+    sys.stdout.write(LONG_SECRET[15:] + " and the rest of the line\n")
+
+
+def test_a_secret_a_long_line_is_cut_through_is_masked_on_both_sides() -> None:
+    policy = LogPolicy(masker=Masker({"LONG": LONG_SECRET}))
+    sent, _ = run(policy, job("long", steps=[prints_a_very_long_line]))
+    logs = [e for e in sent if e["type"] == EventType.LOG]
+    assert len(logs) == 2, [len(e["message"]) for e in logs]
+    assert logs[1]["data"] == {"stream": "stdout", "continued": True}
+    assert logs[1]["message"] == "<masked:LONG> and the rest of the line"
+    for fragment in (LONG_SECRET[:15], LONG_SECRET[15:], LONG_SECRET[8:20]):
+        assert all(fragment not in e["message"] for e in logs), fragment

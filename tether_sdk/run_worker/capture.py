@@ -90,6 +90,9 @@ class LineWriter(io.TextIOBase):
         self._ignored = ignored_threads
         self._partial: list[str] = []  # pieces of the current line (no quadratic +=)
         self._partial_len = 0
+        # A very long line was sent in part: the next line sent continues it (and may begin
+        # inside a secret the cut went through; the log policy masks that start).
+        self._cut = False
         self._closed = False
         self._lock = threading.Lock()
 
@@ -131,15 +134,18 @@ class LineWriter(io.TextIOBase):
                         return len(text)
                     lines = ["".join(self._partial)]  # a very long line: emit what we have
                     self._partial, self._partial_len = [], 0
+                    forced = True
                 else:
                     # A carriage return ends a line too (progress bars rewrite one line).
                     joined = "".join(self._partial) + text
                     lines = joined.replace("\r\n", "\n").replace("\r", "\n").split("\n")
                     last = lines.pop()
                     self._partial, self._partial_len = ([last], len(last)) if last else ([], 0)
-            for line in lines:
+                    forced = False
+                continued, self._cut = self._cut, forced
+            for i, line in enumerate(lines):
                 if line:
-                    self._emit(line)
+                    self._emit(line, continued and i == 0)
         return len(text)
 
     def flush(self) -> None:
@@ -152,18 +158,22 @@ class LineWriter(io.TextIOBase):
             with self._lock:
                 line = "".join(self._partial)
                 self._partial, self._partial_len = [], 0
+                continued, self._cut = self._cut, False
                 emit = line and not self._closed
                 self._closed = self._closed or close
             if emit:
-                self._emit(line)
+                self._emit(line, continued)
 
-    def _emit(self, line: str) -> None:
+    def _emit(self, line: str, continued: bool = False) -> None:
+        data: dict[str, object] = {"stream": self._stream}
+        if continued:
+            data["continued"] = True  # the rest of a line too long for one event
         self._emitter.emit(
             EventType.LOG,
             step=self._step,
             level=self._level,
             message=line.rstrip("\r"),
-            data={"stream": self._stream},
+            data=data,
         )
 
 

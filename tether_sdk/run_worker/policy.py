@@ -66,7 +66,10 @@ class LogPolicy:
                 type_, event["message"], event["data"], lambda t: self.write(self.masker.text(t))
             )
         if self.masker:
-            event["message"] = self.masker.text(event["message"])
+            # The rest of a line cut in two may begin inside a secret.
+            continued = event["data"].get("continued") if event["data"] else False
+            masked = self.masker.cut if continued else self.masker.text
+            event["message"] = masked(event["message"])
             if event["data"]:
                 event["data"] = self.masker.value(event["data"])
         if len(event["message"]) > MAX_MESSAGE_CHARS:  # cut after masking (events.emit)
