@@ -72,11 +72,17 @@ class AgentContext:
         return handle.host_queue is None or handle.host_queue == self.host_queue
 
 
+def passthrough_names(spec: CodeLocationSpec) -> list[str]:
+    """The variables the agent copies from its own environment into the location's
+    processes (and its containers'): the secrets its log settings mask."""
+    return [*spec.passthrough_env, *(spec.container.passthrough_env if spec.container else [])]
+
+
 def resolve_env(spec: CodeLocationSpec) -> dict[str, str]:
     """The location's env plus the variables it names for pass-through, read from the
     agent's own environment (secrets that never reach the control plane)."""
     env = dict(spec.env)
-    names = [*spec.passthrough_env, *(spec.container.passthrough_env if spec.container else [])]
+    names = passthrough_names(spec)
     missing = [name for name in names if name not in os.environ]
     if missing:
         raise ApplicationError(

@@ -4,17 +4,13 @@ it keeps a run's output ('local') is ``kept_logs.py``."""
 
 import logging
 
+from activities.context import passthrough_names
 from tether_api.logs import LogSettings
 from tether_api.models import CodeLocationSpec
 from tether_sdk.run_worker import redaction
 from tether_sdk.run_worker.masking import Masker
 
 log = logging.getLogger("tether.agent.logs")
-
-
-def passthrough_names(spec: CodeLocationSpec) -> list[str]:
-    """The variables the agent copies into the location's processes: the secrets to mask."""
-    return [*spec.passthrough_env, *(spec.container.passthrough_env if spec.container else [])]
 
 
 def masker(spec: CodeLocationSpec) -> Masker:

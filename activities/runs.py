@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from activities import kept_logs, logpolicy
 from activities.code_locations import describe_exit
-from activities.context import AgentContext, blocking, resolve_env
+from activities.context import AgentContext, blocking, passthrough_names, resolve_env
 from activities.launchers.base import Handle, LaunchError, LaunchSpec
 from activities.locate import location_state
 from tether_api.codeserver import ValidateRequest, ValidateResponse
@@ -208,7 +208,7 @@ class RunActivities:
             # The settings the control plane recorded for this launch (an older control
             # plane records none: the location's).
             settings = run.log_settings or location.log_settings
-            env.update(settings.to_env(logpolicy.passthrough_names(location.spec)))
+            env.update(settings.to_env(passthrough_names(location.spec)))
             env.update(
                 {
                     "TETHER_RUN_ID": input.run_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -265,3 +266,25 @@ def children(pid: int) -> list[tuple[int, str]]:
         if int(fields[1]) == pid:
             found.append((int(stat.parent.name), fields[0]))
     return found
+
+
+def database_text(tenant: Tenant, run_id: str | None = None) -> str:
+    """What the tenant's control plane's SQLite database holds, as text: every row of every
+    table, or, with ``run_id``, only that run's row and its events (a session's control
+    plane is shared: other tests' runs may print the same lines)."""
+    path = tenant.cp.database_url.removeprefix("sqlite:///")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        if run_id is not None:
+            rows = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchall()
+            rows += db.execute(
+                "SELECT e.* FROM run_events e JOIN runs r ON e.run_pk = r.pk WHERE r.id = ?",
+                (run_id,),
+            ).fetchall()
+            return "\n".join(repr(row) for row in rows)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(
+            repr(row) for table in tables for row in db.execute(f'SELECT * FROM "{table}"')
+        )
+    finally:
+        db.close()

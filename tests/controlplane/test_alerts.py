@@ -149,6 +149,19 @@ def _crash(cp: ControlPlane) -> None:
     cp.proc = None
 
 
+def email_channel(mail: MailReceiver) -> dict[str, Any]:
+    """An e-mail channel to ``mail`` that logs in (over STARTTLS, the default)."""
+    return {
+        "type": "email",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": mail.port,
+        "username": mail.user,
+        "password": mail.password,
+        "sender": "tether@example.com",
+        "recipients": ["oncall@example.com"],
+    }
+
+
 def test_an_alert_by_email_over_starttls_with_auth(tmp_path: Path) -> None:
     """A real SMTP server that offers STARTTLS with a private CA's certificate (trusted by the
     control plane through SSL_CERT_FILE) and takes a login only after it."""
@@ -158,15 +171,7 @@ def test_an_alert_by_email_over_starttls_with_auth(tmp_path: Path) -> None:
     try:
         tenant = cp.tenant()
         deployed(tenant)
-        channel = {
-            "type": "email",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": mail.port,
-            "username": "tether",
-            "password": "smtp-password",
-            "sender": "tether@example.com",
-            "recipients": ["oncall@example.com"],
-        }
+        channel = email_channel(mail)
         # A login over plain text is refused before anything is stored.
         with tenant.user() as c:
             r = c.put(
@@ -210,15 +215,7 @@ def test_a_server_certificate_the_control_plane_does_not_trust_gets_no_mail(
     ).start()
     try:
         deployed(tenant)
-        channel = {
-            "type": "email",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": mail.port,
-            "username": "tether",
-            "password": "smtp-password",
-            "sender": "tether@example.com",
-            "recipients": ["oncall@example.com"],
-        }
+        channel = email_channel(mail)
         policy(tenant, "mail", "", channel=channel)
         run = tenant.launch("quick", "etl", run_config={"source": "s3://x"})
         finish(tenant, run["id"])

@@ -3,7 +3,6 @@ its output in the user's environment ('local'), its error redacted and a passthr
 masked; the control plane stores none of it, and the agent serves the output (copied from
 the container's log before the container is removed) to the deployment's users."""
 
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,9 @@ import pytest
 
 from tests.agent_support import TemporalDevServer, events, wait_for_location, wait_for_run
 from tests.docker.conftest import DockerAgent, Images, remove_containers
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, database_text, wait_until
 
 pytestmark = pytest.mark.docker
-
-
-def stored_text(tenant: Tenant, run_id: str) -> tuple[str, str]:
-    """What the control plane's SQLite database holds: (every row of every table, the rows of
-    this run and its events). The session's control plane is shared: other tests' runs of the
-    same job print the same lines, so lines that are not unique are looked for in this run's."""
-    path = tenant.cp.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        everything = "\n".join(
-            repr(row) for t in tables for row in db.execute(f'SELECT * FROM "{t}"')
-        )
-        own = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchall()
-        own += db.execute(
-            "SELECT e.* FROM run_events e JOIN runs r ON e.run_pk = r.pk WHERE r.id = ?",
-            (run_id,),
-        ).fetchall()
-    return everything, "\n".join(repr(row) for row in own)
 
 
 def test_a_container_run_keeps_its_output_at_home_redacted_and_masked(
@@ -80,7 +61,7 @@ def test_a_container_run_keeps_its_output_at_home_redacted_and_masked(
         assert secret not in text
 
         # None of it reached the control plane's database.
-        everything, own = stored_text(e2e_tenant, run["id"])
+        everything, own = database_text(e2e_tenant), database_text(e2e_tenant, run["id"])
         assert own, "the run's rows"
         for absent in ("extract: read 10 rows", "load failed as requested", "extracting 10"):
             assert absent not in own, absent

@@ -10,7 +10,6 @@ environment (passthrough_env: the value never reaches the control plane, only th
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -32,7 +31,7 @@ from tests.agent_support import (
     wait_for_run,
 )
 from tests.controlplane.test_ui_security import signed_in
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, database_text, wait_until
 
 JOBS = """
 import logging
@@ -121,19 +120,6 @@ def cli(tenant: Tenant, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
     )
-
-
-def database_text(tenant: Tenant) -> str:
-    """Every value of every table of the control plane's SQLite database, as text."""
-    path = tenant.cp.database_url.removeprefix("sqlite:///")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return "\n".join(
-            repr(row) for table in tables for row in db.execute(f'SELECT * FROM "{table}"')
-        )
-    finally:
-        db.close()
 
 
 @pytest.fixture
