@@ -534,6 +534,10 @@ class ProcessLauncher(Launcher):
 
     def _running(self, record: _Record) -> bool:
         """Is the process of ``record`` (or, if its supervisor died alone, its child) alive?"""
+        if (self._dir(record.label) / "exit_code").exists():
+            # The supervisor records its child's end, then exits: in between it is still
+            # alive, but what it ran is not (and every instance must say the same).
+            return False
         popen = self._popen(record)
         if popen is not None:
             # We are the parent: until we reap it, the PID cannot be reused, and poll() reaps.
