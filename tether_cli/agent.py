@@ -4,6 +4,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -116,15 +117,17 @@ def run(
     """Run the agent until SIGTERM or Ctrl-C. Running code servers and runs are left running
     and adopted by the next agent.
 
-    Exit codes: 0 stopped by a signal; 1 could not start; 2 invalid configuration; 3 the
-    control plane rejected the agent token (revoked or expired): create a new one and
-    restart the agent with it."""
+    Exit codes: 0 stopped by a signal; 1 could not start (the control plane, Temporal or the
+    Docker engine unreachable); 2 invalid configuration, found before connecting anywhere
+    (the message names each setting); 3 the control plane rejected the agent token (revoked
+    or expired): create a new one and restart the agent with it."""
     import asyncio
 
     from pydantic import ValidationError
 
-    from worker.config import AgentConfig, TemporalTLS
+    from worker.config import AgentConfig, AgentConfigError, config_problems, describe_errors
     from worker.intervals import (
+        SettingsError,
         code_location_settings,
         docker_settings,
         output_retention,
@@ -137,9 +140,13 @@ def run(
         run_agent,
     )
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Every setting is checked here, before anything connects: a wrong one exits 2 naming it,
+    # rather than failing later like a server that is down (exit 1).
+    problems: list[str] = []
+    if log_level.upper() not in logging.getLevelNamesMapping():
+        problems.append(
+            "TETHER_LOG_LEVEL (--log-level): not a log level; use debug, info, warning or error"
+        )
     fields: dict[str, object] = {
         "control_plane_url": control_plane,
         "token": token,
@@ -149,12 +156,13 @@ def run(
         "task_queue": task_queue,
         "launcher": launcher,
         "search_attributes": search_attributes,
-        "temporal_tls": TemporalTLS(
-            enabled=temporal_tls or bool(temporal_tls_cert),
-            server_root_ca_cert=temporal_tls_ca,
-            client_cert=temporal_tls_cert,
-            client_private_key=temporal_tls_key,
-        ),
+        "temporal_tls": {
+            # A CA or a client certificate is only ever given for TLS.
+            "enabled": temporal_tls or bool(temporal_tls_cert or temporal_tls_ca),
+            "server_root_ca_cert": temporal_tls_ca,
+            "client_cert": temporal_tls_cert,
+            "client_private_key": temporal_tls_key,
+        },
         "temporal_api_key": temporal_api_key,
         "temporal_encryption_keys": encryption_keys,
         "temporal_encryption_key_file": encryption_key_file,
@@ -163,18 +171,17 @@ def run(
         "poll_wait_seconds": poll_wait,
         "heartbeat_interval_seconds": heartbeat_interval,
         "blocking_threads": blocking_threads,
-        "code_locations": code_location_settings(),
-        "runs": run_settings(),
     }
-    for field, read, prefix in (
-        ("docker", docker_settings, "TETHER_DOCKER_*"),
-        ("output_retention", output_retention, "TETHER_OUTPUT_RETENTION_*"),
+    for field, read in (
+        ("code_locations", code_location_settings),
+        ("runs", run_settings),
+        ("docker", docker_settings),
+        ("output_retention", output_retention),
     ):
         try:
             fields[field] = read()
-        except ValidationError as exc:
-            typer.secho(f"error: invalid {prefix} setting: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
+        except SettingsError as exc:
+            problems.extend(exc.problems)
     queues = queue or [q.strip() for q in os.environ.get("TETHER_AGENT_QUEUES", "").split(",")]
     if any(queues):
         fields["queues"] = [q for q in queues if q]
@@ -185,8 +192,15 @@ def run(
     try:
         config = AgentConfig.model_validate(fields)
     except ValidationError as exc:
-        typer.secho(f"error: invalid agent configuration: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        problems.extend(describe_errors(exc))
+    else:
+        problems.extend(config_problems(config))
+    if problems:
+        _invalid(problems)
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -197,9 +211,22 @@ def run(
 
     try:
         asyncio.run(main())
+    except AgentConfigError as exc:
+        _invalid([str(exc)])
     except AgentStartupError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     except AgentTokenRejected:
         # Already logged, once, when it happened (see worker.main.rejection_line).
         raise typer.Exit(EXIT_TOKEN_REJECTED) from None
+
+
+def _invalid(problems: list[str]) -> NoReturn:
+    typer.secho(
+        "error: invalid agent configuration; fix these settings and start it again:",
+        fg="red",
+        err=True,
+    )
+    for problem in problems:
+        typer.secho(f"  {problem}", fg="red", err=True)
+    raise typer.Exit(2)

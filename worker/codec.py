@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -36,6 +37,7 @@ METADATA_ENCODING = "encoding"
 METADATA_KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 KEY_BYTES = 32
+NEW_KEY_HINT = "a new key: python -c 'import worker.codec as c; print(c.new_key())'"
 
 
 class KeySettingError(ValueError):
@@ -55,24 +57,26 @@ def parse_keys(text: str, where: str) -> list[EncryptionKey]:
     """Keys from ``id:base64key`` items separated by commas or new lines (``id base64key``
     in a key file); blank lines and ``#`` comments are ignored."""
     keys: list[EncryptionKey] = []
-    items = [line.strip() for chunk in text.splitlines() for line in chunk.split(",")]
-    for item in items:
-        if not item or item.startswith("#"):
-            continue
+    # Comments are whole lines (a comment may hold commas); keys are separated by both.
+    lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
+    items = [item.strip() for line in lines for item in line.split(",")]
+    items = [item for item in items if item and not item.startswith("#")]
+    for number, item in enumerate(items, start=1):
         key_id, sep, encoded = item.replace(" ", ":", 1).partition(":")
         key_id, encoded = key_id.strip(), encoded.strip()
         if not sep or not key_id or not encoded:
-            raise KeySettingError(
-                f"{where}: {item[:20]!r}... is not 'id:base64key'; a new key: python -c "
-                "'import worker.codec as c; print(c.new_key())'"
-            )
+            # Named by its position: the item itself may be mostly secret.
+            raise KeySettingError(f"{where}: key {number} is not 'id:base64key'; {NEW_KEY_HINT}")
         try:
             secret = base64.b64decode(encoded, validate=True)
         except binascii.Error as exc:
-            raise KeySettingError(f"{where}: key {key_id!r} is not valid base64") from exc
+            raise KeySettingError(
+                f"{where}: key {key_id!r} is not valid base64; {NEW_KEY_HINT}"
+            ) from exc
         if len(secret) != KEY_BYTES:
             raise KeySettingError(
-                f"{where}: key {key_id!r} is {len(secret)} bytes; AES-256 needs {KEY_BYTES}"
+                f"{where}: key {key_id!r} is {len(secret)} bytes; AES-256 needs {KEY_BYTES}; "
+                f"{NEW_KEY_HINT}"
             )
         if any(k.id == key_id for k in keys):
             raise KeySettingError(f"{where}: key ID {key_id!r} is listed twice")
@@ -90,15 +94,18 @@ def keys_from_environment(
         return parse_keys(keys, "TETHER_TEMPORAL_ENCRYPTION_KEYS")
     if key_file:
         path = Path(key_file)
+        where = f"TETHER_TEMPORAL_ENCRYPTION_KEY_FILE ({path})"
         try:
             text = path.read_text()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not a text file"
             raise KeySettingError(
-                f"TETHER_TEMPORAL_ENCRYPTION_KEY_FILE: cannot read {path}: {exc.strerror}"
+                f"TETHER_TEMPORAL_ENCRYPTION_KEY_FILE: cannot read {path}: {why}; give the path "
+                "of a file with one 'id base64key' per line"
             ) from exc
-        found = parse_keys(text, str(path))
+        found = parse_keys(text, where)
         if not found:
-            raise KeySettingError(f"{path} holds no key")
+            raise KeySettingError(f"{where} holds no key: write one 'id base64key' per line")
         return found
     return []
 
@@ -158,8 +165,17 @@ class EncryptionCodec(PayloadCodec):
                 "TETHER_TEMPORAL_ENCRYPTION_KEYS after the active key"
             )
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        try:
+            plain = cipher.decrypt(nonce, sealed, None)
+        except (InvalidTag, ValueError) as exc:
+            # A ValueError like the missing key's, so that callers (the codec server) handle
+            # both alike; cryptography's InvalidTag carries no message at all.
+            raise ValueError(
+                f"payload encrypted with key {key_id!r} cannot be decrypted: it was altered, or "
+                "encrypted with another key of the same ID"
+            ) from exc
         decoded = Payload()
-        decoded.ParseFromString(cipher.decrypt(nonce, sealed, None))
+        decoded.ParseFromString(plain)
         return decoded
 
 
