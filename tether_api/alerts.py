@@ -4,8 +4,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl
+from annotated_types import Ge, Gt, Le
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl
 
+from tether_api.models import JSON_NUMBER, JsonBool
 from tether_api.names import Name
 
 
@@ -25,9 +27,30 @@ class DeliveryStatus(StrEnum):
     FAILED = "FAILED"  # gave up after max attempts; last_error says why
 
 
+# A channel names its kind: ``type`` is required (no default), so the schema and the server
+# agree that a channel without it is refused (422 at channel.type).
+CHANNEL_TYPE = "The channel's kind: 'webhook' or 'email'. Required."
+
+
+# pydantic's limit for an HttpUrl, which it checks on the URL as given; the URL stored is its
+# normalized form, which may be longer.
+MAX_URL_CHARS = 2083
+
+
+def _stored_url_fits(url: HttpUrl) -> HttpUrl:
+    # The stored URL is read back with the same type: one longer than it allows would make
+    # the policy unreadable (a 500 on every read), so it is refused here instead.
+    if len(str(url)) > MAX_URL_CHARS:
+        raise ValueError(
+            f"url is {len(str(url))} characters once normalized ('/' added, characters "
+            f"%-encoded); the limit is {MAX_URL_CHARS}: use a shorter URL"
+        )
+    return url
+
+
 class WebhookChannel(BaseModel):
-    type: Literal["webhook"] = "webhook"
-    url: HttpUrl = Field(
+    type: Literal["webhook"] = Field(description=CHANNEL_TYPE)
+    url: Annotated[HttpUrl, AfterValidator(_stored_url_fits)] = Field(
         description="Where alerts are POSTed as JSON. Shown only to its host "
         "(https://hooks.example.com/****************): a webhook's path is often its "
         "credential. Sent back in that form, it keeps the stored URL."
@@ -46,10 +69,10 @@ class WebhookChannel(BaseModel):
 
 
 class EmailChannel(BaseModel):
-    type: Literal["email"] = "email"
+    type: Literal["email"] = Field(description=CHANNEL_TYPE)
     smtp_host: str = Field(min_length=1, max_length=255)
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    starttls: bool = Field(
+    smtp_port: Annotated[int, Ge(1), Le(65535), JSON_NUMBER] = 587
+    starttls: JsonBool = Field(
         default=True,
         description="Upgrade the connection with STARTTLS (port 465 uses implicit TLS "
         "instead). false only without a username and password: a login is never sent in "
@@ -74,7 +97,7 @@ class AlertPolicySpec(BaseModel):
     """What a policy listens to and where it sends alerts."""
 
     events: list[AlertEvent] = Field(min_length=1, description="What fires it.")
-    enabled: bool = True
+    enabled: JsonBool = True
     jobs: list[Name] = Field(default_factory=list, description="Run events: only these jobs.")
     code_locations: list[Name] = Field(
         default_factory=list, description="Only events of these code locations."
@@ -82,8 +105,8 @@ class AlertPolicySpec(BaseModel):
     tags: dict[str, str] = Field(
         default_factory=dict, description="Run events: only runs with all these tags."
     )
-    run_longer_than_minutes: float = Field(default=60, gt=0, le=100_000)
-    agent_unavailable_minutes: float = Field(default=5, gt=0, le=100_000)
+    run_longer_than_minutes: Annotated[float, Gt(0), Le(100_000), JSON_NUMBER] = 60
+    agent_unavailable_minutes: Annotated[float, Gt(0), Le(100_000), JSON_NUMBER] = 5
     channel: Channel
 
 

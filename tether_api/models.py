@@ -1,6 +1,7 @@
 """Request and response bodies of the REST API (``/api/v1``)."""
 
 import json
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar, get_args
@@ -8,6 +9,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 from annotated_types import Ge, Gt, Le
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -73,6 +75,24 @@ JSON_NUMBER = BeforeValidator(_json_number)
 JsonInt = Annotated[int, JSON_NUMBER]
 JsonFloat = Annotated[float, JSON_NUMBER]
 JsonBool = Annotated[bool, Strict()]
+
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _date_time_text(value: Any) -> Any:
+    # pydantic would read a number, or a string of one, as Unix time; JSON Schema's
+    # date-time is an RFC 3339 string.
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip())
+    ):
+        raise ValueError(
+            "must be an ISO 8601 date-time with a time zone, e.g. 2026-01-01T00:00:00Z"
+        )
+    return value
+
+
+# A date-time a client sends (a body field, a query parameter): text with a time zone.
+JsonDateTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 
 # Free text from users' code or agents: NUL bytes replaced.
 Text = Annotated[str, AfterValidator(strip_nul)]
@@ -213,26 +233,40 @@ class ContainerContext(BaseModel):
         pattern=r"^[0-9]+[bkmgBKMG]?$",
         description="Memory limit, e.g. '512m' or '2g'.",
     )
-    warm_pool: int = Field(
+    warm_pool: Annotated[int, Ge(0), Le(32), JSON_NUMBER] = Field(
         default=0,
-        ge=0,
-        le=32,
         description="Run containers kept started, with the code imported, waiting for a run: "
         "a run takes one when there is one (and another is started in its place) instead of "
         "starting a container. Per code server generation; 0 (the default) keeps none.",
     )
 
 
-ONE_TARGET_SCHEMA: dict[str, Any] = {
-    "oneOf": [
-        {"required": ["module"], "properties": {"module": {"type": "string"}}},
-        {"required": ["python_file"], "properties": {"python_file": {"type": "string"}}},
-    ]
-}
+def _is_string(field: str) -> dict[str, Any]:
+    return {"required": [field], "properties": {field: {"type": "string"}}}
+
+
+def one_target_schema(python_file_rule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Exactly one of ``module`` and ``python_file``, as JSON Schema that keeps the model a
+    plain object with both properties optional: a generated client types both (a ``oneOf``
+    beside the properties makes generators see a union of the two one-field objects).
+
+    ``python_file_rule``: what else a given python_file must satisfy."""
+    return {
+        "if": _is_string("module"),
+        "then": {"properties": {"python_file": {"type": "null"}}},
+        "else": {**_is_string("python_file"), **(python_file_rule or {})},
+    }
+
+
+_ONE_TARGET = (
+    "Exactly one of 'module' and 'python_file' is given (the other absent or null); a body "
+    "with both or neither is refused with a 422."
+)
 
 
 class CodeLocationSpec(BaseModel):
-    """What to run for a code location. Exactly one of ``module`` and ``python_file``.
+    """What to run for a code location: exactly one of ``module`` and ``python_file`` (the
+    other absent or null).
 
     The shape the control plane stores and answers with. A deploy sends the stricter
     ``CodeLocationDeploy``: specs stored before its path rules existed still read back."""
@@ -249,21 +283,22 @@ class CodeLocationSpec(BaseModel):
     python_executable: str | None = Field(
         default=None, max_length=1000, description="Python to run (process launcher)."
     )
-    # The rule _one_target enforces, said in the schema for generated clients.
-    model_config = ConfigDict(json_schema_extra=ONE_TARGET_SCHEMA)
+    # The rule _one_target enforces, said in the schema (see one_target_schema).
+    model_config = ConfigDict(json_schema_extra=one_target_schema())
 
     module: str | None = Field(
         default=None,
         max_length=300,
         pattern=MODULE_PATTERN,
-        description="Module to import, as a dotted name (e.g. 'my_project.definitions').",
+        description="Module to import, as a dotted name (e.g. 'my_project.definitions'). "
+        + _ONE_TARGET,
     )
     python_file: str | None = Field(
         default=None,
         min_length=1,
         max_length=1000,
         description="File to load: a path with no '..' components, relative to "
-        "working_directory when that is given (e.g. 'definitions.py').",
+        "working_directory when that is given (e.g. 'definitions.py'). " + _ONE_TARGET,
     )
     env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables (not secret: stored as given)."
@@ -312,15 +347,13 @@ class CodeLocationDeploy(CodeLocationSpec):
     rule published in the schema and explained in the error."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            **ONE_TARGET_SCHEMA,
+        json_schema_extra=one_target_schema(
             # With a working directory, the python file is relative to it.
-            "if": {
-                "required": ["working_directory"],
-                "properties": {"working_directory": {"type": "string"}},
-            },
-            "then": {"properties": {"python_file": {"pattern": RELATIVE_FILE_PATTERN}}},
-        }
+            {
+                "if": _is_string("working_directory"),
+                "then": {"properties": {"python_file": {"pattern": RELATIVE_FILE_PATTERN}}},
+            }
+        )
     )
 
     # The validators run before the published pattern and say, in their own words, what it
@@ -342,7 +375,8 @@ class CodeLocationDeploy(CodeLocationSpec):
         | None
     ) = Field(
         default=None,
-        description="Module to import, as a dotted name (e.g. 'my_project.definitions').",
+        description="Module to import, as a dotted name (e.g. 'my_project.definitions'). "
+        + _ONE_TARGET,
     )
     python_file: (
         Annotated[str, Field(min_length=1, max_length=1000, pattern=PYTHON_FILE_PATTERN)] | None
@@ -350,7 +384,7 @@ class CodeLocationDeploy(CodeLocationSpec):
         default=None,
         description="File to load: a path with no '..' components, relative to "
         "working_directory when that is given (e.g. 'definitions.py'), else relative to the "
-        "agent's directory or absolute.",
+        "agent's directory or absolute. " + _ONE_TARGET,
     )
 
     @field_validator("python_file", mode="before")

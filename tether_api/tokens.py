@@ -3,10 +3,17 @@ created with a name and an optional expiry, revoked."""
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from tether_api.models import Text
+from tether_api.models import JsonDateTime, Text
 from tether_api.names import Name
 
 # The header an agent with an organization-wide token sends to say which deployment it
@@ -27,49 +34,105 @@ class TokenScopeKind(StrEnum):
     ORGANIZATION = "organization"
 
 
-class TokenCreate(BaseModel):
-    """A new user or agent token."""
+_NAME = Field(
+    min_length=1, max_length=100, description="What the token is for, e.g. 'ci' or 'agent-eu'."
+)
+_EXPIRES_AT = Field(
+    default=None,
+    description="When the token stops working, a future time (a past one is refused with a "
+    "422); unset: never.",
+)
+USER_DEPLOYMENT = "a user token acts for the whole organization: give it no deployment"
+AGENT_NEEDS_DEPLOYMENT = (
+    "an agent token needs a deployment, or scope 'organization' for all of them"
+)
+ORGANIZATION_AGENT_DEPLOYMENT = (
+    "an organization-wide agent token names no deployment: drop 'deployment' or use scope "
+    "'deployment'"
+)
 
-    name: Text = Field(
-        min_length=1, max_length=100, description="What the token is for, e.g. 'ci' or 'agent-eu'."
+
+def _is_string(field: str) -> dict[str, Any]:
+    return {"required": [field], "properties": {field: {"type": "string"}}}
+
+
+class NewUserToken(BaseModel):
+    """A new user token: the API and CLI, for the whole organization."""
+
+    kind: Literal["user"] = Field(description="'user': the API and the CLI.")
+    name: Text = _NAME
+    scope: Literal[TokenScopeKind.ORGANIZATION] | None = Field(
+        default=None,
+        description="A user token acts for the organization: 'organization', or leave unset.",
     )
-    kind: ManagedTokenKind = Field(description="user: the API and CLI; agent: an agent.")
+    deployment: None = Field(
+        default=None,
+        description="Not for a user token (it acts for the whole organization): absent or null.",
+    )
+    expires_at: JsonDateTime | None = _EXPIRES_AT
+
+    @field_validator("deployment", mode="before")
+    @classmethod
+    def _no_deployment(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(USER_DEPLOYMENT)
+        return value
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _organization(cls, value: Any) -> Any:
+        if value == TokenScopeKind.DEPLOYMENT.value:
+            raise ValueError(USER_DEPLOYMENT)
+        return value
+
+
+class NewAgentToken(BaseModel):
+    """A new agent token: for one deployment (``deployment``), or with scope 'organization'
+    for every deployment of the organization (then no ``deployment``)."""
+
+    # The rule _scope_fits enforces, in JSON Schema: with scope 'organization', deployment is
+    # absent or null; otherwise it is required. (if/then/else, which generated clients
+    # ignore: the model stays a plain object with both properties optional.)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "required": ["scope"],
+                "properties": {"scope": {"const": TokenScopeKind.ORGANIZATION.value}},
+            },
+            "then": {"properties": {"deployment": {"type": "null"}}},
+            "else": _is_string("deployment"),
+        }
+    )
+
+    kind: Literal["agent"] = Field(description="'agent': an agent.")
+    name: Text = _NAME
     deployment: Name | None = Field(
         default=None,
-        description="Agent tokens scoped to one deployment: its name. Leave unset with "
-        "scope 'organization'; user tokens take none.",
+        description="The one deployment the token serves. Required unless scope is "
+        "'organization', and then absent or null.",
     )
     scope: TokenScopeKind | None = Field(
         default=None,
-        description="Agent tokens: 'deployment' (the one named; the default when one is) or "
-        "'organization' (every deployment of the organization; the agent names the one it "
-        f"serves in the {DEPLOYMENT_HEADER} header). User tokens act for the organization.",
+        description="'deployment' (the one named; the default) or 'organization' (every "
+        "deployment of the organization; the agent names the one it serves in the "
+        f"{DEPLOYMENT_HEADER} header).",
     )
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="When the token stops working; unset: never."
-    )
+    expires_at: JsonDateTime | None = _EXPIRES_AT
 
     @model_validator(mode="after")
-    def _scope_fits_kind(self) -> "TokenCreate":
-        if self.kind is ManagedTokenKind.USER:
-            if self.deployment is not None or self.scope is TokenScopeKind.DEPLOYMENT:
-                raise ValueError(
-                    "a user token acts for the whole organization: give it no deployment"
-                )
-            self.scope = TokenScopeKind.ORGANIZATION
-        elif self.scope is TokenScopeKind.ORGANIZATION:
+    def _scope_fits(self) -> "NewAgentToken":
+        if self.scope is TokenScopeKind.ORGANIZATION:
             if self.deployment is not None:
-                raise ValueError(
-                    "an organization-wide agent token names no deployment: drop 'deployment' "
-                    "or use scope 'deployment'"
-                )
+                raise ValueError(ORGANIZATION_AGENT_DEPLOYMENT)
         elif self.deployment is None:
-            raise ValueError(
-                "an agent token needs a deployment, or scope 'organization' for all of them"
-            )
+            raise ValueError(AGENT_NEEDS_DEPLOYMENT)
         else:
             self.scope = TokenScopeKind.DEPLOYMENT
         return self
+
+
+# ``POST /api/v1/tokens``: one schema per kind, told apart by ``kind``.
+TokenCreate = Annotated[NewUserToken | NewAgentToken, Field(discriminator="kind")]
 
 
 class Token(BaseModel):

@@ -60,8 +60,56 @@ def _expand(value: Any, where: str) -> Any:
                 raise UsageProblem(f"{where}: ${{{name}}} is not set in the environment")
             return os.environ[name]
 
+        whole = _VARIABLE.fullmatch(value)
+        if whole is not None:
+            return _Variable(variable(whole))
         return _VARIABLE.sub(variable, value)
     return value
+
+
+class _Variable(str):
+    """A value that was one ``${NAME}`` and nothing else: YAML never saw its text, so a
+    number or a boolean in it is still a string. ``_typed`` reads it as YAML would where the
+    field wants one (``smtp_port: ${SMTP_PORT}``); a string field keeps the text as it is (a
+    secret of digits stays a string)."""
+
+
+def _plain(value: Any) -> Any:
+    """The expanded tree with plain strings: pydantic takes a str subclass for no string."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, _Variable) else value
+
+
+def _typed(expanded: Any, plain: Any, exc: ValidationError) -> bool:
+    """In ``plain``, read as YAML scalars the whole-variable values (marked in ``expanded``)
+    that the validation refused; True when one changed (validate again)."""
+    changed = False
+    for error in exc.errors():
+        *parents, last = error["loc"] or (None,)
+        marked, node = expanded, plain
+        for key in parents:
+            if isinstance(node, dict) and key not in node:
+                continue  # a union's tag in the location (channel.email.smtp_port)
+            try:
+                marked, node = marked[key], node[key]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if not isinstance(node, dict | list):
+            continue
+        try:
+            value = marked[last]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(value, _Variable):
+            scalar = yaml.safe_load(str(value))
+            if isinstance(scalar, int | float | bool):
+                node[last] = scalar  # type: ignore[index]
+                changed = True
+    return changed
 
 
 def load_policies(path: Path) -> dict[str, AlertPolicySpec]:
@@ -80,8 +128,15 @@ def load_policies(path: Path) -> dict[str, AlertPolicySpec]:
             check_name(str(name), "policy name")
         except ValueError as exc:
             raise UsageProblem(f"{path}: {exc}") from None
+        expanded = _expand(spec, f"policies.{name}")
+        plain = _plain(expanded)
         try:
-            found[str(name)] = AlertPolicySpec.model_validate(_expand(spec, f"policies.{name}"))
+            try:
+                found[str(name)] = AlertPolicySpec.model_validate(plain)
+            except ValidationError as exc:
+                if not _typed(expanded, plain, exc):
+                    raise
+                found[str(name)] = AlertPolicySpec.model_validate(plain)
         except ValidationError as exc:
             raise UsageProblem(f"{path}: policy {name!r}: {validation_message(exc)}") from None
     return found

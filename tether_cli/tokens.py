@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from tether_api.tokens import ManagedTokenKind, Token, TokenCreate, TokenScopeKind
+from tether_api.tokens import (
+    ManagedTokenKind,
+    NewAgentToken,
+    NewUserToken,
+    Token,
+    TokenCreate,
+    TokenScopeKind,
+)
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.durations import parse_duration, parse_time
@@ -120,15 +127,18 @@ def create(
         if organization and kind is not ManagedTokenKind.AGENT:
             raise UsageProblem("--organization is for agent tokens: add --kind agent")
         connection = Connection.resolve(url, token, deployment)
-        agent = kind is ManagedTokenKind.AGENT
         try:
-            body = TokenCreate(
-                name=name,
-                kind=kind,
-                deployment=connection.deployment if agent and not organization else None,
-                scope=TokenScopeKind.ORGANIZATION if organization else None,
-                expires_at=expiry,
-            )
+            body: TokenCreate
+            if kind is ManagedTokenKind.AGENT:
+                body = NewAgentToken(
+                    name=name,
+                    kind="agent",
+                    deployment=None if organization else connection.deployment,
+                    scope=TokenScopeKind.ORGANIZATION if organization else None,
+                    expires_at=expiry,
+                )
+            else:
+                body = NewUserToken(name=name, kind="user", expires_at=expiry)
         except ValidationError as exc:
             raise UsageProblem(validation_message(exc)) from None
         with TetherClient(connection) as client:

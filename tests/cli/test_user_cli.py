@@ -682,3 +682,39 @@ def test_alerts_sync_list_test_and_sent(tenant: Tenant, cli: Cli, tmp_path: Path
     bad.write_text("policies:\n  x: {events: [nope], channel: {type: webhook, url: 'h'}}\n")
     refused = cli("alerts", "sync", str(bad))
     assert refused.returncode == 2 and "policy 'x'" in refused.stderr and "events" in refused.stderr
+
+
+def test_alerts_sync_reads_a_variable_as_the_field_wants_it(
+    tenant: Tenant, cli: Cli, tmp_path: Path
+) -> None:
+    """The API refuses "587" for a port and "false" for a boolean; a YAML file that takes
+    them from the environment (``smtp_port: ${SMTP_PORT}``) still means the number and the
+    boolean, while a string field keeps its variable's text (a secret of digits)."""
+    policies = tmp_path / "alerts.yaml"
+    policies.write_text(
+        "policies:\n"
+        "  mail:\n"
+        "    events: [run_failure]\n"
+        "    enabled: ${ALERTS_ON}\n"
+        "    channel: {type: email, smtp_host: mail.example.com, smtp_port: '${SMTP_PORT}',\n"
+        "              starttls: '${STARTTLS}', sender: tether@example.com,\n"
+        "              recipients: [ops@example.com]}\n"
+        "  hook:\n"
+        "    events: [run_failure]\n"
+        "    channel: {type: webhook, url: 'http://127.0.0.1:9/hook', secret: '${HOOK_SECRET}'}\n"
+    )
+    env = {
+        "ALERTS_ON": "true",
+        "SMTP_PORT": "2525",
+        "STARTTLS": "false",
+        "HOOK_SECRET": "1234567890123456789",
+    }
+    synced = cli("alerts", "sync", str(policies), **env)
+    assert synced.returncode == 0, synced.stderr
+    listed = {p["name"]: p for p in json.loads(cli("alerts", "list", "--json").stdout)}
+    mail = listed["mail"]
+    assert mail["enabled"] is True
+    assert mail["channel"]["smtp_port"] == 2525 and mail["channel"]["starttls"] is False
+    assert listed["hook"]["channel"]["secret"] == "*" * 16  # stored, as a string
+    bad = cli("alerts", "sync", str(policies), **{**env, "SMTP_PORT": "smtp"})
+    assert bad.returncode == 2 and "smtp_port" in bad.stderr

@@ -21,6 +21,7 @@ from tests.support import ControlPlane, Tenant, client, event
 SEED = os.environ.get("TETHER_FUZZ_SEED", "20261129")
 EXAMPLES = int(os.environ.get("TETHER_FUZZ_EXAMPLES", "15"))
 MAX_FAILURES = 20
+STREAM_PATH = "/api/v1/deployments/{dep}/runs/{run_id}/events/stream"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ def _config(target: Target, caller: Caller, token: str | None) -> str:
         f"seed = {seed}",
         f"max-failures = {MAX_FAILURES}",
         "request-timeout = 20",
+        # Every check (as `--checks all` would, but here, so that an operation's section
+        # below can turn one off: the command line's choice would override it).
+        "[checks]",
+        "enabled = true",
         "[generation]",
         f"max-examples = {EXAMPLES}",
         "[parameters]",
@@ -91,6 +96,13 @@ def _config(target: Target, caller: Caller, token: str | None) -> str:
         "[dictionaries]",
         'locations = { values = ["quick"] }',
         'jobs = { values = ["etl", "refresh_sales"] }',
+        # The live event stream's body is text, and its schema says so ({"type": "string"},
+        # as OpenAPI 3.1 reads it and generated clients need); Schemathesis reads a 3.1
+        # text/event-stream schema as one event's instead, so it does not check this body.
+        # Its frames are checked by test_runs.py and test_generated_client.py.
+        "[[operations]]",
+        f'include-path = "{STREAM_PATH}"',
+        "checks.response_schema_conformance.enabled = false",
     ]
     if token:
         lines[3:3] = [f'headers = {{ Authorization = "Bearer {token}" }}']
@@ -116,8 +128,6 @@ def test_server_keeps_its_published_contract(
         str(config),
         "run",
         f"{target.cp.url}/openapi.json",
-        "--checks",
-        "all",
         "--exclude-path",
         "/healthz",
         "--no-color",

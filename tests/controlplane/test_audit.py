@@ -158,6 +158,10 @@ def test_filters_and_pages(tenant: Tenant) -> None:
         # The largest cursor that fits is fine: everything is older than it.
         r = c.get("/api/v1/audit", params={"cursor": "9" * 18})
         assert r.status_code == 200 and len(r.json()["entries"]) == 8
+        # The schema says so: a client refuses what the server would.
+        params = c.get("/openapi.json").json()["paths"]["/api/v1/audit"]["get"]["parameters"]
+        [cursor_param] = [p for p in params if p["name"] == "cursor"]
+        assert cursor_param["schema"]["anyOf"][0]["pattern"] == "^[0-9]{1,18}$"
         # Read only: there is nothing to change or delete entries with.
         assert c.delete("/api/v1/audit").status_code == 405
         assert c.patch("/api/v1/audit").status_code == 405

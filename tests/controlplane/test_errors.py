@@ -57,6 +57,61 @@ def test_json_types_are_not_coerced(tenant: Tenant) -> None:
             json={"agent_name": "a", "max_requests": 1.0, "wait_seconds": 0},
         )
         assert r.status_code == 200, r.text
+    # The user API too: a code location's container, an alert policy and its channel.
+    with tenant.user() as c:
+        location = f"{tenant.dep_path}/code-locations/strict"
+        for container, field in (
+            ({"warm_pool": False}, "warm_pool"),
+            ({"warm_pool": "1"}, "warm_pool"),
+            ({"cpus": True}, "cpus"),
+        ):
+            r = c.put(location, json={"module": "m", "container": container})
+            assert r.status_code == 422, (container, r.text)
+            assert r.json()["errors"][0]["loc"] == ["body", "container", field], r.text
+        assert c.get(location).status_code == 404
+        r = c.put(location, json={"module": "m", "container": {"warm_pool": 2.0}})
+        assert (
+            r.status_code == 200
+            and r.json()["code_location"]["spec"]["container"]["warm_pool"] == 2
+        ), r.text
+        email = {"type": "email", "smtp_host": "h", "sender": "a@b", "recipients": ["c@d"]}
+        for policy, loc in (
+            ({"enabled": "true"}, ["enabled"]),
+            ({"run_longer_than_minutes": "5"}, ["run_longer_than_minutes"]),
+            ({"agent_unavailable_minutes": False}, ["agent_unavailable_minutes"]),
+            ({"channel": {**email, "smtp_port": "587"}}, ["channel", "email", "smtp_port"]),
+            ({"channel": {**email, "starttls": 1}}, ["channel", "email", "starttls"]),
+        ):
+            body = {"events": ["run_failure"], "channel": email, **policy}
+            r = c.put(f"{tenant.dep_path}/alert-policies/strict", json=body)
+            assert r.status_code == 422, (policy, r.text)
+            assert r.json()["errors"][0]["loc"] == ["body", *loc], r.text
+
+
+def test_a_union_field_missing_or_unknown_is_named(tenant: Tenant) -> None:
+    # An alert channel says its kind: without `type` (the schema requires it, with no
+    # default) or with an unknown one, the 422 names channel.type like any other field.
+    with tenant.user() as c:
+        path = f"{tenant.dep_path}/alert-policies/untyped"
+        for channel, msg, kind in (
+            ({"url": "https://hooks.example.com/x"}, "Field required", "missing"),
+            (
+                {"type": "sms", "url": "https://hooks.example.com/x"},
+                "Input should be 'webhook' or 'email'",
+                "literal_error",
+            ),
+        ):
+            r = c.put(path, json={"events": ["run_failure"], "channel": channel})
+            assert r.status_code == 422, r.text
+            assert r.json()["detail"] == f"channel.type: {msg}", r.text
+            assert r.json()["errors"] == [
+                {"loc": ["body", "channel", "type"], "msg": msg, "type": kind}
+            ]
+    spec = httpx.get(f"{tenant.cp.url}/openapi.json").json()["components"]["schemas"]
+    for name in ("WebhookChannel", "EmailChannel"):
+        assert (
+            "type" in spec[name]["required"] and "default" not in spec[name]["properties"]["type"]
+        )
 
 
 def test_no_body_is_parsed_without_a_valid_token(tenant: Tenant) -> None:
@@ -106,5 +161,19 @@ def test_the_document_declares_errors_auth_and_the_event_stream(tenant: Tenant) 
         "409"
         in spec["paths"]["/api/v1/deployments/{dep}/runs/{run_id}/terminate"]["post"]["responses"]
     )
-    spec_schema = spec["components"]["schemas"]["CodeLocationSpec"]
-    assert [branch["required"] for branch in spec_schema["oneOf"]] == [["module"], ["python_file"]]
+    # Exactly one of module and python_file, said with if/then/else: the object keeps both
+    # as plain optional properties, which generated clients type (a oneOf beside them made
+    # clients see only one of the two).
+    for name in ("CodeLocationSpec", "CodeLocationDeploy"):
+        spec_schema = spec["components"]["schemas"][name]
+        assert "oneOf" not in spec_schema and "anyOf" not in spec_schema, name
+        assert {"module", "python_file"} <= set(spec_schema["properties"]), name
+        assert spec_schema["if"]["required"] == ["module"], name
+        assert spec_schema["else"]["required"] == ["python_file"], name
+    # The live stream is text; its frames are described in words.
+    frames = stream["responses"]["200"]
+    assert frames["content"]["text/event-stream"]["schema"] == {"type": "string"}
+    assert "event: end" in frames["description"]
+    # Operation IDs are names to call, each once.
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)) and {"create_run", "deploy_code_location"} <= set(ids)

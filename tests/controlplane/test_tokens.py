@@ -134,12 +134,22 @@ def test_bad_token_requests_are_refused_by_name(tenant: Tenant) -> None:
         ),
         ({"name": "old", "kind": "user", "expires_at": past}, "expires_at is in the past"),
         ({"name": "", "kind": "user"}, "name"),
+        # The kind picks the request's schema: missing or unknown, it is named like a field.
+        ({"name": "x"}, "kind: Field required"),
+        ({"name": "x", "kind": "run"}, "kind: Input should be 'user' or 'agent'"),
     ]
     with tenant.user() as c:
         for body, message in cases:
             r = c.post("/api/v1/tokens", json=body)
             assert r.status_code == 422, (body, r.text)
             assert message in r.json()["detail"], (body, r.json())
+        # One request schema per kind, told apart by `kind`.
+        spec = c.get("/openapi.json").json()
+        body = spec["paths"]["/api/v1/tokens"]["post"]["requestBody"]["content"]
+        assert body["application/json"]["schema"]["discriminator"]["mapping"] == {
+            "user": "#/components/schemas/NewUserToken",
+            "agent": "#/components/schemas/NewAgentToken",
+        }
         r = c.post("/api/v1/tokens", json={"name": "a", "kind": "agent", "deployment": "nope"})
         assert r.status_code == 404 and "deployment 'nope' not found" in r.json()["detail"]
         assert c.post("/api/v1/tokens/999999/revoke").status_code == 404

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         # Served by add_docs from local files, not FastAPI's CDN-loaded page.
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
 
     @app.exception_handler(ApiError)
@@ -128,11 +130,10 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         problems = []
         errors = []
         for err in exc.errors():
-            loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
-            where = ".".join(str(p) for p in loc if p != "body")
-            msg = str(err.get("msg"))
-            problems.append(f"{where}: {msg}" if where else msg)
-            errors.append(FieldError(loc=loc, msg=msg, type=str(err.get("type", "value_error"))))
+            error = _field_error(err)
+            where = ".".join(str(p) for p in error.loc if p != "body")
+            problems.append(f"{where}: {error.msg}" if where else error.msg)
+            errors.append(error)
         return _error(422, "; ".join(problems), errors)
 
     @app.exception_handler(DataError)
@@ -191,10 +192,47 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
     return app
 
 
+# The tag of the operations whose callers are not people: their IDs say whose they are.
+_CALLER_PREFIX = {"agent": "agent_", "run worker": "worker_"}
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId, the name a generated client gives the call: its
+    function's (``create_run``, ``deploy_code_location``), prefixed for the agent's and the
+    run worker's own APIs (``agent_get_run``, ``worker_post_events``). _openapi checks that
+    they are unique."""
+    tag = str(route.tags[0]) if route.tags else ""
+    return _CALLER_PREFIX.get(tag, "") + route.name
+
+
+def _field_error(err: Any) -> FieldError:
+    """One pydantic error as a FieldError. A union told apart by a field (``kind``, ``type``)
+    without it, or with a value it does not know, is an error of that field, said as for
+    any other: "Field required", "Input should be 'webhook' or 'email'"."""
+    loc: list[str | int] = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+    msg, kind = str(err.get("msg")), str(err.get("type", "value_error"))
+    ctx = err.get("ctx") or {}
+    key = str(ctx.get("discriminator", "")).strip("'")
+    if kind in ("union_tag_not_found", "union_tag_invalid") and key.isidentifier():
+        loc.append(key)
+        if kind == "union_tag_not_found":
+            msg, kind = "Field required", "missing"
+        else:
+            tags = str(ctx.get("expected_tags", "")).split(", ")
+            listed = " or ".join([", ".join(tags[:-1]), tags[-1]] if len(tags) > 1 else tags)
+            msg, kind = f"Input should be {listed}", "literal_error"
+    return FieldError(loc=loc, msg=msg, type=kind)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = FastAPI.openapi(app)  # caches it in app.openapi_schema
+    ids = [op["operationId"] for item in schema["paths"].values() for op in item.values()]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        app.openapi_schema = None
+        raise RuntimeError(f"operation IDs must be unique; rename the routes of: {twice}")
     # FastAPI gives declared error answers the route's own media type (the event stream's
     # text/event-stream); every error body is JSON.
     for path_item in schema["paths"].values():

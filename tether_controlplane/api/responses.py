@@ -38,28 +38,21 @@ class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
 
+# The stream as it is: text, not one JSON object. (Before OpenAPI 3.2, a schema of an event
+# stream can only describe the whole body; a generated client gets it as a string, and reads
+# the same events as JSON from GET .../events, paged by `after`.)
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "Server-sent events: one frame per run event (`id` is its seq, `event` "
-        "its type, `data` the event as JSON), then `event: end` once the run has finished.",
-        "content": {
-            "text/event-stream": {
-                # Before OpenAPI 3.2, an event stream's schema describes each event.
-                "schema": {
-                    "type": "object",
-                    "required": ["event", "data"],
-                    "properties": {
-                        "id": {"type": "string", "description": "The run event's seq."},
-                        "event": {"type": "string", "description": "An event type, or 'end'."},
-                        "data": {
-                            "type": "string",
-                            "contentMediaType": "application/json",
-                            "description": "The RunEvent as JSON; for 'end', {last_seq}.",
-                        },
-                    },
-                }
-            }
-        },
+        "description": "A stream of server-sent events (text/event-stream, UTF-8), sent as "
+        "they happen; the same events as JSON, paged, are at GET .../events?after=SEQ. One "
+        "frame per run event, in seq order, each ending with a blank line:\n\n"
+        "```\nid: <seq>\nevent: <event type, e.g. LOG or RUN_SUCCESS>\n"
+        "data: <the RunEvent as one line of JSON>\n\n```\n\n"
+        "then, once the run has finished and every event was sent, a last frame "
+        '`event: end` with `data: {"last_seq": <seq>}`, and the stream closes. Lines '
+        "starting with ':' are keep-alive comments (every 15 s without events). To resume, "
+        "send the last `id` seen as the Last-Event-ID header (or as `after`).",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
     **LOOKUP,
 }

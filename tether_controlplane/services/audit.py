@@ -103,6 +103,10 @@ def _add(
     )
 
 
+# A page's next_cursor: an entry's id, digits only and few enough for a bigint.
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
+
+
 def entries(
     session: Session,
     organization_id: int,

@@ -36,7 +36,7 @@ def create(session: Session, principal: Principal, body: TokenCreate) -> TokenSe
         dep = tenancy.find_deployment(session, principal.organization_id, body.deployment)
     secret, row = tenancy.mint(
         session,
-        TokenKind(body.kind.value),
+        TokenKind(body.kind),
         principal.organization_id,
         dep.id if dep else None,
         expires_at=body.expires_at,

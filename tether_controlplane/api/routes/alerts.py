@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1/deployments/{dep}", tags=["alerts"])
 
 
 @router.get("/alert-policies", responses=LOOKUP)
-def list_policies(scope: UserScope, db: DbDep) -> list[AlertPolicy]:
+def list_alert_policies(scope: UserScope, db: DbDep) -> list[AlertPolicy]:
     """Secrets and passwords are shown as ********: they are write-only."""
     with db.read() as s:
         dep = scope.deployment(s)
@@ -22,7 +22,9 @@ def list_policies(scope: UserScope, db: DbDep) -> list[AlertPolicy]:
 
 
 @router.put("/alert-policies/{name}", responses=LOOKUP)
-def put_policy(name: NamePath, body: AlertPolicySpec, scope: UserScope, db: DbDep) -> AlertPolicy:
+def put_alert_policy(
+    name: NamePath, body: AlertPolicySpec, scope: UserScope, db: DbDep
+) -> AlertPolicy:
     """Create or replace a policy. A secret or password left out (null) keeps its value."""
     with db.write() as s:
         dep = scope.deployment(s)
@@ -36,7 +38,7 @@ def put_policy(name: NamePath, body: AlertPolicySpec, scope: UserScope, db: DbDe
 
 
 @router.delete("/alert-policies/{name}", status_code=204, responses=LOOKUP)
-def delete_policy(name: NamePath, scope: UserScope, db: DbDep) -> Response:
+def delete_alert_policy(name: NamePath, scope: UserScope, db: DbDep) -> Response:
     """It fires no more; the alerts it sent stay in the history."""
     with db.write() as s:
         dep = scope.deployment(s)
@@ -46,7 +48,7 @@ def delete_policy(name: NamePath, scope: UserScope, db: DbDep) -> Response:
 
 
 @router.post("/alert-policies/{name}/test", status_code=202, responses=LOOKUP)
-def test_policy(name: NamePath, scope: UserScope, db: DbDep) -> Alert:
+def test_alert_policy(name: NamePath, scope: UserScope, db: DbDep) -> Alert:
     """Send a test alert through the policy's channel; follow it in GET .../alerts."""
     with db.write() as s:
         dep = scope.deployment(s)

@@ -3,9 +3,9 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from tether_api.audit import AuditPage
+from tether_api.models import JsonDateTime
 from tether_api.names import NAME_PATTERN
 from tether_controlplane.api.deps import DbDep, UserPrincipal
 from tether_controlplane.api.responses import error_responses
@@ -25,14 +25,18 @@ def list_audit(
             description="Only these actions, e.g. run.submit (repeatable).",
         ),
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Only entries from then on.")] = None,
+    since: Annotated[
+        JsonDateTime | None,
+        Query(description="Only entries from then on: an ISO 8601 date-time with a time zone."),
+    ] = None,
     deployment: Annotated[
         str | None,
         Query(pattern=NAME_PATTERN, max_length=63, description="Only this deployment's."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
     cursor: Annotated[
-        str | None, Query(max_length=20, description="A previous page's next_cursor.")
+        str | None,
+        Query(pattern=audit.CURSOR_PATTERN, description="A previous page's next_cursor."),
     ] = None,
 ) -> AuditPage:
     """Who did what, and when, in your organization: newest first, in pages."""

@@ -11,7 +11,7 @@ from tether_api.models import (
     DeploymentUpdate,
     TokenCreated,
 )
-from tether_api.tokens import ManagedTokenKind, TokenCreate
+from tether_api.tokens import NewAgentToken
 from tether_controlplane.api.deps import (
     DbDep,
     NamedScope,
@@ -99,7 +99,7 @@ def create_agent_token(
     with db.write() as s:
         row = scope.deployment(s)
         name = body.description.strip()[:100] or f"agent token of {row.name}"
-        wanted = TokenCreate(name=name, kind=ManagedTokenKind.AGENT, deployment=row.name)
+        wanted = NewAgentToken(name=name, kind="agent", deployment=row.name)
         created = tokens.create(s, p, wanted)
         return TokenCreated(token=created.token, kind=created.info.kind.value, deployment=row.name)
 

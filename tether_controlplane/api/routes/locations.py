@@ -12,7 +12,7 @@ router = APIRouter(prefix="/api/v1/deployments/{dep}/code-locations", tags=["cod
 
 
 @router.put("/{name}", responses=LOOKUP_OR_CONFLICT)
-def put_code_location(
+def deploy_code_location(
     name: NamePath, spec: CodeLocationDeploy, scope: UserScope, db: DbDep, settings: SettingsDep
 ) -> CodeLocationPutResult:
     """Create or update; enqueues SYNC_CODE_LOCATION when the spec changed."""

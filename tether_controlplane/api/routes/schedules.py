@@ -58,7 +58,7 @@ def stop_schedule(location: NamePath, name: NamePath, scope: UserScope, db: DbDe
 
 
 @router.get("/{location}/{name}/ticks", responses=LOOKUP)
-def list_ticks(
+def list_schedule_ticks(
     location: NamePath,
     name: NamePath,
     scope: UserScope,

@@ -58,7 +58,7 @@ def stop_sensor(location: NamePath, name: NamePath, scope: UserScope, db: DbDep)
 
 
 @router.get("/{location}/{name}/ticks", responses=LOOKUP)
-def list_ticks(
+def list_sensor_ticks(
     location: NamePath,
     name: NamePath,
     scope: UserScope,
