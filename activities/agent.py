@@ -14,7 +14,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import kept_logs, logpolicy
@@ -135,7 +135,7 @@ class AgentActivities:
                         workflow_id=None,
                         action="failed",
                         acknowledged=False,
-                        error=repr(outcome)[:2000],
+                        error=_said(outcome),
                         **about,
                     )
                 )
@@ -380,13 +380,19 @@ class AgentActivities:
         workflow_id = names.tick_workflow_id(
             org, dep, payload.code_location, payload.kind.value, payload.tick.name, payload.tick_id
         )
+        # The workflow gets the tick's identity only: the cursor (set by the user's function)
+        # and a run-status sensor's ended runs (their configs and errors) are user text, which
+        # stays out of Temporal histories; its activity reads them from the control plane.
+        held = payload.model_copy(
+            update={"tick": payload.tick.model_copy(update={"cursor": None, "runs": []})}
+        )
         try:
             await self.ctx.temporal.start_workflow(
                 TICK_WORKFLOW,
                 TickWorkflowInput(
                     organization=org,
                     deployment=dep,
-                    payload=payload,
+                    held_payload=held,
                     host_lost_after_seconds=self.ctx.code_location_settings.host_lost_after_seconds,
                 ),
                 id=workflow_id,
@@ -460,3 +466,12 @@ class AgentActivities:
             if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 log.warning("could not list code location workflows: %s", exc)
         return states
+
+
+def _said(exc: Exception) -> str:
+    """Why a request was not dispatched, as this activity's result (a workflow's history)
+    may say it: Temporal's own errors in full, any other only by its class (its message,
+    which may quote a payload or a run's output, is in the agent's log above)."""
+    if isinstance(exc, RPCError | ApplicationError):
+        return repr(exc)[:2000]
+    return f"{type(exc).__name__} (its message is in the agent's log)"

@@ -44,6 +44,8 @@ from workflows.names import (
 )
 
 LOG_TAIL_LINES = 50
+# What a workflow learns of definitions that failed to load.
+LOAD_FAILED = "could not load the definitions: the error is in the location's status in Tether"
 
 
 def describe_exit(exit_code: int | None, detail: str | None = None) -> str:
@@ -131,10 +133,18 @@ class CodeLocationActivities:
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
                 reason = f"the code server {describe_exit(inspection.exit_code, inspection.detail)}"
-            else:
+            elif isinstance(exc, httpx.HTTPError):
                 reason = f"the code server did not serve its snapshot ({exc!r})"
+            else:
+                # A validation error quotes the snapshot (the user's definitions): its class
+                # only, here and in the failure (no cause).
+                reason = (
+                    "the code server served a snapshot this agent cannot read "
+                    f"({type(exc).__name__}): are the agent's and the image's tether versions "
+                    "compatible?"
+                )
             # Not retried here: the workflow reports ERROR and restarts it with backoff.
-            raise ApplicationError(reason, type="SnapshotFailed", non_retryable=True) from exc
+            raise ApplicationError(reason, type="SnapshotFailed", non_retryable=True) from None
         if answer.snapshot is None:
             error = answer.load_error
             first_line = error.message if error else "the code server served no snapshot"
@@ -158,7 +168,9 @@ class CodeLocationActivities:
                     log_handle=input.handle,
                 )
             )
-            return PublishSnapshotOutput(loaded=False, error=first_line)
+            # The error's text went to the control plane above; the workflow (its history,
+            # its state query) gets only this.
+            return PublishSnapshotOutput(loaded=False, error=LOAD_FAILED)
         jobs = len(answer.snapshot.jobs)
         await self.ctx.control_plane.report_code_location(
             input.name,

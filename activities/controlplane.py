@@ -39,7 +39,7 @@ from tether_api.models import (
     RunStatusReport,
     TokenRefusalReason,
 )
-from tether_api.ticks import TickOutcome, TickReport
+from tether_api.ticks import EvaluateTickPayload, TickOutcome, TickReport
 from tether_api.tokens import DEPLOYMENT_HEADER
 
 log = logging.getLogger("tether.agent")
@@ -196,6 +196,15 @@ class ControlPlaneClient:
         response = await self._call("POST", f"/runs/{run_id}/status", body)
         return self._parse(response, Run, f"record the status of run {run_id}")
 
+    async def tick_request(self, kind: str, tick_id: int) -> EvaluateTickPayload | None:
+        """The tick's request as the control plane enqueued it (its cursor, a run-status
+        sensor's ended runs: user text the TickWorkflow does not carry); None once the tick
+        has ended (409: reported already, or past its deadline)."""
+        response = await self._call("GET", f"/ticks/{kind}/{tick_id}")
+        if response.status_code == 409:
+            return None
+        return self._parse(response, EvaluateTickPayload, f"read {kind} tick {tick_id}")
+
     async def report_tick(self, kind: str, tick_id: int, body: TickReport) -> TickOutcome:
         response = await self._call("POST", f"/ticks/{kind}/{tick_id}", body)
         return self._parse(response, TickOutcome, f"record {kind} tick {tick_id}")
@@ -244,4 +253,14 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):
+        # A validation error: where and what, never the "input" it quotes (what the agent
+        # sent may be a run's output or a sensor's answer, and this text becomes an activity
+        # failure, in a workflow's history).
+        return "; ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
+            if isinstance(item, dict)
+            else "invalid"
+            for item in detail
+        )
     return str(detail) if detail else response.text[:500]

@@ -40,6 +40,8 @@ from workflows.models import (
 )
 
 LOG_TAIL_LINES = 30
+# What a workflow learns of a refused run; the reasons are on the run in the control plane.
+REFUSED = "refused before it started: the reason is in the run's status in Tether"
 # A run's output kept for 'local' log settings: its latest part, at most.
 MAX_KEPT_LOG_BYTES = 64 * 1024 * 1024
 # Exit codes of `tether run-worker` (see the SDK's README).
@@ -82,17 +84,18 @@ class RunActivities:
                 if not math.isfinite(max_runtime) or max_runtime <= 0:
                     raise ValueError
             except ValueError:
-                return _refuse(
-                    f"tag {input.max_runtime_tag}={raw!r} is not a positive number of seconds"
+                return await self._refuse(
+                    run, f"tag {input.max_runtime_tag}={raw!r} is not a positive number of seconds"
                 )
         if isinstance(location_or_error, BaseException):
             raise location_or_error
         location: CodeLocationState = location_or_error
         if location.address is None:
             if location.status in (CodeLocationStatus.ERROR, CodeLocationStatus.STOPPED):
-                return _refuse(
+                return await self._refuse(
+                    run,
                     f"code location {input.code_location} is {location.status.value}: "
-                    f"{location.message or 'no code server'}; fix it and redeploy"
+                    f"{location.message or 'no code server'}; fix it and redeploy",
                 )
             raise ApplicationError(
                 f"code location {input.code_location} is {location.status.value}; waiting for "
@@ -138,13 +141,47 @@ class RunActivities:
                 f"the code server of {code_location} did not validate the run: {exc!r}",
                 type="CodeServerUnavailable",
             ) from exc
-        verdict = ValidateResponse.model_validate_json(response.content)
+        try:
+            verdict = ValidateResponse.model_validate_json(response.content)
+        except ValueError as exc:
+            # Its text would quote the code server's answer: only the class leaves.
+            raise ApplicationError(
+                f"the code server of {code_location} answered /validate with something that "
+                f"is not a validation ({type(exc).__name__}); is its tether version current?",
+                type="CodeServerUnavailable",
+            ) from None
         if not verdict.valid:
             problems = "; ".join(f"{e.field}: {e.message}" for e in verdict.errors)
-            return _refuse(verdict.message or problems or "the code server refused the run")
+            return await self._refuse(
+                run,
+                verdict.message or problems or "the code server refused the run",
+                user_code=True,
+            )
         return PrepareRunOutput(
             proceed=True, status=run.status, steps=verdict.steps, max_runtime_seconds=max_runtime
         )
+
+    async def _refuse(self, run: Run, why: str, user_code: bool = False) -> PrepareRunOutput:
+        """The run must not start. Why (the code server's validation, a location's load
+        error: text from user code) goes straight to the control plane, masked, and with
+        ``user_code`` redacted as the log settings say; the workflow learns only that it was
+        refused, so the text never enters its history."""
+        location = await self.ctx.control_plane.code_location(run.code_location)
+        if user_code:
+            _, message = logpolicy.redact_error(
+                run.log_settings or location.log_settings,
+                location.spec,
+                f"run {run.id}: the code server refused it",
+                why.split("\n", 1)[0],
+                why,
+            )
+        else:
+            message = logpolicy.masker(location.spec).text(why)
+        await self.ctx.control_plane.report_run(
+            run.id,
+            RunStatusReport(status=RunStatus.FAILURE, message=message[:MAX_MESSAGE_CHARS]),
+        )
+        return PrepareRunOutput(proceed=False, status=RunStatus.FAILURE, message=REFUSED)
 
     async def _warm_from(
         self, input: LaunchRunWorkerInput, launch: str, generation: int
@@ -262,22 +299,25 @@ class RunActivities:
     @activity.defn(name=names.WATCH_RUN_WORKER)
     async def watch_run_worker(self, input: WatchInput) -> WatchRunWorkerOutput:
         """Wait for the run worker to exit. Cancellation (terminate, agent shutdown) leaves
-        the process alone: stopping it is stop_run_worker's job."""
+        the process alone: stopping it is stop_run_worker's job.
+
+        An exit the worker did not report (a crash, a kill) is reported here, on the
+        worker's host, the one place its output can be read: with its last lines where the
+        run's log settings let them leave, masked. The result carries only the exit code
+        and the launcher's account of it, never a line of output."""
         end = time.monotonic() + input.max_seconds
         while time.monotonic() < end:
             activity.heartbeat()
             inspection = await asyncio.to_thread(self.ctx.launcher.inspect, input.handle)
             if not inspection.running:
                 self.ctx.check_here(input.handle, inspection.found)
-                # Read here, on its host: finishing may happen on another agent.
-                tail = await asyncio.to_thread(
-                    self.ctx.launcher.log_tail, input.handle, LOG_TAIL_LINES
-                )
+                run_id = input.handle.label.removeprefix("run:")
+                if run_id != input.handle.label:
+                    await self._report_end(
+                        run_id, input.handle, "exited", inspection.exit_code, inspection.detail
+                    )
                 return WatchRunWorkerOutput(
-                    running=False,
-                    exit_code=inspection.exit_code,
-                    detail=inspection.detail,
-                    log_tail=[line[:MAX_MESSAGE_CHARS] for line in tail],
+                    running=False, exit_code=inspection.exit_code, detail=inspection.detail
                 )
             await asyncio.sleep(input.interval_seconds)
         return WatchRunWorkerOutput(running=True)
@@ -305,23 +345,14 @@ class RunActivities:
                 lambda: launcher.stop(handle, self.ctx.run_settings.stop_grace_seconds)
             )
             exit_code = stopped.exit_code
-        run = await self.ctx.control_plane.run(input.run_id)
-        if RunStatus(run.status) not in TERMINAL_RUN_STATUSES:
-            detail, log_tail = input.detail, input.log_tail
-            if handle is not None and local:
-                detail = (await asyncio.to_thread(launcher.inspect, handle)).detail
-                log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
-            log_tail = await self._outgoing_tail(run, log_tail)
-            status, message = _verdict(input, run.status, exit_code, detail)
-            run = await self.ctx.control_plane.report_run(
-                input.run_id,
-                RunStatusReport(
-                    status=status,
-                    message=message[:MAX_MESSAGE_CHARS],
-                    exit_code=exit_code,
-                    log_tail=[line[:MAX_MESSAGE_CHARS] for line in log_tail][-MAX_LOG_TAIL_LINES:],
-                ),
-            )
+        run, message = await self._report_end(
+            input.run_id,
+            handle if local else None,
+            input.outcome,
+            exit_code,
+            input.detail,
+            input.message,
+        )
         finished = handle is not None and RunStatus(run.status) in TERMINAL_RUN_STATUSES
         if finished and local and handle is not None:
             await self._keep_log(run, handle)
@@ -331,10 +362,45 @@ class RunActivities:
         return RunResult(
             run_id=run.id,
             status=run.status,
-            message=run.status_message,
+            # Ours, or the terminate's reason: the control plane's status message may hold
+            # what the run's code said, which stays out of the history.
+            message=message,
             exit_code=run.exit_code,
             release_on_host=finished and not local,
         )
+
+    async def _report_end(
+        self,
+        run_id: str,
+        handle: Handle | None,
+        outcome: str,
+        exit_code: int | None,
+        detail: str | None,
+        message: str | None = None,
+    ) -> tuple[Run, str | None]:
+        """Report the run's end unless it has one already: the verdict, with the worker's
+        last output lines when ``handle`` (on this host) can be read and the run's log
+        settings let them leave. Returns the run and the message reported (None: none)."""
+        run = await self.ctx.control_plane.run(run_id)
+        if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+            return run, None
+        log_tail: list[str] = []
+        if handle is not None:
+            launcher = self.ctx.launcher
+            detail = (await asyncio.to_thread(launcher.inspect, handle)).detail or detail
+            log_tail = await asyncio.to_thread(launcher.log_tail, handle, LOG_TAIL_LINES)
+            log_tail = await self._outgoing_tail(run, log_tail)
+        status, message = _verdict(outcome, message, run.status, exit_code, detail)
+        run = await self.ctx.control_plane.report_run(
+            run_id,
+            RunStatusReport(
+                status=status,
+                message=message[:MAX_MESSAGE_CHARS],
+                exit_code=exit_code,
+                log_tail=[line[:MAX_MESSAGE_CHARS] for line in log_tail][-MAX_LOG_TAIL_LINES:],
+            ),
+        )
+        return run, message
 
     @activity.defn(name=names.RELEASE_RUN_WORKER)
     async def release_run_worker(self, input: ReleaseInput) -> None:
@@ -380,7 +446,8 @@ class RunActivities:
             activity.heartbeat()
             run = await self.ctx.control_plane.run(input.run_id)
             if RunStatus(run.status) in TERMINAL_RUN_STATUSES or time.monotonic() > end:
-                return RunStatusOutput(status=run.status, message=run.status_message)
+                # The status alone: its message may quote the run's own output.
+                return RunStatusOutput(status=run.status)
             await asyncio.sleep(input.interval_seconds)
 
 
@@ -409,17 +476,17 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _refuse(message: str) -> PrepareRunOutput:
-    return PrepareRunOutput(proceed=False, status=RunStatus.FAILURE, message=message)
-
-
 def _verdict(
-    input: FinishRunInput, current: RunStatus, exit_code: int | None, detail: str | None = None
+    outcome: str,
+    message: str | None,
+    current: RunStatus,
+    exit_code: int | None,
+    detail: str | None = None,
 ) -> tuple[RunStatus, str]:
-    if input.outcome == "terminated" or current == RunStatus.CANCELING:
-        return RunStatus.CANCELED, input.message or "terminated"
-    if input.outcome in ("timed-out", "not-started"):
-        return RunStatus.FAILURE, input.message or "the run did not start"
+    if outcome == "terminated" or current == RunStatus.CANCELING:
+        return RunStatus.CANCELED, message or "terminated"
+    if outcome in ("timed-out", "not-started"):
+        return RunStatus.FAILURE, message or "the run did not start"
     if exit_code == EXIT_UNDELIVERABLE:
         return RunStatus.FAILURE, (
             "the run worker could not deliver its events to the control plane (exit code 3)"

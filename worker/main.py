@@ -30,7 +30,8 @@ from activities.runs import RunActivities
 from activities.ticks import TickActivities
 from tether_api.models import Agent, AgentHeartbeat
 from worker import codec
-from worker.config import AgentConfig
+from worker.config import AgentConfig, AgentConfigError
+from worker.failures import AgentWordsOnly
 from worker.search_attributes import (
     SearchAttributeCheckError,
     add_missing_search_attributes,
@@ -171,8 +172,8 @@ async def connect_temporal(config: AgentConfig) -> Client:
             else "",
             config.temporal_encryption_key_file,
         )
-    except codec.KeySettingError as exc:
-        raise AgentStartupError(str(exc)) from exc
+    except codec.KeySettingError as exc:  # the CLI checks first; other callers land here
+        raise AgentConfigError(str(exc)) from exc
     if keys:
         log.info("Temporal payloads encrypted with key %s (%d keys)", keys[0].id, len(keys))
     try:
@@ -363,6 +364,8 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             run_activities.release_run_worker,
             run_activities.wait_run_settled,
             tick_activities.locate_code_server,
+            tick_activities.evaluate_and_report_tick,
+            # TickWorkflows started before evaluate_and_report_tick still schedule these.
             tick_activities.evaluate_tick,
             tick_activities.report_tick,
         ]
@@ -378,6 +381,8 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
                 activities=activities,
                 max_concurrent_activities=config.max_concurrent_activities,
                 workflow_runner=WORKFLOW_RUNNER,
+                # Failures say only the agent's words (worker/failures.py).
+                interceptors=[AgentWordsOnly()],
                 graceful_shutdown_timeout=timedelta(seconds=config.graceful_shutdown_seconds),
             )
             for queue in [*task_queues, host_queue]

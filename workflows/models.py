@@ -4,9 +4,9 @@ Nothing here may hold a secret: these values are recorded in workflow histories.
 secret environment values live in the worker's configuration and inside activities.
 """
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from tether_api.enums import CodeLocationStatus, RequestType, RunStatus, TickKind
+from tether_api.enums import CodeLocationStatus, RequestType, RunStatus, TickKind, TickStatus
 from tether_api.models import AgentRequest
 from tether_api.ticks import EvaluateTickPayload, TickReport, TickRequest
 from workflows.handles import Handle
@@ -225,7 +225,11 @@ class PublishSnapshotInput(BaseModel):
 
 class PublishSnapshotOutput(BaseModel):
     loaded: bool
-    error: str | None = Field(default=None, description="The load error's first line.")
+    error: str | None = Field(
+        default=None,
+        description="Why it did not load, in the agent's words: the load error itself (user "
+        "code's text) goes to the control plane only.",
+    )
     jobs: int = 0
 
 
@@ -308,7 +312,11 @@ class PrepareRunInput(BaseModel):
 class PrepareRunOutput(BaseModel):
     proceed: bool = Field(description="False: the run must not start (see status, message).")
     status: RunStatus
-    message: str | None = None
+    message: str | None = Field(
+        default=None,
+        description="The agent's words; a refusal's reasons (the code server's, a load "
+        "error) are reported to the control plane by the activity, not returned.",
+    )
     steps: list[str] = Field(default_factory=list)
     max_runtime_seconds: float | None = None
     validate_on: str | None = Field(
@@ -353,12 +361,13 @@ class LaunchRunWorkerInput(BaseModel):
 
 
 class WatchRunWorkerOutput(BaseModel):
+    """What the workflow needs to decide, and nothing the run printed: the watch reports an
+    unreported exit, with the output's last lines where the log settings allow, itself.
+    (Histories recorded before this also hold ``log_tail``; it is ignored.)"""
+
     running: bool
     exit_code: int | None = None
     detail: str | None = Field(default=None, description="The launcher's account of the exit.")
-    log_tail: list[str] = Field(
-        default_factory=list, description="Its last output lines (read on its host)."
-    )
 
 
 class FinishRunInput(BaseModel):
@@ -369,13 +378,16 @@ class FinishRunInput(BaseModel):
     exit_code: int | None = None
     message: str | None = None
     detail: str | None = Field(default=None, description="The launcher's account of the exit.")
-    log_tail: list[str] = Field(default_factory=list, description="Read on the worker's host.")
 
 
 class RunResult(BaseModel):
     run_id: str
     status: RunStatus
-    message: str | None = None
+    message: str | None = Field(
+        default=None,
+        description="The agent's own account of the end (or a terminate's reason), never the "
+        "control plane's status message, which may quote the run's output.",
+    )
     exit_code: int | None = None
     release_on_host: bool = Field(
         default=False,
@@ -397,7 +409,9 @@ class RunSettledInput(BaseModel):
 
 class RunStatusOutput(BaseModel):
     status: RunStatus
-    message: str | None = None
+    message: str | None = Field(
+        default=None, description="Unused: the status message stays in the control plane."
+    )
 
 
 # --- TickWorkflow ---------------------------------------------------------------------------
@@ -406,7 +420,19 @@ class RunStatusOutput(BaseModel):
 class TickWorkflowInput(BaseModel):
     organization: str
     deployment: str
-    payload: EvaluateTickPayload
+    payload: EvaluateTickPayload | None = Field(
+        default=None,
+        description="Dispatched by an agent of an earlier version: the whole request (with the "
+        "cursor and a run-status sensor's ended runs). None when ``held_payload`` is given.",
+    )
+    held_payload: EvaluateTickPayload | None = Field(
+        default=None,
+        description="The tick's identity only (cursor None, no ended runs: user text stays out "
+        "of the history); the activity that evaluates it reads the request from the control "
+        "plane. Under a name of its own, so that an agent of an earlier version, whose input "
+        "requires ``payload``, cannot read it: its workflow task fails and is retried until an "
+        "agent of this version takes it, instead of evaluating the sensor without its cursor.",
+    )
     host_lost_after_seconds: float = Field(
         default=60, description="See CodeLocationSettings.host_lost_after_seconds."
     )
@@ -415,6 +441,23 @@ class TickWorkflowInput(BaseModel):
         description="How long to wait for the location's code server to be RUNNING before the "
         "tick fails.",
     )
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> "TickWorkflowInput":
+        if (self.payload is None) == (self.held_payload is None):
+            raise ValueError("give exactly one of payload and held_payload")
+        return self
+
+    @property
+    def tick(self) -> EvaluateTickPayload:
+        """The tick, whichever way it was dispatched."""
+        found = self.held_payload or self.payload
+        assert found is not None  # _one_payload
+        return found
+
+    @property
+    def held(self) -> bool:
+        return self.held_payload is not None
 
 
 class LocateInput(BaseModel):
@@ -440,6 +483,37 @@ class ReportTickInput(BaseModel):
     kind: TickKind
     tick_id: int
     report: TickReport
+
+
+# A failed tick's error as a TickWorkflow's result and activity results give it: the error
+# itself (the user function's message, a refused run request) stays in the control plane.
+TICK_ERROR_RECORDED = "the tick failed; its error is recorded on the tick in the control plane"
+
+
+class EvaluateAndReportTickInput(BaseModel):
+    payload: EvaluateTickPayload = Field(description="The workflow input's.")
+    held: bool = Field(description="See TickWorkflowInput.held.")
+    address: str = Field(description="The code server's.")
+    workflow_id: str = Field(description="Recorded on the tick.")
+    report_for_seconds: float = Field(
+        description="How long the activity keeps trying the control plane through an outage "
+        "(reading the request, reporting the answer)."
+    )
+
+
+class TickReported(BaseModel):
+    """What the control plane made of a tick, as much as the workflow needs: the answer (run
+    requests, cursor, the user function's error) went from the activity to the control
+    plane, never through the history."""
+
+    status: TickStatus
+    run_ids: list[str] = Field(default_factory=list, description="Runs the tick created.")
+    already_final: bool = Field(
+        default=False, description="The tick had ended before: the report changed nothing."
+    )
+    error: str | None = Field(
+        default=None, description="A failed tick's: TICK_ERROR_RECORDED, never the error."
+    )
 
 
 CodeLocationWorkflowInput.model_rebuild()

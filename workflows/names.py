@@ -75,8 +75,11 @@ RELEASE_RUN_WORKER = "release_run_worker"  # on the run worker's host, once its 
 WAIT_RUN_SETTLED = "wait_run_settled"  # the control plane's view, while the worker's host is lost
 
 LOCATE_CODE_SERVER = "locate_code_server"  # TickWorkflow: where the code server is
-EVALUATE_TICK = "evaluate_tick"  # on the code server's host
+EVALUATE_TICK = "evaluate_tick"  # on the code server's host (before the tick was held)
 REPORT_TICK = "report_tick"
+# On the code server's host: reads the tick's request, evaluates it, reports the answer to the
+# control plane itself (no user text in its input or result).
+EVALUATE_AND_REPORT_TICK = "evaluate_and_report_tick"
 
 # --- signals, queries, updates ---------------------------------------------------------------
 
@@ -96,3 +99,6 @@ PATCH_SEARCH_ATTRIBUTES = "run-upserts-search-attributes"
 # AgentWorkflow: one activity polls and hands each request to its workflow (no workflow task
 # and local activity between the poll's answer and the dispatch).
 PATCH_POLL_DISPATCHES = "agent-poll-dispatches"
+# TickWorkflow: one activity on the code server's host evaluates and reports (the answer goes
+# to the control plane, not through the history); no activity's message in its reports.
+PATCH_TICK_HELD = "tick-evaluates-and-reports-on-host"

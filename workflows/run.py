@@ -252,7 +252,6 @@ class RunWorkflow:
                     "exited",
                     watched.exit_code,
                     detail=watched.detail,
-                    log_tail=watched.log_tail,
                 )
 
     def _start_watch(self, input: RunWorkflowInput, handle: Handle, lost_after: float) -> Any:
@@ -382,7 +381,6 @@ class RunWorkflow:
         exit_code: int | None,
         message: str | None = None,
         detail: str | None = None,
-        log_tail: list[str] | None = None,
     ) -> RunResult:
         settings = input.settings
         if outcome == _Outcome.TERMINATED and self._terminate is not None:
@@ -409,7 +407,6 @@ class RunWorkflow:
                 exit_code=exit_code,
                 message=message,
                 detail=detail,
-                log_tail=log_tail or [],
             ),
             result_type=RunResult,
             start_to_close_timeout=SHORT,

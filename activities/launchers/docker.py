@@ -9,6 +9,7 @@ starts; a location that asks for more fails with a ``LaunchError`` naming the se
 """
 
 import hashlib
+import logging
 import re
 import socket
 import threading
@@ -50,6 +51,8 @@ from activities.launchers.docker_settings import (
     DockerSettings,
 )
 from tether_api.models import ContainerContext
+
+log = logging.getLogger("tether.agent.docker")
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 # A container (not an image) exit code above this is 128 + the signal that ended it.
@@ -159,12 +162,20 @@ class DockerLauncher(Launcher):
         try:
             container.start()
         except APIError as exc:
-            # e.g. an entrypoint that does not exist: the engine says so; nothing ran.
+            # e.g. an entrypoint that does not exist: the engine says so; nothing ran. What
+            # it printed is the image's own output: the agent's log has it, the error (which
+            # a workflow's history records) does not.
             output = self._tail(container, 20)
+            if output:
+                log.warning(
+                    "container %s of image %r printed before it failed to start:\n%s",
+                    name,
+                    image,
+                    "\n".join(output),
+                )
             self._remove(container)
             raise LaunchError(
                 f"Docker could not start the container of image {image!r}: {_engine(exc)}"
-                + (f"\n{chr(10).join(output)}" if output else "")
             ) from exc
         container.reload()
         if spec.kind == "code-server":

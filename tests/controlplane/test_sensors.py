@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -95,6 +96,12 @@ def report(tenant: Tenant, kind: str, tick_id: int, body: dict[str, Any]) -> dic
         return r.json()  # type: ignore[no-any-return]
 
 
+def read_request(tenant: Tenant, kind: str, tick_id: int) -> httpx.Response:
+    """What the agent's activity reads: its TickWorkflow carries only the tick's identity."""
+    with tenant.agent() as agent:
+        return agent.get(f"/api/v1/agent/ticks/{kind}/{tick_id}")
+
+
 def get(tenant: Tenant, path: str, **params: Any) -> Any:
     with tenant.user() as c:
         r = c.get(f"{tenant.dep_path}{path}", params=params)
@@ -147,6 +154,31 @@ def test_a_due_sensor_is_sent_once_and_each_run_key_makes_one_run(
     assert shown["cursor"] == "seen:3" and shown["last_tick"]["id"] == latest["id"]
 
 
+def test_the_agent_reads_a_ticks_request_back_until_the_tick_ends(
+    tenant: Tenant, db: Database
+) -> None:
+    report_snapshot(tenant, [watcher()])
+    ticks.request_due(db, T0, GRACE)
+    answer(tenant, tick_requests(tenant)[0], cursor="seen:1")
+    ticks.request_due(db, T0 + timedelta(seconds=31), GRACE)
+    [payload] = tick_requests(tenant)  # acknowledged (the workflow holds it): still readable
+    read = read_request(tenant, "sensor", payload["tick_id"])
+    assert read.status_code == 200, read.text
+    assert read.json() == payload and read.json()["tick"]["cursor"] == "seen:1"
+    answer(tenant, payload, cursor="seen:2")
+    ended = read_request(tenant, "sensor", payload["tick_id"])
+    assert ended.status_code == 409
+    assert ended.json()["detail"] == (
+        f"sensor tick {payload['tick_id']} has ended (SKIPPED); it is not evaluated again"
+    )
+    # Only the tick's own deployment reads it; a schedule tick is another tick.
+    other = tenant.cp.tenant()
+    other.deploy("quick")
+    assert read_request(other, "sensor", payload["tick_id"]).status_code == 404
+    assert read_request(tenant, "schedule", payload["tick_id"]).status_code == 404
+    assert read_request(tenant, "sensor", 0).status_code == 422
+
+
 def test_a_failing_sensor_keeps_its_cursor_and_alerts_on_the_transition(
     tenant: Tenant, db: Database
 ) -> None:
@@ -195,6 +227,7 @@ def test_a_tick_nobody_answers_fails_at_its_deadline(tenant: Tenant, db: Databas
     # The expired tick's request was withdrawn: an agent that comes back gets only the new one.
     [payload] = tick_requests(tenant)
     assert payload["tick_id"] == started["id"]
+    assert read_request(tenant, "sensor", expired["id"]).status_code == 409
     late = report(tenant, "sensor", expired["id"], {"response": {"run_requests": [request("z")]}})
     assert late["already_final"] and late["status"] == "FAILURE"
     assert sensor_runs(tenant) == []
@@ -218,6 +251,7 @@ def test_a_run_status_sensor_is_told_of_each_ended_run_once(tenant: Tenant, db: 
     [payload] = tick_requests(tenant)
     assert [r["id"] for r in payload["tick"]["runs"]] == [r["id"] for r in ended[:2]]
     assert payload["tick"]["runs"][0]["status"] == "FAILURE"
+    assert read_request(tenant, "sensor", payload["tick_id"]).json() == payload
     answer(tenant, payload, run_requests=[request(payload["tick"]["runs"][0]["id"])])
     fail(tenant, ended[2]["id"])
     ticks.request_due(db, T0 + timedelta(seconds=62), GRACE)

@@ -1,9 +1,10 @@
 """Encrypted Temporal payloads end to end: an agent with a key, on a Temporal dev server of its
 own, deploys and runs; every history on that server is then read raw, as anyone with access
 to the Temporal server (or Temporal Cloud) could, and holds no run config value, tag, error
-text or log tail in clear. ``tether codec-server`` with its token shows them again to the
-``temporal`` CLI, and refuses without it. A key rotation keeps the running workflows and the
-old histories readable, and the encrypted histories replay on today's workflow code."""
+text or log tail in clear. ``tether codec-server`` with its token shows the payloads (the
+workflows' own inputs and results) to the ``temporal`` CLI, and refuses without it. A key
+rotation keeps the running workflows and the old histories readable, and the encrypted
+histories replay on today's workflow code."""
 
 import asyncio
 import base64
@@ -215,21 +216,25 @@ def test_nothing_readable_reaches_temporal_and_the_codec_server_shows_it(
             assert not leaked, f"{secret!r} in clear in {leaked}"
         assert all(METADATA_KEY_ID.encode() in data for data in raw.values())
 
-        # Through the codec server, with its token, the CLI shows them again. (A failed step's
-        # message and the run's tags go from the control plane to the run worker, never
-        # through Temporal, so they are not among them.)
+        # Through the codec server, with its token, the CLI shows the payloads again: the
+        # workflows' own inputs (a RunWorkflow's settings name its max-runtime tag). Nothing
+        # the user's code printed, raised or failed to load with is among them: that text
+        # never enters a history at all (tests/e2e/test_no_output_in_histories.py).
+        in_payloads = "tether/max_runtime"
+        assert not any(in_payloads.encode() in data for data in raw.values())
         codec = CodecServerProcess(K1, tmp_path / "codec-server.log")
         try:
             ids = sorted({wid.split()[0] for wid in raw if not wid.startswith("agent:")})
             with_token = ("--codec-endpoint", codec.url, "--codec-auth", f"Bearer {TOKEN}")
             without = ("--codec-endpoint", codec.url)
             seen = "".join(shown(temporal, wid, *with_token) for wid in ids)
-            for secret in (secret_source, killed_source, missing_module):
-                assert secret in seen, f"{secret!r} not shown through the codec server"
+            assert in_payloads in seen, "the payloads were not shown through the codec server"
+            for secret in secrets:
+                assert secret not in seen, f"{secret!r} is in a history"
             # Without the token the codec server refuses (and the CLI retries until its
             # command timeout).
             refused = shown(temporal, f"run:{ok['id']}", *without, "--command-timeout", "3s")
-            assert secret_source not in refused
+            assert in_payloads not in refused
             assert "refused /decode from 127.0.0.1: no valid token" in codec.log()
         finally:
             codec.stop()
@@ -250,7 +255,7 @@ def test_nothing_readable_reaches_temporal_and_the_codec_server_shows_it(
         try:
             auth = ("--codec-endpoint", only_new.url, "--codec-auth", f"Bearer {TOKEN}")
             old = shown(temporal, f"run:{ok['id']}", *auth, "--command-timeout", "3s")
-            assert secret_source not in old
+            assert in_payloads not in old
             assert "encrypted with key 'k1', which this process does not have" in only_new.log()
         finally:
             only_new.stop()

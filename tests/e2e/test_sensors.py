@@ -4,7 +4,9 @@ location's real code server, and the runs it asks for are created once per run k
 
 import json
 import sqlite3
+import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,9 +22,64 @@ from tests.agent_support import (
     wait_for_location,
     wait_for_run,
 )
+from tests.e2e.test_no_output_in_histories import decoded_text
 from tests.support import ControlPlane, Tenant, wait_until
+from worker.codec import new_key
 
 SENSING = Path(__file__).parent / "locations" / "sensing.py"
+# Sensors whose cursor, run requests, error and skip reason carry a marker of the test's
+# (never a name: names are readable in Temporal by design). MARKER is filled in per test.
+SECRETIVE = """
+from pydantic import BaseModel
+from tether_sdk import (
+    Definitions,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorContext,
+    SkipReason,
+    job,
+    run_status_sensor,
+    sensor,
+    step,
+)
+
+MARKER = "{marker}"
+
+
+class Order(BaseModel):
+    name: str
+
+
+@step
+def refuse(config: Order) -> None:
+    raise ValueError("refusing " + config.name)
+
+
+refuses = job("refuses", steps=[refuse], config=Order)
+
+
+@sensor(job=refuses, minimum_interval_seconds=1, default_status="RUNNING")
+def keeps(context: SensorContext) -> list[RunRequest]:
+    context.update_cursor("cursor-" + MARKER)
+    config = {{"name": "config-" + MARKER}}
+    return [RunRequest(run_key="once", run_config=config, tags={{"note": "tag-" + MARKER}})]
+
+
+@sensor(job=refuses, minimum_interval_seconds=1, default_status="RUNNING")
+def raises(context: SensorContext) -> None:
+    raise ValueError("raised-" + MARKER)
+
+
+@run_status_sensor(
+    run_status="FAILURE", monitored_jobs=[refuses], minimum_interval_seconds=1,
+    default_status="RUNNING",
+)
+def watches(context: RunStatusSensorContext) -> SkipReason:
+    return SkipReason("saw " + context.run.run_config["name"])
+
+
+defs = Definitions(jobs=[refuses], sensors=[keeps, raises, watches])
+"""
 
 
 @dataclass
@@ -104,7 +161,7 @@ def test_a_sensor_asks_for_one_run_per_run_key(
     )
     assert shown.returncode == 0, shown.stderr
     history = json.loads(shown.stdout)
-    assert "evaluate_tick" in json.dumps(history)
+    assert "evaluate_and_report_tick" in json.dumps(history)
     assert tick["workflow_id"].startswith(f"tick:{sensing.tenant.org}:")
 
 
@@ -225,3 +282,67 @@ def _set_schedule_cursor(sensing: Sensing, name: str, cursor: datetime) -> None:
             ),
         ).rowcount
     assert changed == 1
+
+
+def test_no_user_text_of_a_tick_enters_its_workflows_history(
+    sensing: Sensing, temporal_server: TemporalDevServer, tmp_path: Path
+) -> None:
+    """The TickWorkflow carries the tick's identity only; its activity reads the cursor and
+    the ended runs from the control plane and reports the code server's answer there."""
+    marker = uuid.uuid4().hex[:12]
+    code = tmp_path / "secretive.py"
+    code.write_text(textwrap.dedent(SECRETIVE.format(marker=marker)))
+    tenant = sensing.tenant
+    tenant.deploy("secretive", python_file=str(code))
+    try:
+        assert wait_for_location(tenant, "secretive")["status"] == "RUNNING"
+
+        def ticks(sensor: str, **params: Any) -> list[dict[str, Any]]:
+            return list(sensing.get(f"/sensors/secretive/{sensor}/ticks", **params))
+
+        # keeps: a run, then ticks told its cursor; raises: a failed tick; watches: a tick
+        # told of the failed run (its config and error).
+        [run] = wait_until(
+            lambda: sensing.get("/runs", tag="tether/sensor=keeps")["runs"],
+            timeout=60,
+            what="the run keeps asked for",
+        )
+        assert wait_for_run(tenant, run["id"])["status"] == "FAILURE"
+        assert run["run_config"] == {"name": f"config-{marker}"}
+        assert run["tags"]["note"] == f"tag-{marker}"
+        told = wait_until(
+            lambda: [t for t in ticks("keeps") if t["status"] == "SKIPPED"],
+            timeout=60,
+            what="a tick of keeps after its run",
+        )
+        assert sensing.get("/sensors/secretive/keeps")["cursor"] == f"cursor-{marker}"
+        [failed, *_] = wait_until(
+            lambda: ticks("raises", status="FAILURE"), timeout=60, what="a failed tick"
+        )
+        assert failed["error"] == f"ValueError: raised-{marker}"
+        assert f"raised-{marker}" in failed["traceback"]
+        seen = wait_until(
+            lambda: [t for t in ticks("watches") if t["status"] == "SKIPPED"],
+            timeout=60,
+            what="a tick of watches told of the failed run",
+        )
+        assert seen[0]["skip_reason"] == f"saw config-{marker}"
+    finally:
+        with tenant.user() as c:
+            c.delete(f"{tenant.dep_path}/code-locations/secretive")
+
+    # Every event of every TickWorkflow of the location: inputs, results, failures, markers,
+    # details, each payload decoded (an agent without a key writes them in clear anyway).
+    texts = decoded_text(temporal_server.address, f"k:{new_key()}", [], tenant.org)
+    prefix = f"tick:{tenant.org}:{tenant.deployment}:secretive:"
+    histories = {wid: text for wid, text in texts.items() if wid.startswith(prefix)}
+    assert len(histories) >= 4, sorted(texts)
+    for sensor in ("keeps", "raises", "watches"):
+        assert any(f":sensor:{sensor}:" in wid for wid in histories), sorted(histories)
+    # Not hollow: the decoded inputs are there, and the ticks above took the new path.
+    assert all('"held":true' in text for text in histories.values())
+    by_id = {wid.split()[0]: text for wid, text in histories.items()}  # keys: "ID RUN_ID"
+    for tick in (told[0], failed, seen[0]):
+        assert "evaluate_and_report_tick" in by_id[tick["workflow_id"]]
+    leaked = [wid for wid, text in histories.items() if marker in text]
+    assert not leaked, f"the marker is in the history of {leaked}"

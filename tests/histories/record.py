@@ -225,8 +225,10 @@ class Session:
             stop_launched(second.state_dir)
 
     async def sensor_tick(self) -> None:
-        """A sensor's TickWorkflow: locate the code server, evaluate there, report the run
-        request the control plane then creates a run for."""
+        """A sensor's TickWorkflow: locate the code server; on its host, read the tick's
+        request, evaluate it and report the run request the control plane then creates a run
+        for. (``sensor_tick.json`` was recorded before the patch
+        ``tick-evaluates-and-reports-on-host``, and is kept for its old path.)"""
         inbox = Path(tempfile.mkdtemp(prefix="tether-inbox-"))
         (inbox / "a.csv").write_text("1")
         self.tenant.deploy("sensing", python_file=str(SENSING), env={"SENSING_INBOX": str(inbox)})
@@ -239,7 +241,7 @@ class Session:
 
         tick = wait_until(made_a_run, timeout=90, what="a tick of sensor inbox with a run")
         self.remove("sensing")
-        await self.save("sensor_tick", self.client.get_workflow_handle(tick["workflow_id"]))
+        await self.save("sensor_tick_held", self.client.get_workflow_handle(tick["workflow_id"]))
 
     async def agent_workflow(self) -> None:
         """The agent's own workflow, after it dispatched everything above; the ``stop``
@@ -260,7 +262,7 @@ SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "run_success_host_affinity": Session.run_success_host_affinity,
     "run_terminated_waits_for_cancel": Session.run_terminated_waits_for_cancel,
     "host_lost": Session.host_lost,
-    "sensor_tick": Session.sensor_tick,
+    "sensor_tick_held": Session.sensor_tick,
     "agent_poll_dispatches": Session.agent_workflow,  # last: it ends the agent's workflow
 }
 

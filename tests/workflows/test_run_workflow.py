@@ -1,6 +1,7 @@
 """RunWorkflow on the time-skipping test server: prepare -> launch -> watch -> finish, and every
 way a run ends early (rejected, terminated, timed out, failed to launch)."""
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -10,6 +11,7 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from tests.workflows.conftest import (
     Recorder,
@@ -20,6 +22,7 @@ from tests.workflows.conftest import (
     until_canceled,
 )
 from tether_api.enums import RunStatus
+from worker.failures import AgentWordsOnly
 from workflows import names
 from workflows.handles import Handle
 from workflows.models import (
@@ -33,6 +36,7 @@ from workflows.models import (
     StopInput,
     StopOutput,
     TerminateSignal,
+    ValidateRunInput,
     WatchInput,
     WatchRunWorkerOutput,
 )
@@ -416,3 +420,54 @@ async def test_a_non_retryable_failure_before_the_worker_runs_finishes_not_start
     assert finish.message == message
     assert finish.handle is None
     assert result.status == RunStatus.FAILURE
+
+
+async def test_a_failure_reaches_the_history_in_the_agents_words_only(
+    dev_env: WorkflowEnvironment, acts: RunStandIns
+) -> None:
+    """worker/failures.py on a real worker: an exception an activity did not raise on purpose
+    (here a ValueError quoting a code server's answer) leaves as its class name, and an
+    ApplicationError's cause (a library's error quoting it) is dropped. validate_run is a
+    regular activity: its first attempt's failure is recorded too (the started event's
+    last failure, which the dev server keeps), its second ends the run."""
+    env = dev_env
+    secret = f"printed-by-user-code-{uuid.uuid4().hex}"
+    task_queue = unique_id("tq")
+
+    async def elsewhere(input: PrepareRunInput) -> PrepareRunOutput:
+        return PrepareRunOutput(
+            proceed=True,
+            status=RunStatus.STARTING,
+            validate_on=task_queue,
+            address="http://127.0.0.1:1",
+        )
+
+    @activity.defn(name=names.VALIDATE_RUN)
+    async def validate_run(input: ValidateRunInput) -> PrepareRunOutput:
+        if activity.info().attempt == 1:
+            raise ValueError(f"1 validation error: input_value='{secret}'")
+        try:
+            raise ValueError(secret)
+        except ValueError as exc:
+            raise ApplicationError(
+                "the code server's answer is unreadable", type="Unreadable", non_retryable=True
+            ) from exc
+
+    acts.prepare = elsewhere
+    worker = Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[RunWorkflow],
+        activities=[*acts.activities, validate_run],
+        interceptors=[AgentWordsOnly()],
+    )
+    async with worker:
+        handle = await start(env, task_queue, run_input())
+        result = await handle.result()
+        history = await handle.fetch_history()
+
+    assert result.status == RunStatus.FAILURE
+    assert finish_input(acts).message == "the code server's answer is unreadable"
+    text = history.to_json()
+    assert secret not in text
+    assert "ValueError in activity validate_run" in text  # the first attempt, in its words

@@ -2,9 +2,10 @@
 
 The control plane never runs user code. When a sensor is due it writes an EVALUATING tick
 and enqueues an ``EVALUATE_TICK`` request for the location's agents; an agent's
-TickWorkflow asks the code server and reports its answer here (``complete``), which creates
-the runs asked for, once each per run key, and moves the cursor, all in one transaction. A
-tick nobody answers by its deadline fails; a late answer then changes nothing.
+TickWorkflow (started with the tick's identity only, no user text) reads the request back
+(``enqueued_request``), asks the code server and reports its answer here (``complete``),
+which creates the runs asked for, once each per run key, and moves the cursor, all in one
+transaction. A tick nobody answers by its deadline fails; a late answer then changes nothing.
 
 One tick per sensor is in flight at a time, and a sensor's run keys are unique in the
 database besides, so a report delivered twice, two replicas, or an agent that retried never
@@ -37,13 +38,14 @@ from tether_api.ticks import (
     TickResponse,
 )
 from tether_controlplane.db import Database
-from tether_controlplane.errors import ApiError, NotFound
+from tether_controlplane.errors import ApiError, Conflict, NotFound
 from tether_controlplane.services import alerts, locations, requests, runs
 from tether_controlplane.services.schedules import effective_status
 from tether_controlplane.services.sensors import next_tick_at, parse_run_cursor, run_cursor
 from tether_controlplane.tables import (
     CodeLocationRow,
     DeploymentRow,
+    RequestRow,
     RunRow,
     ScheduleRow,
     SensorRow,
@@ -192,6 +194,51 @@ def _enqueue(
 
 def request_key(kind: TickKind, tick_id: int) -> str:
     return f"tick:{kind.value}:{tick_id}"
+
+
+def enqueued_request(
+    session: Session, dep: DeploymentRow, kind: TickKind, tick_id: int
+) -> EvaluateTickPayload:
+    """The tick's ``EVALUATE_TICK`` payload as it was enqueued, for the agent evaluating it.
+    The agent starts its TickWorkflow with the tick's identity only (a sensor's cursor and a
+    run-status sensor's ended runs are user text, kept out of Temporal histories) and its
+    activity reads the rest here. Conflict once the tick has ended: evaluating it again
+    would change nothing."""
+    status = _tick_status(session, dep, kind, tick_id)
+    if status != TickStatus.EVALUATING.value:
+        raise Conflict(
+            f"{kind.value} tick {tick_id} has ended ({status}); it is not evaluated again"
+        )
+    # Newest first: the tick's request is recent, so this stops after a few rows of the
+    # deployment's requests rather than reading all of them (dedupe_key has no index).
+    row = session.scalar(
+        select(RequestRow)
+        .where(
+            RequestRow.deployment_id == dep.id,
+            RequestRow.dedupe_key == request_key(kind, tick_id),
+            RequestRow.type == RequestType.EVALUATE_TICK.value,
+        )
+        .order_by(RequestRow.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        raise NotFound(f"no request of {kind.value} tick {tick_id} in deployment {dep.name!r}")
+    return EvaluateTickPayload.model_validate(row.payload)
+
+
+def _tick_status(session: Session, dep: DeploymentRow, kind: TickKind, tick_id: int) -> str:
+    """The tick's status; NotFound when it is not a tick of this deployment."""
+    if kind == TickKind.SENSOR:
+        sensor_tick = session.get(SensorTickRow, tick_id)
+        sensor = session.get(SensorRow, sensor_tick.sensor_id) if sensor_tick else None
+        if sensor_tick is not None and sensor is not None and sensor.deployment_id == dep.id:
+            return sensor_tick.status
+    else:
+        schedule_tick = session.get(TickRow, tick_id)
+        schedule = session.get(ScheduleRow, schedule_tick.schedule_id) if schedule_tick else None
+        if schedule_tick is not None and schedule is not None and schedule.deployment_id == dep.id:
+            return schedule_tick.status
+    raise NotFound(f"{kind.value} tick {tick_id} not found in deployment {dep.name!r}")
 
 
 def _location(session: Session, deployment_id: int, name: str) -> CodeLocationRow | None:

@@ -36,7 +36,7 @@ from tether_api.models import (
     RunStatusReport,
     RunToken,
 )
-from tether_api.ticks import TickOutcome, TickReport
+from tether_api.ticks import EvaluateTickPayload, TickOutcome, TickReport
 from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
@@ -276,6 +276,21 @@ def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
             code_location=locations.to_model(s, dep, location),
             token=token,
         )
+
+
+@router.get("/ticks/{kind}/{tick_id}", responses=LOOKUP_OR_CONFLICT)
+def get_tick_request(
+    kind: TickKind,
+    tick_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    scope: AgentScope,
+    db: DbDep,
+) -> EvaluateTickPayload:
+    """The tick's ``EVALUATE_TICK`` payload as it was enqueued (the sensor's cursor, a
+    run-status sensor's ended runs): the agent's TickWorkflow carries only the tick's
+    identity, so that no user text enters its Temporal history, and its activity reads the
+    rest here. 409 once the tick has ended (reported, or past its deadline)."""
+    with db.read() as s:
+        return ticks.enqueued_request(s, scope.deployment(s), kind, tick_id)
 
 
 @router.post("/ticks/{kind}/{tick_id}", responses=LOOKUP)
