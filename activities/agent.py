@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -58,6 +59,13 @@ log = logging.getLogger(__name__)
 
 POLL_HEARTBEAT_SECONDS = 2.0
 
+# The heartbeat's code location states: state queries at once, how long one may take, and
+# how long the listing and all of them may take (the heartbeat activity has 30 s, and the
+# AgentWorkflow polls only after it).
+LOCATION_QUERY_CONCURRENCY = 16
+LOCATION_QUERY_SECONDS = 5.0
+LOCATION_STATES_SECONDS = 15.0
+
 CODE_LOCATION_WORKFLOW = "CodeLocationWorkflow"
 RUN_WORKFLOW = "RunWorkflow"
 TICK_WORKFLOW = "TickWorkflow"
@@ -74,6 +82,9 @@ class AgentActivities:
         # the process, they come back when their lease expires and are dispatched again,
         # which changes nothing (dispatching is idempotent).
         self._to_ack: list[PollAck] = []
+        # Which of location_listings() the heartbeat uses: the next one once the server
+        # refuses a query (an older server without STARTS_WITH, say).
+        self._listing = 0
 
     @activity.defn(name=names.POLL_REQUESTS)
     async def poll_requests(self, input: PollInput) -> PollOutput:
@@ -442,30 +453,138 @@ class AgentActivities:
         )
 
     async def _location_states(self, input: AgentHeartbeatInput) -> list[AgentCodeLocationState]:
-        """Each running code location workflow's state, as its query answers it."""
-        prefix = names.code_location_workflow_id(input.organization, input.deployment, "")
-        states: list[AgentCodeLocationState] = []
+        """The code locations whose serving code server runs on this agent's host, as their
+        workflows' state query answers: each location is in the report of one agent only
+        (none while it has no server: ERROR, or STARTING on a lost host; its status comes
+        from its workflow's own reports). Listed in Temporal's visibility narrowed to this
+        deployment (``location_listings``), so other deployments' locations, however many
+        in the namespace, neither cost a query nor cut this deployment's off; asked
+        concurrently within ``LOCATION_STATES_SECONDS``, so that the heartbeat (and the
+        poll after it) is never held up by workflows that do not answer."""
+        org, dep = input.organization, input.deployment
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCATION_STATES_SECONDS
         try:
-            async for execution in self.ctx.temporal.list_workflows(
-                f"WorkflowType = '{CODE_LOCATION_WORKFLOW}' AND ExecutionStatus = 'Running'",
-                limit=500,
-            ):
-                if not execution.id.startswith(prefix):
-                    continue
-                if execution.status != WorkflowExecutionStatus.RUNNING:
-                    continue
-                handle = self.ctx.temporal.get_workflow_handle(execution.id)
-                state = await handle.query(names.QUERY_STATE, result_type=CodeLocationState)
-                states.append(
-                    AgentCodeLocationState(
-                        name=state.name, status=state.status, detail=state.message
-                    )
-                )
+            async with asyncio.timeout_at(deadline):
+                workflow_ids = await self._location_workflow_ids(org, dep)
+        except TimeoutError:
+            log.warning(
+                "could not list code location workflows: no answer within %g s",
+                LOCATION_STATES_SECONDS,
+            )
+            return []
         except RPCError as exc:
             # Visibility is best effort: a heartbeat without location states still counts.
             if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 log.warning("could not list code location workflows: %s", exc)
-        return states
+            return []
+        if not workflow_ids:
+            return []
+        limit = asyncio.Semaphore(LOCATION_QUERY_CONCURRENCY)
+        tasks = [asyncio.create_task(self._location_state(w, limit)) for w in workflow_ids]
+        done, pending = await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.5))
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.info(
+                "%d of %d code location workflows did not answer their state query within "
+                "%g s: left out of this heartbeat",
+                len(pending),
+                len(tasks),
+                LOCATION_STATES_SECONDS,
+            )
+        hosted = [
+            state
+            for task in tasks
+            if task in done and (state := task.result()) is not None and self._hosts(state)
+        ]
+        return [
+            AgentCodeLocationState(name=state.name, status=state.status, detail=state.message)
+            for state in sorted(hosted, key=lambda s: s.name)
+        ]
+
+    async def _location_workflow_ids(self, org: str, dep: str) -> list[str]:
+        """The IDs of the deployment's running CodeLocationWorkflows, all pages of them,
+        through the first of ``location_listings`` the server takes (remembered)."""
+        prefix = names.code_location_workflow_id(org, dep, "")
+        listings = location_listings(org, dep, self.ctx.search_attributes)
+        while True:
+            index = min(self._listing, len(listings) - 1)
+            what, query = listings[index]
+            try:
+                return list(
+                    dict.fromkeys(
+                        [
+                            execution.id
+                            async for execution in self.ctx.temporal.list_workflows(query)
+                            # The whole namespace's, in the last resort: filtered here.
+                            if execution.id.startswith(prefix)
+                            and execution.status == WorkflowExecutionStatus.RUNNING
+                        ]
+                    )
+                )
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.INVALID_ARGUMENT or index == len(listings) - 1:
+                    raise
+                self._listing = index + 1
+                fallback = listings[index + 1][0]
+                log.warning(
+                    "Temporal refused to list code location workflows by %s (%s): listing "
+                    "them by %s from now on",
+                    what,
+                    exc.message,
+                    fallback,
+                )
+
+    async def _location_state(
+        self, workflow_id: str, limit: asyncio.Semaphore
+    ) -> CodeLocationState | None:
+        """The workflow's state, or None when it does not answer (its workers are gone, say:
+        then it is not this agent's to report)."""
+        async with limit:
+            handle = self.ctx.temporal.get_workflow_handle(workflow_id)
+            try:
+                return await handle.query(
+                    names.QUERY_STATE,
+                    result_type=CodeLocationState,
+                    rpc_timeout=timedelta(seconds=LOCATION_QUERY_SECONDS),
+                )
+            except (RPCError, TimeoutError) as exc:
+                log.debug("%s did not answer its state query: %r", workflow_id, exc)
+            except Exception as exc:  # its answer failed (or did not read): the others count
+                log.warning("state query of %s failed: %r", workflow_id, exc)
+            return None
+
+    def _hosts(self, state: CodeLocationState) -> bool:
+        """Whether the location's serving code server runs on this agent's host."""
+        server = state.server
+        if server is None:
+            return False
+        if server.agent is not None:
+            return server.agent == self.ctx.agent_name
+        # Recorded before handles named their agent: reported by each agent, as it was.
+        return self.ctx.is_local(server)
+
+
+def location_listings(
+    organization: str, deployment: str, search_attributes: bool
+) -> list[tuple[str, str]]:
+    """The visibility queries that list a deployment's running CodeLocationWorkflows, best
+    first, each as (what it filters by, query): by workflow ID prefix (no search attribute
+    needed, and it finds the workflows started before Tether's were registered); on a server
+    that does not take ``STARTS_WITH``, by ``TetherDeployment`` when this agent's workflows
+    set it; else every running CodeLocationWorkflow of the namespace (all pages), filtered
+    by ID in Python."""
+    running = f"WorkflowType = '{CODE_LOCATION_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    prefix = names.code_location_workflow_id(organization, deployment, "")
+    listings = [("workflow ID prefix", f"{running} AND WorkflowId STARTS_WITH '{prefix}'")]
+    if search_attributes:
+        value = attrs.deployment_value(organization, deployment)
+        listings.append(
+            (attrs.DEPLOYMENT.name, f"{running} AND {attrs.DEPLOYMENT.name} = '{value}'")
+        )
+    listings.append(("workflow type (the whole namespace's)", running))
+    return listings
 
 
 def _said(exc: Exception) -> str:
