@@ -191,7 +191,7 @@ class RunActivities:
         start the worker (the launcher falls back to a cold start when it cannot; so does a
         run launched while a redeploy is under way, which starts on the new code). prepare_run
         names it; otherwise the location's workflow is asked."""
-        if launch != "warm" or self.ctx.launcher.name != "process":
+        if launch != "warm" or not self.ctx.launcher.supports_warm_fork:
             return None
         if input.code_server_label is not None:
             if input.code_server_generation not in (None, generation):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from activities.launchers import registry as launchers
 from activities.launchers.docker_settings import DockerSettings
 from activities.launchers.retention import OutputRetention
 from tether_api.home import tether_home
@@ -187,9 +188,10 @@ class AgentConfig(BaseModel):
     temporal_encryption_key_file: Path | None = Field(
         default=None, description="The same keys in a file, one 'id base64key' per line."
     )
-    launcher: Literal["process", "docker"] = Field(
+    launcher: str = Field(
         default="process",
-        description="How user code runs: 'process' (local processes) or 'docker' (containers).",
+        description=f"How user code runs: {launchers.describe()}.",
+        json_schema_extra={"enum": [*launchers.launcher_names()]},
     )
     state_dir: Path = Field(
         default_factory=default_state_dir,
@@ -226,6 +228,12 @@ class AgentConfig(BaseModel):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, value: str) -> str:
+        # The registry's names: each backend's module is imported only once it is used.
+        return launchers.check_name(value)
 
     @field_validator("token")
     @classmethod

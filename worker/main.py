@@ -4,7 +4,7 @@ activities on the task queue, and keep this agent's AgentWorkflow running."""
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -17,20 +17,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.agent import AgentActivities
-from activities.code_locations import CodeLocationActivities
 from activities.context import AgentContext
 from activities.controlplane import TOKEN_REJECTED, ControlPlaneClient
 from activities.kept_logs import sweep_kept_logs_periodically
+from activities.launchers import registry
 from activities.launchers.base import Launcher, LaunchError
-from activities.launchers.process import ProcessLauncher
 from activities.launchers.retention import sweep_periodically
-from activities.ownership import stop_stray_code_servers
-from activities.runs import RunActivities
-from activities.ticks import TickActivities
 from tether_api.models import Agent, AgentHeartbeat
 from worker import codec
-from worker.config import AgentConfig, AgentConfigError
+from worker.activity_set import AgentActivitySet
+from worker.config import SETTINGS, AgentConfig, AgentConfigError
 from worker.failures import AgentWordsOnly
 from worker.search_attributes import (
     SearchAttributeCheckError,
@@ -112,40 +108,26 @@ def tether_version() -> str:
 
 
 def make_launcher(config: AgentConfig) -> Launcher:
-    if config.launcher == "process":
-        return ProcessLauncher(config.state_dir, retention=config.output_retention)
-    if config.launcher == "docker":
-        # Imported here: the Docker SDK is needed only by agents that launch containers.
-        from activities.launchers.docker import DockerLauncher
-
-        try:
-            return DockerLauncher(config.docker, agent_name=config.agent_name)
-        except LaunchError as exc:
-            raise AgentStartupError(str(exc)) from exc
-    raise AgentStartupError(
-        f"unknown launcher {config.launcher!r}; this agent supports: process, docker"
-    )
+    """The launcher ``config.launcher`` names (activities/launchers/registry.py: only its
+    module is imported, so a process agent never loads the Docker SDK)."""
+    try:
+        return registry.make_launcher(config)
+    except registry.UnknownLauncher as exc:  # AgentConfig checks first; other callers land here
+        raise AgentConfigError(f"{SETTINGS['launcher']}: {exc}") from exc
+    except LaunchError as exc:  # e.g. the Docker engine cannot be reached
+        raise AgentStartupError(str(exc)) from exc
 
 
 async def reap_orphans(
     launcher: Launcher, temporal: Client, organization: str, dep: str, host_queue: str
 ) -> None:
-    """At start, remove the deployment's containers that no workflow owns any more, and
-    code servers here that their workflow records on another host."""
-    sweep: Coroutine[Any, Any, list[str]]
-    if isinstance(launcher, ProcessLauncher):
-        sweep = stop_stray_code_servers(launcher, temporal, organization, dep, host_queue)
-        what = "code servers served from another host"
-    else:
-        # Imported here: a process agent never loads the Docker SDK.
-        from activities.launchers.docker import DockerLauncher
-        from activities.orphans import remove_orphans
-
-        assert isinstance(launcher, DockerLauncher)
-        sweep = remove_orphans(launcher, temporal, organization, dep, host_queue)
-        what = "orphaned containers"
+    """At start, let the launcher remove what no workflow owns any more: the deployment's
+    orphaned containers, code servers here that their workflow records on another host."""
+    if not launcher.supports_orphan_reaping:
+        return
+    what = launcher.orphan_kind
     try:
-        removed = await sweep
+        removed = await launcher.reap_orphans(temporal, organization, dep, host_queue)
     except Exception:  # never worth stopping the agent for
         log.exception("could not look for %s", what)
         return
@@ -333,42 +315,13 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             metadata=host_metadata(config),
             kept_logs_dir=Path(config.state_dir) / "run-logs",
         )
-        agent_activities = AgentActivities(context)
-        location_activities = CodeLocationActivities(context)
-        run_activities = RunActivities(context)
-        tick_activities = TickActivities(context)
+        activity_set = AgentActivitySet.build(context)
         base = config.task_queue or default_task_queue(agent.organization, agent.deployment)
         host_queue = host_task_queue(base, config.agent_name)
         context.task_queue_base = base
         context.queues = list(config.queues)
         context.host_queue = host_queue
-        activities: list[Callable[..., Any]] = [
-            agent_activities.poll_requests,
-            agent_activities.dispatch_request,
-            agent_activities.poll_and_dispatch,
-            agent_activities.send_agent_heartbeat,
-            location_activities.start_code_server,
-            location_activities.wait_code_server_ready,
-            location_activities.publish_snapshot,
-            location_activities.watch_code_server,
-            location_activities.stop_code_server,
-            location_activities.report_code_location_status,
-            location_activities.new_generation,
-            location_activities.other_live_agents,
-            run_activities.prepare_run,
-            run_activities.validate_run,
-            run_activities.launch_run_worker,
-            run_activities.watch_run_worker,
-            run_activities.stop_run_worker,
-            run_activities.finish_run,
-            run_activities.release_run_worker,
-            run_activities.wait_run_settled,
-            tick_activities.locate_code_server,
-            tick_activities.evaluate_and_report_tick,
-            # TickWorkflows started before evaluate_and_report_tick still schedule these.
-            tick_activities.evaluate_tick,
-            tick_activities.report_tick,
-        ]
+        activities = activity_set.activities()
         # One worker per agent queue served, and one on this agent's own queue (what only
         # this host can do, and its AgentWorkflow). All serve everything: which queue a task
         # is on decides who may run it.
@@ -430,10 +383,8 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
                 bound = config.graceful_shutdown_seconds + REJECTED_SHUTDOWN_MARGIN_SECONDS
             await _stop_workers(workers, running, bound)
         if rejection.reason is None:  # else the control plane would refuse the acks
-            await agent_activities.flush_acks()
-        await location_activities.aclose()
-        await run_activities.aclose()
-        await tick_activities.aclose()
+            await activity_set.agent.flush_acks()
+        await activity_set.aclose()
         if rejection.reason is not None:
             raise AgentTokenRejected(rejection.reason)
     finally:

@@ -1,18 +1,31 @@
 """The launcher interface: how code servers and run workers are started, found again,
-watched and stopped. One implementation per backend (process now, Docker next).
+watched and stopped. One implementation per backend (process.py, docker.py).
 
 Every launched thing carries a *label*: the ID of the workflow that owns it (plus the
 generation for code servers). ``start`` looks for a live instance with that label first and
 adopts it, so a retried activity or a restarted agent never starts a second copy.
 Implementations are blocking; activities call them through a thread pool.
+
+What a backend can do beyond that is declared by its ``supports_*`` properties (all False
+here); callers test those, never a launcher's name or class. The agent finds backends by
+name in ``registry.py``.
 """
 
+from __future__ import annotations
+
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, Field
 
 from tether_api.models import CodeLocationSpec, Run
 from workflows.handles import Handle, LaunchKind
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from activities.launchers.retention import OutputRetention
+    from worker.config import AgentConfig
 
 __all__ = [
     "Handle",
@@ -106,9 +119,48 @@ class Inspection(BaseModel):
 
 
 class Launcher(ABC):
-    """One backend. Methods are idempotent and blocking."""
+    """One backend. Methods are idempotent and blocking (``reap_orphans`` excepted)."""
 
+    # The name the agent is configured with (TETHER_LAUNCHER, registry.py); recorded in
+    # every Handle and in the agent's heartbeats.
     name: str
+    # What ``reap_orphans`` removes, in the agent's log: "removed 2 <orphan_kind>: ...".
+    orphan_kind: str = "orphans"
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> Self:
+        """The launcher an agent with ``config`` uses (``config.launcher`` names this class in
+        the registry). Raises LaunchError when the backend cannot be reached."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from an agent's configuration")
+
+    # ------------------------------------------------------------------ capabilities
+
+    @property
+    def supports_warm_fork(self) -> bool:
+        """Run workers of a location with ``launch: warm`` can be forked from its code server
+        on this host: ``LaunchSpec.warm_from`` is worth filling in."""
+        return False
+
+    @property
+    def supports_warm_pool(self) -> bool:
+        """Run workers can be taken from containers started ahead for the location's code
+        server (``warm_pool`` in its container context); the launcher fills and drains the
+        pool itself."""
+        return False
+
+    @property
+    def supports_orphan_reaping(self) -> bool:
+        """At start, the agent calls ``reap_orphans`` to remove what no workflow owns any
+        more."""
+        return False
+
+    @property
+    def supports_kept_output(self) -> bool:
+        """Finished code servers' and run workers' output stays on the agent's disk after they
+        exit, bounded by the output retention: the agent calls ``sweep`` periodically."""
+        return False
+
+    # ------------------------------------------------------------------ the interface
 
     @abstractmethod
     def start(self, spec: LaunchSpec) -> Handle:
@@ -149,3 +201,19 @@ class Launcher(ABC):
     def finished(self, handle: Handle, succeeded: bool) -> None:  # noqa: B027 - optional hook
         """A run worker's outcome is recorded: free what it still holds. The default keeps
         everything (the process launcher keeps a run's log file)."""
+
+    async def reap_orphans(
+        self, temporal: Client, organization: str, deployment: str, host_queue: str
+    ) -> list[str]:
+        """With ``supports_orphan_reaping``, called once in the background when the agent
+        starts: remove the deployment's instances here that no workflow owns any more (or
+        that their workflow records on another host, ``host_queue`` being this agent's);
+        returns their names. Asynchronous, since it asks the owning workflows through
+        ``temporal``. The default removes nothing."""
+        return []
+
+    def sweep(self, retention: OutputRetention | None = None) -> list[str]:
+        """With ``supports_kept_output``: remove the kept output of finished instances that
+        ``retention`` no longer keeps; returns their labels. The default keeps nothing, so
+        removes nothing."""
+        return []

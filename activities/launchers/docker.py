@@ -18,7 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -51,6 +51,11 @@ from activities.launchers.docker_settings import (
     DockerSettings,
 )
 from tether_api.models import ContainerContext
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from worker.config import AgentConfig
 
 log = logging.getLogger("tether.agent.docker")
 
@@ -96,6 +101,7 @@ class DockerLauncher(Launcher):
     """Launches containers on one Docker engine. Blocking; safe to call from threads."""
 
     name = "docker"
+    orphan_kind = "orphaned containers"
 
     def __init__(self, settings: DockerSettings | None = None, agent_name: str = "") -> None:
         self.settings = settings or DockerSettings()
@@ -121,6 +127,32 @@ class DockerLauncher(Launcher):
                 f"cannot reach the Docker engine ({where}): {exc}; start Docker, or mount its "
                 "socket into the agent's container (-v /var/run/docker.sock:/var/run/docker.sock)"
             ) from exc
+
+    @classmethod
+    def from_config(cls, config: "AgentConfig") -> Self:
+        return cls(config.docker, agent_name=config.agent_name)
+
+    # ------------------------------------------------------------------ capabilities
+
+    @property
+    def supports_warm_pool(self) -> bool:
+        """``warm_pool: N`` in a location's container context: docker_pool.py."""
+        return True
+
+    @property
+    def supports_orphan_reaping(self) -> bool:
+        """The deployment's containers whose workflow ended or moved on are removed."""
+        return True
+
+    async def reap_orphans(
+        self, temporal: "Client", organization: str, deployment: str, host_queue: str
+    ) -> list[str]:
+        """Remove the deployment's containers that no workflow owns any more
+        (activities/orphans.py); a failed run's container stays with ``keep_failed_runs``."""
+        # Imported here: orphans.py imports this module.
+        from activities.orphans import remove_orphans
+
+        return await remove_orphans(self, temporal, organization, deployment, host_queue)
 
     # ------------------------------------------------------------------ Launcher interface
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from activities.launchers.base import (
     Handle,
@@ -42,6 +43,11 @@ from activities.launchers.base import (
 from activities.launchers.retention import MB, FinishedFolder, OutputRetention, sweep_folders
 from tether_sdk import supervise
 from tether_sdk.forkserver import SpawnRequest, SpawnUncertain, spawn
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from worker.config import AgentConfig
 
 SUPERVISOR = supervise.__file__
 
@@ -130,6 +136,7 @@ class ProcessLauncher(Launcher):
     share ``state_dir`` (starts are serialized with a file lock)."""
 
     name = "process"
+    orphan_kind = "code servers served from another host"
 
     def __init__(
         self,
@@ -147,6 +154,38 @@ class ProcessLauncher(Launcher):
         # The supervisors this instance started, by label: poll() them to get exit codes and
         # so that none is left behind as a zombie.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def from_config(cls, config: "AgentConfig") -> Self:
+        return cls(config.state_dir, retention=config.output_retention)
+
+    # ------------------------------------------------------------------ capabilities
+
+    @property
+    def supports_warm_fork(self) -> bool:
+        """A code server of a ``launch: warm`` location runs a fork server (``fork_socket``)."""
+        return True
+
+    @property
+    def supports_orphan_reaping(self) -> bool:
+        """Code servers here that their workflow records on another host are stopped."""
+        return True
+
+    @property
+    def supports_kept_output(self) -> bool:
+        """Each label's folder (its output.log, exit code) stays after the exit; ``sweep``."""
+        return True
+
+    async def reap_orphans(
+        self, temporal: "Client", organization: str, deployment: str, host_queue: str
+    ) -> list[str]:
+        """Stop this host's code servers that their workflow records on another host (a start
+        retried elsewhere after this agent died inside it). What it runs stays otherwise:
+        adopting it is what a restarted agent is for."""
+        # Imported here: ownership.py imports this module.
+        from activities.ownership import stop_stray_code_servers
+
+        return await stop_stray_code_servers(self, temporal, organization, deployment, host_queue)
 
     # ------------------------------------------------------------------ Launcher interface
 

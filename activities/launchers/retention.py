@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -108,20 +107,14 @@ def sweep_folders(
     return removed
 
 
-@runtime_checkable
-class Sweeping(Protocol):
-    """A launcher that keeps output on the agent's disk (the process launcher)."""
-
-    def sweep(self, retention: OutputRetention | None = None) -> list[str]: ...
-
-
 async def sweep_periodically(
     launcher: Launcher, retention: OutputRetention, stop_event: asyncio.Event
 ) -> None:
     """Sweep now and every ``sweep_interval_seconds`` until ``stop_event`` is set. Nothing to
-    do for launchers that keep nothing on disk (Docker: its log size is capped per container).
-    A failed sweep is logged and tried again at the next interval."""
-    if not isinstance(launcher, Sweeping):
+    do for launchers that keep nothing on disk (``supports_kept_output`` False; Docker: its log
+    size is capped per container). A failed sweep is logged and tried again at the next
+    interval."""
+    if not launcher.supports_kept_output:
         return
     while not stop_event.is_set():
         try:
