@@ -27,6 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.alerts import AlertPolicySpec
+from tether_api.channels import summary
 from tether_api.names import check_name
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
@@ -191,14 +192,12 @@ def list_policies(
                 *(f"tag {k}={v}" for k, v in p.tags.items()),
             ]
         )
-        channel = p.channel
-        target = str(channel.url) if channel.type == "webhook" else ", ".join(channel.recipients)
         table.add_row(
             escape(p.name),
             "yes" if p.enabled else "no",
             escape(", ".join(e.value for e in p.events)),
             escape(filters or "-"),
-            escape(f"{channel.type}: {target}"),
+            escape(summary(p.channel)),
         )
     print_table(table)
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support import Tenant, client, event, free_port, wait_until
+from tether_api.channels import CHANNEL_KINDS
 from tether_sdk.examples import quickstart
 
 SNAPSHOT = quickstart.defs.snapshot().model_dump(mode="json")
@@ -716,5 +717,12 @@ def test_alerts_sync_reads_a_variable_as_the_field_wants_it(
     assert mail["enabled"] is True
     assert mail["channel"]["smtp_port"] == 2525 and mail["channel"]["starttls"] is False
     assert listed["hook"]["channel"]["secret"] == "*" * 16  # stored, as a string
+    # The table: each kind's channel as tether_api.channels summarises it, a URL to its host.
+    assert {p["channel"]["type"] for p in listed.values()} == set(CHANNEL_KINDS)
+    table = cli("alerts", "list")
+    assert table.returncode == 0, table.stderr
+    assert "e-mail to ops@example.com" in table.stdout
+    assert f"webhook to http://127.0.0.1:9/{'*' * 16}" in table.stdout
+    assert "/hook" not in table.stdout
     bad = cli("alerts", "sync", str(policies), **{**env, "SMTP_PORT": "smtp"})
     assert bad.returncode == 2 and "smtp_port" in bad.stderr

@@ -4,9 +4,11 @@ webhook server that checks the signature, and an SMTP server (aiosmtpd)."""
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.conftest import running_controlplane
 from tests.controlplane.alert_receivers import (
@@ -15,6 +17,11 @@ from tests.controlplane.alert_receivers import (
     certificate_for_loopback,
 )
 from tests.support import ControlPlane, Tenant, client, event, wait_until
+from tether_api.alerts import CHANNEL_TYPE, AlertEvent, Channel
+from tether_api.channels import CHANNEL_KINDS
+from tether_controlplane.db import Database
+from tether_controlplane.services import alerts
+from tether_controlplane.tables import AlertPolicyRow, DeploymentRow, Organization
 from tether_sdk.examples.quickstart import defs
 
 SECRET = "a-secret-of-at-least-16-chars"
@@ -298,3 +305,77 @@ def test_each_time_a_location_breaks_is_alerted_and_masks_are_not_secrets(
             )
     wait_until(lambda: len(receiver.accepted) == 2, timeout=15, what="two alerts")
     assert all(d.signed_with(SECRET) for d in receiver.accepted)
+
+
+def test_each_kind_of_channel_is_described_once() -> None:
+    """The descriptions in tether_api.channels cover the kinds of Channel, under the ``type``
+    each model names. That every ``match`` on a channel (delivery, masking, the CLI, the
+    page) handles every kind is mypy's check, not a test's: each ends in
+    ``case _: assert_never(channel)``, which fails to type-check once a kind is missing."""
+    [union, *_] = get_args(Channel)
+    assert {k.model for k in CHANNEL_KINDS.values()} == set(get_args(union))
+    for type_, kind in CHANNEL_KINDS.items():
+        assert f"'{type_}'" in CHANNEL_TYPE  # the schema's description of ``type`` names it
+        assert set(kind.secrets) <= set(kind.model.model_fields), kind
+
+
+def _policy_row(s: Session, tenant: Tenant, name: str) -> AlertPolicyRow:
+    row = s.scalar(
+        select(AlertPolicyRow)
+        .join(DeploymentRow, AlertPolicyRow.deployment_id == DeploymentRow.id)
+        .join(Organization, DeploymentRow.organization_id == Organization.id)
+        .where(
+            Organization.name == tenant.org,
+            DeploymentRow.name == tenant.deployment,
+            AlertPolicyRow.name == name,
+        )
+    )
+    assert row is not None
+    return row
+
+
+def test_a_kind_of_channel_this_version_does_not_know_is_never_delivered(
+    tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    """A stored policy whose channel is of a kind this version cannot send (a row written by
+    a newer version): its alert fails each attempt naming the type, is never recorded as
+    delivered, and holds up none of the alerts behind it."""
+    policy(tenant, "future", receiver.url)
+    policy(tenant, "today", receiver.url)
+    routing_key = "a-routing-key-that-stays-secret"
+    db = Database(tenant.cp.database_url)
+    try:
+        # Decided, then made unknown, in one transaction: no pass sees it as a webhook.
+        with db.write() as s:
+            row = _policy_row(s, tenant, "future")
+            dep = s.get(DeploymentRow, row.deployment_id)
+            assert dep is not None
+            [decided] = alerts.fire(
+                s, dep, AlertEvent.TEST, "test:future", "from the future", {}, only=row
+            )
+            row.spec = {**row.spec, "channel": {"type": "pagerduty", "routing_key": routing_key}}
+            future_id = decided.public_id
+
+        def future() -> dict[str, Any]:
+            return next(a for a in alerts_of(tenant) if a["id"] == future_id)
+
+        wait_until(lambda: future()["last_error"], timeout=15, what="a failed attempt")
+        # The alerts behind it are still sent.
+        with tenant.user() as c:
+            r = c.post(f"{tenant.dep_path}/alert-policies/today/test")
+            assert r.status_code == 202, r.text
+            today_id = r.json()["id"]
+        wait_until(lambda: len(receiver.accepted) == 1, timeout=15, what="the other alert")
+        assert receiver.accepted[0].headers["x-tether-alert-id"] == today_id
+        failed = future()
+        assert failed["status"] == "PENDING" and failed["delivered_at"] is None, failed
+        assert failed["attempts"] >= 1
+        assert failed["last_error"] == (
+            "not sent: a channel of type 'pagerduty' is not one this control plane can send "
+            "(webhook, email); was the policy written by a newer version?"
+        )
+        assert len(receiver.accepted) == 1
+    finally:
+        db.dispose()
+        with tenant.user() as c:  # read by nothing else in the session's control plane
+            assert c.delete(f"{tenant.dep_path}/alert-policies/future").status_code == 204

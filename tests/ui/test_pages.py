@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.agent_support import wait_for_run
 from tests.support import free_port, wait_until
 from tests.ui.conftest import Stack, screenshot, sign_in
+from tether_api.channels import CHANNEL_KINDS
 
 
 def runs_of(stack: Stack, job: str) -> list[dict]:
@@ -349,15 +350,38 @@ def test_sensors_turn_on_and_off_and_show_their_ticks(page: Page, stack: Stack) 
 
 
 def test_the_alerts_page_lists_policies_and_what_they_sent(page: Page, stack: Stack) -> None:
+    mail = {
+        "type": "email",
+        "smtp_host": "127.0.0.1",  # refused at once, should anything fire it
+        "smtp_port": 9,
+        "password": "smtp-password",
+        "sender": "tether@example.com",
+        "recipients": ["ops@example.com", "data@example.com"],
+    }
+    channels = {
+        "oncall": {"type": "webhook", "url": "http://127.0.0.1:9/hook", "format": "slack"},
+        "by-mail": mail,
+    }
+    assert {c["type"] for c in channels.values()} == set(CHANNEL_KINDS)  # one of each kind
     with stack.api() as c:
-        body = {
-            "events": ["run_failure"],
-            "channel": {"type": "webhook", "url": "http://127.0.0.1:9/hook", "format": "slack"},
-        }
-        assert c.put(f"{stack.tenant.dep_path}/alert-policies/oncall", json=body).status_code == 200
+        for name, channel in channels.items():
+            body = {"events": ["run_failure"], "channel": channel}
+            r = c.put(f"{stack.tenant.dep_path}/alert-policies/{name}", json=body)
+            assert r.status_code == 200, r.text
         assert c.post(f"{stack.tenant.dep_path}/alert-policies/oncall/test").status_code == 202
     page.goto(f"/d/{stack.tenant.deployment}/alerts")
-    expect(page.get_by_role("table", name="Policies")).to_contain_text("oncall")
+    policies = page.get_by_role("table", name="Policies")
+    expect(policies).to_contain_text("oncall")
+    # Each channel as tether_api.channels summarises it (and `tether alerts list` shows it):
+    # a webhook to its host only, nothing secret.
+    expect(policies.get_by_role("row").filter(has_text="oncall")).to_contain_text(
+        f"webhook to http://127.0.0.1:9/{'*' * 16} (Slack)"
+    )
+    expect(policies.get_by_role("row").filter(has_text="by-mail")).to_contain_text(
+        "e-mail to ops@example.com, data@example.com"
+    )
+    expect(policies).not_to_contain_text("/hook")
+    expect(policies).not_to_contain_text("smtp-password")
     sent = page.get_by_role("table", name="Sent")
     expect(sent).to_contain_text("test alert of policy oncall")
     screenshot(page, "alerts")

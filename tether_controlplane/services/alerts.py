@@ -5,8 +5,7 @@ and sending loses nothing. (policy, key) is unique: an alert fires once per thin
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, assert_never
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +17,10 @@ from tether_api.alerts import (
     AlertPolicy,
     AlertPolicySpec,
     DeliveryStatus,
+    EmailChannel,
     WebhookChannel,
 )
+from tether_api.channels import MASK, SECRET_FIELDS, kind_of, masked_url
 from tether_controlplane.errors import Invalid, NotFound
 from tether_controlplane.tables import (
     AgentRow,
@@ -30,21 +31,10 @@ from tether_controlplane.tables import (
     utcnow,
 )
 
-WRITE_ONLY = ("secret", "password")
-# What a policy shows instead of a secret; sent back, it keeps the stored one.
-MASK = "*" * 16
+# Every kind's write-only fields (tether_api.channels), for a stored channel read as a dict.
+WRITE_ONLY = SECRET_FIELDS
 # SMTP over implicit TLS (SMTPS); any other port speaks plain text until STARTTLS.
 SMTPS_PORT = 465
-
-
-def masked_url(url: str) -> str:
-    """A webhook URL as the API shows it: scheme, host and port only. The path and query of
-    a webhook are often its credential (a Slack or Teams incoming webhook); sent back, this
-    form keeps the stored URL."""
-    parts = urlsplit(url)
-    if parts.path in ("", "/") and not parts.query and "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], f"/{MASK}", "", ""))
 
 
 def password_in_clear(channel: dict[str, Any]) -> bool:
@@ -64,22 +54,30 @@ def put_policy(
     row = _policy(session, dep, name)
     stored = spec.model_dump(mode="json")
     channel = stored["channel"]
-    if channel["type"] == "email" and password_in_clear(channel):
-        raise Invalid(
-            "channel.starttls: false would send the SMTP username and password in clear; "
-            f"set starttls: true, or use smtp_port {SMTPS_PORT} (implicit TLS)",
-            loc=("body", "channel", "starttls"),
-        )
-    old_url = (row.spec.get("channel") or {}).get("url") if row is not None else None
-    if channel["type"] == "webhook" and MASK in channel["url"]:
-        if not old_url or masked_url(old_url) != channel["url"]:
-            raise Invalid(
-                f"channel.url: {masked_url(channel['url'])} stands for a stored webhook URL, "
-                "and this policy has none with that host: send the URL itself",
-                loc=("body", "channel", "url"),
-            )
-        channel["url"] = old_url
-    for key in WRITE_ONLY:
+    model = spec.channel
+    match model:
+        case WebhookChannel():
+            old_url = (row.spec.get("channel") or {}).get("url") if row is not None else None
+            if MASK in channel["url"]:
+                if not old_url or masked_url(old_url) != channel["url"]:
+                    raise Invalid(
+                        f"channel.url: {masked_url(channel['url'])} stands for a stored "
+                        "webhook URL, and this policy has none with that host: send the URL "
+                        "itself",
+                        loc=("body", "channel", "url"),
+                    )
+                channel["url"] = old_url
+        case EmailChannel():
+            if password_in_clear(channel):
+                raise Invalid(
+                    "channel.starttls: false would send the SMTP username and password in "
+                    f"clear; set starttls: true, or use smtp_port {SMTPS_PORT} (implicit TLS)",
+                    loc=("body", "channel", "starttls"),
+                )
+        case _:
+            assert_never(model)
+    secrets = kind_of(model).secrets
+    for key in secrets:
         kept = row is not None and (row.spec.get("channel") or {}).get(key)
         if stored["channel"].get(key) == MASK and not kept:
             raise Invalid(
@@ -92,7 +90,7 @@ def put_policy(
         session.add(row)
     else:
         # A secret left out of an update keeps its value: it is never sent back to be re-sent.
-        for key in WRITE_ONLY:
+        for key in secrets:
             old = (row.spec.get("channel") or {}).get(key)
             sent = stored["channel"].get(key)
             if old and key in stored["channel"] and (sent is None or sent == MASK):
@@ -143,10 +141,16 @@ def spec_of(row: AlertPolicyRow) -> AlertPolicySpec:
 
 def policy_model(dep: DeploymentRow, row: AlertPolicyRow) -> AlertPolicy:
     spec = spec_of(row)
-    hidden: dict[str, Any] = {k: MASK for k in WRITE_ONLY if getattr(spec.channel, k, None)}
-    if isinstance(spec.channel, WebhookChannel):
-        hidden["url"] = masked_url(str(spec.channel.url))
-    channel = type(spec.channel).model_validate({**spec.channel.model_dump(mode="json"), **hidden})
+    model = spec.channel
+    hidden: dict[str, Any] = {k: MASK for k in kind_of(model).secrets if getattr(model, k)}
+    match model:
+        case WebhookChannel():
+            hidden["url"] = masked_url(str(model.url))
+        case EmailChannel():
+            pass  # its recipients are shown: they are where it sends
+        case _:
+            assert_never(model)
+    channel = type(model).model_validate({**model.model_dump(mode="json"), **hidden})
     return AlertPolicy(
         **spec.model_dump(exclude={"channel"}),
         channel=channel,

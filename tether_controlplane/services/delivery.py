@@ -2,7 +2,9 @@
 alerts with a lease, sends them outside any transaction, and records the outcome: delivered,
 or another attempt later with exponential backoff, or FAILED after MAX_ATTEMPTS. A control
 plane that dies mid-send leaves the lease to expire, and the alert is sent again: receivers
-deduplicate by X-Tether-Alert-Id."""
+deduplicate by X-Tether-Alert-Id. A policy this version cannot read (a kind of channel it does
+not know: written by a newer version) fails its attempts and says why; it is never recorded as
+delivered, and never holds up the other alerts."""
 
 import hashlib
 import hmac
@@ -14,11 +16,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any, assert_never
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from tether_api.alerts import Alert, AlertPolicySpec, DeliveryStatus, EmailChannel, WebhookChannel
+from tether_api.channels import CHANNEL_KINDS, summary
 from tether_controlplane.db import Database
 from tether_controlplane.services.alerts import (
     SMTPS_PORT,
@@ -62,7 +67,8 @@ def deliver_due(db: Database, lease: timedelta, now: datetime | None = None) -> 
         except DeliveryError as exc:
             record(db, claimed, str(exc))
         except Exception as exc:  # a bug in one channel must not stop the others
-            log.exception("alert %s: sending failed", claimed.alert.id)
+            channel = summary(claimed.spec.channel)
+            log.exception("alert %s: sending by %s failed", claimed.alert.id, channel)
             record(db, claimed, f"{type(exc).__name__}: {exc}")
         else:
             record(db, claimed, None)
@@ -90,9 +96,28 @@ def claim(db: Database, now: datetime, lease: timedelta) -> list[Claimed]:
                 continue
             row.attempts += 1
             row.next_attempt_at = now + lease
-            claimed = Claimed(row.id, row.attempts, alert_model(s, row), dep.name, spec_of(policy))
-            found.append(claimed)
+            try:
+                spec = spec_of(policy)
+            except ValidationError as exc:
+                # Not sent, not delivered: tried again (a newer replica may read it) until
+                # MAX_ATTEMPTS, like any failed attempt.
+                failed(row, unreadable(policy.spec, exc), now)
+                continue
+            found.append(Claimed(row.id, row.attempts, alert_model(s, row), dep.name, spec))
         return found
+
+
+def unreadable(stored: dict[str, Any], exc: ValidationError) -> str:
+    """Why a stored policy cannot be sent through, in a line with nothing secret in it."""
+    kind = (stored.get("channel") or {}).get("type")
+    if kind not in CHANNEL_KINDS:
+        return (
+            f"not sent: a channel of type {kind!r} is not one this control plane can send "
+            f"({', '.join(CHANNEL_KINDS)}); was the policy written by a newer version?"
+        )
+    [first, *_] = exc.errors(include_url=False, include_input=False)
+    where = ".".join(str(part) for part in first["loc"])
+    return f"not sent: its stored policy is not valid here: {where}: {first['msg']}"
 
 
 def record(db: Database, claimed: Claimed, error: str | None) -> None:
@@ -105,23 +130,32 @@ def record(db: Database, claimed: Claimed, error: str | None) -> None:
         if error is None:
             row.status, row.delivered_at, row.last_error = DeliveryStatus.DELIVERED.value, now, None
             return
-        row.last_error = error[:2000]
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = DeliveryStatus.FAILED.value
-            log.warning(
-                "alert %s: giving up after %d attempts: %s", row.public_id, row.attempts, error
-            )
-            return
-        backoff = min(2.0 ** (row.attempts - 1), MAX_BACKOFF_SECONDS)
-        row.next_attempt_at = now + timedelta(seconds=backoff)
+        failed(row, error, now)
+
+
+def failed(row: AlertRow, error: str, now: datetime) -> None:
+    """An attempt that failed: another later, with backoff, or FAILED after MAX_ATTEMPTS."""
+    row.last_error = error[:2000]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = DeliveryStatus.FAILED.value
+        log.warning("alert %s: giving up after %d attempts: %s", row.public_id, row.attempts, error)
+        return
+    backoff = min(2.0 ** (row.attempts - 1), MAX_BACKOFF_SECONDS)
+    row.next_attempt_at = now + timedelta(seconds=backoff)
 
 
 def send(claimed: Claimed) -> None:
     channel = claimed.spec.channel
-    if isinstance(channel, WebhookChannel):
-        send_webhook(channel, claimed)
-    elif isinstance(channel, EmailChannel):
-        send_email(channel, claimed)
+    # A kind of channel not handled here fails mypy at assert_never (the check that every
+    # kind is sent). At run time a stored kind this version does not know never gets here:
+    # ``claim`` cannot read its policy, and fails the attempt.
+    match channel:
+        case WebhookChannel():
+            send_webhook(channel, claimed)
+        case EmailChannel():
+            send_email(channel, claimed)
+        case _:
+            assert_never(channel)
 
 
 def body_of(channel: WebhookChannel, claimed: Claimed) -> bytes:
