@@ -55,6 +55,8 @@ SUPERVISOR = supervise.__file__
 # user code; whatever user code needs arrives explicitly in LaunchSpec.env or location.env.
 PRIVATE_ENV_PREFIXES = ("TETHER_", "TEMPORAL_")
 
+# How long finished() waits for an exited run's supervisor to end (it ends at once).
+REAP_SECONDS = 5.0
 POLL_SECONDS = 0.05
 KILL_WAIT_SECONDS = 5.0
 # start() waits until the supervisor has started the child (normally a few tens of ms): from
@@ -403,13 +405,21 @@ class ProcessLauncher(Launcher):
         """The run's outcome is recorded: mark its folder (``finished``), so that the size
         bound of ``sweep`` may remove it. The folder itself stays, with the run's log."""
         with self._locked(handle.label, create=False):
-            if self._record_for(handle) is None:
+            record = self._record_for(handle)
+            if record is None:
                 return
             with suppress(OSError):  # only a marker: the age bound still applies without it
                 _write_atomically(
                     self._dir(handle.label) / "finished",
                     f"{datetime.now(UTC).isoformat()} {'success' if succeeded else 'failure'}\n",
                 )
+            # Its supervisor exits right after recording the exit: this agent, its parent,
+            # reaps it now, so that no finished run leaves a zombie process behind.
+            popen = self._popen(record)
+            if popen is not None:
+                with suppress(subprocess.TimeoutExpired):
+                    popen.wait(REAP_SECONDS)
+                self._forget_exited(handle.label)
 
     def sweep(self, retention: OutputRetention | None = None) -> list[str]:
         """Remove the folders of exited processes older than ``keep_hours``, then the oldest
@@ -573,11 +583,14 @@ class ProcessLauncher(Launcher):
 
     def _running(self, record: _Record) -> bool:
         """Is the process of ``record`` (or, if its supervisor died alone, its child) alive?"""
+        popen = self._popen(record)
         if (self._dir(record.label) / "exit_code").exists():
             # The supervisor records its child's end, then exits: in between it is still
-            # alive, but what it ran is not (and every instance must say the same).
+            # alive, but what it ran is not (and every instance must say the same). Its
+            # parent still reaps it once it has exited: no zombie is left behind.
+            if popen is not None:
+                popen.poll()
             return False
-        popen = self._popen(record)
         if popen is not None:
             # We are the parent: until we reap it, the PID cannot be reused, and poll() reaps.
             supervisor_alive = popen.poll() is None

@@ -20,6 +20,7 @@ import pytest
 from activities.launchers.base import Handle, Inspection, LaunchError, LaunchKind, LaunchSpec
 from activities.launchers.process import ProcessLauncher, label_dir_name
 from tests.agent_unit.support import Tracked
+from tests.support import children
 from tether_api.models import CodeLocationSpec
 
 PY = sys.executable
@@ -422,3 +423,21 @@ def test_stop_all_stops_everything_still_running(launcher: Tracked) -> None:
     assert launcher.stop_all(grace_seconds=1) == 2
     assert all(not launcher.inspect(h).running for h in running)
     assert launcher.labels() and all(launcher.find(label) is None for label in launcher.labels())
+
+
+def test_finished_runs_leave_no_zombie_behind(launcher: Tracked) -> None:
+    """The agent is its supervisors' parent: once a run's outcome is recorded (finished),
+    the supervisor, which exits right after recording its child's exit, is reaped, however
+    early the watch saw the exit file."""
+    # A run worker with no run to serve: it exits at once (code 2), which is all this needs.
+    handles = [
+        launcher.start(spec(f"run:zombie-{i}", python_command("unused"), "run-worker"))
+        for i in range(3)
+    ]
+    supervisors = {handle.pid for handle in handles}
+    for handle in handles:
+        assert not wait_exited(launcher, handle).running
+        launcher.finished(handle, False)
+    mine = dict(children(os.getpid()))
+    assert not [pid for pid in supervisors if mine.get(pid) == "Z"], mine
+    assert not supervisors & set(mine), "every supervisor of a finished run is reaped"
