@@ -245,8 +245,12 @@ class CodeLocationActivities:
 
     @activity.defn(name=NEW_GENERATION)
     async def new_generation(self, input: NewGenerationInput) -> NewGenerationOutput:
-        """Record a redeploy that came straight through Temporal as a new generation."""
-        location = await self.ctx.control_plane.new_generation(input.name, input.reason)
+        """Record a redeploy that came straight through Temporal as a new generation: one
+        after ``input.follows``, however often this is retried (a lost answer, a retried
+        attempt); the location's generation, a newer one included, is the answer."""
+        location = await self.ctx.control_plane.new_generation(
+            input.name, input.reason, follows=input.follows
+        )
         return NewGenerationOutput(generation=location.generation)
 
     @activity.defn(name=REPORT_CODE_LOCATION_STATUS)

@@ -181,9 +181,16 @@ class ControlPlaneClient:
         response = await self._call("POST", f"/code-locations/{name}/status", body)
         self._parse(response, CodeLocation, f"record the status of code location {name}")
 
-    async def new_generation(self, name: str, reason: str) -> CodeLocation:
+    async def new_generation(
+        self, name: str, reason: str, follows: int | None = None
+    ) -> CodeLocation:
+        """A new generation after ``follows``: the control plane records it only while the
+        location's generation is still that one, so a retry records none (it answers the
+        location as it is). Without ``follows``, every call records one (as before)."""
         response = await self._call(
-            "POST", f"/code-locations/{name}/generations", NewGeneration(reason=reason)
+            "POST",
+            f"/code-locations/{name}/generations",
+            NewGeneration(reason=reason, follows=follows),
         )
         return self._parse(response, CodeLocation, f"record a new generation of {name}")
 

@@ -29,6 +29,7 @@ from workflows.models import (
     PrepareRunInput,
     PrepareRunOutput,
     ReleaseInput,
+    RunOutcome,
     RunResult,
     RunSettledInput,
     RunStatusOutput,
@@ -314,7 +315,11 @@ class RunActivities:
                 run_id = input.handle.label.removeprefix("run:")
                 if run_id != input.handle.label:
                     await self._report_end(
-                        run_id, input.handle, "exited", inspection.exit_code, inspection.detail
+                        run_id,
+                        input.handle,
+                        RunOutcome.EXITED,
+                        inspection.exit_code,
+                        inspection.detail,
                     )
                 return WatchRunWorkerOutput(
                     running=False, exit_code=inspection.exit_code, detail=inspection.detail
@@ -373,7 +378,7 @@ class RunActivities:
         self,
         run_id: str,
         handle: Handle | None,
-        outcome: str,
+        outcome: RunOutcome,
         exit_code: int | None,
         detail: str | None,
         message: str | None = None,
@@ -477,15 +482,15 @@ def _write(path: Path, text: str) -> None:
 
 
 def _verdict(
-    outcome: str,
+    outcome: RunOutcome,
     message: str | None,
     current: RunStatus,
     exit_code: int | None,
     detail: str | None = None,
 ) -> tuple[RunStatus, str]:
-    if outcome == "terminated" or current == RunStatus.CANCELING:
+    if outcome == RunOutcome.TERMINATED or current == RunStatus.CANCELING:
         return RunStatus.CANCELED, message or "terminated"
-    if outcome in ("timed-out", "not-started"):
+    if outcome in (RunOutcome.TIMED_OUT, RunOutcome.NOT_STARTED):
         return RunStatus.FAILURE, message or "the run did not start"
     if exit_code == EXIT_UNDELIVERABLE:
         return RunStatus.FAILURE, (

@@ -28,7 +28,7 @@ from tether_api.enums import (
     RunStatus,
 )
 from tether_api.logs import LogSettings
-from tether_api.names import Name
+from tether_api.names import DEFAULT_AGENT_QUEUE, Name
 from tether_api.paths import (
     MODULE_PATTERN,
     PYTHON_FILE_PATTERN,
@@ -630,7 +630,7 @@ class AgentHeartbeat(BaseModel):
     code_locations: list[AgentCodeLocationState] = Field(default_factory=list, max_length=10_000)
     metadata: dict[str, str] = Field(default_factory=dict)
     queues: list[Name] = Field(
-        default_factory=lambda: ["default"],
+        default_factory=lambda: [DEFAULT_AGENT_QUEUE],
         max_length=100,
         description="The agent queues this agent serves.",
     )
@@ -647,7 +647,7 @@ class Agent(BaseModel):
     code_locations: list[AgentCodeLocationState]
     metadata: dict[str, str]
     queues: list[str] = Field(
-        default_factory=lambda: ["default"], description="The agent queues it serves."
+        default_factory=lambda: [DEFAULT_AGENT_QUEUE], description="The agent queues it serves."
     )
 
 
@@ -685,7 +685,7 @@ class AgentRequest(BaseModel):
     payload: dict[str, Any]
     status: RequestStatus
     attempt: int = Field(description="How many times this request has been claimed.")
-    queue: str = Field(default="default", description="The agent queue it is routed to.")
+    queue: str = Field(default=DEFAULT_AGENT_QUEUE, description="The agent queue it is routed to.")
     created_at: datetime
     lease_expires_at: datetime | None = None
 
@@ -745,6 +745,13 @@ class NewGeneration(BaseModel):
         default="redeploy requested through Temporal",
         max_length=1000,
         description="Why, for the location's status history.",
+    )
+    follows: Annotated[int, Ge(0), Le(INT32), JSON_NUMBER] | None = Field(
+        default=None,
+        description="The generation the new one follows (the one the agent knows): a new "
+        "generation is recorded only while the location's is still that one, otherwise the "
+        "location is answered as it is, so a retried call records one at most. Omitted: "
+        "every call records one.",
     )
 
 

@@ -8,6 +8,8 @@ from typing import NoReturn
 
 import typer
 
+from tether_api.names import DEFAULT_AGENT_QUEUE
+
 app = typer.Typer(help="The agent: runs code servers and run workers in your environment.")
 
 
@@ -44,7 +46,7 @@ def run(
         None,
         "--queue",
         help="An agent queue to serve (repeatable; env TETHER_AGENT_QUEUES, comma-separated). "
-        "Default: 'default', which serves code locations that name no agent_queue.",
+        f"Default: '{DEFAULT_AGENT_QUEUE}', which serves code locations that name no agent_queue.",
     ),
     search_attributes: str = typer.Option(
         "check",

@@ -20,6 +20,7 @@ from tether_api.models import (
     CodeLocationPutResult,
     ContainerContext,
 )
+from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
@@ -473,7 +474,7 @@ def _print_location(location: CodeLocation) -> None:
         print_field("directory", escape(spec.working_directory))
     target = ("module", spec.module) if spec.module else ("python file", spec.python_file)
     print_field(target[0], escape(target[1] or "-"))
-    print_field("agent queue", escape(spec.agent_queue or "default"))
+    print_field("agent queue", escape(spec.agent_queue or DEFAULT_AGENT_QUEUE))
     print_field("launch", spec.launch)
     if location.warning:
         print_field("warning", f"[yellow]{escape(location.warning)}[/]")

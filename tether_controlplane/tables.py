@@ -1,7 +1,8 @@
 """SQLAlchemy ORM tables. Alembic migrations under ``migrations/`` must match these."""
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +20,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tether_api.alerts import AlertEvent, DeliveryStatus
+from tether_api.enums import (
+    CodeLocationStatus,
+    EventType,
+    MissedTicks,
+    RequestStatus,
+    RequestType,
+    RunStatus,
+    ScheduleStatus,
+    SensorKind,
+    TickStatus,
+)
+from tether_api.names import DEFAULT_AGENT_QUEUE
+from tether_controlplane.tokens import TokenKind
 
 
 def utcnow() -> datetime:
@@ -40,6 +56,49 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumString(TypeDecorator[E]):
+    """A ``StrEnum`` column stored as its value in a ``VARCHAR(length)``: the very strings
+    the plain ``String`` columns held (no migration, no CHECK constraint), read back as
+    members. A string that is no value of the enum is refused, written or read."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[E], length: int) -> None:
+        too_long = [m.value for m in enum_class if len(m.value) > length]
+        if too_long:
+            raise ValueError(f"{enum_class.__name__} values longer than {length}: {too_long}")
+        super().__init__(length)
+        self.enum_class = enum_class
+        self.length = length
+        # Keyed by member or by value alike: a StrEnum member hashes and compares as its value.
+        self._values: dict[str, str] = {m: m.value for m in enum_class}
+        self._members: dict[str, E] = {m.value: m for m in enum_class}
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self._values[value]
+        except KeyError:
+            raise ValueError(f"{value!r} is not a {self.enum_class.__name__}") from None
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        if value is None:
+            return None
+        try:
+            return self._members[value]
+        except KeyError:
+            raise ValueError(f"{value!r} stored is not a {self.enum_class.__name__}") from None
+
+    @property
+    def python_type(self) -> type[E]:
+        return self.enum_class
 
 
 # BigInteger primary keys are plain INTEGER on SQLite so that they autoincrement there.
@@ -72,7 +131,7 @@ class DeploymentRow(Base):
 class TokenRow(Base):
     __tablename__ = "tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10))  # user | agent | run | session | signin
+    kind: Mapped[TokenKind] = mapped_column(EnumString(TokenKind, 10))
     # What its owner calls it (user and agent tokens); the audit log names actors by it.
     name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -96,7 +155,7 @@ class CodeLocationRow(Base):
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     name: Mapped[str] = mapped_column(String(63))
     spec: Mapped[dict[str, Any]] = mapped_column()
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CodeLocationStatus] = mapped_column(EnumString(CodeLocationStatus, 20))
     generation: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[dict[str, Any] | None] = mapped_column()
     snapshot: Mapped[dict[str, Any] | None] = mapped_column()
@@ -112,7 +171,7 @@ class CodeLocationStatusRow(Base):
     __tablename__ = "code_location_status_changes"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code_location_id: Mapped[int] = mapped_column(ForeignKey("code_locations.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CodeLocationStatus] = mapped_column(EnumString(CodeLocationStatus, 20))
     message: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -131,7 +190,7 @@ class RunRow(Base):
     job: Mapped[str] = mapped_column(String(63))
     run_config: Mapped[dict[str, Any]] = mapped_column()
     tags: Mapped[dict[str, Any]] = mapped_column()
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RunStatus] = mapped_column(EnumString(RunStatus, 20))
     status_message: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -171,7 +230,7 @@ class RunEventRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"))
     seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(40))
+    type: Mapped[EventType] = mapped_column(EnumString(EventType, 40))
     timestamp: Mapped[datetime] = mapped_column()
     step: Mapped[str | None] = mapped_column(String(200))
     level: Mapped[str | None] = mapped_column(String(20))
@@ -184,17 +243,19 @@ class RequestRow(Base):
     __table_args__ = (Index("ix_agent_requests_claim", "deployment_id", "status", "id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
-    type: Mapped[str] = mapped_column(String(40))
+    type: Mapped[RequestType] = mapped_column(EnumString(RequestType, 40))
     payload: Mapped[dict[str, Any]] = mapped_column()
     # Same key = same intent; an unclaimed request with the key absorbs a new one.
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RequestStatus] = mapped_column(EnumString(RequestStatus, 20))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     claimed_by: Mapped[str | None] = mapped_column(String(63))
     # The agent queue it is routed to: only agents serving it claim it.
-    queue: Mapped[str] = mapped_column(String(63), default="default", server_default="default")
+    queue: Mapped[str] = mapped_column(
+        String(63), default=DEFAULT_AGENT_QUEUE, server_default=DEFAULT_AGENT_QUEUE
+    )
     finished_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -210,7 +271,8 @@ class AgentRow(Base):
     code_locations: Mapped[list[Any]] = mapped_column()
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     queues: Mapped[list[Any]] = mapped_column(
-        default=lambda: ["default"], server_default=text("'[\"default\"]'")
+        default=lambda: [DEFAULT_AGENT_QUEUE],
+        server_default=text(f"'[\"{DEFAULT_AGENT_QUEUE}\"]'"),
     )
     last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -232,11 +294,11 @@ class ScheduleRow(Base):
     job: Mapped[str] = mapped_column(String(63))
     run_config: Mapped[dict[str, Any]] = mapped_column()
     tags: Mapped[dict[str, Any]] = mapped_column()
-    default_status: Mapped[str] = mapped_column(String(20))
-    missed_ticks: Mapped[str] = mapped_column(String(20))
+    default_status: Mapped[ScheduleStatus] = mapped_column(EnumString(ScheduleStatus, 20))
+    missed_ticks: Mapped[MissedTicks] = mapped_column(EnumString(MissedTicks, 20))
     # False once the location's code no longer declares it (or the location was removed).
     present: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[ScheduleStatus | None] = mapped_column(EnumString(ScheduleStatus, 20))
     cursor: Mapped[datetime | None] = mapped_column()
     # Why it cannot be evaluated here (time zone, cron that never fires): it does not tick.
     error: Mapped[str | None] = mapped_column(Text)
@@ -258,7 +320,7 @@ class TickRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"))
     tick_time: Mapped[datetime] = mapped_column()
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[TickStatus] = mapped_column(EnumString(TickStatus, 20))
     run_id: Mapped[str | None] = mapped_column(String(36))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -279,16 +341,16 @@ class SensorRow(Base):
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     code_location: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(63))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[SensorKind] = mapped_column(EnumString(SensorKind, 20))
     job: Mapped[str | None] = mapped_column(String(63))
     description: Mapped[str | None] = mapped_column(Text)
     minimum_interval_seconds: Mapped[float] = mapped_column()
     timeout_seconds: Mapped[float] = mapped_column()
     monitored_jobs: Mapped[list[Any] | None] = mapped_column()
-    monitored_status: Mapped[str | None] = mapped_column(String(20))
-    default_status: Mapped[str] = mapped_column(String(20))
+    monitored_status: Mapped[RunStatus | None] = mapped_column(EnumString(RunStatus, 20))
+    default_status: Mapped[ScheduleStatus] = mapped_column(EnumString(ScheduleStatus, 20))
     present: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[ScheduleStatus | None] = mapped_column(EnumString(ScheduleStatus, 20))
     # A standard sensor's cursor is its own (any string); a run-status sensor's is kept here:
     # "<ended_at ISO>|<run pk>" of the last run it was told about.
     cursor: Mapped[str | None] = mapped_column(Text)
@@ -307,7 +369,7 @@ class SensorTickRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"))
     tick_time: Mapped[datetime] = mapped_column()
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[TickStatus] = mapped_column(EnumString(TickStatus, 20))
     deadline: Mapped[datetime] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     # Run-status sensors: where the cursor moves when this tick succeeds.
@@ -360,12 +422,12 @@ class AlertRow(Base):
     public_id: Mapped[str] = mapped_column(String(36), unique=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     policy_id: Mapped[int] = mapped_column(ForeignKey("alert_policies.id"))
-    event: Mapped[str] = mapped_column(String(40))
+    event: Mapped[AlertEvent] = mapped_column(EnumString(AlertEvent, 40))
     key: Mapped[str] = mapped_column(String(200))
     summary: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[DeliveryStatus] = mapped_column(EnumString(DeliveryStatus, 20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)

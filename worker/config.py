@@ -20,9 +20,8 @@ from activities.launchers import registry as launchers
 from activities.launchers.docker_settings import DockerSettings
 from activities.launchers.retention import OutputRetention
 from tether_api.home import tether_home
-from tether_api.names import NAME_PATTERN, Name
+from tether_api.names import DEFAULT_AGENT_QUEUE, NAME_PATTERN, Name
 from workflows.models import CodeLocationSettings, RunSettings
-from workflows.names import DEFAULT_AGENT_QUEUE
 
 # How `tether agent run` sets each field (its environment variable and flag).
 SETTINGS: dict[str, str] = {
@@ -166,8 +165,8 @@ class AgentConfig(BaseModel):
         default_factory=lambda: [DEFAULT_AGENT_QUEUE],
         min_length=1,
         description="The agent queues this agent serves: it runs only the code locations (and "
-        "their runs) whose agent_queue is one of them. 'default' serves locations that name "
-        "none.",
+        f"their runs) whose agent_queue is one of them. '{DEFAULT_AGENT_QUEUE}' serves locations "
+        "that name none.",
     )
     search_attributes: Literal["check", "add", "off"] = Field(
         default="check",

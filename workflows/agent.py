@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import HEARTBEAT_TIMEOUT, PERSISTENT, SHORT, seconds
 
 
-@workflow.defn(name="AgentWorkflow")
+@workflow.defn(name=names.AGENT_WORKFLOW)
 class AgentWorkflow:
     def __init__(self) -> None:
         self._dispatched = 0
@@ -37,7 +37,7 @@ class AgentWorkflow:
     def state(self) -> dict[str, int]:
         return {"dispatched": self._dispatched}
 
-    @workflow.signal(name="stop")
+    @workflow.signal(name=names.SIGNAL_STOP)
     def stop(self) -> None:
         """Ends the workflow after the current poll (used when an agent is retired)."""
         self._stop = True

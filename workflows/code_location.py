@@ -68,7 +68,7 @@ class _LoadFailed(Exception):
     """The server came up but the definitions did not load (already reported)."""
 
 
-@workflow.defn(name="CodeLocationWorkflow")
+@workflow.defn(name=names.CODE_LOCATION_WORKFLOW)
 class CodeLocationWorkflow:
     @workflow.init
     def __init__(self, input: CodeLocationWorkflowInput) -> None:
@@ -293,10 +293,16 @@ class CodeLocationWorkflow:
 
     async def _record_new_generation(self) -> None:
         """The control plane shows a redeploy sent through Temporal as a new generation,
-        the same as one sent through the control plane."""
+        the same as one sent through the control plane. The activity is retried: it names the
+        generation the new one follows, so a retry after a lost answer records no second one
+        (and a newer generation, deployed meanwhile, is the one to deploy)."""
         recorded = await workflow.execute_activity(
             names.NEW_GENERATION,
-            NewGenerationInput(name=self._input.name, reason="redeploy requested through Temporal"),
+            NewGenerationInput(
+                name=self._input.name,
+                reason="redeploy requested through Temporal",
+                follows=self._state.generation,
+            ),
             result_type=NewGenerationOutput,
             start_to_close_timeout=SHORT,
             retry_policy=PERSISTENT,

@@ -4,6 +4,8 @@ Nothing here may hold a secret: these values are recorded in workflow histories.
 secret environment values live in the worker's configuration and inside activities.
 """
 
+from enum import StrEnum
+
 from pydantic import BaseModel, Field, model_validator
 
 from tether_api.enums import CodeLocationStatus, RequestType, RunStatus, TickKind, TickStatus
@@ -269,6 +271,12 @@ class OtherLiveAgentsOutput(BaseModel):
 class NewGenerationInput(BaseModel):
     name: str
     reason: str
+    follows: int | None = Field(
+        default=None,
+        description="The generation the new one follows (the workflow's): the control plane "
+        "records a new generation only while the location's is still that one, so a retry "
+        "after a lost answer records none. None (scheduled by an earlier version): always one.",
+    )
 
 
 class NewGenerationOutput(BaseModel):
@@ -370,11 +378,24 @@ class WatchRunWorkerOutput(BaseModel):
     detail: str | None = Field(default=None, description="The launcher's account of the exit.")
 
 
+class RunOutcome(StrEnum):
+    """How RunWorkflow saw the run end, for ``finish_run`` to reconcile. The values are the
+    strings sent before this was an enum (a StrEnum serialises as its value)."""
+
+    EXITED = "exited"  # the run worker exited (its exit code and the launcher's account)
+    TERMINATED = "terminated"  # a terminate signal (the worker is stopped, if it runs)
+    TIMED_OUT = "timed-out"  # the start timeout, or the run's max runtime
+    NOT_STARTED = "not-started"  # refused by validation, or a step before the launch failed
+    # The run worker's host is lost and the control plane settled the run (its final event,
+    # or its heartbeats stopping).
+    SETTLED = "settled"
+
+
 class FinishRunInput(BaseModel):
     run_id: str
     label: str = Field(description="The run worker's label: found and stopped if no handle.")
     handle: Handle | None
-    outcome: str = Field(description="exited | terminated | timed-out | not-started | host-lost")
+    outcome: RunOutcome
     exit_code: int | None = None
     message: str | None = None
     detail: str | None = Field(default=None, description="The launcher's account of the exit.")

@@ -1,6 +1,19 @@
-"""Names shared by workflows, activities, the worker and the CLI: workflow IDs, activity
-names, and signal/query/update names. Strings only, so tests can stand in for activities by
-registering functions under the same names."""
+"""Names shared by workflows, activities, the worker and the CLI: workflow types and IDs,
+activity names, signal/query/update names and patch IDs. Strings only, so tests can stand in
+for activities by registering functions under the same names. Nothing else spells them.
+
+Workflow types, signals, queries, updates and patch IDs are recorded in every history and
+typed by people (``temporal workflow signal --name redeploy``, ``WorkflowType = 'RunWorkflow'``
+in a visibility query): renaming one breaks the workflows in flight and those commands."""
+
+from tether_api.names import DEFAULT_AGENT_QUEUE
+
+# --- workflow types (``@workflow.defn(name=...)``) -------------------------------------------
+
+AGENT_WORKFLOW = "AgentWorkflow"
+CODE_LOCATION_WORKFLOW = "CodeLocationWorkflow"
+RUN_WORKFLOW = "RunWorkflow"
+TICK_WORKFLOW = "TickWorkflow"
 
 # --- workflow IDs: derived from what they model, never random --------------------------------
 
@@ -26,8 +39,6 @@ def tick_workflow_id(
 
 
 # --- task queues -----------------------------------------------------------------------------
-
-DEFAULT_AGENT_QUEUE = "default"
 
 
 def default_task_queue(organization: str, deployment: str) -> str:
@@ -90,6 +101,8 @@ UPDATE_REDEPLOY = "redeploy_and_wait"  # answers once the new server is RUNNING
 QUERY_STATE = "state"
 
 SIGNAL_TERMINATE = "terminate"  # RunWorkflow: stop the run worker, end CANCELED
+
+SIGNAL_STOP = "stop"  # AgentWorkflow: end after the current poll (an agent retired)
 
 # --- patches (workflow.patched): each keeps histories recorded before it replaying ----------
 

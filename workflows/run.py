@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         PrepareRunInput,
         PrepareRunOutput,
         ReleaseInput,
+        RunOutcome,
         RunResult,
         RunSettledInput,
         RunStatusOutput,
@@ -66,21 +67,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class _NotStarted:
-    outcome: str
+    outcome: RunOutcome
     message: str | None
 
 
-class _Outcome:
-    """Why waiting for an activity stopped, when it was not the activity finishing."""
-
-    TERMINATED = "terminated"
-    TIMED_OUT = "timed-out"
-    # The run worker's host is lost and the control plane settled the run (its final event,
-    # or its heartbeats stopping).
-    SETTLED = "settled"
-
-
-@workflow.defn(name="RunWorkflow")
+@workflow.defn(name=names.RUN_WORKFLOW)
 class RunWorkflow:
     def __init__(self) -> None:
         self._terminate: TerminateSignal | None = None
@@ -142,7 +133,7 @@ class RunWorkflow:
                 prepared = validated
             break
         if not prepared.proceed:
-            return await self._finish(input, None, "not-started", None, prepared.message)
+            return await self._finish(input, None, RunOutcome.NOT_STARTED, None, prepared.message)
 
         self._phase = "launching"
         self._details(input, f"launching the run worker ({len(prepared.steps)} steps)")
@@ -175,55 +166,50 @@ class RunWorkflow:
         """Validation on the code server's host, whose address only it may reach. None: that
         host's agent is lost."""
         assert prepared.validate_on is not None and prepared.address is not None
+        task: workflow.ActivityHandle[PrepareRunOutput] = workflow.start_activity(
+            names.VALIDATE_RUN,
+            ValidateRunInput(
+                run_id=input.run_id,
+                code_location=input.code_location,
+                address=prepared.address,
+                max_runtime_seconds=prepared.max_runtime_seconds,
+            ),
+            result_type=PrepareRunOutput,
+            task_queue=prepared.validate_on,
+            schedule_to_start_timeout=seconds(input.settings.host_lost_after_seconds),
+            start_to_close_timeout=SHORT,
+            retry_policy=PERSISTENT,
+            summary=f"validate the run of job {input.job} on the code server's host",
+        )
         try:
-            result = await self._race(
-                workflow.start_activity(
-                    names.VALIDATE_RUN,
-                    ValidateRunInput(
-                        run_id=input.run_id,
-                        code_location=input.code_location,
-                        address=prepared.address,
-                        max_runtime_seconds=prepared.max_runtime_seconds,
-                    ),
-                    result_type=PrepareRunOutput,
-                    task_queue=prepared.validate_on,
-                    schedule_to_start_timeout=seconds(input.settings.host_lost_after_seconds),
-                    start_to_close_timeout=SHORT,
-                    retry_policy=PERSISTENT,
-                    summary=f"validate the run of job {input.job} on the code server's host",
-                ),
-                deadline,
-            )
+            result = await self._race(task, deadline)
         except ActivityError as exc:
             if host_lost(exc):
                 return None
-            return _NotStarted("not-started", failure_message(exc))
-        if isinstance(result, str):
+            return _NotStarted(RunOutcome.NOT_STARTED, failure_message(exc))
+        if isinstance(result, RunOutcome):
             return _NotStarted(result, None)
-        validated: PrepareRunOutput = result
-        return validated
+        return result
 
     async def _before_start(
         self, activity: str, arg: Any, result_type: type[T], summary: str, deadline: datetime
     ) -> "T | _NotStarted":
         """A step before the worker runs, as a local activity bounded by the start timeout:
         its result, or why the run will not start (terminated, timed out, failed)."""
+        task: workflow.ActivityHandle[T] = workflow.start_local_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=SHORT,
+            retry_policy=PERSISTENT,
+            summary=summary,
+        )
         try:
-            result = await self._race(
-                workflow.start_local_activity(
-                    activity,
-                    arg,
-                    result_type=result_type,
-                    start_to_close_timeout=SHORT,
-                    retry_policy=PERSISTENT,
-                    summary=summary,
-                ),
-                deadline,
-            )
+            result = await self._race(task, deadline)
         except (ActivityError, ApplicationError) as exc:
             # A local activity's failure arrives as the ApplicationError itself.
-            return _NotStarted("not-started", failure_message(exc))
-        if isinstance(result, str):
+            return _NotStarted(RunOutcome.NOT_STARTED, failure_message(exc))
+        if isinstance(result, RunOutcome):
             return _NotStarted(result, None)
         return result
 
@@ -235,6 +221,7 @@ class RunWorkflow:
         self._details(input, f"run worker running ({handle.where()})")
         deadline = workflow.now() + seconds(max_runtime) if max_runtime else None
         while True:
+            watched: WatchRunWorkerOutput | RunOutcome
             try:
                 watched = await self._race(
                     self._start_watch(input, handle, settings.host_lost_after_seconds), deadline
@@ -243,18 +230,20 @@ class RunWorkflow:
                 if not host_lost(exc):
                     raise
                 watched = await self._follow_lost_host(input, handle, deadline)
-            if isinstance(watched, str):
+            if isinstance(watched, RunOutcome):
                 return await self._finish(input, handle, watched, None)
             if not watched.running:
                 return await self._finish(
                     input,
                     handle,
-                    "exited",
+                    RunOutcome.EXITED,
                     watched.exit_code,
                     detail=watched.detail,
                 )
 
-    def _start_watch(self, input: RunWorkflowInput, handle: Handle, lost_after: float) -> Any:
+    def _start_watch(
+        self, input: RunWorkflowInput, handle: Handle, lost_after: float
+    ) -> workflow.ActivityHandle[WatchRunWorkerOutput]:
         settings = input.settings
         return workflow.start_activity(
             names.WATCH_RUN_WORKER,
@@ -279,7 +268,7 @@ class RunWorkflow:
 
     async def _follow_lost_host(
         self, input: RunWorkflowInput, handle: Handle, deadline: datetime | None
-    ) -> WatchRunWorkerOutput | str:
+    ) -> WatchRunWorkerOutput | RunOutcome:
         """The worker's agent is lost. The run follows the control plane (the worker's own
         heartbeats and final event) until it settles there, while a watch waits on the lost
         agent's queue in case it comes back (then its answer counts)."""
@@ -307,14 +296,14 @@ class RunWorkflow:
                         timeout=timeout,
                     )
                 except TimeoutError:
-                    return _Outcome.TIMED_OUT
+                    return RunOutcome.TIMED_OUT
                 if settle.done():
                     settled: RunStatusOutput = settle.result()
                     if settled.status in TERMINAL_RUN_STATUSES:
-                        return _Outcome.SETTLED
+                        return RunOutcome.SETTLED
                     settle = self._start_settle(input)  # the slice ended
                 if self._terminate is not None:
-                    return _Outcome.TERMINATED
+                    return RunOutcome.TERMINATED
                 if watch.done():
                     try:
                         back: WatchRunWorkerOutput = watch.result()
@@ -332,7 +321,7 @@ class RunWorkflow:
                 if not task.done():
                     await self._cancel(task)
 
-    def _start_settle(self, input: RunWorkflowInput) -> Any:
+    def _start_settle(self, input: RunWorkflowInput) -> workflow.ActivityHandle[RunStatusOutput]:
         settings = input.settings
         return workflow.start_activity(
             names.WAIT_RUN_SETTLED,
@@ -349,9 +338,11 @@ class RunWorkflow:
             **self._cancel_option(),
         )
 
-    async def _race(self, task: Any, deadline: Any) -> Any:
+    async def _race(
+        self, task: workflow.ActivityHandle[T], deadline: datetime | None
+    ) -> T | RunOutcome:
         """Wait for the activity, a terminate signal or the deadline, whichever comes first.
-        Returns the activity's result, or an ``_Outcome`` string (the activity canceled)."""
+        Returns the activity's result, or why it was canceled first (TIMED_OUT, TERMINATED)."""
         timeout = None
         if deadline is not None:
             timeout = max((deadline - workflow.now()).total_seconds(), 0.0)
@@ -361,14 +352,14 @@ class RunWorkflow:
             )
         except TimeoutError:
             await self._cancel(task)
-            return _Outcome.TIMED_OUT
+            return RunOutcome.TIMED_OUT
         if not task.done():
             await self._cancel(task)
-            return _Outcome.TERMINATED
+            return RunOutcome.TERMINATED
         return await task
 
     @staticmethod
-    async def _cancel(task: Any) -> None:
+    async def _cancel(task: "asyncio.Task[Any]") -> None:
         task.cancel()
         with contextlib.suppress(ActivityError, ApplicationError, asyncio.CancelledError):
             await task
@@ -377,22 +368,22 @@ class RunWorkflow:
         self,
         input: RunWorkflowInput,
         handle: Handle | None,
-        outcome: str,
+        outcome: RunOutcome,
         exit_code: int | None,
         message: str | None = None,
         detail: str | None = None,
     ) -> RunResult:
         settings = input.settings
-        if outcome == _Outcome.TERMINATED and self._terminate is not None:
+        if outcome == RunOutcome.TERMINATED and self._terminate is not None:
             message = self._terminate.reason
-        elif outcome == _Outcome.TIMED_OUT:
+        elif outcome == RunOutcome.TIMED_OUT:
             message = (
                 f"the run did not start within {settings.start_timeout_seconds:g} s"
                 if handle is None
                 else f"the run exceeded its max runtime (tag {settings.max_runtime_tag})"
             )
-        timed_out = outcome == _Outcome.TIMED_OUT and handle is not None
-        if outcome == _Outcome.TERMINATED and handle is not None:
+        timed_out = outcome == RunOutcome.TIMED_OUT and handle is not None
+        if outcome == RunOutcome.TERMINATED and handle is not None:
             exit_code = await self._stop_worker(input, handle, message)
         # A timeout is recorded as FAILURE *before* the worker is stopped: stopped, the worker
         # would report itself CANCELED, and the first final status is the one that stays.

@@ -64,7 +64,7 @@ NO_ANSWER = {
 }
 
 
-@workflow.defn(name="TickWorkflow")
+@workflow.defn(name=names.TICK_WORKFLOW)
 class TickWorkflow:
     @workflow.run
     async def run(self, input: TickWorkflowInput) -> TickOutcome:

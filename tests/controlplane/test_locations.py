@@ -96,6 +96,40 @@ def test_stale_generation_reports_are_ignored(tenant: Tenant) -> None:
     assert after["status"] == "RUNNING"
 
 
+def test_a_new_generation_follows_the_one_named_once(tenant: Tenant) -> None:
+    """A redeploy sent through Temporal: the agent names the generation it follows, and the
+    generation goes up only from that one, so a retried call (its answer lost) records no
+    second one. A deploy that overtook the call is answered as it is. Without ``follows``
+    (an agent of an earlier version) every call records one, as before. No SYNC either way:
+    the workflow is deploying it."""
+    tenant.deploy("loc")
+    tenant.poll()  # the deploy's sync
+
+    def new_generation(**body: Any) -> dict[str, Any]:
+        with tenant.agent() as c:
+            r = c.post("/api/v1/agent/code-locations/loc/generations", json=body)
+            assert r.status_code == 201, r.text
+            answered: dict[str, Any] = r.json()
+            return answered
+
+    assert new_generation(follows=1)["generation"] == 2
+    assert new_generation(follows=1)["generation"] == 2  # the retry: answered as it is
+    assert new_generation(reason="earlier agent")["generation"] == 3
+    assert new_generation(reason="earlier agent")["generation"] == 4
+    tenant.deploy("loc", module="pkg.changed")  # generation 5, before the agent's call
+    assert new_generation(follows=4)["generation"] == 5
+    with tenant.user() as c:
+        history = c.get(f"{tenant.dep_path}/code-locations/loc").json()["status_history"]
+    messages = [change["message"] for change in history]
+    assert messages.count("redeploy requested through Temporal") == 1
+    assert messages.count("earlier agent") == 2
+    assert [r["payload"]["generation"] for r in tenant.poll()] == [5]  # the deploy's only
+    with tenant.agent() as c:
+        for bad in (-1, "1", True, 1.5):
+            r = c.post("/api/v1/agent/code-locations/loc/generations", json={"follows": bad})
+            assert r.status_code == 422, (bad, r.text)
+
+
 def test_remove_enqueues_and_hides(tenant: Tenant) -> None:
     tenant.deploy("loc")
     with tenant.user() as c:

@@ -248,7 +248,7 @@ class Session:
         signal ends it after the current poll. Runs last. (``agent.json`` was recorded before
         the patch ``agent-poll-dispatches``, and is kept for its old path.)"""
         handle = self.client.get_workflow_handle(self.agent.workflow_id)
-        await handle.signal("stop")
+        await handle.signal(names.SIGNAL_STOP)
         await self.save("agent_poll_dispatches", handle)
 
 

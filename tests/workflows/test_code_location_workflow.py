@@ -72,6 +72,7 @@ class LocationStandIns:
     def __init__(self) -> None:
         self.rec = Recorder()
         self.generation = 1  # the control plane's, as new_generation advances it
+        self.lost_answers = 0  # new_generation calls whose answer is lost after recording
         self.start: Callable[[StartCodeServerInput], Awaitable[StartCodeServerOutput]] = (
             self.started
         )
@@ -159,7 +160,12 @@ class LocationStandIns:
     @activity.defn(name=names.NEW_GENERATION)
     async def new_generation(self, input: NewGenerationInput) -> NewGenerationOutput:
         self.rec.record(names.NEW_GENERATION, input)
-        self.generation += 1
+        # As the control plane does: a new generation after the one followed, only once.
+        if input.follows is None or input.follows == self.generation:
+            self.generation += 1
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise RuntimeError("the connection closed before the control plane's answer")
         return NewGenerationOutput(generation=self.generation)
 
 
@@ -371,12 +377,33 @@ async def test_redeploy_signal_starts_a_new_server_and_stops_the_old_one_after_i
     assert state.deploys == 2 and state.redeploy_pending is False
     # A redeploy sent straight through Temporal is recorded as a new generation, as one
     # sent through the control plane is, before the new server starts.
-    assert acts.rec.count(names.NEW_GENERATION) == 1
+    [recorded] = acts.rec.inputs(names.NEW_GENERATION)
+    assert recorded.follows == 1  # the generation it follows: a retry records no other
     order = acts.rec.names()
     second_start = len(order) - 1 - order[::-1].index(names.START_CODE_SERVER)
     assert order.index(names.NEW_GENERATION) < second_start
     assert state.generation == state.deployed_generation == 2
     assert [r.generation for r in acts.reports()[2:]] == [2, 2]
+
+
+async def test_a_redeploy_whose_new_generation_answer_is_lost_records_one(
+    env: WorkflowEnvironment, acts: LocationStandIns
+) -> None:
+    """new_generation is retried until it answers. The control plane recorded the first
+    call's generation, but its answer was lost: the retry follows the same generation, so
+    no second one is recorded and the redeploy deploys the first."""
+    acts.lost_answers = 1
+    async with new_worker(env.client, [CodeLocationWorkflow], acts.activities) as worker:
+        location = await start(env, worker.task_queue)
+        await watching(acts, 1)
+        await location.signal(CodeLocationWorkflow.redeploy)
+        await watching(acts, 2)
+        state = await location.query(CodeLocationWorkflow.state)
+
+    assert [i.follows for i in acts.rec.inputs(names.NEW_GENERATION)] == [1, 1]
+    assert acts.generation == 2
+    assert state.generation == state.deployed_generation == 2
+    assert acts.rec.inputs(names.START_CODE_SERVER)[1].generation == 2
 
 
 async def test_sync_of_the_deployed_generation_changes_nothing_a_newer_one_deploys(

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import temporalio.workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker.codec import data_converter, new_key, parse_keys
+from workflows import names
 from workflows.agent import AgentWorkflow
 from workflows.code_location import CodeLocationWorkflow
 from workflows.run import RunWorkflow
@@ -42,8 +44,28 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_every_workflow_type_has_a_recorded_history() -> None:
     recorded = {started(json.loads(p.read_text()))["workflowType"]["name"] for p in FILES}
-    expected = {w.__name__ for w in WORKFLOWS}  # each is registered under its class name
+    expected = {workflow_type(w) for w in WORKFLOWS}
     assert expected <= recorded, f"no recorded history of {sorted(expected - recorded)}"
+
+
+def test_workflow_types_are_the_names_in_histories_and_users_commands() -> None:
+    """The types come from names.py, and are the names every history records and people
+    type (``WorkflowType = 'RunWorkflow'``): renaming one strands the workflows in flight."""
+    types = [workflow_type(w) for w in WORKFLOWS]
+    assert types == [
+        names.AGENT_WORKFLOW,
+        names.CODE_LOCATION_WORKFLOW,
+        names.RUN_WORKFLOW,
+        names.TICK_WORKFLOW,
+    ]
+    assert types == ["AgentWorkflow", "CodeLocationWorkflow", "RunWorkflow", "TickWorkflow"]
+    assert names.SIGNAL_STOP == "stop"  # `temporal workflow signal --name stop`
+
+
+def workflow_type(cls: type) -> str:
+    definition = temporalio.workflow._Definition.must_from_class(cls)
+    assert definition.name is not None
+    return definition.name
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

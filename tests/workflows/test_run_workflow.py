@@ -1,14 +1,17 @@
 """RunWorkflow on the time-skipping test server: prepare -> launch -> watch -> finish, and every
 way a run ends early (rejected, terminated, timed out, failed to launch)."""
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
 import pytest
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -30,6 +33,7 @@ from workflows.models import (
     LaunchRunWorkerInput,
     PrepareRunInput,
     PrepareRunOutput,
+    RunOutcome,
     RunResult,
     RunSettings,
     RunWorkflowInput,
@@ -49,8 +53,8 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=1)
 def reconciled(input: FinishRunInput) -> RunResult:
     """What the stand-in finish_run answers: deterministic, so tests can compare results."""
     status = {
-        "exited": RunStatus.SUCCESS if input.exit_code == 0 else RunStatus.FAILURE,
-        "terminated": RunStatus.CANCELED,
+        RunOutcome.EXITED: RunStatus.SUCCESS if input.exit_code == 0 else RunStatus.FAILURE,
+        RunOutcome.TERMINATED: RunStatus.CANCELED,
     }.get(input.outcome, RunStatus.FAILURE)
     return RunResult(
         run_id=input.run_id,
@@ -197,7 +201,7 @@ async def test_happy_path_prepares_launches_watches_and_finishes(
         run_id=input.run_id,
         label=workflow_id,
         handle=launched,
-        outcome="exited",
+        outcome=RunOutcome.EXITED,
         exit_code=0,
         message=None,
     )
@@ -218,7 +222,7 @@ async def test_a_watch_slice_that_ends_with_the_worker_running_starts_the_next(
         result = await (await start(env, worker.task_queue, run_input())).result()
     assert acts.rec.count(names.WATCH_RUN_WORKER) == 3
     assert names.STOP_RUN_WORKER not in acts.rec.names()
-    assert finish_input(acts).outcome == "exited"
+    assert finish_input(acts).outcome == RunOutcome.EXITED
     assert result.status == RunStatus.SUCCESS
 
 
@@ -236,7 +240,7 @@ async def test_invalid_config_launches_nothing_and_finishes_not_started(
 
     assert acts.rec.names() == [names.PREPARE_RUN, names.FINISH_RUN]
     finish = finish_input(acts)
-    assert finish.outcome == "not-started"
+    assert finish.outcome == RunOutcome.NOT_STARTED
     assert finish.message == "source: Field required"
     assert finish.handle is None and finish.exit_code is None
     assert result == reconciled(finish)
@@ -268,7 +272,7 @@ async def test_terminate_while_watching_cancels_the_watch_and_stops_the_worker(
     stop: StopInput = acts.rec.inputs(names.STOP_RUN_WORKER)[0]
     assert stop == StopInput(handle=launched, grace_seconds=20, cleanup=False)
     finish = finish_input(acts)
-    assert finish.outcome == "terminated"
+    assert finish.outcome == RunOutcome.TERMINATED
     assert finish.message == "asked by alice"
     assert finish.handle == launched
     assert finish.exit_code == STOPPED_EXIT_CODE
@@ -303,7 +307,7 @@ async def test_terminate_before_the_worker_runs_launches_and_stops_nothing(
     if when != "while launching":
         assert names.LAUNCH_RUN_WORKER not in called
     finish = finish_input(acts)
-    assert finish.outcome == "terminated"
+    assert finish.outcome == RunOutcome.TERMINATED
     assert finish.message == "not needed any more"
     # No handle: finish_run looks for whatever carries the run's label and stops it.
     assert finish.handle is None
@@ -332,7 +336,7 @@ async def test_start_timeout_ends_timed_out_when_prepare_keeps_failing(
     assert [c.attempt for c in prepares] == list(range(1, len(prepares) + 1))
     assert set(acts.rec.names()) == {names.PREPARE_RUN, names.FINISH_RUN}
     finish = finish_input(acts)
-    assert finish.outcome == "timed-out"
+    assert finish.outcome == RunOutcome.TIMED_OUT
     assert finish.message == "the run did not start within 2 s"
     assert finish.handle is None
     waited = acts.rec.of(names.FINISH_RUN)[0].scheduled - prepares[0].scheduled
@@ -367,7 +371,7 @@ async def test_max_runtime_stops_the_worker_and_ends_timed_out(
     launched = handle(names.run_workflow_id(input.run_id), kind="run-worker", pid=5151)
     assert acts.rec.inputs(names.STOP_RUN_WORKER)[0].handle == launched
     finish = finish_input(acts)
-    assert finish.outcome == "timed-out"
+    assert finish.outcome == RunOutcome.TIMED_OUT
     assert finish.message is not None and "max runtime" in finish.message
     assert finish.handle == launched
     assert finish.exit_code is None
@@ -391,7 +395,7 @@ async def test_a_killed_worker_finishes_with_its_exit_code(
 
     assert names.STOP_RUN_WORKER not in acts.rec.names()
     finish = finish_input(acts)
-    assert finish.outcome == "exited" and finish.exit_code == -9
+    assert finish.outcome == RunOutcome.EXITED and finish.exit_code == -9
     assert result.exit_code == -9 and result.status == RunStatus.FAILURE
 
 
@@ -416,7 +420,7 @@ async def test_a_non_retryable_failure_before_the_worker_runs_finishes_not_start
     assert called[-1] == names.FINISH_RUN
     assert names.WATCH_RUN_WORKER not in called and names.STOP_RUN_WORKER not in called
     finish = finish_input(acts)
-    assert finish.outcome == "not-started"
+    assert finish.outcome == RunOutcome.NOT_STARTED
     assert finish.message == message
     assert finish.handle is None
     assert result.status == RunStatus.FAILURE
@@ -471,3 +475,35 @@ async def test_a_failure_reaches_the_history_in_the_agents_words_only(
     text = history.to_json()
     assert secret not in text
     assert "ValueError in activity validate_run" in text  # the first attempt, in its words
+
+
+def test_outcomes_are_sent_as_the_strings_they_replaced() -> None:
+    """``FinishRunInput.outcome`` was a string before it was a RunOutcome: the values are
+    the ones RunWorkflow sent, and a payload holds the same JSON either way."""
+    assert [o.value for o in RunOutcome] == [
+        "exited",
+        "terminated",
+        "timed-out",
+        "not-started",
+        "settled",
+    ]
+
+    class FinishRunInputBefore(BaseModel):  # as released before RunOutcome
+        run_id: str
+        label: str
+        handle: Handle | None
+        outcome: str
+        exit_code: int | None = None
+        message: str | None = None
+        detail: str | None = None
+
+    converter = pydantic_data_converter.payload_converter
+    for outcome in RunOutcome:
+        finish = FinishRunInput(run_id="r1", label="run:r1", handle=None, outcome=outcome)
+        before = FinishRunInputBefore(**finish.model_dump(mode="json"))
+        assert before.outcome == outcome.value and type(before.outcome) is str
+        [sent] = converter.to_payloads([finish])
+        assert sent == converter.to_payloads([before])[0]
+        assert json.loads(sent.data)["outcome"] == outcome.value
+        [read] = converter.from_payloads([sent], [FinishRunInput])
+        assert read == finish and read.outcome is outcome

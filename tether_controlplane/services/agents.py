@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether_api.models import Agent, AgentCodeLocationState, AgentHeartbeat
-from tether_controlplane.services.requests import DEFAULT_QUEUE
+from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.tables import AgentRow, DeploymentRow, Organization, utcnow
 
 
@@ -40,7 +40,7 @@ def to_model(session: Session, dep: DeploymentRow, row: AgentRow, timeout_second
         last_heartbeat_at=row.last_heartbeat_at,
         code_locations=[AgentCodeLocationState.model_validate(c) for c in row.code_locations],
         metadata=row.metadata_,
-        queues=list(row.queues or [DEFAULT_QUEUE]),
+        queues=list(row.queues or [DEFAULT_AGENT_QUEUE]),
     )
 
 
@@ -74,9 +74,9 @@ def queue_warning(
     ``live``: the live agents, when the caller has them already."""
     if live is None:
         live = live_rows(session, dep, timeout_seconds)
-    if any(queue in (row.queues or [DEFAULT_QUEUE]) for row in live):
+    if any(queue in (row.queues or [DEFAULT_AGENT_QUEUE]) for row in live):
         return None
-    served = sorted({q for row in live for q in (row.queues or [DEFAULT_QUEUE])})
+    served = sorted({q for row in live for q in (row.queues or [DEFAULT_AGENT_QUEUE])})
     others = f" (live agents serve: {', '.join(served)})" if served else " (no agent is live)"
     return (
         f"no live agent serves agent queue '{queue}'{others}: start one with "

@@ -21,6 +21,7 @@ from tether_api.alerts import (
     WebhookChannel,
 )
 from tether_api.channels import MASK, SECRET_FIELDS, kind_of, masked_url
+from tether_api.enums import RunStatus
 from tether_controlplane.errors import Invalid, NotFound
 from tether_controlplane.tables import (
     AgentRow,
@@ -165,12 +166,12 @@ def alert_model(session: Session, row: AlertRow) -> Alert:
     return Alert(
         id=row.public_id,
         policy=policy.name if policy else "",
-        event=AlertEvent(row.event),
+        event=row.event,
         key=row.key,
         summary=row.summary,
         details=row.details,
         created_at=row.created_at,
-        status=DeliveryStatus(row.status),
+        status=row.status,
         attempts=row.attempts,
         last_error=row.last_error,
         delivered_at=row.delivered_at,
@@ -220,12 +221,12 @@ def fire(
             public_id=new_id(),
             deployment_id=dep.id,
             policy_id=row.id,
-            event=event.value,
+            event=event,
             key=key,
             summary=summary,
             details=details,
             created_at=utcnow(),
-            status=DeliveryStatus.PENDING.value,
+            status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=utcnow(),
         )
@@ -260,7 +261,7 @@ def _matches(spec: AlertPolicySpec, location: str | None, run: RunRow | None) ->
 
 
 def run_ended(session: Session, dep: DeploymentRow, run: RunRow) -> None:
-    event = AlertEvent.RUN_FAILURE if run.status == "FAILURE" else AlertEvent.RUN_SUCCESS
+    event = AlertEvent.RUN_FAILURE if run.status == RunStatus.FAILURE else AlertEvent.RUN_SUCCESS
     outcome = "failed" if event == AlertEvent.RUN_FAILURE else "succeeded"
     first = (run.status_message or "").strip().splitlines()
     summary = f"run {run.id[:8]} of job {run.job} in {run.code_location} {outcome}" + (
@@ -347,7 +348,7 @@ def check_time_based(session: Session, now: datetime) -> None:
             for run in session.scalars(
                 select(RunRow).where(
                     RunRow.deployment_id == dep.id,
-                    RunRow.status == "STARTED",
+                    RunRow.status == RunStatus.STARTED,
                     RunRow.started_at < cutoff,
                 )
             ):

@@ -80,7 +80,7 @@ def claim(db: Database, now: datetime, lease: timedelta) -> list[Claimed]:
     with db.write() as s:
         rows = s.scalars(
             select(AlertRow)
-            .where(AlertRow.status == DeliveryStatus.PENDING.value, AlertRow.next_attempt_at <= now)
+            .where(AlertRow.status == DeliveryStatus.PENDING, AlertRow.next_attempt_at <= now)
             .order_by(AlertRow.id)
             .limit(CLAIM_BATCH)
             .with_for_update(skip_locked=True)
@@ -91,7 +91,7 @@ def claim(db: Database, now: datetime, lease: timedelta) -> list[Claimed]:
             dep = s.get(DeploymentRow, row.deployment_id)
             assert policy is not None and dep is not None
             if not policy.enabled or policy.spec.get("deleted"):
-                row.status = DeliveryStatus.FAILED.value
+                row.status = DeliveryStatus.FAILED
                 row.last_error = "not sent: its policy was disabled or deleted first"
                 continue
             row.attempts += 1
@@ -124,11 +124,11 @@ def record(db: Database, claimed: Claimed, error: str | None) -> None:
     with db.write() as s:
         row = s.get(AlertRow, claimed.row_id)
         assert row is not None
-        if row.attempts != claimed.attempt or row.status != DeliveryStatus.PENDING.value:
+        if row.attempts != claimed.attempt or row.status != DeliveryStatus.PENDING:
             return  # its lease ran out and another pass took it over: that one records
         now = utcnow()
         if error is None:
-            row.status, row.delivered_at, row.last_error = DeliveryStatus.DELIVERED.value, now, None
+            row.status, row.delivered_at, row.last_error = DeliveryStatus.DELIVERED, now, None
             return
         failed(row, error, now)
 
@@ -137,7 +137,7 @@ def failed(row: AlertRow, error: str, now: datetime) -> None:
     """An attempt that failed: another later, with backoff, or FAILED after MAX_ATTEMPTS."""
     row.last_error = error[:2000]
     if row.attempts >= MAX_ATTEMPTS:
-        row.status = DeliveryStatus.FAILED.value
+        row.status = DeliveryStatus.FAILED
         log.warning("alert %s: giving up after %d attempts: %s", row.public_id, row.attempts, error)
         return
     backoff = min(2.0 ** (row.attempts - 1), MAX_BACKOFF_SECONDS)

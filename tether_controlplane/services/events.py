@@ -79,7 +79,7 @@ def ingest(
                 cause=FailureCause.RUN_FAILED,
             )
     return EventBatchResult(
-        accepted=len(rows), duplicates=len(events) - len(rows), run_status=RunStatus(run.status)
+        accepted=len(rows), duplicates=len(events) - len(rows), run_status=run.status
     )
 
 
@@ -91,7 +91,7 @@ def heartbeat(session: Session, run: RunRow) -> WorkerHeartbeatResult:
     stop = run.status == RunStatus.CANCELING or (
         run.status in (RunStatus.CANCELED, RunStatus.FAILURE) and not has_final_event(session, run)
     )
-    return WorkerHeartbeatResult(run_status=RunStatus(run.status), cancel_requested=stop)
+    return WorkerHeartbeatResult(run_status=run.status, cancel_requested=stop)
 
 
 def list_after(session: Session, run: RunRow, after: int, limit: int) -> list[RunEvent]:
@@ -105,7 +105,7 @@ def list_after(session: Session, run: RunRow, after: int, limit: int) -> list[Ru
 
 
 # What a step summary reads (tether_api.steps): a run's logs can outnumber these a thousandfold.
-STEP_EVENT_TYPES = [t.value for t in EventType if t.value.startswith("STEP_")]
+STEP_EVENT_TYPES = [t for t in EventType if t.startswith("STEP_")]
 
 
 def step_events(session: Session, run: RunRow) -> list[RunEvent]:
@@ -121,7 +121,7 @@ def step_events(session: Session, run: RunRow) -> list[RunEvent]:
 def _to_model(r: RunEventRow) -> RunEvent:
     return RunEvent(
         seq=r.seq,
-        type=EventType(r.type),
+        type=r.type,
         timestamp=r.timestamp,
         step=r.step,
         level=r.level,
@@ -131,7 +131,7 @@ def _to_model(r: RunEventRow) -> RunEvent:
 
 
 def has_final_event(session: Session, run: RunRow) -> bool:
-    final_types = [t.value for t in FINAL_EVENT_STATUS]
+    final_types = list(FINAL_EVENT_STATUS)
     return (
         session.scalar(
             select(RunEventRow.id)

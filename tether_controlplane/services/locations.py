@@ -13,6 +13,7 @@ from tether_api.models import (
     StatusChange,
     SyncCodeLocationPayload,
 )
+from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.services import agents, alerts, logs, requests, schedules, sensors
@@ -52,7 +53,7 @@ def find(
 
 
 def _record(
-    session: Session, row: CodeLocationRow, status: str, message: str | None
+    session: Session, row: CodeLocationRow, status: CodeLocationStatus, message: str | None
 ) -> CodeLocationStatusRow:
     now = utcnow()
     row.status = status
@@ -66,7 +67,7 @@ def _record(
 def queue_of(row: CodeLocationRow | None) -> str:
     """The agent queue serving the location."""
     queue = row.spec.get("agent_queue") if row is not None else None
-    return queue or requests.DEFAULT_QUEUE
+    return queue or DEFAULT_AGENT_QUEUE
 
 
 def queue_of_name(session: Session, dep: DeploymentRow, name: str) -> str:
@@ -112,13 +113,13 @@ def put(
     if (
         row is not None
         and not row.removed
-        and queue_of(row) != (spec.agent_queue or requests.DEFAULT_QUEUE)
+        and queue_of(row) != (spec.agent_queue or DEFAULT_AGENT_QUEUE)
     ):
         # Its workflow and server live on the old queue's agents: moving them is a removal
         # and a new deploy, which the user should see happen.
         raise Conflict(
             f"code location {name} is served by agent queue '{queue_of(row)}'; a deployed "
-            f"location cannot move to '{spec.agent_queue or requests.DEFAULT_QUEUE}': remove "
+            f"location cannot move to '{spec.agent_queue or DEFAULT_AGENT_QUEUE}': remove "
             f"it (`tether locations remove {name}`), then deploy it with the new agent_queue "
             f"(or deploy it with --agent-queue {queue_of(row)})"
         )
@@ -127,7 +128,7 @@ def put(
             deployment_id=dep.id,
             name=name,
             spec=spec_json,
-            status=CodeLocationStatus.PENDING.value,
+            status=CodeLocationStatus.PENDING,
             generation=1,
             created_at=now,
             updated_at=now,
@@ -135,7 +136,7 @@ def put(
         )
         session.add(row)
         session.flush()
-        _record(session, row, CodeLocationStatus.PENDING.value, "created")
+        _record(session, row, CodeLocationStatus.PENDING, "created")
     else:
         revived = row.removed
         row.spec = spec_json
@@ -145,7 +146,7 @@ def put(
         row.deployed_at = now
         if revived:
             row.error = None
-            _record(session, row, CodeLocationStatus.PENDING.value, "deployed again after removal")
+            _record(session, row, CodeLocationStatus.PENDING, "deployed again after removal")
     _enqueue_sync(session, dep, row)
     return row, True
 
@@ -158,11 +159,20 @@ def redeploy(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow
     return row
 
 
-def new_generation(session: Session, dep: DeploymentRow, name: str, reason: str) -> CodeLocationRow:
+def new_generation(
+    session: Session, dep: DeploymentRow, name: str, reason: str, follows: int | None = None
+) -> CodeLocationRow:
     """A redeploy the agent was asked for directly (a Temporal signal or update): a new
     generation, visible like any other, but no SYNC request, since the location's workflow is
-    already deploying it."""
+    already deploying it.
+
+    Idempotent with ``follows`` (the generation the agent's workflow knows): the generation
+    goes up only from that one. A retry whose first answer was lost, or a call that a deploy
+    overtook, finds another generation and gets the location as it is. An agent of an earlier
+    version sends no ``follows``: each of its calls records one, as before."""
     row = find(session, dep, name)
+    if follows is not None and row.generation != follows:
+        return row
     row.generation += 1
     row.deployed_at = utcnow()
     _record(session, row, row.status, reason)
@@ -223,10 +233,10 @@ def report(
         .order_by(CodeLocationStatusRow.id.desc())
         .limit(1)
     )
-    if last is None or last.status != report.status.value or last.message != report.message:
-        change = _record(session, row, report.status.value, report.message)
+    if last is None or last.status != report.status or last.message != report.message:
+        change = _record(session, row, report.status, report.message)
         if report.status == CodeLocationStatus.ERROR and (
-            last is None or last.status != CodeLocationStatus.ERROR.value
+            last is None or last.status != CodeLocationStatus.ERROR
         ):
             alerts.location_error(session, dep, name, change.id, report.message or "")
     else:
@@ -252,15 +262,12 @@ def to_model(
             .order_by(CodeLocationStatusRow.id.desc())
             .limit(HISTORY_IN_VIEW)
         )
-        history = [
-            StatusChange(status=CodeLocationStatus(c.status), message=c.message, at=c.at)
-            for c in changes
-        ]
+        history = [StatusChange(status=c.status, message=c.message, at=c.at) for c in changes]
     return CodeLocation(
         name=row.name,
         deployment=dep.name,
         spec=CodeLocationSpec.model_validate(row.spec),
-        status=CodeLocationStatus(row.status),
+        status=row.status,
         generation=row.generation,
         error=CodeLocationError.model_validate(row.error) if row.error else None,
         snapshot=DefinitionsSnapshot.model_validate(row.snapshot) if row.snapshot else None,

@@ -8,12 +8,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tether_api.enums import RequestStatus, RequestType
+from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.notify import requests_key
 from tether_controlplane.tables import RequestRow, utcnow
 
-DEFAULT_QUEUE = "default"
 ID_RE = re.compile(r"[0-9]{1,18}")
 # A request claimed this many times without an ack is a poison message: fail it.
 MAX_ATTEMPTS = 20
@@ -32,7 +32,7 @@ def enqueue(
     type_: RequestType,
     payload: dict[str, Any],
     dedupe_key: str | None = None,
-    queue: str = DEFAULT_QUEUE,
+    queue: str = DEFAULT_AGENT_QUEUE,
 ) -> RequestRow:
     """Add a request. An unclaimed request with the same ``dedupe_key`` absorbs this one, so
     repeated intents (two redeploys in a row) reach the agent once, with the newest payload."""
@@ -51,11 +51,11 @@ def enqueue(
             return existing
     row = RequestRow(
         deployment_id=deployment_id,
-        type=type_.value,
+        type=type_,
         payload=payload,
         dedupe_key=dedupe_key,
         queue=queue,
-        status=RequestStatus.PENDING.value,
+        status=RequestStatus.PENDING,
         attempt=0,
         created_at=utcnow(),
     )
@@ -68,7 +68,7 @@ def enqueue(
 def _claimable(deployment_id: int, now: datetime, queues: list[str] | None = None) -> Any:
     return and_(
         RequestRow.deployment_id == deployment_id,
-        RequestRow.queue.in_(queues or [DEFAULT_QUEUE]),
+        RequestRow.queue.in_(queues or [DEFAULT_AGENT_QUEUE]),
         or_(
             RequestRow.status == RequestStatus.PENDING,
             and_(RequestRow.status == RequestStatus.CLAIMED, RequestRow.lease_expires_at < now),
@@ -103,7 +103,7 @@ def claim(
             update(RequestRow)
             .where(RequestRow.id.in_(ids), _claimable(deployment_id, now, queues))
             .values(
-                status=RequestStatus.CLAIMED.value,
+                status=RequestStatus.CLAIMED,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempt=RequestRow.attempt + 1,
                 claimed_by=agent_name,
@@ -115,7 +115,7 @@ def claim(
     live = []
     for row in sorted(claimed, key=lambda r: r.id):
         if row.attempt > MAX_ATTEMPTS:
-            row.status = RequestStatus.FAILED.value
+            row.status = RequestStatus.FAILED
             row.finished_at = now
             row.error = f"claimed {MAX_ATTEMPTS} times without an acknowledgement; gave up"
         else:
@@ -129,7 +129,7 @@ def next_lease_expiry(
     return session.scalar(
         select(func.min(RequestRow.lease_expires_at)).where(
             RequestRow.deployment_id == deployment_id,
-            RequestRow.queue.in_(queues or [DEFAULT_QUEUE]),
+            RequestRow.queue.in_(queues or [DEFAULT_AGENT_QUEUE]),
             RequestRow.status == RequestStatus.CLAIMED,
         )
     )
@@ -167,7 +167,7 @@ def ack(
     row = get(session, deployment_id, request_id)
     _check_lease(row, attempt)
     if row.status in (RequestStatus.PENDING, RequestStatus.CLAIMED):
-        row.status = RequestStatus.DONE.value
+        row.status = RequestStatus.DONE
         row.finished_at = utcnow()
         row.lease_expires_at = None
     return row
@@ -187,11 +187,11 @@ def fail(
         return row
     row.error = error
     if retry:
-        row.status = RequestStatus.PENDING.value
+        row.status = RequestStatus.PENDING
         row.lease_expires_at = None
         wake_after_commit(session, requests_key(deployment_id))
     else:
-        row.status = RequestStatus.FAILED.value
+        row.status = RequestStatus.FAILED
         row.finished_at = utcnow()
     return row
 
@@ -205,5 +205,5 @@ def supersede(session: Session, deployment_id: int, dedupe_key: str, reason: str
             RequestRow.dedupe_key == dedupe_key,
             RequestRow.status == RequestStatus.PENDING,
         )
-        .values(status=RequestStatus.DONE.value, finished_at=utcnow(), error=reason)
+        .values(status=RequestStatus.DONE, finished_at=utcnow(), error=reason)
     )

@@ -22,11 +22,11 @@ def purge(session: Session, now: datetime, request_hours: float, skipped_tick_da
     """Delete up to BATCH finished requests and BATCH skipped sensor ticks past their
     retention; return how many rows went."""
     old_requests = select(RequestRow.id).where(
-        RequestRow.status.in_([RequestStatus.DONE.value, RequestStatus.FAILED.value]),
+        RequestRow.status.in_([RequestStatus.DONE, RequestStatus.FAILED]),
         RequestRow.finished_at < now - timedelta(hours=request_hours),
     )
     old_ticks = select(SensorTickRow.id).where(
-        SensorTickRow.status == TickStatus.SKIPPED.value,
+        SensorTickRow.status == TickStatus.SKIPPED,
         SensorTickRow.tick_time < now - timedelta(days=skipped_tick_days),
     )
     gone = 0

@@ -67,7 +67,7 @@ def to_model(dep: DeploymentRow, row: RunRow) -> Run:
         job=row.job,
         run_config=row.run_config,
         tags=row.tags,
-        status=RunStatus(row.status),
+        status=row.status,
         status_message=row.status_message,
         exit_code=row.exit_code,
         created_at=row.created_at,
@@ -129,7 +129,7 @@ def planned_steps(session: Session, dep: DeploymentRow, run: RunRow) -> list[str
     """The steps of a run still going, from its location's snapshot, so that those it has
     not reached yet can be shown. Empty for a finished run: its events tell what ran, and
     the code may have changed since."""
-    if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+    if run.status in TERMINAL_RUN_STATUSES:
         return []
     try:
         location = locations.find(session, dep, run.code_location)
@@ -155,7 +155,7 @@ def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
         job=body.job,
         run_config=body.run_config,
         tags=body.tags,
-        status=RunStatus.QUEUED.value,
+        status=RunStatus.QUEUED,
         created_at=now,
     )
     session.add(row)
@@ -196,7 +196,7 @@ def admit(session: Session, dep: DeploymentRow) -> int:
     now = utcnow()
     queues: dict[str, str] = {}  # one lookup per location, not per run, in a burst
     for run in queued:
-        run.status = RunStatus.STARTING.value
+        run.status = RunStatus.STARTING
         run.admitted_at = now
         payload = LaunchRunPayload(run_id=run.id, code_location=run.code_location, job=run.job)
         if run.code_location not in queues:
@@ -224,14 +224,14 @@ def transition(
     """Apply a status change if the state machine allows it. Terminal states are final:
     a late report never overwrites SUCCESS with FAILURE. Returns whether anything changed.
     ``cause``: why a FAILURE happened, which decides whether it is retried."""
-    current = RunStatus(run.status)
+    current = run.status
     if status == RunStatus.CANCELING and current == RunStatus.QUEUED:
         status = RunStatus.CANCELED  # nothing runs yet: nothing to wait for
     if current not in ALLOWED_FROM.get(status, frozenset()):
         return False
     now = utcnow()
     changed = current != status
-    run.status = status.value
+    run.status = status
     if message is not None:
         run.status_message = message
     if exit_code is not None:
@@ -290,7 +290,7 @@ def report(session: Session, dep: DeploymentRow, run: RunRow, body: RunStatusRep
 
 
 def terminate(session: Session, dep: DeploymentRow, run: RunRow, reason: str) -> RunRow:
-    current = RunStatus(run.status)
+    current = run.status
     if current in (RunStatus.SUCCESS, RunStatus.FAILURE):
         raise Conflict(f"run {run.id} already finished with {current.value}; nothing to terminate")
     if current == RunStatus.CANCELED:
@@ -328,7 +328,7 @@ def list_page(
 ) -> RunPage:
     query = select(RunRow).where(RunRow.deployment_id == dep.id)
     if statuses:
-        query = query.where(RunRow.status.in_([s.value for s in statuses]))
+        query = query.where(RunRow.status.in_(statuses))
     if code_location:
         query = query.where(RunRow.code_location == code_location)
     if job:

@@ -101,7 +101,7 @@ def evaluate(
         return []
     on_time = [t for t in due if now - t <= ON_TIME]
     missed = [t for t in due if now - t > ON_TIME]
-    policy = MissedTicks(row.missed_ticks)
+    policy = row.missed_ticks
     if policy == MissedTicks.ALL:
         to_run, skipped = missed[-MAX_CATCH_UP_TICKS:] + on_time, missed[:-MAX_CATCH_UP_TICKS]
     elif policy == MissedTicks.SKIP or on_time:
@@ -114,7 +114,7 @@ def evaluate(
         TickRow(
             schedule_id=row.id,
             tick_time=t,
-            status=TickStatus.SKIPPED.value,
+            status=TickStatus.SKIPPED,
             error=f"missed while the scheduler was not running (missed_ticks: {policy.value})",
             created_at=now,
         )
@@ -166,6 +166,6 @@ def _run_tick(
     except ValidationError as exc:
         ticks.fail_schedule_tick(session, dep, row, record, str(exc))
     else:
-        record.status, record.run_id = TickStatus.SUCCESS.value, run.id
+        record.status, record.run_id = TickStatus.SUCCESS, run.id
     session.add(record)
     return record

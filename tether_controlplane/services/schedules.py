@@ -8,7 +8,7 @@ from croniter import CroniterBadDateError, croniter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
+from tether_api.enums import ScheduleStatus, TickStatus
 from tether_api.models import strip_nul
 from tether_api.schedules import Schedule, Tick
 from tether_api.snapshot import DefinitionsSnapshot, ScheduleSnapshot
@@ -17,7 +17,7 @@ from tether_controlplane.tables import DeploymentRow, ScheduleRow, SensorRow, Ti
 
 
 def effective_status(row: "ScheduleRow | SensorRow") -> ScheduleStatus:
-    return ScheduleStatus(row.status or row.default_status)
+    return row.status or row.default_status
 
 
 def next_tick(row: ScheduleRow, after: datetime) -> datetime:
@@ -86,7 +86,7 @@ def sync(
         row.error = schedule_error(s.cron, s.timezone)
         row.run_config, row.tags = s.run_config, s.tags
         row.config_from_code, row.timeout_seconds = s.config_from_code, s.timeout_seconds
-        row.default_status, row.missed_ticks = s.default_status.value, s.missed_ticks.value
+        row.default_status, row.missed_ticks = s.default_status, s.missed_ticks
         row.present = True
         row.updated_at = now
         if effective_status(row) == ScheduleStatus.RUNNING and (not was_running or moved):
@@ -116,7 +116,7 @@ def set_status(session: Session, row: ScheduleRow, status: ScheduleStatus) -> Sc
     if effective_status(row) != ScheduleStatus.RUNNING and status == ScheduleStatus.RUNNING:
         # Turned on: it ticks from now on; the time it was off is not "missed".
         row.cursor = utcnow()
-    row.status = status.value
+    row.status = status
     row.updated_at = utcnow()
     return row
 
@@ -144,9 +144,9 @@ def to_model(session: Session, row: ScheduleRow) -> Schedule:
         run_config=row.run_config,
         tags=row.tags,
         status=status,
-        default_status=ScheduleStatus(row.default_status),
+        default_status=row.default_status,
         status_set_by_user=row.status is not None,
-        missed_ticks=MissedTicks(row.missed_ticks),
+        missed_ticks=row.missed_ticks,
         config_from_code=row.config_from_code,
         present=row.present,
         next_tick_at=next_tick(row, utcnow()) if status == ScheduleStatus.RUNNING else None,
@@ -158,7 +158,7 @@ def to_model(session: Session, row: ScheduleRow) -> Schedule:
 def tick_model(row: TickRow) -> Tick:
     return Tick(
         tick_time=row.tick_time,
-        status=TickStatus(row.status),
+        status=row.status,
         run_id=row.run_id,
         error=row.error,
         created_at=row.created_at,
@@ -172,7 +172,7 @@ def ticks(
 ) -> list[Tick]:
     query = select(TickRow).where(TickRow.schedule_id == row.id)
     if status is not None:
-        query = query.where(TickRow.status == status.value)
+        query = query.where(TickRow.status == status)
     found = session.scalars(query.order_by(TickRow.id.desc()).limit(limit))
     return [tick_model(t) for t in found]
 

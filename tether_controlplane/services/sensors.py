@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tether_api.enums import RunStatus, ScheduleStatus, SensorKind, TickStatus
+from tether_api.enums import ScheduleStatus, SensorKind, TickStatus
 from tether_api.models import strip_nul
 from tether_api.snapshot import DefinitionsSnapshot, SensorSnapshot
 from tether_api.ticks import Sensor, SensorTick
@@ -46,14 +46,14 @@ def sync(
         if row is None:
             row = SensorRow(deployment_id=dep.id, code_location=location, name=s.name)
             session.add(row)
-        if row.kind is not None and row.kind != s.kind.value:
+        if row.kind is not None and row.kind != s.kind:
             row.cursor = None  # a cursor means something else to the other kind
-        row.kind, row.job, row.description = s.kind.value, s.job, s.description
+        row.kind, row.job, row.description = s.kind, s.job, s.description
         row.minimum_interval_seconds = s.minimum_interval_seconds
         row.timeout_seconds = s.timeout_seconds
         row.monitored_jobs = s.monitored_jobs
-        row.monitored_status = s.monitored_status.value if s.monitored_status else None
-        row.default_status = s.default_status.value
+        row.monitored_status = s.monitored_status
+        row.default_status = s.default_status
         if s.kind == SensorKind.RUN_STATUS and row.cursor is None:
             # It reacts to runs that end from now on, not to the deployment's whole past.
             row.cursor = run_cursor(now, 0)
@@ -108,10 +108,10 @@ def set_status(session: Session, row: SensorRow, status: ScheduleStatus) -> Sens
     if status == ScheduleStatus.RUNNING and effective_status(row) != ScheduleStatus.RUNNING:
         # Turned on: evaluated at once, then at its interval.
         row.last_tick_at = None
-        if row.kind == SensorKind.RUN_STATUS.value:
+        if row.kind == SensorKind.RUN_STATUS:
             # Runs that ended while it was off are not news to it now.
             row.cursor = run_cursor(utcnow(), 0)
-    row.status = status.value
+    row.status = status
     row.updated_at = utcnow()
     return row
 
@@ -145,15 +145,15 @@ def to_model(session: Session, row: SensorRow) -> Sensor:
     return Sensor(
         code_location=row.code_location,
         name=row.name,
-        kind=SensorKind(row.kind),
+        kind=row.kind,
         job=row.job,
         description=row.description,
         minimum_interval_seconds=row.minimum_interval_seconds,
         timeout_seconds=row.timeout_seconds,
         monitored_jobs=row.monitored_jobs,
-        monitored_status=RunStatus(row.monitored_status) if row.monitored_status else None,
+        monitored_status=row.monitored_status,
         status=status,
-        default_status=ScheduleStatus(row.default_status),
+        default_status=row.default_status,
         status_set_by_user=row.status is not None,
         present=row.present,
         cursor=row.cursor,
@@ -165,7 +165,7 @@ def to_model(session: Session, row: SensorRow) -> Sensor:
 def tick_model(row: SensorTickRow) -> SensorTick:
     return SensorTick(
         id=row.id,
-        status=TickStatus(row.status),
+        status=row.status,
         tick_time=row.tick_time,
         finished_at=row.finished_at,
         run_ids=list(row.run_ids or []),
@@ -183,6 +183,6 @@ def ticks(
 ) -> list[SensorTick]:
     query = select(SensorTickRow).where(SensorTickRow.sensor_id == row.id)
     if status is not None:
-        query = query.where(SensorTickRow.status == status.value)
+        query = query.where(SensorTickRow.status == status)
     found = session.scalars(query.order_by(SensorTickRow.id.desc()).limit(limit))
     return [tick_model(t) for t in found]

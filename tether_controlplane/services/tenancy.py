@@ -43,13 +43,13 @@ INVALID_TOKEN = (
 UNKNOWN = Refusal(401, INVALID_TOKEN, TokenRefusalReason.TOKEN_UNKNOWN)
 
 # What the holder of a revoked or expired token of each kind should do about it.
-FIXES = {
-    TokenKind.USER.value: "create a new one with `tether tokens create NAME`",
-    TokenKind.AGENT.value: "create a new one with `tether tokens create NAME --kind agent` "
+FIXES: dict[TokenKind, str] = {
+    TokenKind.USER: "create a new one with `tether tokens create NAME`",
+    TokenKind.AGENT: "create a new one with `tether tokens create NAME --kind agent` "
     "and restart the agent with it",
-    TokenKind.SESSION.value: "sign in again (the web UI)",
-    TokenKind.SIGN_IN.value: "ask for a new sign-in link",
-    TokenKind.RUN.value: "nothing to do: the agent mints a new one for each run",
+    TokenKind.SESSION: "sign in again (the web UI)",
+    TokenKind.SIGN_IN: "ask for a new sign-in link",
+    TokenKind.RUN: "nothing to do: the agent mints a new one for each run",
 }
 
 
@@ -73,7 +73,7 @@ def identify(
     row = session.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(secret)))
     if row is None:
         return UNKNOWN
-    fix = FIXES.get(row.kind, FIXES[TokenKind.USER.value])
+    fix = FIXES.get(row.kind, FIXES[TokenKind.USER])
     refused = _why_not(row, "this token", fix)
     if refused is None and row.parent_id is not None:
         parent = session.get(TokenRow, row.parent_id)  # a session ends with its user token
@@ -85,13 +85,13 @@ def identify(
     if refused is not None:
         return refused
     deployment_id = row.deployment_id
-    if row.kind == TokenKind.AGENT.value:
+    if row.kind == TokenKind.AGENT:
         chosen = _agent_deployment(session, row, deployment_name)
         if isinstance(chosen, Refusal):
             return chosen
         deployment_id = chosen
     return Principal(
-        kind=TokenKind(row.kind),
+        kind=row.kind,
         token_id=row.id,
         organization_id=row.organization_id,
         deployment_id=deployment_id,
@@ -231,7 +231,7 @@ def mint(
     """A new token: its secret (shown once) and its row (flushed, so it has an id)."""
     secret, digest = new_token(kind)
     row = TokenRow(
-        kind=kind.value,
+        kind=kind,
         name=(name or description or kind.value)[:100],
         token_hash=digest,
         organization_id=organization_id,

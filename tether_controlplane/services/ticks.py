@@ -109,14 +109,14 @@ def start_sensor_tick(
     in_flight = session.scalar(
         select(SensorTickRow.id).where(
             SensorTickRow.sensor_id == row.id,
-            SensorTickRow.status == TickStatus.EVALUATING.value,
+            SensorTickRow.status == TickStatus.EVALUATING,
         )
     )
     if in_flight is not None:
         return None  # its deadline ends it (expire), then the next one starts
     runs_ended: list[EndedRun] = []
     next_cursor = None
-    if row.kind == SensorKind.RUN_STATUS.value:
+    if row.kind == SensorKind.RUN_STATUS:
         runs_ended, next_cursor = _ended_runs(session, row)
         if not runs_ended:
             row.last_tick_at = now  # nothing new: no need to wake the code server
@@ -124,7 +124,7 @@ def start_sensor_tick(
     tick = SensorTickRow(
         sensor_id=row.id,
         tick_time=now,
-        status=TickStatus.EVALUATING.value,
+        status=TickStatus.EVALUATING,
         deadline=now + timedelta(seconds=row.timeout_seconds + grace_seconds),
         next_cursor=next_cursor,
         cursor=row.cursor,
@@ -136,7 +136,7 @@ def start_sensor_tick(
     request = TickRequest(
         kind=TickKind.SENSOR,
         name=row.name,
-        cursor=row.cursor if row.kind == SensorKind.STANDARD.value else None,
+        cursor=row.cursor if row.kind == SensorKind.STANDARD else None,
         tick_time=now,
         last_tick_at=row.last_success_at,
         runs=runs_ended,
@@ -155,7 +155,7 @@ def start_schedule_tick(
         schedule_id=row.id,
         tick_time=tick_time,
         created_at=now,
-        status=TickStatus.EVALUATING.value,
+        status=TickStatus.EVALUATING,
         deadline=now + timedelta(seconds=row.timeout_seconds + grace_seconds),
     )
     session.add(record)
@@ -205,7 +205,7 @@ def enqueued_request(
     activity reads the rest here. Conflict once the tick has ended: evaluating it again
     would change nothing."""
     status = _tick_status(session, dep, kind, tick_id)
-    if status != TickStatus.EVALUATING.value:
+    if status != TickStatus.EVALUATING:
         raise Conflict(
             f"{kind.value} tick {tick_id} has ended ({status}); it is not evaluated again"
         )
@@ -216,7 +216,7 @@ def enqueued_request(
         .where(
             RequestRow.deployment_id == dep.id,
             RequestRow.dedupe_key == request_key(kind, tick_id),
-            RequestRow.type == RequestType.EVALUATE_TICK.value,
+            RequestRow.type == RequestType.EVALUATE_TICK,
         )
         .order_by(RequestRow.id.desc())
         .limit(1)
@@ -226,7 +226,7 @@ def enqueued_request(
     return EvaluateTickPayload.model_validate(row.payload)
 
 
-def _tick_status(session: Session, dep: DeploymentRow, kind: TickKind, tick_id: int) -> str:
+def _tick_status(session: Session, dep: DeploymentRow, kind: TickKind, tick_id: int) -> TickStatus:
     """The tick's status; NotFound when it is not a tick of this deployment."""
     if kind == TickKind.SENSOR:
         sensor_tick = session.get(SensorTickRow, tick_id)
@@ -255,7 +255,7 @@ def _ended_runs(session: Session, row: SensorRow) -> tuple[list[EndedRun], str |
     after = parse_run_cursor(row.cursor) or (row.updated_at, 0)
     query = select(RunRow).where(
         RunRow.deployment_id == row.deployment_id,
-        RunRow.status == (row.monitored_status or RunStatus.FAILURE.value),
+        RunRow.status == (row.monitored_status or RunStatus.FAILURE),
         RunRow.ended_at.is_not(None),
         or_(
             RunRow.ended_at > after[0],
@@ -274,7 +274,7 @@ def _ended_runs(session: Session, row: SensorRow) -> tuple[list[EndedRun], str |
             id=r.id,
             code_location=r.code_location,
             job=r.job,
-            status=RunStatus(r.status),
+            status=r.status,
             tags=r.tags,
             run_config=r.run_config,
             error=r.status_message,
@@ -306,7 +306,7 @@ def _complete_sensor(
     sensor = session.get(SensorRow, tick.sensor_id) if tick is not None else None
     if tick is None or sensor is None or sensor.deployment_id != dep.id:
         raise NotFound(f"sensor tick {tick_id} not found in deployment {dep.name!r}")
-    if tick.status != TickStatus.EVALUATING.value:
+    if tick.status != TickStatus.EVALUATING:
         return _outcome(tick.status, tick.run_ids, tick.error, already=True)
     tick.workflow_id = report.workflow_id
     tick.finished_at = utcnow()
@@ -320,12 +320,12 @@ def _complete_sensor(
             error = exc.detail if isinstance(exc, ApiError | _Refused) else str(exc)
         else:
             tick.run_ids, tick.run_keys_skipped = created, skipped
-            tick.status = TickStatus.SUCCESS.value if created else TickStatus.SKIPPED.value
+            tick.status = TickStatus.SUCCESS if created else TickStatus.SKIPPED
             tick.skip_reason = response.skip_reason
             if not created and skipped:
                 tick.skip_reason = f"run keys already used: {', '.join(skipped[:10])}"
             sensor.cursor = (
-                tick.next_cursor if sensor.kind == SensorKind.RUN_STATUS.value else response.cursor
+                tick.next_cursor if sensor.kind == SensorKind.RUN_STATUS else response.cursor
             )
             tick.cursor = sensor.cursor
             sensor.last_success_at = tick.tick_time
@@ -393,16 +393,16 @@ def _fail_sensor_tick(
         .where(
             SensorTickRow.sensor_id == sensor.id,
             SensorTickRow.id < tick.id,
-            SensorTickRow.status != TickStatus.EVALUATING.value,
+            SensorTickRow.status != TickStatus.EVALUATING,
         )
         .order_by(SensorTickRow.id.desc())
         .limit(1)
     )
-    tick.status, tick.error, tick.traceback = TickStatus.FAILURE.value, error, trace
+    tick.status, tick.error, tick.traceback = TickStatus.FAILURE, error, trace
     tick.finished_at = tick.finished_at or utcnow()
     tick.cursor = sensor.cursor
     # On the transition into failure, not on every failing evaluation of a broken sensor.
-    if previous != TickStatus.FAILURE.value:
+    if previous != TickStatus.FAILURE:
         alerts.tick_failed(
             session,
             dep,
@@ -421,14 +421,14 @@ def _complete_schedule(
     schedule = session.get(ScheduleRow, tick.schedule_id) if tick is not None else None
     if tick is None or schedule is None or schedule.deployment_id != dep.id:
         raise NotFound(f"schedule tick {tick_id} not found in deployment {dep.name!r}")
-    if tick.status != TickStatus.EVALUATING.value:
+    if tick.status != TickStatus.EVALUATING:
         return _outcome(tick.status, [tick.run_id] if tick.run_id else [], tick.error, True)
     tick.workflow_id = report.workflow_id
     error, trace = _error_of(report)
     response = report.response
     if error is None and response is not None:
         if not response.run_requests:
-            tick.status = TickStatus.SKIPPED.value
+            tick.status = TickStatus.SKIPPED
             tick.error = response.skip_reason or "the config function asked for no run"
             return _outcome(tick.status, [], tick.error)
         request = response.run_requests[0]
@@ -449,7 +449,7 @@ def _complete_schedule(
         except ApiError as exc:
             error = exc.detail
         else:
-            tick.status, tick.run_id = TickStatus.SUCCESS.value, run.id
+            tick.status, tick.run_id = TickStatus.SUCCESS, run.id
             return _outcome(tick.status, [run.id], None)
     fail_schedule_tick(session, dep, schedule, tick, error or "no answer", trace)
     return _outcome(tick.status, [], tick.error)
@@ -463,7 +463,7 @@ def fail_schedule_tick(
     error: str,
     trace: str | None = None,
 ) -> None:
-    tick.status, tick.error, tick.traceback = TickStatus.FAILURE.value, error, trace
+    tick.status, tick.error, tick.traceback = TickStatus.FAILURE, error, trace
     log.warning("schedule %s: tick %s created no run: %s", schedule.name, tick.tick_time, error)
     alerts.tick_failed(
         session,
@@ -487,15 +487,13 @@ def _error_of(report: TickReport) -> tuple[str | None, str | None]:
 
 
 def _outcome(
-    status: str, run_ids: list[Any], error: str | None, already: bool = False
+    status: TickStatus, run_ids: list[Any], error: str | None, already: bool = False
 ) -> TickOutcome:
-    return TickOutcome(
-        status=TickStatus(status), run_ids=list(run_ids), error=error, already_final=already
-    )
+    return TickOutcome(status=status, run_ids=list(run_ids), error=error, already_final=already)
 
 
 def _has_overdue(session: Session, now: datetime) -> bool:
-    evaluating = TickStatus.EVALUATING.value
+    evaluating = TickStatus.EVALUATING
     return (
         session.scalar(
             select(SensorTickRow.id)
@@ -513,7 +511,7 @@ def _has_overdue(session: Session, now: datetime) -> bool:
 def expire(session: Session, now: datetime) -> int:
     """Fail the ticks no agent answered by their deadline (agents down, the location's code
     server not serving), and withdraw their requests if nobody claimed them."""
-    evaluating = TickStatus.EVALUATING.value
+    evaluating = TickStatus.EVALUATING
     count = 0
     for tick in session.scalars(
         select(SensorTickRow)

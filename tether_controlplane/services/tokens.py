@@ -14,7 +14,7 @@ from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.tables import DeploymentRow, TokenRow, utcnow
 from tether_controlplane.tokens import TokenKind
 
-MANAGED = [k.value for k in ManagedTokenKind]
+MANAGED = [TokenKind(k) for k in ManagedTokenKind]
 
 
 def list_all(session: Session, organization_id: int) -> list[Token]:

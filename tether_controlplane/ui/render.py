@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from tether_api.enums import TERMINAL_RUN_STATUSES
+from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.ui.session import Signed
 
 HERE = Path(__file__).parent
@@ -81,7 +82,7 @@ templates.env.filters.update(
     first_line=first_line,
     event_traceback=event_traceback,
 )
-templates.env.globals.update(FINAL_RUN=FINAL_RUN)
+templates.env.globals.update(FINAL_RUN=FINAL_RUN, DEFAULT_AGENT_QUEUE=DEFAULT_AGENT_QUEUE)
 
 
 def page(

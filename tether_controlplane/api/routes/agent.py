@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from tether_api.enums import (
     TERMINAL_RUN_STATUSES,
-    RequestStatus,
     RequestType,
     RunStatus,
     TickKind,
@@ -36,6 +35,7 @@ from tether_api.models import (
     RunStatusReport,
     RunToken,
 )
+from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_api.ticks import EvaluateTickPayload, TickOutcome, TickReport
 from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
@@ -61,9 +61,9 @@ router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 def _request_model(row: RequestRow) -> AgentRequest:
     return AgentRequest(
         id=str(row.id),
-        type=RequestType(row.type),
+        type=row.type,
         payload=row.payload,
-        status=RequestStatus(row.status),
+        status=row.status,
         attempt=row.attempt,
         queue=row.queue,
         created_at=row.created_at,
@@ -95,7 +95,7 @@ def _claim(
             with contextlib.suppress(Conflict, NotFound):  # stale or unknown: nothing to do
                 requests.ack(s, deployment_id, ack.id, ack.attempt)
         # And the agent's own queue: requests only its host can answer (a run's kept output).
-        queues = [*(body.queues or [requests.DEFAULT_QUEUE]), requests.agent_queue(body.agent_name)]
+        queues = [*(body.queues or [DEFAULT_AGENT_QUEUE]), requests.agent_queue(body.agent_name)]
         rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease, queues)
         if rows:
             return [_request_model(r) for r in rows], None
@@ -165,7 +165,7 @@ async def fail_request(
 def _answer_logs(db: Database, deployment_id: int, request_id: str) -> AgentRequest:
     with db.write() as s:
         row = requests.get(s, deployment_id, request_id)
-        if row.type != RequestType.FETCH_RUN_LOGS.value:
+        if row.type != RequestType.FETCH_RUN_LOGS:
             raise Conflict(
                 f"request {request_id} is a {row.type} request, not FETCH_RUN_LOGS: "
                 "acknowledge it with POST .../ack instead"
@@ -206,10 +206,12 @@ def new_code_location_generation(
     name: NamePath, body: NewGeneration, scope: AgentScope, db: DbDep
 ) -> CodeLocation:
     """A redeploy asked of the location's workflow directly (a Temporal signal or update):
-    records a new generation, without enqueueing a sync (the workflow is deploying it)."""
+    records a new generation, without enqueueing a sync (the workflow is deploying it). With
+    `follows`, only one after that generation: a retry answers the location as it is."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return locations.to_model(s, dep, locations.new_generation(s, dep, name, body.reason))
+        row = locations.new_generation(s, dep, name, body.reason, follows=body.follows)
+        return locations.to_model(s, dep, row)
 
 
 @router.get("/runs/{run_id}", responses=LOOKUP)
@@ -250,7 +252,7 @@ def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
     with db.write() as s:
         dep = scope.deployment(s)
         run = runs.find(s, dep, run_id, lock=True)
-        if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
+        if run.status in TERMINAL_RUN_STATUSES:
             raise Conflict(f"run {run_id} already finished with {run.status}; it needs no worker")
         logs.record_launch(s, dep, run)  # agents from before POST .../launch mint here
         tenancy.revoke_run_tokens(s, run.id)
@@ -267,7 +269,7 @@ def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
         row = runs.find(s, dep, run_id, lock=True)
         location = locations.find(s, dep, row.code_location, include_removed=True)
         token = None
-        if row.status == RunStatus.STARTING.value:
+        if row.status == RunStatus.STARTING:
             logs.record_launch(s, dep, row)
             tenancy.revoke_run_tokens(s, row.id)
             token = tenancy.mint(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)[0]

@@ -50,7 +50,7 @@ SSE_END_GRACE = 5.0
 def _run_is_final(db: Database, run_pk: int) -> bool:
     with db.read() as s:
         run = s.get(RunRow, run_pk)
-        return run is None or RunStatus(run.status) in TERMINAL_RUN_STATUSES
+        return run is None or run.status in TERMINAL_RUN_STATUSES
 
 
 @router.post("", status_code=201, responses=LOOKUP)
@@ -167,7 +167,7 @@ def list_run_events(
         return RunEventPage(
             events=page,
             last_seq=page[-1].seq if page else after,
-            run_status=RunStatus(run.status),
+            run_status=run.status,
         )
 
 
@@ -297,7 +297,7 @@ def _read_page(
         dep = scope.deployment(s)
         run = runs.find(s, dep, run_id)
         page = events.list_after(s, run, after, SSE_BATCH)
-        done = RunStatus(run.status) in TERMINAL_RUN_STATUSES and events.has_final_event(s, run)
+        done = run.status in TERMINAL_RUN_STATUSES and events.has_final_event(s, run)
         frames = [
             f"id: {e.seq}\nevent: {e.type.value}\ndata: {e.model_dump_json()}\n\n" for e in page
         ]
