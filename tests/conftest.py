@@ -17,10 +17,35 @@ POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL")
 FIXED_PORTS = ("tests/e2e/test_dev.py", "tests/e2e/test_search_attributes.py")
 
 
+# The kinds of tests that need more than this machine's Python (pyproject.toml's markers):
+# every test under these folders carries the folder's marker.
+TESTS = Path(__file__).resolve().parent
+MARKED_FOLDERS = {TESTS / "e2e": "e2e", TESTS / "docker": "docker"}
+
+
+def kinds(item: pytest.Item) -> list[str]:
+    """The markers of the kinds of test ``item`` is: ``e2e`` and ``docker`` by its folder,
+    ``postgres`` when it runs on the PostgreSQL backend (a fixture parametrized ``sqlite`` /
+    ``postgres``, such as ``controlplane`` below, took its ``postgres`` value)."""
+    found = [name for folder, name in MARKED_FOLDERS.items() if item.path.is_relative_to(folder)]
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(
+        isinstance(value, str) and value == "postgres" for value in callspec.params.values()
+    ):
+        found.append("postgres")
+    return found
+
+
+# First: `-m` deselects by marker in its own hook, which must see these.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group tests for pytest-xdist's ``--dist loadgroup`` (scripts/test.sh): a file's tests
-    stay in one worker, so module fixtures (a browser, an agent, a stack) start once."""
+    """Mark each test with its kinds (``pytest -m e2e`` runs one kind, ``-m "not e2e and not
+    docker and not postgres"`` the rest), and group tests for pytest-xdist's ``--dist
+    loadgroup`` (scripts/test.sh): a file's tests stay in one worker, so module fixtures (a
+    browser, an agent, a stack) start once."""
     for item in items:
+        for name in kinds(item):
+            item.add_marker(name)
         path = item.nodeid.split("::", 1)[0]
         group = "fixed-ports" if path in FIXED_PORTS else path
         item.add_marker(pytest.mark.xdist_group(group))
