@@ -20,7 +20,8 @@ from workflows.models import CodeLocationSettings, RunSettings
 
 T = TypeVar("T")
 
-# About five minutes of retries (the backoff is capped at 10 s).
+# About five minutes of retries (the backoff is capped at 10 s). For handles recorded before
+# agents had their own queue; when it can go: workflows/README.md, "Deprecations".
 LEGACY_NOT_FOUND_ATTEMPTS = 30
 
 

@@ -51,7 +51,7 @@ from tests.agent_support import (
     TemporalDevServer,
     stop_launched,
 )
-from tests.support import ControlPlane, Tenant, wait_until
+from tests.support import ControlPlane, Tenant, command_pid, wait_until
 
 ACTIVE = ("QUEUED", "STARTING", "STARTED", "CANCELING")
 POLL_SECONDS = 0.010
@@ -389,7 +389,7 @@ def code_server_pid(state_dir: Path, location: str) -> int | None:
         handle = launcher.find(label)
         name = label.rsplit("#", 1)[0].rsplit(":", 1)[-1]
         if handle is not None and handle.kind == "code-server" and name == location:
-            return launcher.child_pid(handle)
+            return command_pid(handle.pid)
     return None
 
 

@@ -268,6 +268,15 @@ def children(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+def command_pid(supervisor: int | None) -> int:
+    """The PID of a launched command: the one live child of its supervisor (a process
+    launcher handle's ``pid``, cold or forked warm), as ``ps --ppid`` would show it."""
+    assert supervisor is not None, "the handle has no PID"
+    live = [pid for pid, state in children(supervisor) if state != "Z"]
+    assert len(live) == 1, f"supervisor {supervisor} has children {live}, not one"
+    return live[0]
+
+
 def database_text(tenant: Tenant, run_id: str | None = None) -> str:
     """What the tenant's control plane's SQLite database holds, as text: every row of every
     table, or, with ``run_id``, only that run's row and its events (a session's control

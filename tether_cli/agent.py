@@ -128,18 +128,18 @@ def run(
     from pydantic import ValidationError
 
     from worker.config import AgentConfig, AgentConfigError, config_problems, describe_errors
-    from worker.intervals import (
-        SettingsError,
-        code_location_settings,
-        docker_settings,
-        output_retention,
-        run_settings,
-    )
     from worker.main import (
         EXIT_TOKEN_REJECTED,
         AgentStartupError,
         AgentTokenRejected,
         run_agent,
+    )
+    from worker.settings import (
+        SettingsError,
+        code_location_settings,
+        docker_settings,
+        output_retention,
+        run_settings,
     )
 
     # Every setting is checked here, before anything connects: a wrong one exits 2 naming it,

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from tether_controlplane import migrate
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy, tokens
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
 
 # The actor_name of the audit entries of the tokens bootstrap mints (no token acts).
 AUDIT_ACTOR = "bootstrap"

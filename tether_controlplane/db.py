@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from tether_controlplane.notify import Notifier
+from tether_controlplane.wakeups import Notifier
 
 
 def is_sqlite(url: str) -> bool:

@@ -34,7 +34,7 @@ from tether_api.enums import (
     TickStatus,
 )
 from tether_api.names import DEFAULT_AGENT_QUEUE
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
 
 
 def utcnow() -> datetime:

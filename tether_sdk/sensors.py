@@ -81,14 +81,12 @@ class SensorContext:
         self.cursor = cursor
         self.tick_time = tick_time
         self.last_tick_at = last_tick_at
-        self._cursor_updated = False
 
     def update_cursor(self, cursor: str | None) -> None:
         """Set the cursor the next evaluation gets (kept only if this one succeeds)."""
         if cursor is not None and not isinstance(cursor, str):
             raise TypeError(f"a cursor is a str (JSON-encode anything else), got {cursor!r}")
         self.cursor = cursor
-        self._cursor_updated = True
 
 
 class RunStatusSensorContext(SensorContext):

@@ -125,10 +125,6 @@ class EncryptionCodec(PayloadCodec):
         self._active = keys[0]
         self._ciphers = {k.id: AESGCM(k.secret) for k in keys}
 
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._ciphers)
-
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self._encrypt(p) for p in payloads]
 

@@ -52,7 +52,7 @@ SETTINGS: dict[str, str] = {
     "heartbeat_interval_seconds": "TETHER_AGENT_HEARTBEAT_INTERVAL (--heartbeat-interval)",
     "blocking_threads": "TETHER_AGENT_BLOCKING_THREADS (--blocking-threads)",
 }
-# The groups set field by field from the environment (worker/intervals.py).
+# The groups set field by field from the environment (worker/settings.py).
 GROUP_PREFIXES = {
     "code_locations": "TETHER_CODE_LOCATION_",
     "runs": "TETHER_RUN_",

@@ -89,7 +89,8 @@ class AgentWorkflow:
         self._dispatched += len(done.dispatched)
 
     async def _poll_then_dispatch(self, input: AgentWorkflowInput) -> None:
-        """Before PATCH_POLL_DISPATCHES: a poll activity, then a local activity per request."""
+        """Before PATCH_POLL_DISPATCHES: a poll activity, then a local activity per request
+        (when it can go: workflows/README.md, "Deprecations")."""
         polled = await workflow.execute_activity(
             names.POLL_REQUESTS,
             PollInput(

@@ -105,6 +105,7 @@ SIGNAL_TERMINATE = "terminate"  # RunWorkflow: stop the run worker, end CANCELED
 SIGNAL_STOP = "stop"  # AgentWorkflow: end after the current poll (an agent retired)
 
 # --- patches (workflow.patched): each keeps histories recorded before it replaying ----------
+# When each can be deprecated and removed: workflows/README.md, "Deprecations".
 
 PATCH_REDEPLOY_NEW_GENERATION = "redeploy-records-a-new-generation"
 PATCH_WAIT_WATCH_CANCELED = "run-waits-for-its-watch-to-be-canceled"

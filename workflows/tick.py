@@ -158,7 +158,8 @@ class TickWorkflow:
         self, input: TickWorkflowInput, located: LocateOutput, report: TickReport, what: str
     ) -> TickReport:
         """The path of histories recorded before PATCH_TICK_HELD: the answer is the
-        activity's result, and the workflow reports it."""
+        activity's result, and the workflow reports it (when it can go: workflows/README.md,
+        "Deprecations")."""
         tick = input.tick.tick
         try:
             response = await workflow.execute_activity(

@@ -460,10 +460,6 @@ class ProcessLauncher(Launcher):
                 list(pool.map(lambda h: self.stop(h, grace_seconds), handles))
         return len(handles)
 
-    def child_pid(self, handle: Handle) -> int | None:
-        """The PID of the command itself (the supervisor's child), once it has started."""
-        return _read_int(self._dir(handle.label) / "child_pid")
-
     # ------------------------------------------------------------------ preparing a launch
 
     def _prepare(

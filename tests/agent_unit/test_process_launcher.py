@@ -20,7 +20,7 @@ import pytest
 from activities.launchers.base import Handle, Inspection, LaunchError, LaunchKind, LaunchSpec
 from activities.launchers.process import ProcessLauncher, label_dir_name
 from tests.agent_unit.support import Tracked
-from tests.support import children
+from tests.support import children, command_pid
 from tether_api.models import CodeLocationSpec
 
 PY = sys.executable
@@ -213,8 +213,7 @@ def test_process_survives_a_killed_agent(state_dir: Path) -> None:
 
 def test_killed_child_is_recorded_by_the_supervisor(launcher: Tracked, state_dir: Path) -> None:
     handle = launcher.start(spec("wf-kill", SLEEP))
-    child = launcher.child_pid(handle)
-    assert child is not None and child != handle.pid
+    child = command_pid(handle.pid)
     os.kill(child, signal.SIGKILL)
     # Inspected by an instance that is not the supervisor's parent: only the exit file knows.
     other = ProcessLauncher(state_dir)
@@ -226,8 +225,8 @@ def test_child_of_a_killed_supervisor_is_still_found_and_stopped(
     launcher: Tracked, state_dir: Path
 ) -> None:
     handle = launcher.start(spec("wf-orphan", SLEEP))
-    child = launcher.child_pid(handle)
-    assert child is not None and handle.pid is not None
+    child = command_pid(handle.pid)
+    assert handle.pid is not None
     os.kill(handle.pid, signal.SIGKILL)  # the supervisor alone, not its group
     other = ProcessLauncher(state_dir)
     # The user's code still runs: reported as running, and stop() must reach it.

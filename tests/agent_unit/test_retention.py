@@ -272,7 +272,7 @@ async def test_sweep_periodically_until_stopped(launcher: Tracked) -> None:
 
 
 def test_output_retention_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.intervals import output_retention
+    from worker.settings import output_retention
 
     monkeypatch.setenv("TETHER_OUTPUT_RETENTION_KEEP_HOURS", "24")
     monkeypatch.setenv("TETHER_OUTPUT_RETENTION_MAX_TOTAL_MB", "512")

@@ -13,7 +13,7 @@ from tether_cli.controlplane import app
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
 from tether_controlplane.tables import AuditRow, TokenRow
-from tether_controlplane.tokens import TokenKind, hash_token
+from tether_controlplane.token_secrets import TokenKind, hash_token
 
 
 def _bootstrap(db_url: str, token_dir: Path, *extra: str, deployment: str = "prod") -> dict:

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from tests.support import Tenant, client
 from tether_controlplane.db import Database
 from tether_controlplane.tables import TokenRow, utcnow
-from tether_controlplane.tokens import csrf_token, hash_token
+from tether_controlplane.token_secrets import csrf_token, hash_token
 
 
 def start_session(tenant: Tenant, credential: str) -> dict:

@@ -14,7 +14,7 @@ from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
 from tether_controlplane.services.tenancy import INVALID_TOKEN
 from tether_controlplane.tables import Organization
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
 
 DEPLOYMENT = "X-Tether-Deployment"
 

@@ -31,7 +31,7 @@ from tests.agent_support import (
     wait_for_location,
     wait_for_run,
 )
-from tests.support import Tenant, free_port, wait_until
+from tests.support import Tenant, command_pid, free_port, wait_until
 from worker.codec import METADATA_KEY_ID, data_converter, new_key, parse_keys
 from workflows.agent import AgentWorkflow
 from workflows.code_location import CodeLocationWorkflow
@@ -203,9 +203,7 @@ def test_nothing_readable_reaches_temporal_and_the_codec_server_shows_it(
             lambda: any(killed_source in line for line in launcher.log_tail(handle, 50)),
             what="the killed run's log line",
         )
-        child = launcher.child_pid(handle)
-        assert child is not None
-        os.kill(child, signal.SIGKILL)
+        os.kill(command_pid(handle.pid), signal.SIGKILL)
         assert wait_for_run(e2e_tenant, killed["id"])["status"] == "FAILURE"
 
         raw = raw_histories(temporal.address)

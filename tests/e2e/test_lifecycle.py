@@ -22,7 +22,7 @@ from tests.agent_support import (
     wait_for_run,
     worker_starts,
 )
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, command_pid, wait_until
 
 ETL_CONFIG = {"source": "s3://bucket/orders.csv"}
 
@@ -112,9 +112,7 @@ def test_sigkilled_run_worker_ends_failure_with_the_reason(
     launcher = ProcessLauncher(agent.state_dir)
     handle = launcher.find(f"run:{run['id']}")
     assert handle is not None
-    child = launcher.child_pid(handle)
-    assert child is not None
-    os.kill(child, signal.SIGKILL)
+    os.kill(command_pid(handle.pid), signal.SIGKILL)
     done = wait_for_run(e2e_tenant, run["id"])
     assert done["status"] == "FAILURE", done
     assert "killed by signal 9" in done["status_message"], done

@@ -31,7 +31,7 @@ from tests.agent_support import (
     wait_for_run,
 )
 from tests.controlplane.test_ui_security import signed_in
-from tests.support import Tenant, database_text, wait_until
+from tests.support import Tenant, command_pid, database_text, wait_until
 
 JOBS = """
 import logging
@@ -351,9 +351,7 @@ def _kill_worker(case: Case, run_id: str) -> None:
     launcher = ProcessLauncher(case.agent.state_dir)
     handle = launcher.find(f"run:{run_id}")
     assert handle is not None
-    child = launcher.child_pid(handle)
-    assert child is not None
-    os.kill(child, signal.SIGKILL)
+    os.kill(command_pid(handle.pid), signal.SIGKILL)
 
 
 def _logs(tenant: Tenant, run_id: str, **params: Any) -> httpx.Response:

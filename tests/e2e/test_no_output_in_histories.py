@@ -38,7 +38,7 @@ from tests.agent_support import (
     wait_for_location,
     wait_for_run,
 )
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, command_pid, wait_until
 from worker.codec import EncryptionCodec, data_converter, new_key, parse_keys
 
 pytestmark = pytest.mark.xdist_group("no-output-in-histories")
@@ -222,9 +222,7 @@ def test_no_printed_line_raised_error_or_secret_in_any_history(
         launcher = case.wait_printed(ids["killed"])
         handle = launcher.find(f"run:{ids['killed']}")
         assert handle is not None
-        child = launcher.child_pid(handle)
-        assert child is not None
-        os.kill(child, signal.SIGKILL)
+        os.kill(command_pid(handle.pid), signal.SIGKILL)
         case.wait_printed(ids["terminated"])
         with tenant.user() as c:
             r = c.post(f"{tenant.dep_path}/runs/{ids['terminated']}/terminate")

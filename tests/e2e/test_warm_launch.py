@@ -20,7 +20,7 @@ from tests.agent_support import (
     wait_for_run,
     worker_starts,
 )
-from tests.support import ControlPlane, Tenant, children, wait_until
+from tests.support import ControlPlane, Tenant, children, command_pid, wait_until
 
 OPS = Path(__file__).parent / "locations" / "ops.py"
 VERSIONED = Path(__file__).parent / "locations" / "versioned.py"
@@ -89,9 +89,7 @@ def test_a_sigkilled_warm_worker_ends_failure(stack: tuple[Tenant, AgentProcess,
     launcher = ProcessLauncher(agent.state_dir)
     handle = launcher.find(f"run:{run['id']}")
     assert handle is not None
-    child = launcher.child_pid(handle)
-    assert child is not None
-    os.kill(child, signal.SIGKILL)
+    os.kill(command_pid(handle.pid), signal.SIGKILL)
     done = wait_for_run(tenant, run["id"])
     assert done["status"] == "FAILURE", done
     assert "killed by signal 9" in done["status_message"], done
@@ -168,7 +166,7 @@ def test_a_cold_location_never_forks(stack: tuple[Tenant, AgentProcess, Path]) -
     for label in launcher.labels():
         handle = launcher.find(label)
         if handle is not None and handle.kind == "code-server":
-            servers[label] = launcher.child_pid(handle)
+            servers[label] = command_pid(handle.pid)
     location = {label: label.rsplit("#", 1)[0].rsplit(":", 1)[-1] for label in servers}
     cold = [label for label in servers if location[label] == "cold"]
     warm = [label for label in servers if location[label] == "warm"]

@@ -29,12 +29,12 @@ from tether_controlplane.api.routes import (
     audit,
     deployments,
     locations,
+    run_worker,
     runs,
     schedules,
     sensors,
     sessions,
     tokens,
-    worker,
 )
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         sensors,
         alerts,
         agent,
-        worker,
+        run_worker,
         sessions,
         tokens,
         audit,

@@ -15,7 +15,7 @@ from tether_controlplane.services import tenancy
 from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import DeploymentRow
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
 
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)]
 RunIdPath = Annotated[str, Path(min_length=1, max_length=36)]

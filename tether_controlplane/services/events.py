@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from tether_api.enums import FINAL_EVENT_STATUS, EventType, FailureCause, RunStatus
 from tether_api.models import EventBatchResult, RunEvent, WorkerHeartbeatResult
 from tether_controlplane.db import wake_after_commit
-from tether_controlplane.notify import run_events_key
 from tether_controlplane.services import logs, runs
 from tether_controlplane.tables import DeploymentRow, RunEventRow, RunRow, utcnow
+from tether_controlplane.wakeups import run_events_key
 
 # Plain SQL that both SQLite (3.24+) and PostgreSQL accept, run as the driver's own
 # executemany with values encoded here (naive UTC, JSON text): SQLAlchemy's per-row parameter

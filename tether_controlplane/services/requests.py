@@ -11,8 +11,8 @@ from tether_api.enums import RequestStatus, RequestType
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.notify import requests_key
 from tether_controlplane.tables import RequestRow, utcnow
+from tether_controlplane.wakeups import requests_key
 
 ID_RE = re.compile(r"[0-9]{1,18}")
 # A request claimed this many times without an ack is a poison message: fail it.

@@ -26,7 +26,6 @@ from tether_api.models import (
 from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import ApiError, Conflict, Invalid, NotFound
-from tether_controlplane.notify import run_events_key
 from tether_controlplane.services import (
     agents,
     alerts,
@@ -37,6 +36,7 @@ from tether_controlplane.services import (
     runconfig,
 )
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
+from tether_controlplane.wakeups import run_events_key
 
 # Which status a report or event may move a run to, from which statuses.
 ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {

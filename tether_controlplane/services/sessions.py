@@ -18,7 +18,7 @@ from tether_controlplane.errors import ApiError
 from tether_controlplane.services import audit, tenancy
 from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.tables import Organization, TokenRow, utcnow
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
 
 
 class LinkUsed(ApiError):

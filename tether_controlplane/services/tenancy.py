@@ -11,7 +11,7 @@ from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_controlplane.errors import NotFound
 from tether_controlplane.services import logs
 from tether_controlplane.tables import DeploymentRow, Organization, TokenRow, utcnow
-from tether_controlplane.tokens import TokenKind, hash_token, new_token
+from tether_controlplane.token_secrets import TokenKind, hash_token, new_token
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from tether_controlplane.errors import Invalid, NotFound
 from tether_controlplane.services import audit, tenancy
 from tether_controlplane.services.tenancy import Principal
 from tether_controlplane.tables import DeploymentRow, TokenRow, utcnow
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
 
 MANAGED = [TokenKind(k) for k in ManagedTokenKind]
 

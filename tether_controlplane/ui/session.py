@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request, Response
 
 from tether_controlplane.settings import Settings
-from tether_controlplane.tokens import csrf_token, same_secret
+from tether_controlplane.token_secrets import csrf_token, same_secret
 from tether_controlplane.ui.api import Api
 
 COOKIE = "tether_session"

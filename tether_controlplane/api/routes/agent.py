@@ -41,7 +41,6 @@ from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath,
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
 from tether_controlplane.errors import Conflict, NotFound
-from tether_controlplane.notify import requests_key
 from tether_controlplane.services import (
     agents,
     locations,
@@ -53,7 +52,8 @@ from tether_controlplane.services import (
     ticks,
 )
 from tether_controlplane.tables import RequestRow, utcnow
-from tether_controlplane.tokens import TokenKind
+from tether_controlplane.token_secrets import TokenKind
+from tether_controlplane.wakeups import requests_key
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -246,6 +246,8 @@ def report_run_log_url(run_id: RunIdPath, body: RunLogUrl, scope: AgentScope, db
         return runs.to_model(dep, run)
 
 
+# For agents before POST /runs/{id}/launch (release R0 included); when it can go:
+# workflows/README.md, "Deprecations".
 @router.post("/runs/{run_id}/token", responses=LOOKUP_OR_CONFLICT)
 def mint_run_token(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunToken:
     """A fresh token for the run's worker; it revokes any earlier one for this run."""

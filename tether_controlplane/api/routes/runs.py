@@ -34,9 +34,9 @@ from tether_controlplane.api.responses import (
 )
 from tether_controlplane.db import Database
 from tether_controlplane.errors import AgentTimeout, Invalid
-from tether_controlplane.notify import run_events_key
 from tether_controlplane.services import audit, events, logfetch, logs, requests, runs
 from tether_controlplane.tables import DeploymentRow, RunRow
+from tether_controlplane.wakeups import run_events_key
 
 router = APIRouter(prefix="/api/v1/deployments/{dep}/runs", tags=["runs"])
 

@@ -14,7 +14,7 @@ from tether_controlplane.api.deps import (
 )
 from tether_controlplane.api.responses import error_responses
 from tether_controlplane.services import sessions
-from tether_controlplane.tokens import csrf_token
+from tether_controlplane.token_secrets import csrf_token
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
