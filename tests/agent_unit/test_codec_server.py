@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import httpx
@@ -23,6 +24,16 @@ UI = "http://127.0.0.1:8233"
 TOKEN = "t0ken-for-tests"
 SECRET = '"s3://vault/secret.csv"'
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextmanager
+def one_connection(port: int, timeout: float) -> Iterator[http.client.HTTPConnection]:
+    """One keep-alive connection to the server, as the Temporal UI holds one."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def new_codec(key_id: str = "k1") -> EncryptionCodec:
@@ -162,8 +173,7 @@ def test_a_refused_call_leaves_the_connection_usable(
     """The refused call's body is not read, and must not be taken for the next request."""
     srv, codec = raw_server
     body = sealed_body(codec)
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
-    try:
+    with one_connection(srv.port, timeout=10) as conn:
         status, answer = post(conn, "/decode", body)
         assert status == 401 and b"Bearer" in answer
         sock = conn.sock
@@ -172,8 +182,6 @@ def test_a_refused_call_leaves_the_connection_usable(
         assert status == 200, answer
         assert decoded_data(answer) == SECRET.encode()
         assert conn.sock is sock  # the same connection, not a new one
-    finally:
-        conn.close()
 
 
 def test_refusals_then_the_path_token_on_one_connection(
@@ -181,8 +189,7 @@ def test_refusals_then_the_path_token_on_one_connection(
 ) -> None:
     srv, codec = raw_server
     body = sealed_body(codec)
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
-    try:
+    with one_connection(srv.port, timeout=10) as conn:
         assert post(conn, "/decode", body)[0] == 401
         sock = conn.sock
         assert post(conn, "/not-the-token/decode", body)[0] == 401
@@ -190,8 +197,6 @@ def test_refusals_then_the_path_token_on_one_connection(
         assert status == 200, answer
         assert decoded_data(answer) == SECRET.encode()
         assert sock is not None and conn.sock is sock
-    finally:
-        conn.close()
 
 
 def test_too_large_and_garbage_then_a_good_call_on_one_connection(
@@ -199,8 +204,7 @@ def test_too_large_and_garbage_then_a_good_call_on_one_connection(
 ) -> None:
     srv, codec = raw_server
     body = sealed_body(codec)
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-    try:
+    with one_connection(srv.port, timeout=30) as conn:
         # Content-Length over the bound: refused from the header, the body left unread.
         status, answer = post(conn, "/decode", b"x" * (MAX_BODY_BYTES + 1), AUTH)
         assert status == 413 and b"body over" in answer
@@ -216,8 +220,6 @@ def test_too_large_and_garbage_then_a_good_call_on_one_connection(
         assert status == 200, answer
         assert decoded_data(answer) == SECRET.encode()
         assert conn.sock is sock
-    finally:
-        conn.close()
 
 
 def test_a_declared_length_over_the_bound_is_refused_before_the_body(

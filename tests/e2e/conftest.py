@@ -21,3 +21,15 @@ def agent(
     finally:
         process.stop()
         stop_launched(process.state_dir)
+
+
+@pytest.fixture
+def own_temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
+    """A Temporal dev server of the test's own, not the session's: for a test that reads
+    every history on it, or fills its namespace."""
+    (tmp_path / "temporal").mkdir()
+    server = TemporalDevServer(tmp_path / "temporal").start()
+    try:
+        yield server
+    finally:
+        server.stop()

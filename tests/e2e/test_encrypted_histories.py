@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +64,9 @@ defs = Definitions(jobs=[job("read", steps=[read], config=Config)])
 
 
 @pytest.fixture
-def temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
+def temporal(own_temporal: TemporalDevServer) -> TemporalDevServer:
     """A server of its own, so that "every history" means this test's and nothing else."""
-    (tmp_path / "temporal").mkdir()
-    server = TemporalDevServer(tmp_path / "temporal").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return own_temporal
 
 
 def raw_histories(address: str) -> dict[str, bytes]:

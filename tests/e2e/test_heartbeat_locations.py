@@ -10,7 +10,6 @@ started on a task queue no worker polls, so they stay Running without any agent.
 
 import asyncio
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,9 @@ FAILURES = ("ERROR", "Traceback", "could not list", "refused", "failed its state
 
 
 @pytest.fixture
-def crowded(tmp_path: Path) -> Iterator[TemporalDevServer]:
-    (tmp_path / "temporal").mkdir()
-    server = TemporalDevServer(tmp_path / "temporal").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def crowded(own_temporal: TemporalDevServer) -> TemporalDevServer:
+    """Its own server: the 600 workflows it starts stay out of the other tests' namespace."""
+    return own_temporal
 
 
 def other_locations(tenant: Tenant) -> list[tuple[str, str, str]]:
