@@ -95,25 +95,8 @@ class TickActivities:
         agent was lost, not for a refusal. Each attempt of a held tick reads the request
         first: once an earlier attempt's report went through the tick has ended, and it is
         not evaluated again. A report for an ended tick changes nothing, so a repeated one is
-        harmless."""
-        payload = input.payload
-        try:
-            return await self._evaluate_and_report(input)
-        except ApplicationError:
-            raise  # this module's own: in the agent's words
-        except Exception as exc:
-            # Anything else (a bug; something read that does not parse) may quote what it
-            # read: the agent's log has it, the history only its class.
-            log.exception(
-                "%s tick %s: evaluating and reporting failed", payload.kind.value, payload.tick_id
-            )
-            raise ApplicationError(
-                f"evaluating {payload.kind.value} tick {payload.tick_id} failed "
-                f"({type(exc).__name__}); the error is in the agent's log",
-                type=type(exc).__name__,
-            ) from None
-
-    async def _evaluate_and_report(self, input: EvaluateAndReportTickInput) -> TickReported:
+        harmless. Any other exception (a bug; something read that does not parse) reaches
+        the history as its class only: worker/failures.py, on every worker, sees to that."""
         payload = input.payload
         kind, tick_id, name = payload.kind.value, payload.tick_id, payload.code_location
         control_plane = self.ctx.control_plane
