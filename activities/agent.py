@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 from datetime import timedelta
+from typing import assert_never
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -20,20 +21,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import kept_logs, logpolicy
 from activities.context import AgentContext, heartbeating
-from activities.controlplane import StaleClaim
-from tether_api.enums import RequestType
-from tether_api.logs import MAX_FETCHED_LOG_BYTES, FetchRunLogsPayload, LogSettings, RunLogsAnswer
-from tether_api.models import (
-    AgentCodeLocationState,
-    AgentHeartbeat,
+from activities.controlplane import StaleClaim, Unreadable
+from tether_api.agent_api import AgentCodeLocationState, AgentHeartbeat, PollAck, PollRequest
+from tether_api.agent_requests import (
     AgentRequest,
-    LaunchRunPayload,
-    PollAck,
-    PollRequest,
-    RemoveCodeLocationPayload,
-    SyncCodeLocationPayload,
-    TerminateRunPayload,
+    EvaluateTickRequest,
+    FetchRunLogsRequest,
+    LaunchRunRequest,
+    RemoveCodeLocationRequest,
+    SyncCodeLocationRequest,
+    TerminateRunRequest,
 )
+from tether_api.logs import MAX_FETCHED_LOG_BYTES, LogSettings, RunLogsAnswer
 from tether_api.ticks import EvaluateTickPayload
 from workflows import names
 from workflows import search_attributes as attrs
@@ -71,10 +70,6 @@ RUN_WORKFLOW = names.RUN_WORKFLOW
 TICK_WORKFLOW = names.TICK_WORKFLOW
 
 
-class UnreadableRequest(Exception):
-    """A request this agent does not know how to handle."""
-
-
 class AgentActivities:
     def __init__(self, context: AgentContext) -> None:
         self.ctx = context
@@ -88,7 +83,7 @@ class AgentActivities:
 
     @activity.defn(name=names.POLL_REQUESTS)
     async def poll_requests(self, input: PollInput) -> PollOutput:
-        requests = await self.ctx.control_plane.poll(
+        polled = await self.ctx.control_plane.poll(
             PollRequest(
                 agent_name=input.agent_name,
                 max_requests=input.max_requests,
@@ -96,7 +91,8 @@ class AgentActivities:
                 queues=self.ctx.queues,
             )
         )
-        return PollOutput(requests=requests)
+        await self._refuse(polled.unreadable)
+        return PollOutput(requests=polled.requests)
 
     @activity.defn(name=names.POLL_AND_DISPATCH)
     async def poll_and_dispatch(self, input: PollDispatchInput) -> PollDispatchOutput:
@@ -118,10 +114,12 @@ class AgentActivities:
             )
         )
         try:
-            requests = await heartbeating(poll, POLL_HEARTBEAT_SECONDS)
+            polled = await heartbeating(poll, POLL_HEARTBEAT_SECONDS)
         except BaseException:
             self._to_ack = acks + self._to_ack  # the next poll takes them
             raise
+        await self._refuse(polled.unreadable)
+        requests = polled.requests
         dispatches = asyncio.gather(
             *(
                 self._dispatch_quietly(
@@ -173,13 +171,13 @@ class AgentActivities:
         workflow its ID names. A run's workflow ID is never reused, so a redelivered launch
         of a finished run starts nothing."""
         try:
-            if input.request.type == RequestType.FETCH_RUN_LOGS:
+            if isinstance(input.request, FetchRunLogsRequest):
                 # Answered here, on this agent's host (where run outputs are), not by a
                 # workflow: a user call is waiting, and the answer acknowledges it.
                 action = await self._serve_run_logs(input.request)
                 return DispatchOutput(workflow_id=None, action=action, acknowledged=True)
             workflow_id, action = await self._dispatch(input)
-        except (ValidationError, UnreadableRequest) as exc:
+        except ValidationError as exc:
             # A payload this agent cannot read will not get better by retrying.
             await self._fail_quietly(input.request, f"agent cannot read the request payload: {exc}")
             return DispatchOutput(workflow_id=None, action="ignored", acknowledged=False)
@@ -206,56 +204,62 @@ class AgentActivities:
         request = input.request
         org, dep = input.organization, input.deployment
         task_queue = self._task_queue(request)
-        if request.type == RequestType.SYNC_CODE_LOCATION:
-            sync = SyncCodeLocationPayload.model_validate(request.payload)
-            return await self._to_location(
-                task_queue,
-                org,
-                dep,
-                sync.code_location,
-                sync.generation,
-                names.SIGNAL_SYNC,
-                SyncSignal(generation=sync.generation),
-            )
-        if request.type == RequestType.REMOVE_CODE_LOCATION:
-            remove = RemoveCodeLocationPayload.model_validate(request.payload)
-            return await self._to_location(
-                task_queue,
-                org,
-                dep,
-                remove.code_location,
-                0,
-                names.SIGNAL_REMOVE,
-                RemoveSignal(generation=remove.generation),
-            )
-        if request.type == RequestType.LAUNCH_RUN:
-            launch = LaunchRunPayload.model_validate(request.payload)
-            return await self._to_run(
-                task_queue, org, dep, launch.run_id, launch.code_location, launch.job, None, None
-            )
-        if request.type == RequestType.TERMINATE_RUN:
-            terminate = TerminateRunPayload.model_validate(request.payload)
-            run = await self.ctx.control_plane.run(terminate.run_id)
-            return await self._to_run(
-                task_queue,
-                org,
-                dep,
-                run.id,
-                run.code_location,
-                run.job,
-                names.SIGNAL_TERMINATE,
-                TerminateSignal(reason=terminate.reason),
-            )
-        if request.type == RequestType.EVALUATE_TICK:
-            tick = EvaluateTickPayload.model_validate(request.payload)
-            return await self._to_tick(task_queue, org, dep, tick)
-        raise UnreadableRequest(f"unknown request type {request.type}")
+        match request:
+            case SyncCodeLocationRequest(payload=sync):
+                return await self._to_location(
+                    task_queue,
+                    org,
+                    dep,
+                    sync.code_location,
+                    sync.generation,
+                    names.SIGNAL_SYNC,
+                    SyncSignal(generation=sync.generation),
+                )
+            case RemoveCodeLocationRequest(payload=remove):
+                return await self._to_location(
+                    task_queue,
+                    org,
+                    dep,
+                    remove.code_location,
+                    0,
+                    names.SIGNAL_REMOVE,
+                    RemoveSignal(generation=remove.generation),
+                )
+            case LaunchRunRequest(payload=launch):
+                return await self._to_run(
+                    task_queue,
+                    org,
+                    dep,
+                    launch.run_id,
+                    launch.code_location,
+                    launch.job,
+                    None,
+                    None,
+                )
+            case TerminateRunRequest(payload=terminate):
+                run = await self.ctx.control_plane.run(terminate.run_id)
+                return await self._to_run(
+                    task_queue,
+                    org,
+                    dep,
+                    run.id,
+                    run.code_location,
+                    run.job,
+                    names.SIGNAL_TERMINATE,
+                    TerminateSignal(reason=terminate.reason),
+                )
+            case EvaluateTickRequest(payload=tick):
+                return await self._to_tick(task_queue, org, dep, tick)
+            case FetchRunLogsRequest():
+                raise AssertionError("answered by _dispatch_or_fail, not dispatched")
+            case _:
+                assert_never(request)
 
-    async def _serve_run_logs(self, request: AgentRequest) -> str:
+    async def _serve_run_logs(self, request: FetchRunLogsRequest) -> str:
         """Send a run's output (masked; redacted errors' text left out) to the user call
         waiting for it through the control plane. The output is read from this agent's kept
         copy of a finished run, else from the launcher (a run still going, or not kept)."""
-        payload = FetchRunLogsPayload.model_validate(request.payload)
+        payload = request.payload
         me = self.ctx.agent_name
         run = await self.ctx.control_plane.run(payload.run_id)
         found = await asyncio.to_thread(self._read_run_log, run.id)
@@ -438,6 +442,20 @@ class AgentActivities:
     async def _fail_quietly(self, request: AgentRequest, error: str) -> None:
         with contextlib.suppress(StaleClaim):
             await self.ctx.control_plane.fail(request.id, request.attempt, error)
+
+    async def _refuse(self, unreadable: list[Unreadable]) -> None:
+        """Fail, for good, each handed-out request this agent cannot read: retrying will not
+        make it readable (an agent that can is a newer one, which a redeploy brings)."""
+        for request in unreadable:
+            log.warning("request %s (%s) is unreadable here: failed", request.id, request.type)
+            with contextlib.suppress(StaleClaim):
+                await self.ctx.control_plane.fail(
+                    request.id,
+                    request.attempt,
+                    f"agent {self.ctx.agent_name} cannot read request {request.id} of type "
+                    f"{request.type!r} (an agent older than the control plane? upgrade the "
+                    f"agent): {request.error}",
+                )
 
     @activity.defn(name=names.SEND_AGENT_HEARTBEAT)
     async def send_agent_heartbeat(self, input: AgentHeartbeatInput) -> None:

@@ -11,9 +11,10 @@ from temporalio.exceptions import ApplicationError
 from activities import logpolicy
 from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import LaunchError, LaunchSpec
+from tether_api.agent_api import CodeLocationStatusReport
 from tether_api.codeserver import Health, SnapshotResponse
 from tether_api.enums import CodeLocationStatus
-from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, CodeLocationStatusReport
+from tether_api.wire import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS
 from workflows.models import (
     LocationStatusInput,
     NewGenerationInput,

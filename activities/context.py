@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.controlplane import ControlPlaneClient
 from activities.launchers.base import Handle, Launcher
-from tether_api.models import CodeLocationSpec
+from tether_api.locations import CodeLocationSpec
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from workflows.models import CodeLocationSettings, RunSettings
 

@@ -18,29 +18,29 @@ a 5xx, and the agent keeps running.
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel, RootModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from tether_api.logs import RunLogsAnswer, RunLogUrl
-from tether_api.models import (
+from tether_api.agent_api import (
     Agent,
     AgentHeartbeat,
-    AgentRequest,
-    CodeLocation,
     CodeLocationStatusReport,
     NewGeneration,
     PollRequest,
-    PollResponse,
-    Run,
     RunLaunch,
     RunStatusReport,
-    TokenRefusalReason,
 )
+from tether_api.agent_requests import AGENT_REQUEST, AgentRequest
+from tether_api.locations import CodeLocation
+from tether_api.logs import RunLogsAnswer, RunLogUrl
 from tether_api.ticks import EvaluateTickPayload, TickOutcome, TickReport
 from tether_api.tokens import DEPLOYMENT_HEADER
+from tether_api.user_api import Run
+from tether_api.wire import TokenRefusalReason
 
 log = logging.getLogger("tether.agent")
 
@@ -52,6 +52,45 @@ TOKEN_REJECTED = "AgentTokenRejected"
 
 class _Agents(RootModel[list[Agent]]):
     pass
+
+
+class _RawPoll(BaseModel):
+    requests: list[dict[str, Any]]
+
+
+class _Handled(BaseModel):
+    """The part of the control plane's answer to an ack or a fail that the agent reads."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A handed-out request this agent cannot read, and why (pydantic's error, which may
+    quote the payload: it goes back to the control plane only, never into a history)."""
+
+    id: str
+    attempt: int
+    type: str
+    error: str
+
+    @classmethod
+    def of(cls, raw: dict[str, Any], exc: ValidationError) -> "Unreadable":
+        attempt = raw.get("attempt")
+        return cls(
+            id=str(raw.get("id", "")),
+            attempt=attempt if isinstance(attempt, int) else 1,
+            type=str(raw.get("type", "")),
+            error=str(exc),
+        )
+
+
+@dataclass
+class Polled:
+    """One poll's requests: those read, and those this agent cannot read."""
+
+    requests: list[AgentRequest] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 class StaleClaim(Exception):
@@ -151,9 +190,19 @@ class ControlPlaneClient:
         response = await self._call("GET", "/agents")
         return self._parse(response, _Agents, "list the deployment's agents").root
 
-    async def poll(self, body: PollRequest) -> list[AgentRequest]:
+    async def poll(self, body: PollRequest) -> Polled:
+        """The requests handed out, each read as its type's model. One this agent cannot
+        read (a type it does not know, from a newer control plane; a payload that does not
+        fit) does not fail the poll: it is returned apart, for the caller to refuse, and the
+        others are served."""
         response = await self._call("POST", "/requests/poll", body, timeout=body.wait_seconds + 30)
-        return self._parse(response, PollResponse, "hand out requests").requests
+        polled = Polled()
+        for raw in self._parse(response, _RawPoll, "hand out requests").requests:
+            try:
+                polled.requests.append(AGENT_REQUEST.validate_python(raw))
+            except ValidationError as exc:
+                polled.unreadable.append(Unreadable.of(raw, exc))
+        return polled
 
     async def ack(self, request_id: str, attempt: int) -> None:
         response = await self._call(
@@ -161,7 +210,7 @@ class ControlPlaneClient:
         )
         if response.status_code == 409:
             raise StaleClaim(_detail(response))
-        self._parse(response, AgentRequest, f"acknowledge request {request_id}")
+        self._parse(response, _Handled, f"acknowledge request {request_id}")
 
     async def fail(self, request_id: str, attempt: int, error: str, retry: bool = False) -> None:
         response = await self._call(
@@ -171,7 +220,7 @@ class ControlPlaneClient:
         )
         if response.status_code == 409:
             raise StaleClaim(_detail(response))
-        self._parse(response, AgentRequest, f"record the failure of request {request_id}")
+        self._parse(response, _Handled, f"record the failure of request {request_id}")
 
     async def code_location(self, name: str) -> CodeLocation:
         response = await self._call("GET", f"/code-locations/{name}")
@@ -225,7 +274,7 @@ class ControlPlaneClient:
         """A FETCH_RUN_LOGS request's answer, handed to the user call waiting for it (which
         acknowledges the request)."""
         response = await self._call("POST", f"/requests/{request_id}/run-logs", body)
-        self._parse(response, AgentRequest, f"answer request {request_id}")
+        self._parse(response, _Handled, f"answer request {request_id}")
 
     async def report_run_log_url(self, run_id: str, url: str) -> Run:
         response = await self._call("POST", f"/runs/{run_id}/log-url", RunLogUrl(url=url))

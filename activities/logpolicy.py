@@ -5,8 +5,8 @@ it keeps a run's output ('local') is ``kept_logs.py``."""
 import logging
 
 from activities.context import passthrough_names
+from tether_api.locations import CodeLocationSpec
 from tether_api.logs import LogSettings
-from tether_api.models import CodeLocationSpec
 from tether_sdk.run_worker import redaction
 from tether_sdk.run_worker.masking import Masker
 

@@ -17,10 +17,12 @@ from activities.code_locations import describe_exit
 from activities.context import AgentContext, blocking, passthrough_names, resolve_env
 from activities.launchers.base import Handle, LaunchError, LaunchSpec
 from activities.locate import location_state
+from tether_api.agent_api import RunStatusReport
 from tether_api.codeserver import ValidateRequest, ValidateResponse
 from tether_api.enums import TERMINAL_RUN_STATUSES, CodeLocationStatus, RunStatus
 from tether_api.logs import LogForwarding, LogSettings
-from tether_api.models import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS, Run, RunStatusReport
+from tether_api.user_api import Run
+from tether_api.wire import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS
 from workflows import names
 from workflows.models import (
     CodeLocationState,

@@ -24,7 +24,7 @@ from activities.context import AgentContext, heartbeating
 from activities.controlplane import REFUSED
 from activities.locate import location_state
 from tether_api.enums import TickStatus
-from tether_api.models import CodeLocation, CodeLocationSpec
+from tether_api.locations import CodeLocation, CodeLocationSpec
 from tether_api.ticks import TickError, TickOutcome, TickReport, TickRequest, TickResponse
 from workflows import names
 from workflows.models import (

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge, Gt, Le
 from pydantic import AfterValidator, BaseModel, Field, HttpUrl
 
-from tether_api.models import JSON_NUMBER, JsonBool
 from tether_api.names import Name
+from tether_api.wire import JSON_NUMBER, JsonBool
 
 
 class AlertEvent(StrEnum):

@@ -88,8 +88,8 @@ STEP_END_STATUS: dict[EventType, StepStatus] = {
 }
 
 
-class ScheduleStatus(StrEnum):
-    """Whether a schedule's ticks create runs."""
+class AutomationStatus(StrEnum):
+    """Whether a schedule's ticks, or a sensor's evaluations, happen now."""
 
     RUNNING = "RUNNING"
     STOPPED = "STOPPED"
@@ -134,3 +134,8 @@ class FailureCause(StrEnum):
 
     RUN_FAILED = "run_failed"  # the worker reported it: a step failed, or the code or config
     WORKER_DIED = "worker_died"  # no final event: it exited, was killed, or went silent
+
+
+# Its name before sensors had it too; kept for code that imports it (the SDK's own
+# ``default_status=`` arguments take either, or the plain strings).
+ScheduleStatus = AutomationStatus

@@ -5,10 +5,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
+from tether_api.enums import AutomationStatus, MissedTicks, TickStatus
 
 
-class Tick(BaseModel):
+class ScheduleTick(BaseModel):
     tick_time: datetime = Field(description="The time the cron expression named.")
     status: TickStatus
     run_id: str | None = Field(default=None, description="The run it created (SUCCESS).")
@@ -31,8 +31,8 @@ class Schedule(BaseModel):
     job: str
     run_config: dict[str, Any]
     tags: dict[str, str]
-    status: ScheduleStatus = Field(description="Whether its ticks create runs now.")
-    default_status: ScheduleStatus = Field(description="The status its code declares.")
+    status: AutomationStatus = Field(description="Whether its ticks create runs now.")
+    default_status: AutomationStatus = Field(description="The status its code declares.")
     status_set_by_user: bool = Field(
         description="True once turned on or off here; that choice outlasts redeploys."
     )
@@ -45,7 +45,7 @@ class Schedule(BaseModel):
         description="False once its code location no longer declares it; it then never ticks."
     )
     next_tick_at: datetime | None = Field(default=None, description="The next tick, while RUNNING.")
-    last_tick: Tick | None = None
+    last_tick: ScheduleTick | None = None
     error: str | None = Field(
         default=None,
         description="Why the control plane cannot evaluate it (an unknown time zone, a cron "

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from tether_api.models import JsonInt
+from tether_api.wire import JsonInt
 
 
 class SessionCreated(BaseModel):

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
-from tether_api.enums import MissedTicks, RetryOn, RunStatus, ScheduleStatus, SensorKind
+from tether_api.enums import AutomationStatus, MissedTicks, RetryOn, RunStatus, SensorKind
 
 
 def _json_integer(value: Any) -> Any:
@@ -53,8 +53,8 @@ class ScheduleSnapshot(BaseModel):
     timezone: str = Field(default="UTC", max_length=100)
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
-    default_status: ScheduleStatus = Field(
-        default=ScheduleStatus.STOPPED,
+    default_status: AutomationStatus = Field(
+        default=AutomationStatus.STOPPED,
         description="Whether it runs before anyone turns it on or off.",
     )
     missed_ticks: MissedTicks = Field(
@@ -86,7 +86,7 @@ class SensorSnapshot(BaseModel):
     timeout_seconds: float = Field(
         default=60.0, gt=0, description="How long one evaluation may take in the code server."
     )
-    default_status: ScheduleStatus = ScheduleStatus.STOPPED
+    default_status: AutomationStatus = AutomationStatus.STOPPED
     description: str | None = None
     monitored_jobs: list[str] | None = Field(
         default=None,

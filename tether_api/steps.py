@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tether_api.enums import STEP_END_STATUS, EventType, StepStatus
-from tether_api.models import RunEvent
+from tether_api.run_worker_api import RunEvent
 
 
 class StepSummary(BaseModel):

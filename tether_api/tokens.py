@@ -13,8 +13,8 @@ from pydantic import (
     model_validator,
 )
 
-from tether_api.models import JsonDateTime, Text
 from tether_api.names import Name
+from tether_api.wire import JsonDateTime, Text
 
 # The header an agent with an organization-wide token sends to say which deployment it
 # serves; a deployment token may send it too (it must then name its own deployment).

@@ -2,34 +2,27 @@
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from tether_api.agent_api import Agent
 from tether_api.alerts import Alert, AlertPolicy, AlertPolicySpec
 from tether_api.audit import AuditEntry, AuditPage
 from tether_api.enums import RunStatus, TickStatus
+from tether_api.locations import CodeLocation, CodeLocationPutResult, CodeLocationSpec
 from tether_api.logs import LogSettings, RunLogs
-from tether_api.models import (
-    Agent,
-    CodeLocation,
-    CodeLocationPutResult,
-    CodeLocationSpec,
-    Deployment,
-    Run,
-    RunCreate,
-    RunEvent,
-    RunEventPage,
-    RunPage,
-)
-from tether_api.schedules import Schedule, Tick
+from tether_api.run_worker_api import RunEvent
+from tether_api.schedules import Schedule, ScheduleTick
+from tether_api.sensors import Sensor, SensorTick
 from tether_api.sessions import SignInLink, SignInLinkCreate
-from tether_api.ticks import Sensor, SensorTick
 from tether_api.tokens import Token, TokenCreate, TokenSecret
+from tether_api.user_api import Deployment, Run, RunCreate, RunEventPage, RunPage
 from tether_cli.context import Connection
 from tether_cli.render import CliError, note
 
@@ -47,14 +40,32 @@ STREAM_RECONNECT_SECONDS = 60.0
 
 _LOCATIONS = TypeAdapter(list[CodeLocation])
 _AGENTS = TypeAdapter(list[Agent])
-_SCHEDULES = TypeAdapter(list[Schedule])
 _POLICIES = TypeAdapter(list[AlertPolicy])
 _ALERTS = TypeAdapter(list[Alert])
-_TICKS = TypeAdapter(list[Tick])
-_SENSORS = TypeAdapter(list[Sensor])
-_SENSOR_TICKS = TypeAdapter(list[SensorTick])
 _TOKENS = TypeAdapter(list[Token])
 MAX_PAGE_AUDIT = 500
+
+A = TypeVar("A", bound=BaseModel)
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class AutomationApi(Generic[A, T]):
+    """Schedules or sensors, as the API serves them: the same calls under their own path."""
+
+    noun: str
+    plural: str
+    model: type[A]
+    many: TypeAdapter[list[A]]
+    ticks: TypeAdapter[list[T]]
+
+
+SCHEDULES = AutomationApi(
+    "schedule", "schedules", Schedule, TypeAdapter(list[Schedule]), TypeAdapter(list[ScheduleTick])
+)
+SENSORS = AutomationApi(
+    "sensor", "sensors", Sensor, TypeAdapter(list[Sensor]), TypeAdapter(list[SensorTick])
+)
 
 
 class ApiError(CliError):
@@ -206,39 +217,30 @@ class TetherClient:
         """How many of the deployment's agents sent a heartbeat within the timeout."""
         return sum(1 for agent in self.list_agents() if agent.available)
 
-    # --- schedules ----------------------------------------------------------------------
+    # --- schedules and sensors ----------------------------------------------------------
 
-    def list_schedules(self) -> list[Schedule]:
-        return _SCHEDULES.validate_json(self._request("GET", "/schedules").content)
+    def list_automations(self, kind: "AutomationApi[A, T]") -> list[A]:
+        return kind.many.validate_json(self._request("GET", f"/{kind.plural}").content)
 
-    def set_schedule(self, location: str, name: str, on: bool) -> Schedule:
+    def set_automation(self, kind: "AutomationApi[A, T]", location: str, name: str, on: bool) -> A:
         action = "start" if on else "stop"
-        path = f"/schedules/{_segment(location)}/{_segment(name)}/{action}"
-        return self._call(Schedule, "POST", path)
+        path = f"/{kind.plural}/{_segment(location)}/{_segment(name)}/{action}"
+        return self._call(kind.model, "POST", path)
 
-    def schedule_ticks(self, location: str, name: str, limit: int) -> list[Tick]:
-        path = f"/schedules/{_segment(location)}/{_segment(name)}/ticks"
-        return _TICKS.validate_json(self._request("GET", path, params={"limit": limit}).content)
-
-    # --- sensors ------------------------------------------------------------------------
-
-    def list_sensors(self) -> list[Sensor]:
-        return _SENSORS.validate_json(self._request("GET", "/sensors").content)
-
-    def set_sensor(self, location: str, name: str, on: bool) -> Sensor:
-        action = "start" if on else "stop"
-        path = f"/sensors/{_segment(location)}/{_segment(name)}/{action}"
-        return self._call(Sensor, "POST", path)
-
-    def sensor_ticks(
-        self, location: str, name: str, limit: int, status: TickStatus | None = None
-    ) -> list[SensorTick]:
+    def automation_ticks(
+        self,
+        kind: "AutomationApi[A, T]",
+        location: str,
+        name: str,
+        limit: int,
+        status: TickStatus | None = None,
+    ) -> list[T]:
         """Newest first, up to ``limit``; only those with ``status`` when given."""
-        path = f"/sensors/{_segment(location)}/{_segment(name)}/ticks"
+        path = f"/{kind.plural}/{_segment(location)}/{_segment(name)}/ticks"
         params: dict[str, str | int] = {"limit": limit}
         if status:
             params["status"] = status.value
-        return _SENSOR_TICKS.validate_json(self._request("GET", path, params=params).content)
+        return kind.ticks.validate_json(self._request("GET", path, params=params).content)
 
     # --- alerts -------------------------------------------------------------------------
 

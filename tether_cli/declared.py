@@ -6,7 +6,7 @@ from typing import Protocol, TypeVar
 
 from rich.markup import escape
 
-from tether_api.enums import RunStatus, ScheduleStatus, SensorKind
+from tether_api.enums import AutomationStatus, RunStatus, SensorKind
 from tether_cli.render import CliError, styled_status
 
 
@@ -47,7 +47,7 @@ def sensor_kind(kind: SensorKind, status: RunStatus | None, jobs: list[str] | No
 
 
 def status_cell(
-    status: ScheduleStatus, set_by_user: bool, present: bool, error: str | None = None
+    status: AutomationStatus, set_by_user: bool, present: bool, error: str | None = None
 ) -> str:
     """A list's status column: the status, whether a user set it, and why it cannot run."""
     if not present:

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from tether_api.logs import LogForwarding, LogSettings
-from tether_api.models import Deployment
+from tether_api.user_api import Deployment
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.render import JsonOption, UsageProblem, errors, out, print_field, print_json

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tether_api.configschema import fields as config_fields
 from tether_api.enums import CodeLocationStatus
-from tether_api.models import (
+from tether_api.locations import (
     CodeLocation,
     CodeLocationDeploy,
     CodeLocationPutResult,

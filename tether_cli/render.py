@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.enums import CodeLocationStatus, RunStatus
-from tether_api.models import RunEvent
+from tether_api.run_worker_api import RunEvent
 
 # soft_wrap: Rich would otherwise hard-wrap at 80 columns when not on a terminal, splitting
 # messages and log lines that CI logs and scripts read whole.

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
 from tether_api.logs import LogForwarding
-from tether_api.models import Run, RunCreate
 from tether_api.steps import RunError, StepSummary, run_errors, summarize_steps
+from tether_api.user_api import Run, RunCreate
 from tether_cli.client import MAX_PAGE_EVENTS, ApiError, TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.render import (

@@ -7,37 +7,33 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.enums import TickStatus
-from tether_api.schedules import Schedule
-from tether_cli.client import TetherClient
+from tether_cli.automations import (
+    LimitOption,
+    StatusOption,
+    TracebackOption,
+    add_switches,
+    find,
+    location_option,
+    name_argument,
+    print_tracebacks,
+)
+from tether_cli.client import SCHEDULES, TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
-from tether_cli.declared import pick, status_cell
+from tether_cli.declared import status_cell
 from tether_cli.render import (
     JsonOption,
     errors,
     local_time,
     note,
-    out,
     print_json,
     print_table,
     styled_status,
 )
-from tether_cli.sensors import TracebackOption, print_tracebacks
 
 app = typer.Typer(help="Schedules declared by the code locations: list, turn on and off, ticks.")
 
-NameArgument = Annotated[str, typer.Argument(help="The schedule's name.")]
-LocationOption = Annotated[
-    str | None,
-    typer.Option(
-        "--location",
-        envvar="TETHER_SCHEDULE_LOCATION",
-        help="Its code location; needed only when two locations declare the same name.",
-    ),
-]
-
-
-def _find(client: TetherClient, name: str, location: str | None) -> Schedule:
-    return pick(client.list_schedules(), name, location, "schedule")
+NameArgument = Annotated[str, name_argument(SCHEDULES)]
+LocationOption = Annotated[str | None, location_option(SCHEDULES)]
 
 
 @app.command("list")
@@ -50,7 +46,7 @@ def list_schedules(
     """List the schedules: status (and whether a user set it), cron and time zone, job, next
     and last tick."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        found = client.list_schedules()
+        found = client.list_automations(SCHEDULES)
     if json_output:
         print_json(found)
         return
@@ -77,50 +73,16 @@ def list_schedules(
     print_table(table)
 
 
-def _switch(
-    name: str,
-    location: str | None,
-    on: bool,
-    url: str | None,
-    token: str | None,
-    deployment: str | None,
-) -> None:
-    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        found = _find(client, name, location)
-        changed = client.set_schedule(found.code_location, found.name, on)
-    nxt = f"; next tick {local_time(changed.next_tick_at)}" if changed.next_tick_at else ""
-    out.print(f"schedule {escape(changed.name)} {styled_status(changed.status)}{nxt}")
-
-
-@app.command("on")
-def turn_on(
-    name: NameArgument,
-    location: LocationOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    deployment: DeploymentOption = None,
-) -> None:
-    """Turn a schedule on: its ticks from now on create runs (redeploys keep it on)."""
-    _switch(name, location, True, url, token, deployment)
-
-
-@app.command("off")
-def turn_off(
-    name: NameArgument,
-    location: LocationOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    deployment: DeploymentOption = None,
-) -> None:
-    """Turn a schedule off (redeploys keep it off)."""
-    _switch(name, location, False, url, token, deployment)
+# list, then on and off, then ticks: the order of `--help`.
+add_switches(app, SCHEDULES, "its ticks from now on create runs")
 
 
 @app.command("ticks")
 def list_ticks(
     name: NameArgument,
     location: LocationOption = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="How many.")] = 20,
+    limit: LimitOption = 20,
+    status: StatusOption = None,
     traceback: TracebackOption = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
@@ -129,10 +91,13 @@ def list_ticks(
 ) -> None:
     """A schedule's ticks, newest first: the run each created, or why it created none."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        found = _find(client, name, location)
-        ticks = client.schedule_ticks(found.code_location, found.name, limit)
+        found = find(client, SCHEDULES, name, location)
+        ticks = client.automation_ticks(SCHEDULES, found.code_location, found.name, limit, status)
     if json_output:
         print_json(ticks)
+        return
+    if not ticks:
+        note(f"schedule {found.name} has no ticks" + (f" {status.value}" if status else ""))
         return
     table = Table("tick", "outcome", "run", "error")
     for t in ticks:

@@ -1,7 +1,6 @@
 """``tether sensors list|on|off|ticks``: the deployment's sensors and their ticks."""
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -9,17 +8,27 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.enums import TickStatus
-from tether_api.ticks import Sensor, SensorTick
-from tether_cli.client import TetherClient
+from tether_api.sensors import SensorTick
+from tether_cli.automations import (
+    LimitOption,
+    StatusOption,
+    TracebackOption,
+    add_switches,
+    count,
+    find,
+    location_option,
+    name_argument,
+    print_tracebacks,
+)
+from tether_cli.client import SENSORS, TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
-from tether_cli.declared import pick, sensor_kind, status_cell
+from tether_cli.declared import sensor_kind, status_cell
 from tether_cli.render import (
     JsonOption,
     errors,
     first_line,
     local_time,
     note,
-    out,
     print_json,
     print_table,
     seconds_text,
@@ -31,38 +40,17 @@ app = typer.Typer(help="Sensors declared by the code locations: list, turn on an
 # A tick may ask for up to 100 runs: the table names a few, --json has them all.
 MOST_LISTED = 5
 
-NameArgument = Annotated[str, typer.Argument(help="The sensor's name.")]
-LocationOption = Annotated[
-    str | None,
-    typer.Option(
-        "--location",
-        envvar="TETHER_SENSOR_LOCATION",
-        help="Its code location; needed only when two locations declare the same name.",
-    ),
-]
-TracebackOption = Annotated[
-    bool,
-    typer.Option(
-        "--traceback", help="Print each failed tick's whole error and traceback after the table."
-    ),
-]
-
-
-def _find(client: TetherClient, name: str, location: str | None) -> Sensor:
-    return pick(client.list_sensors(), name, location, "sensor")
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
+NameArgument = Annotated[str, name_argument(SENSORS)]
+LocationOption = Annotated[str | None, location_option(SENSORS)]
 
 
 def outcome(tick: SensorTick) -> str:
     """What a tick did, in one line of markup: runs created, keys already used, why not."""
     parts = []
     if tick.run_ids:
-        parts.append(_count(len(tick.run_ids), "run"))
+        parts.append(count(len(tick.run_ids), "run"))
     if tick.run_keys_skipped:
-        parts.append(_count(len(tick.run_keys_skipped), "run key") + " already used")
+        parts.append(count(len(tick.run_keys_skipped), "run key") + " already used")
     if tick.skip_reason:
         parts.append(escape(first_line(tick.skip_reason)))
     if tick.error:
@@ -76,27 +64,6 @@ def _some(items: Sequence[str]) -> str:
     return shown + (f"\n[dim]and {more} more (--json lists all)[/]" if more > 0 else "")
 
 
-def _cut(error: str | None, traceback: str | None) -> bool:
-    """Whether a tick table, which shows an error's first line, leaves some of it out."""
-    return bool(traceback and traceback.strip()) or first_line(error) != (error or "").strip()
-
-
-def print_tracebacks(failed: Sequence[tuple[datetime, str | None, str | None]], show: bool) -> None:
-    """After a tick table: each failed tick's whole error and traceback (``show``), or a
-    hint that --traceback prints them. ``failed``: (tick time, error, traceback) of each."""
-    cut = [f for f in failed if _cut(f[1], f[2])]
-    if not show:
-        if cut:
-            what = _count(len(cut), "failed tick")
-            note(f"add --traceback for the whole error and traceback of {what}")
-        return
-    for tick_time, error, traceback in cut:
-        out.print()
-        out.print(f"[red bold]tick {local_time(tick_time)}:[/] {escape((error or '').strip())}")
-        if traceback and traceback.strip():
-            out.print(escape(traceback.rstrip()), style="dim")
-
-
 @app.command("list")
 def list_sensors(
     json_output: JsonOption = False,
@@ -107,7 +74,7 @@ def list_sensors(
     """List the sensors: kind, job, status (and whether a user set it), interval, next and
     last tick."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        found = client.list_sensors()
+        found = client.list_automations(SENSORS)
     if json_output:
         print_json(found)
         return
@@ -135,53 +102,16 @@ def list_sensors(
     print_table(table)
 
 
-def _switch(
-    name: str,
-    location: str | None,
-    on: bool,
-    url: str | None,
-    token: str | None,
-    deployment: str | None,
-) -> None:
-    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        found = _find(client, name, location)
-        changed = client.set_sensor(found.code_location, found.name, on)
-    nxt = f"; next tick {local_time(changed.next_tick_at)}" if changed.next_tick_at else ""
-    out.print(f"sensor {escape(changed.name)} {styled_status(changed.status)}{nxt}")
-
-
-@app.command("on")
-def turn_on(
-    name: NameArgument,
-    location: LocationOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    deployment: DeploymentOption = None,
-) -> None:
-    """Turn a sensor on: it is evaluated at its interval from now on (redeploys keep it on)."""
-    _switch(name, location, True, url, token, deployment)
-
-
-@app.command("off")
-def turn_off(
-    name: NameArgument,
-    location: LocationOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    deployment: DeploymentOption = None,
-) -> None:
-    """Turn a sensor off (redeploys keep it off)."""
-    _switch(name, location, False, url, token, deployment)
+# list, then on and off, then ticks: the order of `--help`.
+add_switches(app, SENSORS, "it is evaluated at its interval from now on")
 
 
 @app.command("ticks")
 def list_ticks(
     name: NameArgument,
     location: LocationOption = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="How many.")] = 20,
-    status: Annotated[
-        TickStatus | None, typer.Option("--status", help="Only the ticks with this outcome.")
-    ] = None,
+    limit: LimitOption = 20,
+    status: StatusOption = None,
     traceback: TracebackOption = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
@@ -191,8 +121,8 @@ def list_ticks(
     """A sensor's ticks, newest first: the runs each created, the run keys that had made a
     run already, why it asked for none, or the error its function raised."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
-        found = _find(client, name, location)
-        ticks = client.sensor_ticks(found.code_location, found.name, limit, status)
+        found = find(client, SENSORS, name, location)
+        ticks = client.automation_ticks(SENSORS, found.code_location, found.name, limit, status)
     if json_output:
         print_json(ticks)
         return

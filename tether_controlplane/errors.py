@@ -1,6 +1,6 @@
 """Errors the services raise; the API turns them into JSON ``ErrorResponse`` answers."""
 
-from tether_api.models import FieldError, TokenRefusalReason
+from tether_api.wire import FieldError, TokenRefusalReason
 
 
 class ApiError(Exception):

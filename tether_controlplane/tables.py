@@ -23,13 +23,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tether_api.alerts import AlertEvent, DeliveryStatus
 from tether_api.enums import (
+    AutomationStatus,
     CodeLocationStatus,
     EventType,
     MissedTicks,
     RequestStatus,
     RequestType,
     RunStatus,
-    ScheduleStatus,
     SensorKind,
     TickStatus,
 )
@@ -294,11 +294,11 @@ class ScheduleRow(Base):
     job: Mapped[str] = mapped_column(String(63))
     run_config: Mapped[dict[str, Any]] = mapped_column()
     tags: Mapped[dict[str, Any]] = mapped_column()
-    default_status: Mapped[ScheduleStatus] = mapped_column(EnumString(ScheduleStatus, 20))
+    default_status: Mapped[AutomationStatus] = mapped_column(EnumString(AutomationStatus, 20))
     missed_ticks: Mapped[MissedTicks] = mapped_column(EnumString(MissedTicks, 20))
     # False once the location's code no longer declares it (or the location was removed).
     present: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[ScheduleStatus | None] = mapped_column(EnumString(ScheduleStatus, 20))
+    status: Mapped[AutomationStatus | None] = mapped_column(EnumString(AutomationStatus, 20))
     cursor: Mapped[datetime | None] = mapped_column()
     # Why it cannot be evaluated here (time zone, cron that never fires): it does not tick.
     error: Mapped[str | None] = mapped_column(Text)
@@ -308,7 +308,7 @@ class ScheduleRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class TickRow(Base):
+class ScheduleTickRow(Base):
     """One tick of a schedule, with its outcome. (schedule, tick time) is unique: however
     many schedulers evaluate it, a tick creates one run."""
 
@@ -348,9 +348,9 @@ class SensorRow(Base):
     timeout_seconds: Mapped[float] = mapped_column()
     monitored_jobs: Mapped[list[Any] | None] = mapped_column()
     monitored_status: Mapped[RunStatus | None] = mapped_column(EnumString(RunStatus, 20))
-    default_status: Mapped[ScheduleStatus] = mapped_column(EnumString(ScheduleStatus, 20))
+    default_status: Mapped[AutomationStatus] = mapped_column(EnumString(AutomationStatus, 20))
     present: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[ScheduleStatus | None] = mapped_column(EnumString(ScheduleStatus, 20))
+    status: Mapped[AutomationStatus | None] = mapped_column(EnumString(AutomationStatus, 20))
     # A standard sensor's cursor is its own (any string); a run-status sensor's is kept here:
     # "<ended_at ISO>|<run pk>" of the last run it was told about.
     cursor: Mapped[str | None] = mapped_column(Text)

@@ -12,7 +12,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
-from tether_api.enums import MissedTicks, RetryOn, ScheduleStatus
+from tether_api.enums import AutomationStatus, MissedTicks, RetryOn
 from tether_api.names import check_name
 from tether_api.snapshot import (
     AssetSnapshot,
@@ -295,13 +295,13 @@ class Schedule:
         run_config: "Mapping[str, Any] | Callable[[Any], Any] | None" = None,
         timezone: str = "UTC",
         tags: Mapping[str, str] | None = None,
-        default_status: str = ScheduleStatus.STOPPED,
+        default_status: str = AutomationStatus.STOPPED,
         missed_ticks: str = MissedTicks.LATEST,
         timeout_seconds: float = 60,
     ) -> None:
         self.name = _name(name, "schedule name")
         try:
-            self.default_status = ScheduleStatus(default_status)
+            self.default_status = AutomationStatus(default_status)
             self.missed_ticks = MissedTicks(missed_ticks)
         except ValueError as exc:
             raise DefinitionError(
@@ -376,7 +376,7 @@ def schedule(
     run_config: "Mapping[str, Any] | Callable[[Any], Any] | None" = None,
     timezone: str = "UTC",
     tags: Mapping[str, str] | None = None,
-    default_status: str = ScheduleStatus.STOPPED,
+    default_status: str = AutomationStatus.STOPPED,
     missed_ticks: str = MissedTicks.LATEST,
     timeout_seconds: float = 60,
 ) -> Schedule:

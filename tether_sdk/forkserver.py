@@ -274,7 +274,7 @@ def run_worker_target(definitions: Any) -> Target:
 
     # Imported here, in the code server before it forks its fork server, not in each
     # worker: the run worker's modules (httpx among them) cost a cold import of ~70 ms.
-    from tether_api.models import Run
+    from tether_api.user_api import Run
     from tether_sdk.run_worker.client import preload
     from tether_sdk.run_worker.worker import options_from_env, run_worker
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether_api.enums import EventType
-from tether_api.models import RunEvent
+from tether_api.run_worker_api import RunEvent
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Job
 from tether_sdk.run_worker.capture import OutputCapture

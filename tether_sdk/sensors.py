@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from tether_api.enums import RunStatus, ScheduleStatus, SensorKind
+from tether_api.enums import AutomationStatus, RunStatus, SensorKind
 from tether_api.snapshot import SensorSnapshot
 from tether_api.ticks import EndedRun
 from tether_sdk.errors import DefinitionError
@@ -148,7 +148,7 @@ class Sensor:
         self.minimum_interval_seconds = float(minimum_interval_seconds)
         self.timeout_seconds = float(timeout_seconds)
         try:
-            self.default_status = ScheduleStatus(default_status)
+            self.default_status = AutomationStatus(default_status)
         except ValueError:
             raise DefinitionError(
                 f"{label}: default_status is RUNNING or STOPPED, got {default_status!r}"
@@ -191,7 +191,7 @@ def sensor(
     name: str | None = None,
     minimum_interval_seconds: float = 30,
     timeout_seconds: float = 60,
-    default_status: str = ScheduleStatus.STOPPED,
+    default_status: str = AutomationStatus.STOPPED,
     description: str | None = None,
 ) -> Callable[[Callable[..., Any]], Sensor]:
     """Declare a sensor: the decorated function takes a ``SensorContext`` and returns run
@@ -222,7 +222,7 @@ def run_status_sensor(
     name: str | None = None,
     minimum_interval_seconds: float = 30,
     timeout_seconds: float = 60,
-    default_status: str = ScheduleStatus.STOPPED,
+    default_status: str = AutomationStatus.STOPPED,
     description: str | None = None,
 ) -> Callable[[Callable[..., Any]], Sensor]:
     """Declare a sensor called once for each run of ``monitored_jobs`` (default: every job of

@@ -23,7 +23,7 @@ from activities.kept_logs import sweep_kept_logs_periodically
 from activities.launchers import registry
 from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.retention import sweep_periodically
-from tether_api.models import Agent, AgentHeartbeat
+from tether_api.agent_api import Agent, AgentHeartbeat
 from worker import codec
 from worker.activity_set import AgentActivitySet
 from worker.config import SETTINGS, AgentConfig, AgentConfigError

@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from tether_api.models import AgentRequest
+    from tether_api.agent_requests import AgentRequest
     from workflows import names
     from workflows.models import (
         AgentHeartbeatInput,

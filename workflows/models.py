@@ -8,8 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, model_validator
 
+from tether_api.agent_requests import AgentRequest
 from tether_api.enums import CodeLocationStatus, RequestType, RunStatus, TickKind, TickStatus
-from tether_api.models import AgentRequest
 from tether_api.ticks import EvaluateTickPayload, TickReport, TickRequest
 from workflows.handles import Handle
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, Field
 
-from tether_api.models import CodeLocationSpec, Run
+from tether_api.locations import CodeLocationSpec
+from tether_api.user_api import Run
 from workflows.handles import Handle, LaunchKind
 
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ from activities.launchers.docker_settings import (
     LABEL_WORKFLOW_ID,
     DockerSettings,
 )
-from tether_api.models import ContainerContext
+from tether_api.locations import ContainerContext
 
 if TYPE_CHECKING:
     from temporalio.client import Client

@@ -45,7 +45,7 @@ from activities.launchers.docker_settings import (
     LABEL_ORGANIZATION,
     LABEL_WORKFLOW_ID,
 )
-from tether_api.models import PoolAssignment
+from tether_api.agent_api import PoolAssignment
 
 if TYPE_CHECKING:
     from activities.launchers.docker import DockerLauncher

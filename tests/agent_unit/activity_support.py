@@ -17,7 +17,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.controlplane import ControlPlaneClient
-from tether_api.models import Run, RunStatusReport
+from tether_api.agent_api import RunStatusReport
+from tether_api.user_api import Run
 from worker.temporal_binary import temporal_binary
 from workflows import names
 from workflows.models import CodeLocationState

@@ -13,7 +13,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.controlplane import TOKEN_REJECTED, ControlPlaneClient
-from tether_api.models import AgentHeartbeat
+from tether_api.agent_api import AgentHeartbeat
 
 
 class _Server(ThreadingHTTPServer):

@@ -8,11 +8,15 @@ agent died holding it, an older AgentWorkflow's dispatch_request) reaches the on
 its ID names, started once."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment
@@ -22,8 +26,8 @@ from activities.context import AgentContext
 from activities.controlplane import ControlPlaneClient
 from tests.agent_unit.activity_support import temporal_test_server
 from tests.support import Tenant
+from tether_api.agent_requests import AGENT_REQUEST, AgentRequest
 from tether_api.enums import RequestType
-from tether_api.models import AgentRequest
 from workflows import names
 from workflows.models import (
     Dispatched,
@@ -151,7 +155,7 @@ async def test_a_launch_delivered_twice_starts_the_runs_workflow_once(
 
     # The first agent: a claim with a short lease, each request dispatched as
     # poll_and_dispatch does; its acknowledgements die with it.
-    claimed = [AgentRequest.model_validate(r) for r in tenant.poll(lease_seconds=1)]
+    claimed = [AGENT_REQUEST.validate_python(r) for r in tenant.poll(lease_seconds=1)]
     assert {r.type for r in claimed} == {RequestType.LAUNCH_RUN, RequestType.SYNC_CODE_LOCATION}
     first = AgentActivities(dispatching.ctx)
     for request in claimed:
@@ -200,7 +204,7 @@ async def test_a_launch_of_a_finished_runs_workflow_starts_nothing(
     run_id = launched_run(dispatching.tenant)
     workflow_id = names.run_workflow_id(run_id)
     [request] = [
-        AgentRequest.model_validate(r)
+        AGENT_REQUEST.validate_python(r)
         for r in dispatching.tenant.poll()
         if r["type"] == RequestType.LAUNCH_RUN
     ]
@@ -245,3 +249,109 @@ async def test_a_terminate_and_its_launch_in_one_poll_reach_one_workflow(
     assert (terminate.workflow_id, terminate.action) == (workflow_id, names.SIGNAL_TERMINATE)
     assert await dispatching.starts(workflow_id) == 1
     assert await dispatching.signals(workflow_id) == [names.SIGNAL_TERMINATE]
+
+
+def _rewrite_payload(tenant: Tenant, type_: RequestType, payload: dict[str, Any]) -> None:
+    """Store another payload in the tenant's pending request of that type, as a control plane
+    of another version might have."""
+    with _database(tenant).begin() as db:
+        changed = db.execute(
+            text(
+                "UPDATE agent_requests SET payload = :payload WHERE type = :type "
+                f"AND status = 'PENDING' AND deployment_id = ({_DEPLOYMENT})"
+            ),
+            {"payload": json.dumps(payload), "type": type_.value, "org": tenant.org},
+        ).rowcount
+    assert changed == 1
+
+
+_DEPLOYMENT = (
+    "SELECT d.id FROM deployments d JOIN organizations o ON d.organization_id = o.id "
+    "WHERE o.name = :org"
+)
+
+
+def _database(tenant: Tenant) -> Engine:
+    return create_engine(tenant.cp.database_url, poolclass=NullPool)
+
+
+def _requests(tenant: Tenant, type_: RequestType) -> list[tuple[str, str]]:
+    with _database(tenant).connect() as db:
+        rows = db.execute(
+            text(
+                "SELECT status, error FROM agent_requests WHERE type = :type "
+                f"AND deployment_id = ({_DEPLOYMENT})"
+            ),
+            {"type": type_.value, "org": tenant.org},
+        )
+        return [(status, error) for status, error in rows]
+
+
+async def test_a_stored_payload_that_does_not_fit_fails_that_request_only(
+    dispatching: Dispatching,
+) -> None:
+    """A request whose stored payload no longer fits its type's model is not handed out
+    (every poll of the deployment would fail on it): it is failed, saying why, and the
+    request beside it in the same poll is dispatched."""
+    tenant = dispatching.tenant
+    run_id = launched_run(tenant)
+    _rewrite_payload(tenant, RequestType.LAUNCH_RUN, {"run_id": run_id})  # no location, job
+
+    dispatched = await dispatching.poll_and_dispatch(AgentActivities(dispatching.ctx))
+
+    assert [d.type for d in dispatched] == [RequestType.SYNC_CODE_LOCATION]
+    with tenant.user() as c:
+        answer = c.get(f"{tenant.dep_path}/runs/{run_id}")
+    # Admitted, and no agent started it (the run monitor fails it after its start timeout).
+    assert answer.json()["status"] == "STARTING" and answer.json()["agent"] is None
+    [row] = _requests(tenant, RequestType.LAUNCH_RUN)
+    status, error = row
+    assert status == "FAILED"
+    assert "does not fit its model" in error and "code_location" in error
+
+
+async def test_a_request_type_this_agent_does_not_know_is_refused_and_the_rest_served(
+    dispatching: Dispatching,
+) -> None:
+    """An agent older than its control plane polls a request of a type it does not know
+    (here the control plane's answer is rewritten on its way, as a newer control plane's
+    would read): the poll does not fail, the request is failed for good with why and what
+    to do, and the request beside it is dispatched."""
+    tenant = dispatching.tenant
+    launched_run(tenant)
+    real = httpx.AsyncClient(base_url=tenant.cp.url)
+
+    async def newer_control_plane(request: httpx.Request) -> httpx.Response:
+        answer = await real.send(
+            real.build_request(
+                request.method, request.url.path, headers=request.headers, content=request.content
+            )
+        )
+        body = answer.content
+        if request.url.path.endswith("/requests/poll"):
+            polled = json.loads(body)
+            for r in polled["requests"]:
+                if r["type"] == RequestType.LAUNCH_RUN:
+                    r["type"] = "MATERIALIZE_ASSETS"
+            body = json.dumps(polled).encode()
+        return httpx.Response(answer.status_code, content=body, headers=answer.headers)
+
+    client = dispatching.control_plane
+    original = client._http
+    client._http = httpx.AsyncClient(
+        base_url=original.base_url,
+        headers=original.headers,
+        transport=httpx.MockTransport(newer_control_plane),
+    )
+    try:
+        dispatched = await dispatching.poll_and_dispatch(AgentActivities(dispatching.ctx))
+    finally:
+        await client._http.aclose()
+        client._http = original
+        await real.aclose()
+
+    assert [d.type for d in dispatched] == [RequestType.SYNC_CODE_LOCATION]
+    [(status, error)] = _requests(tenant, RequestType.LAUNCH_RUN)
+    assert status == "FAILED"
+    assert f"agent {AGENT} cannot read request" in error
+    assert "'MATERIALIZE_ASSETS'" in error and "upgrade the agent" in error

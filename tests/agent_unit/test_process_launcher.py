@@ -21,7 +21,7 @@ from activities.launchers.base import Handle, Inspection, LaunchError, LaunchKin
 from activities.launchers.process import ProcessLauncher, label_dir_name
 from tests.agent_unit.support import Tracked
 from tests.support import children, command_pid
-from tether_api.models import CodeLocationSpec
+from tether_api.locations import CodeLocationSpec
 
 PY = sys.executable
 
@@ -164,7 +164,7 @@ import sys, time
 from pathlib import Path
 from activities.launchers.base import LaunchSpec
 from activities.launchers.process import ProcessLauncher
-from tether_api.models import CodeLocationSpec
+from tether_api.locations import CodeLocationSpec
 
 location = CodeLocationSpec(module="unused", command=[sys.executable, "-c", sys.argv[2]])
 spec = LaunchSpec(label="wf-survivor", kind="code-server", location=location)

@@ -20,7 +20,7 @@ from activities.launchers.base import Handle, Inspection, LaunchKind, LaunchSpec
 from activities.launchers.process import ProcessLauncher, label_dir_name
 from activities.launchers.retention import MB, OutputRetention, sweep_periodically
 from tests.agent_unit.support import Tracked
-from tether_api.models import CodeLocationSpec
+from tether_api.locations import CodeLocationSpec
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[2]

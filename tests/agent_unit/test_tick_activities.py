@@ -17,8 +17,8 @@ from activities import ticks
 from activities.context import AgentContext
 from activities.ticks import TickActivities
 from tether_api.enums import CodeLocationStatus, TickKind, TickStatus
+from tether_api.locations import CodeLocation, CodeLocationSpec
 from tether_api.logs import LogSettings
-from tether_api.models import CodeLocation, CodeLocationSpec
 from tether_api.ticks import (
     EvaluateTickPayload,
     RunRequestSpec,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tether_api.enums import EventType, StepStatus
-from tether_api.models import RunEvent
+from tether_api.run_worker_api import RunEvent
 from tether_api.steps import run_errors, summarize_steps, traceback_of
 from tether_sdk import execute_job
 from tether_sdk.examples import quickstart

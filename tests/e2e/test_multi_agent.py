@@ -30,7 +30,7 @@ from tests.agent_support import (
     worker_starts,
 )
 from tests.support import ControlPlane, Tenant, wait_until
-from tether_api.models import CodeLocationSpec
+from tether_api.locations import CodeLocationSpec
 from workflows import names
 from workflows.models import CodeLocationState
 

@@ -25,7 +25,7 @@ from tests.agent_support import (
 )
 from tests.e2e.test_lifecycle import OPS, deploy_ops
 from tests.support import ControlPlane, Tenant
-from tether_api.models import AgentRequest
+from tether_api.agent_requests import AGENT_REQUEST
 from workflows.models import DispatchInput
 
 
@@ -37,7 +37,7 @@ async def test_a_request_delivered_twice_starts_one_run_worker(
     run = e2e_tenant.launch("ops", "slow", run_config={"seconds": 2})
     claimed = [r for r in e2e_tenant.poll(wait=5) if r["type"] == "LAUNCH_RUN"]
     assert len(claimed) == 1
-    request = AgentRequest.model_validate(claimed[0])
+    request = AGENT_REQUEST.validate_python(claimed[0])
 
     temporal = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
     control_plane = ControlPlaneClient(e2e_tenant.cp.url, e2e_tenant.agent_token)

@@ -5,7 +5,7 @@ import threading
 from tests.sdk.test_run_worker import events
 from tests.support import Tenant
 from tether_api.enums import EventType
-from tether_api.models import EventBatchResult
+from tether_api.run_worker_api import EventBatchResult
 from tether_sdk.run_worker.client import ControlPlaneClient, ControlPlaneRejected
 from tether_sdk.run_worker.sink import EventSink
 

@@ -7,7 +7,7 @@ import time
 
 from tests.sdk_unit.standin_control_plane import StandInControlPlane
 from tether_api.enums import EventType
-from tether_api.models import EventBatch
+from tether_api.run_worker_api import EventBatch
 from tether_sdk.context import StepContext
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.client import ControlPlaneClient

@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel
 
 from tether_api.enums import EventType
-from tether_api.models import MAX_MESSAGE_CHARS
+from tether_api.wire import MAX_MESSAGE_CHARS
 from tether_sdk import StepContext, execute_job, job, step
 from tether_sdk.examples import quickstart
 from tether_sdk.run_worker.events import MemoryEvents, truncate

@@ -136,7 +136,7 @@ def test_a_secret_of_several_lines_is_masked_line_by_line() -> None:
 
 
 def test_a_message_is_cut_after_masking_and_never_through_a_secret() -> None:
-    from tether_api.models import MAX_MESSAGE_CHARS
+    from tether_api.wire import MAX_MESSAGE_CHARS
 
     secret = "s3cr3t-" + "x" * 40
     long_line = "a" * (MAX_MESSAGE_CHARS - 20) + secret + "b" * 100
@@ -173,7 +173,7 @@ LONG_SECRET = "tether-long-line-secret-0123456789"
 def prints_a_very_long_line() -> None:
     import sys
 
-    from tether_api.models import MAX_MESSAGE_CHARS
+    from tether_api.wire import MAX_MESSAGE_CHARS
 
     # One line longer than an event holds, written so that the cut falls inside the secret:
     # its first part ends the event sent at the cut, its rest begins the next one.

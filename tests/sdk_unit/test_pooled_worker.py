@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 
-from tether_api.models import PoolAssignment, Run
+from tether_api.agent_api import PoolAssignment
+from tether_api.user_api import Run
 
 from .standin_control_plane import StandInControlPlane
 

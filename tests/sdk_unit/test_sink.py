@@ -7,7 +7,7 @@ import math
 import time
 
 from tether_api.enums import EventType
-from tether_api.models import EventBatch
+from tether_api.run_worker_api import EventBatch
 from tether_sdk.run_worker.client import ControlPlaneClient
 from tether_sdk.run_worker.events import new_event
 from tether_sdk.run_worker.sink import EventSink, encode_batches

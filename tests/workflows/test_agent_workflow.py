@@ -14,8 +14,8 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import Recorder, event_types, new_worker
+from tether_api.agent_requests import AGENT_REQUEST, AgentRequest
 from tether_api.enums import RequestStatus, RequestType
-from tether_api.models import AgentRequest
 from workflows import names
 from workflows.agent import AgentWorkflow
 from workflows.models import (
@@ -31,13 +31,15 @@ ORG, DEPLOYMENT, AGENT = "acme", "prod", "agent-1"
 
 
 def request(id: str, type: RequestType, **payload: Any) -> AgentRequest:
-    return AgentRequest(
-        id=id,
-        type=type,
-        payload=payload,
-        status=RequestStatus.CLAIMED,
-        attempt=1,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    return AGENT_REQUEST.validate_python(
+        {
+            "id": id,
+            "type": type,
+            "payload": payload,
+            "status": RequestStatus.CLAIMED,
+            "attempt": 1,
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        }
     )
 
 
@@ -74,7 +76,7 @@ class AgentStandIns:
             )
             dispatched.append(
                 Dispatched(
-                    workflow_id=f"run:{r.payload.get('run_id')}",
+                    workflow_id=f"for:{r.subject()}",
                     action="started",
                     acknowledged=True,
                     request_id=r.id,

@@ -19,7 +19,7 @@ def deploy(stack: Stack, tokens: Tokens) -> None:
     back at once, instead of after a failed health check and a restart backoff. The example
     not coming up is a warning: the stack itself is up."""
     from tether_api.enums import CodeLocationStatus as Status
-    from tether_api.models import CodeLocation, CodeLocationDeploy
+    from tether_api.locations import CodeLocation, CodeLocationDeploy
     from tether_cli.locations import is_settled
 
     o = stack.options

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tether_api.models import ErrorResponse, FieldError, TokenRefusalReason
+from tether_api.wire import ErrorResponse, FieldError, TokenRefusalReason
 from tether_controlplane import migrate
 from tether_controlplane.api.docs import add_docs
 from tether_controlplane.api.middleware import AuthMiddleware, BodyLimitMiddleware

@@ -9,8 +9,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from tether_api.models import ErrorResponse, TokenRefusalReason
 from tether_api.tokens import DEPLOYMENT_HEADER
+from tether_api.wire import ErrorResponse, TokenRefusalReason
 from tether_controlplane.db import Database
 from tether_controlplane.services import tenancy
 from tether_controlplane.services.tenancy import Principal, Refusal

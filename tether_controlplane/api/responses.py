@@ -5,7 +5,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from tether_api.models import ErrorResponse
+from tether_api.wire import ErrorResponse
 
 _DESCRIPTIONS = {
     400: "Malformed request, e.g. an invalid Content-Length header.",

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether_api.models import Agent, AgentCodeLocationState, AgentHeartbeat
+from tether_api.agent_api import Agent, AgentCodeLocationState, AgentHeartbeat
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.tables import AgentRow, DeploymentRow, Organization, utcnow
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether_api.enums import FINAL_EVENT_STATUS, EventType, FailureCause, RunStatus
-from tether_api.models import EventBatchResult, RunEvent, WorkerHeartbeatResult
+from tether_api.run_worker_api import EventBatchResult, RunEvent, WorkerHeartbeatResult
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.services import logs, runs
 from tether_controlplane.tables import DeploymentRow, RunEventRow, RunRow, utcnow

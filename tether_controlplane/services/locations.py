@@ -3,16 +3,10 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether_api.enums import CodeLocationStatus, RequestType
-from tether_api.models import (
-    CodeLocation,
-    CodeLocationError,
-    CodeLocationSpec,
-    CodeLocationStatusReport,
-    RemoveCodeLocationPayload,
-    StatusChange,
-    SyncCodeLocationPayload,
-)
+from tether_api.agent_api import CodeLocationStatusReport
+from tether_api.agent_requests import RemoveCodeLocationPayload, SyncCodeLocationPayload
+from tether_api.enums import CodeLocationStatus
+from tether_api.locations import CodeLocation, CodeLocationError, CodeLocationSpec, StatusChange
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_controlplane.errors import Conflict, NotFound
@@ -85,8 +79,7 @@ def _enqueue_sync(session: Session, dep: DeploymentRow, row: CodeLocationRow) ->
     requests.enqueue(
         session,
         dep.id,
-        RequestType.SYNC_CODE_LOCATION,
-        payload.model_dump(),
+        payload,
         _sync_key(row.name),
         queue=queue_of(row),
     )
@@ -185,14 +178,13 @@ def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:
     if not row.removed:
         row.removed = True
         row.updated_at = utcnow()
-    schedules.forget_location(session, dep, name)
-    sensors.forget_location(session, dep, name)
+    schedules.SCHEDULES.forget_location(session, dep, name)
+    sensors.SENSORS.forget_location(session, dep, name)
     requests.supersede(session, dep.id, _sync_key(name), "superseded by removal")
     requests.enqueue(
         session,
         dep.id,
-        RequestType.REMOVE_CODE_LOCATION,
-        RemoveCodeLocationPayload(code_location=name, generation=row.generation).model_dump(),
+        RemoveCodeLocationPayload(code_location=name, generation=row.generation),
         _remove_key(name),
         queue=queue_of(row),
     )

@@ -14,7 +14,6 @@ import asyncio
 
 from sqlalchemy.orm import Session
 
-from tether_api.enums import RequestType
 from tether_api.logs import FetchRunLogsPayload, RunLogsAnswer
 from tether_controlplane.services import locations, requests
 from tether_controlplane.tables import DeploymentRow, RunRow
@@ -33,8 +32,7 @@ def enqueue(session: Session, dep: DeploymentRow, run: RunRow) -> str:
     row = requests.enqueue(
         session,
         dep.id,
-        RequestType.FETCH_RUN_LOGS,
-        FetchRunLogsPayload(run_id=run.id, agent=run.agent_name).model_dump(mode="json"),
+        FetchRunLogsPayload(run_id=run.id, agent=run.agent_name),
         queue=queue,
     )
     return str(row.id)

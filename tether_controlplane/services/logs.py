@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether_api.enums import EventType
+from tether_api.locations import CodeLocationSpec
 from tether_api.logs import LogSettings, effective
-from tether_api.models import CodeLocationSpec, RunEvent
+from tether_api.run_worker_api import RunEvent
 from tether_controlplane.tables import CodeLocationRow, DeploymentRow, RunRow
 
 # What replaces a failure's text that reached us unredacted while redact_errors is on.

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from tether_api.enums import RequestStatus, RequestType
+from tether_api.agent_requests import RequestPayload, request_type
+from tether_api.enums import RequestStatus
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import Conflict, NotFound
@@ -29,13 +30,14 @@ def agent_queue(agent_name: str) -> str:
 def enqueue(
     session: Session,
     deployment_id: int,
-    type_: RequestType,
-    payload: dict[str, Any],
+    request: RequestPayload,
     dedupe_key: str | None = None,
     queue: str = DEFAULT_AGENT_QUEUE,
 ) -> RequestRow:
-    """Add a request. An unclaimed request with the same ``dedupe_key`` absorbs this one, so
-    repeated intents (two redeploys in a row) reach the agent once, with the newest payload."""
+    """Add a request, of the type its payload's model says. An unclaimed request with the
+    same ``dedupe_key`` absorbs this one, so repeated intents (two redeploys in a row) reach
+    the agent once, with the newest payload."""
+    payload = request.model_dump(mode="json")
     if dedupe_key is not None:
         existing = session.scalar(
             select(RequestRow).where(
@@ -51,7 +53,7 @@ def enqueue(
             return existing
     row = RequestRow(
         deployment_id=deployment_id,
-        type=type_,
+        type=request_type(request),
         payload=payload,
         dedupe_key=dedupe_key,
         queue=queue,
@@ -194,6 +196,14 @@ def fail(
         row.status = RequestStatus.FAILED
         row.finished_at = utcnow()
     return row
+
+
+def refuse(row: RequestRow, error: str) -> None:
+    """Fail a claimed request that cannot be handed out at all (its stored payload does not
+    fit its type): for good, since no agent could read it."""
+    row.status = RequestStatus.FAILED
+    row.error = error[:60_000]
+    row.finished_at = utcnow()
 
 
 def supersede(session: Session, deployment_id: int, dedupe_key: str, reason: str) -> None:

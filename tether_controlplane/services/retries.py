@@ -5,8 +5,8 @@ failure, so each failure makes at most one retry (``runs.parent_run_id`` is uniq
 from sqlalchemy.orm import Session
 
 from tether_api.enums import FailureCause, RetryOn
-from tether_api.models import RunCreate
 from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.user_api import RunCreate
 from tether_controlplane.errors import NotFound
 from tether_controlplane.services import locations
 from tether_controlplane.tables import DeploymentRow, RunRow

@@ -16,7 +16,8 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
-from tether_api.models import RUN_CONFIG_LOC, FieldError
+from tether_api.user_api import RUN_CONFIG_LOC
+from tether_api.wire import FieldError
 
 log = logging.getLogger("tether.controlplane")
 

@@ -6,24 +6,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tether_api.agent_api import RunStatusReport
+from tether_api.agent_requests import LaunchRunPayload, TerminateRunPayload
 from tether_api.enums import (
     ACTIVE_RUN_STATUSES,
     TERMINAL_RUN_STATUSES,
     FailureCause,
-    RequestType,
     RunStatus,
 )
 from tether_api.logs import LogSettings
-from tether_api.models import (
-    LaunchRunPayload,
-    Run,
-    RunConfigValidation,
-    RunCreate,
-    RunPage,
-    RunStatusReport,
-    TerminateRunPayload,
-)
 from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
+from tether_api.user_api import Run, RunConfigValidation, RunCreate, RunPage
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import ApiError, Conflict, Invalid, NotFound
 from tether_controlplane.services import (
@@ -204,8 +197,7 @@ def admit(session: Session, dep: DeploymentRow) -> int:
         requests.enqueue(
             session,
             dep.id,
-            RequestType.LAUNCH_RUN,
-            payload.model_dump(),
+            payload,
             f"launch:{run.id}",
             queue=queues[run.code_location],
         )
@@ -309,8 +301,7 @@ def enqueue_terminate(session: Session, dep: DeploymentRow, run: RunRow, reason:
     requests.enqueue(
         session,
         dep.id,
-        RequestType.TERMINATE_RUN,
-        payload.model_dump(),
+        payload,
         f"terminate:{run.id}",
         queue=locations.queue_of_name(session, dep, run.code_location),
     )

@@ -15,13 +15,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether_api.enums import MissedTicks, ScheduleStatus, TickStatus
-from tether_api.models import RunCreate
+from tether_api.enums import AutomationStatus, MissedTicks, TickStatus
+from tether_api.user_api import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.services import runs, ticks
-from tether_controlplane.services.schedules import effective_status, next_tick, previous_tick
-from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, TickRow
+from tether_controlplane.services.automations import effective_status
+from tether_controlplane.services.schedules import next_tick, previous_tick
+from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, ScheduleTickRow
 
 log = logging.getLogger("tether.scheduler")
 
@@ -43,7 +44,7 @@ def run_due(db: Database, now: datetime, grace_seconds: float = 120.0) -> dateti
             select(ScheduleRow).where(ScheduleRow.present.is_(True), ScheduleRow.error.is_(None))
         ).all()
         for r in rows:
-            if effective_status(r) != ScheduleStatus.RUNNING:
+            if effective_status(r) != AutomationStatus.RUNNING:
                 continue
             try:
                 if next_tick(r, r.cursor or now) <= now:
@@ -64,7 +65,7 @@ def run_due(db: Database, now: datetime, grace_seconds: float = 120.0) -> dateti
 
 def evaluate(
     session: Session, schedule_id: int, now: datetime, grace_seconds: float = 120.0
-) -> list[TickRow]:
+) -> list[ScheduleTickRow]:
     """The ticks of one schedule up to ``now``, with its row locked: runs for those its
     policy runs (or, when its config is code, requests to evaluate them in the code server),
     SKIPPED rows for the others. Returns the ticks written."""
@@ -73,7 +74,7 @@ def evaluate(
         row is None
         or not row.present
         or row.error is not None
-        or effective_status(row) != ScheduleStatus.RUNNING
+        or effective_status(row) != AutomationStatus.RUNNING
     ):
         return []
     location = session.scalar(
@@ -90,8 +91,9 @@ def evaluate(
         return []
     recorded = set(
         session.scalars(
-            select(TickRow.tick_time).where(
-                TickRow.schedule_id == row.id, TickRow.tick_time > (row.cursor or now)
+            select(ScheduleTickRow.tick_time).where(
+                ScheduleTickRow.schedule_id == row.id,
+                ScheduleTickRow.tick_time > (row.cursor or now),
             )
         )
     )
@@ -111,7 +113,7 @@ def evaluate(
     dep = session.get(DeploymentRow, row.deployment_id)
     assert dep is not None
     written = [
-        TickRow(
+        ScheduleTickRow(
             schedule_id=row.id,
             tick_time=t,
             status=TickStatus.SKIPPED,
@@ -147,11 +149,11 @@ def _run_tick(
     tick: datetime,
     now: datetime,
     grace_seconds: float,
-) -> TickRow:
+) -> ScheduleTickRow:
     if row.config_from_code:
         return ticks.start_schedule_tick(session, row, tick, now, grace_seconds)
     # Added once its outcome is known: creating the run flushes the session.
-    record = TickRow(schedule_id=row.id, tick_time=tick, created_at=now)
+    record = ScheduleTickRow(schedule_id=row.id, tick_time=tick, created_at=now)
     try:
         body = RunCreate(
             code_location=row.code_location,

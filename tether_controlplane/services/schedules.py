@@ -5,19 +5,21 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether_api.enums import ScheduleStatus, TickStatus
-from tether_api.models import strip_nul
-from tether_api.schedules import Schedule, Tick
+from tether_api.audit import AuditAction
+from tether_api.enums import AutomationStatus
+from tether_api.schedules import Schedule, ScheduleTick
 from tether_api.snapshot import DefinitionsSnapshot, ScheduleSnapshot
-from tether_controlplane.errors import NotFound
-from tether_controlplane.tables import DeploymentRow, ScheduleRow, SensorRow, TickRow, utcnow
-
-
-def effective_status(row: "ScheduleRow | SensorRow") -> ScheduleStatus:
-    return row.status or row.default_status
+from tether_api.wire import strip_nul
+from tether_controlplane.services.automations import AutomationKind, effective_status
+from tether_controlplane.tables import (
+    DeploymentRow,
+    ScheduleRow,
+    ScheduleTickRow,
+    utcnow,
+)
 
 
 def next_tick(row: ScheduleRow, after: datetime) -> datetime:
@@ -78,7 +80,7 @@ def sync(
             row = ScheduleRow(deployment_id=dep.id, code_location=location, name=s.name)
             session.add(row)
         was_running = (
-            row.id is not None and row.present and effective_status(row) == ScheduleStatus.RUNNING
+            row.id is not None and row.present and effective_status(row) == AutomationStatus.RUNNING
         )
         # A new cron or time zone starts from now: its "missed" ticks were never declared.
         moved = row.id is not None and (row.cron, row.timezone) != (s.cron, s.timezone)
@@ -89,51 +91,24 @@ def sync(
         row.default_status, row.missed_ticks = s.default_status, s.missed_ticks
         row.present = True
         row.updated_at = now
-        if effective_status(row) == ScheduleStatus.RUNNING and (not was_running or moved):
+        if effective_status(row) == AutomationStatus.RUNNING and (not was_running or moved):
             row.cursor = now  # starts ticking from now: nothing before it is "missed"
     for row in rows.values():  # no longer declared
         row.present = False
         row.updated_at = now
 
 
-def find(session: Session, dep: DeploymentRow, location: str, name: str) -> ScheduleRow:
-    row = session.scalar(
-        select(ScheduleRow).where(
-            ScheduleRow.deployment_id == dep.id,
-            ScheduleRow.code_location == location,
-            ScheduleRow.name == name,
-        )
-    )
-    if row is None:
-        raise NotFound(
-            f"schedule {name!r} of code location {location!r} not found in deployment "
-            f"{dep.name!r}; list them with GET .../schedules (tether schedules list)"
-        )
-    return row
-
-
-def set_status(session: Session, row: ScheduleRow, status: ScheduleStatus) -> ScheduleRow:
-    if effective_status(row) != ScheduleStatus.RUNNING and status == ScheduleStatus.RUNNING:
-        # Turned on: it ticks from now on; the time it was off is not "missed".
-        row.cursor = utcnow()
-    row.status = status
-    row.updated_at = utcnow()
-    return row
-
-
-def list_all(session: Session, dep: DeploymentRow) -> list[Schedule]:
-    rows = session.scalars(
-        select(ScheduleRow)
-        .where(ScheduleRow.deployment_id == dep.id)
-        .order_by(ScheduleRow.code_location, ScheduleRow.name)
-    ).all()
-    return [to_model(session, r) for r in rows]
+def _turned_on(row: ScheduleRow) -> None:
+    row.cursor = utcnow()  # it ticks from now on: the time it was off is not "missed"
 
 
 def to_model(session: Session, row: ScheduleRow) -> Schedule:
-    status = effective_status(row) if row.present and not row.error else ScheduleStatus.STOPPED
+    status = effective_status(row) if row.present and not row.error else AutomationStatus.STOPPED
     last = session.scalar(
-        select(TickRow).where(TickRow.schedule_id == row.id).order_by(TickRow.id.desc()).limit(1)
+        select(ScheduleTickRow)
+        .where(ScheduleTickRow.schedule_id == row.id)
+        .order_by(ScheduleTickRow.id.desc())
+        .limit(1)
     )
     return Schedule(
         code_location=row.code_location,
@@ -149,14 +124,14 @@ def to_model(session: Session, row: ScheduleRow) -> Schedule:
         missed_ticks=row.missed_ticks,
         config_from_code=row.config_from_code,
         present=row.present,
-        next_tick_at=next_tick(row, utcnow()) if status == ScheduleStatus.RUNNING else None,
+        next_tick_at=next_tick(row, utcnow()) if status == AutomationStatus.RUNNING else None,
         error=row.error,
         last_tick=tick_model(last) if last else None,
     )
 
 
-def tick_model(row: TickRow) -> Tick:
-    return Tick(
+def tick_model(row: ScheduleTickRow) -> ScheduleTick:
+    return ScheduleTick(
         tick_time=row.tick_time,
         status=row.status,
         run_id=row.run_id,
@@ -167,20 +142,15 @@ def tick_model(row: TickRow) -> Tick:
     )
 
 
-def ticks(
-    session: Session, row: ScheduleRow, limit: int, status: TickStatus | None = None
-) -> list[Tick]:
-    query = select(TickRow).where(TickRow.schedule_id == row.id)
-    if status is not None:
-        query = query.where(TickRow.status == status)
-    found = session.scalars(query.order_by(TickRow.id.desc()).limit(limit))
-    return [tick_model(t) for t in found]
-
-
-def forget_location(session: Session, dep: DeploymentRow, location: str) -> None:
-    """A removed location's schedules stop; their state stays for a redeploy of it."""
-    session.execute(
-        update(ScheduleRow)
-        .where(ScheduleRow.deployment_id == dep.id, ScheduleRow.code_location == location)
-        .values(present=False, updated_at=utcnow())
-    )
+SCHEDULES: AutomationKind[ScheduleRow, ScheduleTickRow, Schedule, ScheduleTick] = AutomationKind(
+    noun="schedule",
+    plural="schedules",
+    row=ScheduleRow,
+    tick_row=ScheduleTickRow,
+    tick_fk="schedule_id",
+    to_model=to_model,
+    tick_model=tick_model,
+    turned_on=_turned_on,
+    start_action=AuditAction.SCHEDULE_START,
+    stop_action=AuditAction.SCHEDULE_STOP,
+)

@@ -3,15 +3,15 @@ by users, listed with their ticks. When they are evaluated is ``services/ticks.p
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether_api.enums import ScheduleStatus, SensorKind, TickStatus
-from tether_api.models import strip_nul
+from tether_api.audit import AuditAction
+from tether_api.enums import AutomationStatus, SensorKind
+from tether_api.sensors import Sensor, SensorTick
 from tether_api.snapshot import DefinitionsSnapshot, SensorSnapshot
-from tether_api.ticks import Sensor, SensorTick
-from tether_controlplane.errors import NotFound
-from tether_controlplane.services.schedules import effective_status
+from tether_api.wire import strip_nul
+from tether_controlplane.services.automations import AutomationKind, effective_status
 from tether_controlplane.tables import DeploymentRow, SensorRow, SensorTickRow, utcnow
 
 
@@ -64,15 +64,6 @@ def sync(
         row.updated_at = now
 
 
-def forget_location(session: Session, dep: DeploymentRow, location: str) -> None:
-    """A removed location's sensors stop; their state stays for a redeploy of it."""
-    session.execute(
-        update(SensorRow)
-        .where(SensorRow.deployment_id == dep.id, SensorRow.code_location == location)
-        .values(present=False, updated_at=utcnow())
-    )
-
-
 def run_cursor(ended_at: datetime, run_pk: int) -> str:
     """A run-status sensor's position: runs are ordered by when they ended, then by pk."""
     return f"{ended_at.isoformat()}|{run_pk}"
@@ -88,60 +79,25 @@ def parse_run_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
 
 
-def find(session: Session, dep: DeploymentRow, location: str, name: str) -> SensorRow:
-    row = session.scalar(
-        select(SensorRow).where(
-            SensorRow.deployment_id == dep.id,
-            SensorRow.code_location == location,
-            SensorRow.name == name,
-        )
-    )
-    if row is None:
-        raise NotFound(
-            f"sensor {name!r} of code location {location!r} not found in deployment "
-            f"{dep.name!r}; list them with GET .../sensors (tether sensors list)"
-        )
-    return row
-
-
-def set_status(session: Session, row: SensorRow, status: ScheduleStatus) -> SensorRow:
-    if status == ScheduleStatus.RUNNING and effective_status(row) != ScheduleStatus.RUNNING:
-        # Turned on: evaluated at once, then at its interval.
-        row.last_tick_at = None
-        if row.kind == SensorKind.RUN_STATUS:
-            # Runs that ended while it was off are not news to it now.
-            row.cursor = run_cursor(utcnow(), 0)
-    row.status = status
-    row.updated_at = utcnow()
-    return row
+def _turned_on(row: SensorRow) -> None:
+    row.last_tick_at = None  # evaluated at once, then at its interval
+    if row.kind == SensorKind.RUN_STATUS:
+        # Runs that ended while it was off are not news to it now.
+        row.cursor = run_cursor(utcnow(), 0)
 
 
 def next_tick_at(row: SensorRow, now: datetime | None = None) -> datetime | None:
     """When it is next evaluated (``now`` if it never was); None while it is not running."""
-    if not row.present or effective_status(row) != ScheduleStatus.RUNNING:
+    if not row.present or effective_status(row) != AutomationStatus.RUNNING:
         return None
     if row.last_tick_at is None:
         return now or utcnow()
     return row.last_tick_at + timedelta(seconds=row.minimum_interval_seconds)
 
 
-def list_all(session: Session, dep: DeploymentRow) -> list[Sensor]:
-    rows = session.scalars(
-        select(SensorRow)
-        .where(SensorRow.deployment_id == dep.id)
-        .order_by(SensorRow.code_location, SensorRow.name)
-    ).all()
-    return [to_model(session, r) for r in rows]
-
-
 def to_model(session: Session, row: SensorRow) -> Sensor:
-    status = effective_status(row) if row.present else ScheduleStatus.STOPPED
-    last = session.scalar(
-        select(SensorTickRow)
-        .where(SensorTickRow.sensor_id == row.id)
-        .order_by(SensorTickRow.id.desc())
-        .limit(1)
-    )
+    status = effective_status(row) if row.present else AutomationStatus.STOPPED
+    last = SENSORS.last_tick(session, row)
     return Sensor(
         code_location=row.code_location,
         name=row.name,
@@ -178,11 +134,15 @@ def tick_model(row: SensorTickRow) -> SensorTick:
     )
 
 
-def ticks(
-    session: Session, row: SensorRow, limit: int, status: TickStatus | None = None
-) -> list[SensorTick]:
-    query = select(SensorTickRow).where(SensorTickRow.sensor_id == row.id)
-    if status is not None:
-        query = query.where(SensorTickRow.status == status)
-    found = session.scalars(query.order_by(SensorTickRow.id.desc()).limit(limit))
-    return [tick_model(t) for t in found]
+SENSORS: AutomationKind[SensorRow, SensorTickRow, Sensor, SensorTick] = AutomationKind(
+    noun="sensor",
+    plural="sensors",
+    row=SensorRow,
+    tick_row=SensorTickRow,
+    tick_fk="sensor_id",
+    to_model=to_model,
+    tick_model=tick_model,
+    turned_on=_turned_on,
+    start_action=AuditAction.SENSOR_START,
+    stop_action=AuditAction.SENSOR_STOP,
+)

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tether_api.audit import AuditAction
-from tether_api.models import TokenRefusalReason
+from tether_api.wire import TokenRefusalReason
 from tether_controlplane.errors import ApiError
 from tether_controlplane.services import audit, tenancy
 from tether_controlplane.services.tenancy import Principal

@@ -6,8 +6,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tether_api.models import Deployment, TokenRefusalReason
 from tether_api.tokens import DEPLOYMENT_HEADER
+from tether_api.user_api import Deployment
+from tether_api.wire import TokenRefusalReason
 from tether_controlplane.errors import NotFound
 from tether_controlplane.services import logs
 from tether_controlplane.tables import DeploymentRow, Organization, TokenRow, utcnow

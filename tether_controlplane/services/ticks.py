@@ -21,14 +21,13 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from tether_api.enums import (
+    AutomationStatus,
     RequestType,
     RunStatus,
-    ScheduleStatus,
     SensorKind,
     TickKind,
     TickStatus,
 )
-from tether_api.models import RunCreate
 from tether_api.ticks import (
     EndedRun,
     EvaluateTickPayload,
@@ -37,10 +36,11 @@ from tether_api.ticks import (
     TickRequest,
     TickResponse,
 )
+from tether_api.user_api import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError, Conflict, NotFound
 from tether_controlplane.services import alerts, locations, requests, runs
-from tether_controlplane.services.schedules import effective_status
+from tether_controlplane.services.automations import effective_status
 from tether_controlplane.services.sensors import next_tick_at, parse_run_cursor, run_cursor
 from tether_controlplane.tables import (
     CodeLocationRow,
@@ -48,10 +48,10 @@ from tether_controlplane.tables import (
     RequestRow,
     RunRow,
     ScheduleRow,
+    ScheduleTickRow,
     SensorRow,
     SensorRunKeyRow,
     SensorTickRow,
-    TickRow,
     utcnow,
 )
 
@@ -98,7 +98,7 @@ def start_sensor_tick(
     """With the sensor's row locked: a new EVALUATING tick and its request, unless one is in
     flight or the sensor is not due (another replica just started one)."""
     row = session.scalar(select(SensorRow).where(SensorRow.id == sensor_id).with_for_update())
-    if row is None or not row.present or effective_status(row) != ScheduleStatus.RUNNING:
+    if row is None or not row.present or effective_status(row) != AutomationStatus.RUNNING:
         return None
     at = next_tick_at(row, now)
     if at is None or at > now:
@@ -149,9 +149,9 @@ def start_sensor_tick(
 
 def start_schedule_tick(
     session: Session, row: ScheduleRow, tick_time: datetime, now: datetime, grace_seconds: float
-) -> TickRow:
+) -> ScheduleTickRow:
     """A schedule tick whose config the code server computes: EVALUATING until its answer."""
-    record = TickRow(
+    record = ScheduleTickRow(
         schedule_id=row.id,
         tick_time=tick_time,
         created_at=now,
@@ -185,8 +185,7 @@ def _enqueue(
     requests.enqueue(
         session,
         location.deployment_id,
-        RequestType.EVALUATE_TICK,
-        payload.model_dump(mode="json"),
+        payload,
         dedupe_key=request_key(kind, tick_id),
         queue=locations.queue_of(location),
     )
@@ -234,7 +233,7 @@ def _tick_status(session: Session, dep: DeploymentRow, kind: TickKind, tick_id: 
         if sensor_tick is not None and sensor is not None and sensor.deployment_id == dep.id:
             return sensor_tick.status
     else:
-        schedule_tick = session.get(TickRow, tick_id)
+        schedule_tick = session.get(ScheduleTickRow, tick_id)
         schedule = session.get(ScheduleRow, schedule_tick.schedule_id) if schedule_tick else None
         if schedule_tick is not None and schedule is not None and schedule.deployment_id == dep.id:
             return schedule_tick.status
@@ -417,7 +416,9 @@ def _fail_sensor_tick(
 def _complete_schedule(
     session: Session, dep: DeploymentRow, tick_id: int, report: TickReport
 ) -> TickOutcome:
-    tick = session.scalar(select(TickRow).where(TickRow.id == tick_id).with_for_update())
+    tick = session.scalar(
+        select(ScheduleTickRow).where(ScheduleTickRow.id == tick_id).with_for_update()
+    )
     schedule = session.get(ScheduleRow, tick.schedule_id) if tick is not None else None
     if tick is None or schedule is None or schedule.deployment_id != dep.id:
         raise NotFound(f"schedule tick {tick_id} not found in deployment {dep.name!r}")
@@ -459,7 +460,7 @@ def fail_schedule_tick(
     session: Session,
     dep: DeploymentRow,
     schedule: ScheduleRow,
-    tick: TickRow,
+    tick: ScheduleTickRow,
     error: str,
     trace: str | None = None,
 ) -> None:
@@ -502,7 +503,9 @@ def _has_overdue(session: Session, now: datetime) -> bool:
         )
         is not None
         or session.scalar(
-            select(TickRow.id).where(TickRow.status == evaluating, TickRow.deadline < now).limit(1)
+            select(ScheduleTickRow.id)
+            .where(ScheduleTickRow.status == evaluating, ScheduleTickRow.deadline < now)
+            .limit(1)
         )
         is not None
     )
@@ -526,8 +529,8 @@ def expire(session: Session, now: datetime) -> int:
         requests.supersede(session, dep.id, request_key(TickKind.SENSOR, tick.id), "expired")
         count += 1
     for stick in session.scalars(
-        select(TickRow)
-        .where(TickRow.status == evaluating, TickRow.deadline < now)
+        select(ScheduleTickRow)
+        .where(ScheduleTickRow.status == evaluating, ScheduleTickRow.deadline < now)
         .with_for_update(skip_locked=True)
     ):
         schedule = session.get(ScheduleRow, stick.schedule_id)

@@ -9,12 +9,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether_controlplane.ui import (
     alerts,
+    automations,
     launchpad,
     locations,
     overview,
     runs,
-    schedules,
-    sensors,
     signin,
 )
 from tether_controlplane.ui.api import ApiProblem
@@ -43,7 +42,7 @@ PAGE_HEADERS = {
 
 
 def install(app: FastAPI) -> None:
-    for module in (signin, overview, locations, runs, launchpad, schedules, sensors, alerts):
+    for module in (signin, overview, locations, runs, launchpad, automations, alerts):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_exception_handler(SignInRequired, _sign_in_required)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from tether_api.configschema import ConfigField, fields
-from tether_api.models import MAX_RUN_CONFIG_BYTES, RUN_CONFIG_LOC
+from tether_api.user_api import RUN_CONFIG_LOC
+from tether_api.wire import MAX_RUN_CONFIG_BYTES
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.common import api_path, deployment
 from tether_controlplane.ui.render import page

@@ -10,7 +10,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from typing import TextIO
 
 from tether_api.enums import EventType
-from tether_api.models import MAX_MESSAGE_CHARS
+from tether_api.wire import MAX_MESSAGE_CHARS
 from tether_sdk.run_worker.events import EventEmitter
 from tether_sdk.run_worker.interrupt import critical
 

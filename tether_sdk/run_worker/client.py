@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from tether_api import API_PREFIX
-from tether_api.models import EventBatchResult, Run, WorkerHeartbeatResult
+from tether_api.run_worker_api import EventBatchResult, WorkerHeartbeatResult
+from tether_api.user_api import Run
 
 RETRYABLE_STATUS = frozenset({408, 429})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether_api.enums import FINAL_EVENT_STATUS, EventType
-from tether_api.models import MAX_MESSAGE_CHARS, RunEvent
+from tether_api.run_worker_api import RunEvent
+from tether_api.wire import MAX_MESSAGE_CHARS
 from tether_sdk.run_worker.interrupt import critical
 
 TRUNCATION_MARK = "... [truncated {} chars]"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from tether_api.enums import EventType
 from tether_api.logs import ENV_FORWARDING, ENV_REDACT_ERRORS, LogForwarding
-from tether_api.models import MAX_MESSAGE_CHARS
+from tether_api.wire import MAX_MESSAGE_CHARS
 from tether_sdk.run_worker import redaction
 from tether_sdk.run_worker.events import Event, truncate
 from tether_sdk.run_worker.masking import Masker, mask_names

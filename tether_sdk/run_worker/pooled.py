@@ -2,7 +2,7 @@
 the SDK and the user's definitions, then waits for its run on stdin.
 
 The launcher claims a waiting container for a run (renaming it to the run's container name),
-then writes one JSON line to its stdin (``tether_api.models.PoolAssignment``): the run's env,
+then writes one JSON line to its stdin (``tether_api.agent_api.PoolAssignment``): the run's env,
 its token among it, and the run. From there it is a run worker like any other: its own
 container, process and control-plane client; SIGTERM and cancellation as usual. Nothing is
 written to the container's configuration, so ``docker inspect`` never shows the token.
@@ -13,8 +13,8 @@ import random
 import sys
 from typing import BinaryIO
 
+from tether_api.agent_api import PoolAssignment
 from tether_api.codeserver import LoadError
-from tether_api.models import PoolAssignment
 from tether_sdk.loader import load_definitions
 from tether_sdk.run_worker.client import preload
 from tether_sdk.run_worker.worker import log, options_from_env, run_worker

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tether_api.models import MAX_EVENT_DATA_BYTES
+from tether_api.wire import MAX_EVENT_DATA_BYTES
 from tether_sdk.run_worker.client import ControlPlaneClient, ControlPlaneRejected, DeliveryTimeout
 from tether_sdk.run_worker.events import Event, EventEmitter, iso_timestamp
 

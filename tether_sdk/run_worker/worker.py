@@ -11,7 +11,7 @@ from types import FrameType
 
 from tether_api.codeserver import LoadError
 from tether_api.enums import TERMINAL_RUN_STATUSES, EventType, RunStatus
-from tether_api.models import Run
+from tether_api.user_api import Run
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Definitions
 from tether_sdk.loader import load_definitions

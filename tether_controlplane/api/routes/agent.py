@@ -5,24 +5,17 @@ Every call here is idempotent and safe for the agent to retry.
 
 import asyncio
 import contextlib
+import logging
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from tether_api.enums import (
-    TERMINAL_RUN_STATUSES,
-    RequestType,
-    RunStatus,
-    TickKind,
-)
-from tether_api.logs import LogForwarding, RunLogsAnswer, RunLogUrl
-from tether_api.models import (
+from tether_api.agent_api import (
     Agent,
     AgentHeartbeat,
-    AgentRequest,
-    CodeLocation,
     CodeLocationStatusReport,
     NewGeneration,
     PollAck,
@@ -30,13 +23,22 @@ from tether_api.models import (
     PollResponse,
     RequestAck,
     RequestFailure,
-    Run,
     RunLaunch,
     RunStatusReport,
     RunToken,
 )
+from tether_api.agent_requests import AGENT_REQUEST, AgentRequest
+from tether_api.enums import (
+    TERMINAL_RUN_STATUSES,
+    RequestType,
+    RunStatus,
+    TickKind,
+)
+from tether_api.locations import CodeLocation
+from tether_api.logs import LogForwarding, RunLogsAnswer, RunLogUrl
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_api.ticks import EvaluateTickPayload, TickOutcome, TickReport
+from tether_api.user_api import Run
 from tether_controlplane.api.deps import AgentScope, DbDep, NamePath, RunIdPath, SettingsDep
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.db import Database
@@ -55,20 +57,40 @@ from tether_controlplane.tables import RequestRow, utcnow
 from tether_controlplane.token_secrets import TokenKind
 from tether_controlplane.wakeups import requests_key
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
 
 def _request_model(row: RequestRow) -> AgentRequest:
-    return AgentRequest(
-        id=str(row.id),
-        type=row.type,
-        payload=row.payload,
-        status=row.status,
-        attempt=row.attempt,
-        queue=row.queue,
-        created_at=row.created_at,
-        lease_expires_at=row.lease_expires_at,
+    return AGENT_REQUEST.validate_python(
+        {
+            "id": str(row.id),
+            "type": row.type,
+            "payload": row.payload,
+            "status": row.status,
+            "attempt": row.attempt,
+            "queue": row.queue,
+            "created_at": row.created_at,
+            "lease_expires_at": row.lease_expires_at,
+        }
     )
+
+
+def _handed_out(row: RequestRow) -> AgentRequest | None:
+    """The claimed row as a request, or None when its stored payload no longer fits its
+    type's model (stored by another version of the control plane): then it is failed, with
+    why, rather than failing every poll of the deployment."""
+    try:
+        return _request_model(row)
+    except ValidationError as exc:
+        log.error("request %s (%s): its stored payload does not fit: %s", row.id, row.type, exc)
+        requests.refuse(
+            row,
+            f"the stored payload of this {row.type} request does not fit its model (stored by "
+            f"another version of the control plane?), so no agent was given it: {exc}",
+        )
+        return None
 
 
 @router.post("/heartbeat", responses=LOOKUP)
@@ -97,8 +119,9 @@ def _claim(
         # And the agent's own queue: requests only its host can answer (a run's kept output).
         queues = [*(body.queues or [DEFAULT_AGENT_QUEUE]), requests.agent_queue(body.agent_name)]
         rows = requests.claim(s, deployment_id, body.agent_name, body.max_requests, lease, queues)
-        if rows:
-            return [_request_model(r) for r in rows], None
+        claimed = [r for r in (_handed_out(r) for r in rows) if r is not None]
+        if claimed:
+            return claimed, None
         return [], requests.next_lease_expiry(s, deployment_id, queues)
 
 

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tether_api.audit import AuditPage
-from tether_api.models import JsonDateTime
 from tether_api.names import NAME_PATTERN
+from tether_api.wire import JsonDateTime
 from tether_controlplane.api.deps import DbDep, UserPrincipal
 from tether_controlplane.api.responses import error_responses
 from tether_controlplane.services import audit

@@ -3,15 +3,10 @@
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from tether_api.agent_api import Agent
 from tether_api.audit import AuditAction
-from tether_api.models import (
-    Agent,
-    AgentTokenCreate,
-    Deployment,
-    DeploymentUpdate,
-    TokenCreated,
-)
 from tether_api.tokens import NewAgentToken
+from tether_api.user_api import AgentTokenCreate, Deployment, DeploymentUpdate, TokenCreated
 from tether_controlplane.api.deps import (
     DbDep,
     NamedScope,

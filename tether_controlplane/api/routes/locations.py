@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from tether_api.audit import AuditAction
-from tether_api.models import CodeLocation, CodeLocationDeploy, CodeLocationPutResult
+from tether_api.locations import CodeLocation, CodeLocationDeploy, CodeLocationPutResult
 from tether_controlplane.api.deps import DbDep, NamePath, SettingsDep, UserScope
 from tether_controlplane.api.responses import LOOKUP, LOOKUP_OR_CONFLICT
 from tether_controlplane.services import audit, locations

@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
-from tether_api.models import EventBatch, EventBatchResult, Run, WorkerHeartbeatResult
+from tether_api.run_worker_api import EventBatch, EventBatchResult, WorkerHeartbeatResult
+from tether_api.user_api import Run
 from tether_controlplane.api.deps import DbDep, RunIdPath, RunScope
 from tether_controlplane.api.responses import LOOKUP
 from tether_controlplane.services import events, runs

@@ -13,17 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether_api.audit import AuditAction
 from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
 from tether_api.logs import MAX_LOG_WAIT_SECONDS, LogForwarding, RunLogs, RunLogsAnswer
-from tether_api.models import (
-    MAX_SEQ,
-    Run,
-    RunConfigValidation,
-    RunCreate,
-    RunEventPage,
-    RunPage,
-    Text,
-    strip_nul,
-)
 from tether_api.steps import StepSummary, summarize_steps
+from tether_api.user_api import Run, RunConfigValidation, RunCreate, RunEventPage, RunPage
+from tether_api.wire import MAX_SEQ, Text, strip_nul
 from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
 from tether_controlplane.api.responses import (
     EVENT_STREAM,
