@@ -173,6 +173,9 @@ rm -rf "$WHEELS.new" build/lib build/bdist.*
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
     "$PY" -m pip wheel -qq --wheel-dir "$WHEELS.new" ".[controlplane,agent,postgres]" >&2 ||
     fail "building the wheels failed (above); pip needs PyPI, or a wheel folder in PIP_FIND_LINKS"
+# The SDK distribution (tether-sdk) for the example image: the SDK without the agent.
+PYTHON=$PY scripts/build-sdk-wheel.sh "$WHEELS.new" >/dev/null ||
+    fail "building the tether-sdk wheel failed (above)"
 rm -rf "$WHEELS" build/lib build/bdist.*
 mv "$WHEELS.new" "$WHEELS"
 step_done "$(find "$WHEELS" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1), Python $host_version"
@@ -183,10 +186,10 @@ link_or_copy() { cp -l "$@" 2>/dev/null || cp "$@"; }
 rm -rf "$OUT/tether" "$OUT/example"
 mkdir -p "$OUT/tether/wheels" "$OUT/example/wheels"
 link_or_copy "$WHEELS"/*.whl "$OUT/tether/wheels/"
-# The example needs only the light SDK's wheels: pip picks them from the folder, offline
-# and ignoring this machine's pip configuration (its find-links may hold other versions).
+# The example needs only the SDK distribution's wheels: pip picks them from the folder,
+# offline and ignoring this machine's pip configuration (its find-links may hold others).
 PIP_CONFIG_FILE=/dev/null "$PY" -m pip --isolated download --quiet --no-index \
-    --find-links "$WHEELS" --dest "$OUT/example/wheels" tether >&2 ||
+    --find-links "$WHEELS" --dest "$OUT/example/wheels" tether-sdk >&2 ||
     fail "selecting the SDK's wheels failed (above)"
 cp tether_sdk/examples/quickstart.py "$OUT/example/quickstart.py"
 step_done "tether $(du -sh "$OUT/tether" | cut -f1), example $(du -sh "$OUT/example" | cut -f1)"

@@ -25,12 +25,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def code_server(command: list[str], workdir: Path) -> Iterator[str]:
-    """Run ``command ... --port 0 --port-file F`` (a code server) and yield its URL; the
-    process is stopped by PID at the end."""
+def code_server(command: list[str], workdir: Path, cwd: Path | None = None) -> Iterator[str]:
+    """Run ``command ... --port 0 --port-file F`` (a code server, in ``cwd``: by default
+    this one) and yield its URL; the process is stopped by PID at the end."""
     port_file = workdir / f"port-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(
         [*command, "--port", "0", "--port-file", str(port_file)],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -6,16 +6,17 @@ they are dispatched before Typer (a ``cli`` extra) is imported.
 
 import sys
 
+# tether_sdk.cli.SDK_COMMANDS, spelled here so that the CLI's other commands do not import
+# the SDK (tests/cli/test_cli_entry.py checks that the two agree).
 SDK_COMMANDS = ("code-server", "run-worker")
 
 
 def main() -> None:
     argv = sys.argv[1:]
     if argv and argv[0] in SDK_COMMANDS:
-        from tether_sdk import cli as sdk_cli
+        from tether_sdk.cli import run_sdk_command
 
-        entry = sdk_cli.code_server_main if argv[0] == "code-server" else sdk_cli.run_worker_main
-        sys.exit(entry(argv[1:]))
+        sys.exit(run_sdk_command(argv[0], argv[1:]))
     try:
         from tether_cli.app import app
     except ImportError as exc:  # the light SDK install has no Typer

@@ -19,6 +19,28 @@ TARGET_ENV = {
 }
 
 
+# The commands a user image runs (the launchers start them); the rest are the CLI's.
+SDK_COMMANDS = ("code-server", "run-worker")
+
+
+def main() -> None:
+    """The ``tether`` command of the ``tether-sdk`` distribution: the SDK's two commands.
+    Other commands are the full CLI's, which this install does not have."""
+    argv = sys.argv[1:]
+    if argv and argv[0] in SDK_COMMANDS:
+        sys.exit(run_sdk_command(argv[0], argv[1:]))
+    sys.stderr.write(
+        "tether: this is the SDK install (tether-sdk), which has `tether code-server` and "
+        "`tether run-worker` only; for the CLI, install 'tether[cli]' in another environment\n"
+    )
+    sys.exit(2)
+
+
+def run_sdk_command(command: str, argv: list[str]) -> int:
+    """``command``: one of SDK_COMMANDS."""
+    return code_server_main(argv) if command == "code-server" else run_worker_main(argv)
+
+
 def code_server_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tether code-server",

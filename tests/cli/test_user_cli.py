@@ -726,3 +726,12 @@ def test_alerts_sync_reads_a_variable_as_the_field_wants_it(
     assert "/hook" not in table.stdout
     bad = cli("alerts", "sync", str(policies), **{**env, "SMTP_PORT": "smtp"})
     assert bad.returncode == 2 and "smtp_port" in bad.stderr
+
+
+def test_the_cli_dispatches_the_sdk_commands_the_sdk_has() -> None:
+    """tether_cli.main spells the SDK's commands itself (the CLI's other commands do not
+    import the SDK); they must be the SDK's."""
+    from tether_cli import main as cli_main
+    from tether_sdk import cli as sdk_cli
+
+    assert cli_main.SDK_COMMANDS == sdk_cli.SDK_COMMANDS
