@@ -135,7 +135,9 @@ class RunActivities:
         try:
             response = await self._http.post(
                 f"{address}/validate",
-                content=ValidateRequest(job=run.job, run_config=run.run_config).model_dump_json(),
+                content=ValidateRequest(
+                    job=run.job, run_config=run.run_config, tags=run.tags
+                ).model_dump_json(),
                 headers={"Content-Type": "application/json"},
             )
             response.raise_for_status()

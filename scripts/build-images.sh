@@ -2,6 +2,7 @@
 # Builds Tether's images, offline:
 #   tether:TAG          control plane, agent, `temporal` CLI    dockerfiles/tether.Dockerfile
 #   tether-example:TAG  the bundled example, light SDK only     dockerfiles/example.Dockerfile
+#   tether-dagster-example:TAG  examples/dagster_project   dockerfiles/dagster-example.Dockerfile
 #
 # Usage: scripts/build-images.sh [--tag TAG]      (TAG defaults to latest)
 #
@@ -11,7 +12,7 @@
 #      from Debian's archive (about a minute, once; root only).
 #   2. wheels of Tether and its dependencies, built on the host into build/wheels with
 #      $PYTHON, else .venv/bin/python, else python3 (it must be the base's Python version).
-#   3. two small build contexts under build/images/: never the repository with its .venv.
+#   3. three small build contexts under build/images/: never the repository with its .venv.
 #   4. docker build of each image; the builds never reach a package index.
 # Re-running it with nothing changed takes seconds: the wheels come out byte-identical and
 # Docker's build cache does the rest.
@@ -21,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
 
 TAG=latest
 while [ $# -gt 0 ]; do
@@ -54,6 +55,7 @@ OUT=build/images
 WHEELS=build/wheels
 TETHER_IMAGE=tether:$TAG
 EXAMPLE_IMAGE=tether-example:$TAG
+DAGSTER_EXAMPLE_IMAGE=tether-dagster-example:$TAG
 
 say() { echo "build-images: $*" >&2; }
 fail() {
@@ -169,11 +171,14 @@ base_version=$(docker run --rm --network none --entrypoint python3 "$BASE" \
 # Into a fresh folder, then swapped in: no wheel of an older version lingers. The tether
 # wheel is reproducible (SOURCE_DATE_EPOCH; setuptools' build/lib emptied first, since it keeps
 # deleted modules), so an unchanged tree gives identical bytes and Docker's cache holds.
+# The dagster extra comes along for the Dagster example: one resolution gives one version of
+# each package for both images, and costs less than a second `pip wheel dagster`.
 rm -rf "$WHEELS.new" build/lib build/bdist.*
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
-    "$PY" -m pip wheel -qq --wheel-dir "$WHEELS.new" ".[controlplane,agent,postgres]" >&2 ||
+    "$PY" -m pip wheel -qq --wheel-dir "$WHEELS.new" \
+    ".[controlplane,agent,postgres,dagster]" >&2 ||
     fail "building the wheels failed (above); pip needs PyPI, or a wheel folder in PIP_FIND_LINKS"
-# The SDK distribution (tether-sdk) for the example image: the SDK without the agent.
+# The SDK distribution (tether-sdk) for the example images: the SDK without the agent.
 PYTHON=$PY scripts/build-sdk-wheel.sh "$WHEELS.new" >/dev/null ||
     fail "building the tether-sdk wheel failed (above)"
 rm -rf "$WHEELS" build/lib build/bdist.*
@@ -183,8 +188,8 @@ step_done "$(find "$WHEELS" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELS" | 
 # ------------------------------------------------------------------ 3. build contexts
 step "build contexts"
 link_or_copy() { cp -l "$@" 2>/dev/null || cp "$@"; }
-rm -rf "$OUT/tether" "$OUT/example"
-mkdir -p "$OUT/tether/wheels" "$OUT/example/wheels"
+rm -rf "$OUT/tether" "$OUT/example" "$OUT/dagster-example"
+mkdir -p "$OUT/tether/wheels" "$OUT/example/wheels" "$OUT/dagster-example/wheels"
 link_or_copy "$WHEELS"/*.whl "$OUT/tether/wheels/"
 # The example needs only the SDK distribution's wheels: pip picks them from the folder,
 # offline and ignoring this machine's pip configuration (its find-links may hold others).
@@ -192,7 +197,15 @@ PIP_CONFIG_FILE=/dev/null "$PY" -m pip --isolated download --quiet --no-index \
     --find-links "$WHEELS" --dest "$OUT/example/wheels" tether-sdk >&2 ||
     fail "selecting the SDK's wheels failed (above)"
 cp tether_sdk/examples/quickstart.py "$OUT/example/quickstart.py"
-step_done "tether $(du -sh "$OUT/tether" | cut -f1), example $(du -sh "$OUT/example" | cut -f1)"
+# The Dagster example: the SDK's and dagster's wheels, and the project without local leftovers.
+PIP_CONFIG_FILE=/dev/null "$PY" -m pip --isolated download --quiet --no-index \
+    --find-links "$WHEELS" --dest "$OUT/dagster-example/wheels" "tether-sdk[dagster]" >&2 ||
+    fail "selecting the wheels of tether-sdk[dagster] failed (above)"
+tar -C examples --exclude='__pycache__' --exclude='*.pyc' --exclude='*.egg-info' \
+    --exclude='.venv' --exclude='build' --exclude='dist' -cf - dagster_project |
+    tar -xf - -C "$OUT/dagster-example"
+sizes="tether $(du -sh "$OUT/tether" | cut -f1), example $(du -sh "$OUT/example" | cut -f1)"
+step_done "$sizes, dagster-example $(du -sh "$OUT/dagster-example" | cut -f1)"
 
 # ------------------------------------------------------------------ 4. images
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
@@ -227,5 +240,6 @@ build_image() {
 }
 build_image "$TETHER_IMAGE" dockerfiles/tether.Dockerfile "$OUT/tether"
 build_image "$EXAMPLE_IMAGE" dockerfiles/example.Dockerfile "$OUT/example"
+build_image "$DAGSTER_EXAMPLE_IMAGE" dockerfiles/dagster-example.Dockerfile "$OUT/dagster-example"
 
-say "built $TETHER_IMAGE and $EXAMPLE_IMAGE on $BASE in $(elapsed "$started")"
+say "built $TETHER_IMAGE, $EXAMPLE_IMAGE and $DAGSTER_EXAMPLE_IMAGE on $BASE in $(elapsed "$started")"

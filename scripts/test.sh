@@ -26,12 +26,15 @@ if [ -z "${TETHER_TEST_POSTGRES_URL:-}" ]; then
 fi
 
 # A Docker engine and the test images for the Docker tests (tests/docker): the launcher's and
-# docker-compose.yml's. Exporting TETHER_TEST_IMAGE and TETHER_TEST_EXAMPLE_IMAGE skips the build.
+# docker-compose.yml's. Exporting TETHER_TEST_IMAGE, TETHER_TEST_EXAMPLE_IMAGE and
+# TETHER_TEST_DAGSTER_EXAMPLE_IMAGE skips the build.
 if scripts/setup-docker.sh; then
     export TETHER_TEST_DOCKER=1
-    if [ -z "${TETHER_TEST_IMAGE:-}" ] || [ -z "${TETHER_TEST_EXAMPLE_IMAGE:-}" ]; then
+    if [ -z "${TETHER_TEST_IMAGE:-}" ] || [ -z "${TETHER_TEST_EXAMPLE_IMAGE:-}" ] ||
+        [ -z "${TETHER_TEST_DAGSTER_EXAMPLE_IMAGE:-}" ]; then
         PYTHON="$VENV/bin/python" scripts/build-images.sh --tag test
         export TETHER_TEST_IMAGE=tether:test TETHER_TEST_EXAMPLE_IMAGE=tether-example:test
+        export TETHER_TEST_DAGSTER_EXAMPLE_IMAGE=tether-dagster-example:test
     fi
 elif [ "${CI:-}" = "true" ]; then
     echo "test.sh: Docker could not be set up, and CI needs it" >&2

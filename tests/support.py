@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +299,23 @@ def database_text(tenant: Tenant, run_id: str | None = None) -> str:
         )
     finally:
         db.close()
+
+
+def set_schedule_cursor(tenant: Tenant, name: str, cursor: datetime) -> None:
+    """Move a schedule's cursor (how far the scheduler has looked) in the tenant's SQLite
+    control plane: the scheduler then finds the ticks after it due."""
+    url = tenant.cp.database_url
+    assert url.startswith("sqlite:///"), url
+    with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30) as db:
+        changed = db.execute(
+            "UPDATE schedules SET cursor = ? WHERE name = ? AND deployment_id = "
+            "(SELECT d.id FROM deployments d JOIN organizations o ON d.organization_id = o.id "
+            "WHERE o.name = ? AND d.name = ?)",
+            (
+                cursor.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "),
+                name,
+                tenant.org,
+                tenant.deployment,
+            ),
+        ).rowcount
+    assert changed == 1

@@ -35,6 +35,10 @@ class ValidateRequest(BaseModel):
 
     job: str
     run_config: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="The run's tags: a Dagster run's partition and asset selection are tags.",
+    )
 
 
 class ConfigError(BaseModel):

@@ -58,6 +58,12 @@ class EventType(StrEnum):
     STEP_CANCELED = "STEP_CANCELED"
     LOG = "LOG"
     ASSET_MATERIALIZATION = "ASSET_MATERIALIZATION"
+    # Dagster code locations: a step's retry within the run (RetryPolicy, RetryRequested),
+    # and what assets report besides materializations.
+    STEP_UP_FOR_RETRY = "STEP_UP_FOR_RETRY"
+    STEP_RESTARTED = "STEP_RESTARTED"
+    ASSET_OBSERVATION = "ASSET_OBSERVATION"
+    ASSET_CHECK_EVALUATION = "ASSET_CHECK_EVALUATION"
 
 
 # The event types that end a run, and the status each one means.
@@ -115,6 +121,13 @@ class TickKind(StrEnum):
 
     SENSOR = "sensor"
     SCHEDULE = "schedule"
+
+
+class CodeLocationKind(StrEnum):
+    """What a code location's code is written with."""
+
+    TETHER = "tether"  # Tether's SDK: a tether_sdk.Definitions
+    DAGSTER = "dagster"  # a Dagster project: a dagster.Definitions (tether[dagster] in its image)
 
 
 class SensorKind(StrEnum):

@@ -14,9 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from tether_api.enums import (
-    CodeLocationStatus,
-)
+from tether_api.enums import CodeLocationKind, CodeLocationStatus
 from tether_api.logs import LogSettings
 from tether_api.names import Name
 from tether_api.paths import (
@@ -91,22 +89,38 @@ def _is_string(field: str) -> dict[str, Any]:
     return {"required": [field], "properties": {field: {"type": "string"}}}
 
 
+# A Dagster project named by its folder alone: its pyproject.toml says where its
+# definitions are ([tool.dagster] module_name, or [tool.dg.project]).
+_DAGSTER_PROJECT = {
+    "required": ["kind", "working_directory"],
+    "properties": {
+        "kind": {"const": "dagster"},
+        "working_directory": {"type": "string"},
+        "python_file": {"type": "null"},
+    },
+}
+
+
 def one_target_schema(python_file_rule: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Exactly one of ``module`` and ``python_file``, as JSON Schema that keeps the model a
-    plain object with both properties optional: a generated client types both (a ``oneOf``
-    beside the properties makes generators see a union of the two one-field objects).
+    """Exactly one of ``module`` and ``python_file`` (or, for a Dagster project, neither
+    with a ``working_directory``), as JSON Schema that keeps the model a plain object with
+    both properties optional: a generated client types both (a ``oneOf`` beside the
+    properties makes generators see a union of the two one-field objects).
 
     ``python_file_rule``: what else a given python_file must satisfy."""
     return {
         "if": _is_string("module"),
         "then": {"properties": {"python_file": {"type": "null"}}},
-        "else": {**_is_string("python_file"), **(python_file_rule or {})},
+        "else": {
+            "anyOf": [{**_is_string("python_file"), **(python_file_rule or {})}, _DAGSTER_PROJECT]
+        },
     }
 
 
 _ONE_TARGET = (
     "Exactly one of 'module' and 'python_file' is given (the other absent or null); a body "
-    "with both or neither is refused with a 422."
+    "with both, or neither, is refused with a 422 (except a Dagster project's: kind "
+    "'dagster' with a working_directory whose pyproject.toml names its module)."
 )
 
 
@@ -131,6 +145,21 @@ class CodeLocationSpec(BaseModel):
     )
     # The rule _one_target enforces, said in the schema (see one_target_schema).
     model_config = ConfigDict(json_schema_extra=one_target_schema())
+
+    kind: CodeLocationKind = Field(
+        default=CodeLocationKind.TETHER,
+        description="What the code is written with: 'tether' (Tether's SDK, the default) or "
+        "'dagster' (a Dagster project, run unchanged: its image needs "
+        "'tether-sdk[dagster]').",
+    )
+    attribute: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The module attribute holding the Definitions (Dagster: or a @definitions "
+        "function), when the module has more than one; default: 'defs' or the only one "
+        "(Dagster: found as Dagster finds it).",
+    )
 
     module: str | None = Field(
         default=None,
@@ -180,10 +209,18 @@ class CodeLocationSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> "CodeLocationSpec":
-        if bool(self.module) == bool(self.python_file):
+        dagster = self.kind == CodeLocationKind.DAGSTER
+        project = dagster and self.working_directory and not self.python_file
+        if bool(self.module) == bool(self.python_file) and not (project and not self.module):
             raise ValueError(
                 "give exactly one of 'module' (an importable module) or 'python_file' "
                 "(a path to a .py file) holding the definitions"
+                + (
+                    ", or, for a Dagster project, a 'working_directory' whose pyproject.toml "
+                    "names its module"
+                    if dagster
+                    else ""
+                )
             )
         return self
 

@@ -4,7 +4,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
-from tether_api.enums import AutomationStatus, MissedTicks, RetryOn, RunStatus, SensorKind
+from tether_api.enums import (
+    AutomationStatus,
+    CodeLocationKind,
+    MissedTicks,
+    RetryOn,
+    RunStatus,
+    SensorKind,
+)
 
 
 def _json_integer(value: Any) -> Any:
@@ -23,6 +30,44 @@ class StepSnapshot(BaseModel):
     deps: list[str] = Field(default_factory=list, description="Steps whose outputs it takes.")
     description: str | None = None
     asset_key: str | None = Field(default=None, description="Set when the step is an asset.")
+    # Dagster jobs: what their graphs hold beyond a chain of steps.
+    mapped: StrictBool = Field(
+        default=False,
+        description="Downstream of a dynamic output: it runs once per output, as name[key] "
+        "(those steps exist only in the run).",
+    )
+    asset_keys: list[str] = Field(
+        default_factory=list, description="Every asset it materializes (a multi-asset: more)."
+    )
+    asset_check: str | None = Field(
+        default=None, description="The asset check it evaluates, as 'asset key:check name'."
+    )
+
+
+class PartitionKeys(BaseModel):
+    """A set of partition keys: what a partitions definition, or a multi one's dimension, has."""
+
+    kind: str = Field(description="'static', 'time_window', 'multi' or 'dynamic'.")
+    keys: list[str] = Field(
+        default_factory=list,
+        description="Static: every key; time windows: the first ones (see count).",
+    )
+    count: JsonInteger | None = Field(default=None, description="How many keys there are now.")
+    cron: str | None = Field(default=None, description="Time windows: when one starts.")
+    timezone: str | None = None
+    start: str | None = Field(default=None, description="Time windows: the first window's key.")
+
+
+class PartitionDimension(PartitionKeys):
+    name: str
+
+
+class PartitionsSnapshot(PartitionKeys):
+    """How an asset or a job is partitioned (Dagster locations)."""
+
+    dimensions: list[PartitionDimension] = Field(
+        default_factory=list, description="Multi: each dimension; a key joins one of each by '|'."
+    )
 
 
 class JobSnapshot(BaseModel):
@@ -37,6 +82,17 @@ class JobSnapshot(BaseModel):
         default=0, ge=0, le=100, description="New attempts after a failure (0: none)."
     )
     retry_on: RetryOn = Field(default=RetryOn.ANY, description="Which failures are retried.")
+    partitions: PartitionsSnapshot | None = Field(
+        default=None, description="Dagster: the job's partitions; a run names one key."
+    )
+
+
+class AssetCheckSnapshot(BaseModel):
+    name: str
+    description: str | None = None
+    blocking: StrictBool = Field(
+        default=False, description="A failing check keeps what depends on its asset from running."
+    )
 
 
 class AssetSnapshot(BaseModel):
@@ -44,6 +100,19 @@ class AssetSnapshot(BaseModel):
     deps: list[str] = Field(default_factory=list)
     description: str | None = None
     group: str = "default"
+    kinds: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    partitions: PartitionsSnapshot | None = None
+    checks: list[AssetCheckSnapshot] = Field(default_factory=list)
+    external: StrictBool = Field(
+        default=False, description="Declared only (an AssetSpec): never materialized here."
+    )
+
+
+class ResourceSnapshot(BaseModel):
+    name: str
+    description: str | None = None
 
 
 class ScheduleSnapshot(BaseModel):
@@ -99,6 +168,15 @@ class SensorSnapshot(BaseModel):
 
 
 class DefinitionsSnapshot(BaseModel):
+    kind: CodeLocationKind = Field(
+        default=CodeLocationKind.TETHER, description="What the code is written with."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the code declares that Tether cannot honour, or honours "
+        "differently, each said once: found at load, not in the middle of a run.",
+    )
+    resources: list[ResourceSnapshot] = Field(default_factory=list)
     jobs: list[JobSnapshot] = Field(default_factory=list)
     assets: list[AssetSnapshot] = Field(default_factory=list)
     schedules: list[ScheduleSnapshot] = Field(default_factory=list)

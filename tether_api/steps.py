@@ -32,6 +32,9 @@ class StepSummary(BaseModel):
     )
     error: str | None = Field(default=None, description="A failed step's exception, one line.")
     traceback: str | None = Field(default=None, description="A failed step's full traceback.")
+    retries: int = Field(
+        default=0, description="How many times it was retried within the run (Dagster steps)."
+    )
 
 
 class RunError(BaseModel):
@@ -61,6 +64,9 @@ def summarize_steps(events: Iterable[RunEvent], planned: Sequence[str] = ()) -> 
             step.started_at = event.timestamp
             step.ended_at = step.duration_seconds = step.error = step.traceback = None
             continue
+        if event.type == EventType.STEP_RESTARTED:
+            step.retries += 1
+            continue
         status = STEP_END_STATUS.get(event.type)
         if status is None:
             continue
@@ -71,7 +77,13 @@ def summarize_steps(events: Iterable[RunEvent], planned: Sequence[str] = ()) -> 
             error = event.data.get("error")
             step.error = error if isinstance(error, str) else event.message
             step.traceback = traceback_of(event)
-    return list(steps.values())
+    # A mapped step of a Dagster job (downstream of a dynamic output) runs as name[key]: once
+    # those are in the run, the planned name stands for them and is not listed as PENDING.
+    return [
+        s
+        for s in steps.values()
+        if not (s.status == StepStatus.PENDING and any(n.startswith(f"{s.name}[") for n in steps))
+    ]
 
 
 def run_errors(events: Iterable[RunEvent]) -> list[RunError]:

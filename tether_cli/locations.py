@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.configschema import fields as config_fields
-from tether_api.enums import CodeLocationStatus
+from tether_api.enums import CodeLocationKind, CodeLocationStatus
 from tether_api.locations import (
     CodeLocation,
     CodeLocationDeploy,
@@ -216,6 +216,24 @@ def deploy(
             help="Working directory of the code (process launcher).",
         ),
     ] = None,
+    kind: Annotated[
+        CodeLocationKind,
+        typer.Option(
+            envvar="TETHER_DEPLOY_KIND",
+            help="What the code is written with: 'tether' (Tether's SDK) or 'dagster' (a "
+            "Dagster project, run unchanged; with --working-directory alone, its "
+            "pyproject.toml names the module).",
+        ),
+    ] = CodeLocationKind.TETHER,
+    attribute: Annotated[
+        str | None,
+        typer.Option(
+            "--attribute",
+            "-a",
+            envvar="TETHER_DEPLOY_ATTRIBUTE",
+            help="The attribute holding the Definitions, when the module has several.",
+        ),
+    ] = None,
     python: Annotated[
         str | None,
         typer.Option(
@@ -301,6 +319,8 @@ def deploy(
             raise UsageProblem(f"--command {command!r}: {exc}") from exc
         try:
             spec = CodeLocationDeploy(
+                kind=kind,
+                attribute=attribute,
                 module=module,
                 python_file=python_file,
                 working_directory=working_directory,
@@ -468,12 +488,19 @@ def _print_location(location: CodeLocation) -> None:
     print_field("status", styled_status(location.status))
     print_field("generation", str(location.generation))
     print_field("updated", local_time(location.updated_at))
+    print_field(
+        "kind", "Dagster project" if spec.kind == CodeLocationKind.DAGSTER else "Tether SDK"
+    )
     if spec.image:
         print_field("image", escape(spec.image))
     if spec.working_directory:
         print_field("directory", escape(spec.working_directory))
     target = ("module", spec.module) if spec.module else ("python file", spec.python_file)
+    if not spec.module and not spec.python_file and spec.kind == CodeLocationKind.DAGSTER:
+        target = ("project", "its pyproject.toml names the module")
     print_field(target[0], escape(target[1] or "-"))
+    if spec.attribute:
+        print_field("attribute", escape(spec.attribute))
     print_field("agent queue", escape(spec.agent_queue or DEFAULT_AGENT_QUEUE))
     print_field("launch", spec.launch)
     if location.warning:
@@ -488,6 +515,8 @@ def _print_location(location: CodeLocation) -> None:
     if snapshot is None:
         note("no definitions reported yet: the jobs show once an agent has loaded the code")
         return
+    for warning in snapshot.warnings:
+        print_field("differently", f"[yellow]{escape(warning)}[/]")
     for job in snapshot.jobs:
         out.print()
         _print_job(job)

@@ -11,12 +11,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-# Shared by the code server and the run worker: the same code location, the same env.
+# Shared by the code server and the run worker: the same code location, the same env
+# (what tether_sdk.location.LocationTarget holds; the launchers set them from the spec).
 TARGET_ENV = {
     "module": "TETHER_MODULE",
     "python_file": "TETHER_PYTHON_FILE",
     "working_directory": "TETHER_WORKING_DIRECTORY",
+    "attribute": "TETHER_ATTRIBUTE",
+    "kind": "TETHER_LOCATION_KIND",
 }
+KINDS = ("tether", "dagster")  # tether_api.enums.CodeLocationKind's values
 
 
 # The commands a user image runs (the launchers start them); the rest are the CLI's.
@@ -69,9 +73,7 @@ def code_server_main(argv: list[str] | None = None) -> int:
     from tether_sdk.code_server import serve
 
     return serve(
-        module=args.module,
-        python_file=args.python_file,
-        working_directory=args.working_directory,
+        target=_target(args),
         host=args.host,
         port=args.port,
         port_file=args.port_file,
@@ -125,9 +127,7 @@ def run_worker_main(argv: list[str] | None = None) -> int:
         from tether_sdk.run_worker.pooled import wait_for_run
 
         return wait_for_run(
-            args.module,
-            args.python_file,
-            args.working_directory,
+            _target(args),
             args.heartbeat_interval,
             args.flush_timeout,
         )
@@ -140,9 +140,7 @@ def run_worker_main(argv: list[str] | None = None) -> int:
             run_id=args.run_id,
             control_plane_url=args.control_plane,
             token=args.token,
-            module=args.module,
-            python_file=args.python_file,
-            working_directory=args.working_directory,
+            target=_target(args),
             heartbeat_interval=args.heartbeat_interval,
             flush_timeout=args.flush_timeout,
             log_policy=LogPolicy.from_env(os.environ),
@@ -191,6 +189,20 @@ def _add_target_args(parser: argparse.ArgumentParser) -> None:
         TARGET_ENV["working_directory"],
         "directory to run in (also put first on sys.path)",
     )
+    _arg(
+        parser,
+        "--attribute",
+        TARGET_ENV["attribute"],
+        "the module attribute holding the Definitions (Dagster: or a @definitions "
+        "function), when the module has more than one",
+    )
+    _arg(
+        parser,
+        "--kind",
+        TARGET_ENV["kind"],
+        f"what the code is written with: {' or '.join(KINDS)}",
+        default="tether",
+    )
 
 
 def _check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -201,5 +213,35 @@ def _check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         args.python_file = os.environ.get(TARGET_ENV["python_file"]) or None
         if args.module and args.python_file:
             parser.error(f"set only one of {TARGET_ENV['module']} and {TARGET_ENV['python_file']}")
+    if args.kind not in KINDS:
+        parser.error(f"--kind must be one of {', '.join(KINDS)}, not {args.kind!r}")
     if not args.module and not args.python_file:
-        parser.error("give --module or --python-file (or TETHER_MODULE / TETHER_PYTHON_FILE)")
+        if args.kind == "dagster" and _has_pyproject(args.working_directory):
+            return  # the project's pyproject.toml says where its definitions are
+        parser.error(
+            "give --module or --python-file (or TETHER_MODULE / TETHER_PYTHON_FILE)"
+            + (
+                "; a Dagster project may instead give --working-directory with a "
+                "pyproject.toml that names its module ([tool.dagster] module_name)"
+                if args.kind == "dagster"
+                else ""
+            )
+        )
+
+
+def _has_pyproject(working_directory: str | None) -> bool:
+    return os.path.isfile(os.path.join(working_directory or os.getcwd(), "pyproject.toml"))
+
+
+def _target(args: argparse.Namespace) -> Any:
+    """The parsed flags as a ``tether_sdk.location.LocationTarget``."""
+    from tether_api.enums import CodeLocationKind
+    from tether_sdk.location import LocationTarget
+
+    return LocationTarget(
+        module=args.module,
+        python_file=args.python_file,
+        working_directory=args.working_directory,
+        attribute=args.attribute,
+        kind=CodeLocationKind(args.kind),
+    )

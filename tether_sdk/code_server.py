@@ -30,11 +30,9 @@ from tether_api.codeserver import (
 )
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickError, TickRequest, TickResponse
-from tether_sdk.config import describe_errors, validate_config
-from tether_sdk.definitions import Definitions
 from tether_sdk.forkserver import run_worker_target, start_in_child
-from tether_sdk.loader import load_definitions
-from tether_sdk.ticks import TickRunner, evaluate
+from tether_sdk.location import LoadedLocation, LocationTarget, load_location
+from tether_sdk.ticks import TickRunner
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -42,21 +40,21 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 
 
 class CodeServerState:
-    """What the server answers from: the loaded definitions or the load error."""
+    """What the server answers from: the loaded location or the load error."""
 
-    def __init__(self, loaded: Definitions | LoadError) -> None:
-        self.definitions = loaded if isinstance(loaded, Definitions) else None
+    def __init__(self, loaded: LoadedLocation | LoadError) -> None:
+        self.location: LoadedLocation | None = None
         self.load_error = loaded if isinstance(loaded, LoadError) else None
         snapshot = None
-        if self.definitions is not None:
+        if not isinstance(loaded, LoadError):
             try:
                 # User models can fail here (a config type without a JSON schema, a schedule
                 # config that does not serialize): that is a load error to serve, not a crash.
                 snapshot = DefinitionsSnapshot.model_validate_json(
-                    self.definitions.snapshot().model_dump_json()
+                    loaded.snapshot().model_dump_json()
                 )
+                self.location = loaded
             except Exception as exc:
-                self.definitions = None
                 self.load_error = LoadError(
                     message=f"could not describe the definitions: {type(exc).__name__}: {exc}",
                     traceback="".join(traceback.format_exception(exc)),
@@ -70,36 +68,21 @@ class CodeServerState:
         )
 
     def health(self) -> Health:
-        return Health(
-            pid=os.getpid(), loaded=self.definitions is not None, load_error=self.load_error
-        )
+        return Health(pid=os.getpid(), loaded=self.location is not None, load_error=self.load_error)
+
+    def _not_loaded(self) -> str:
+        message = self.load_error.message if self.load_error else "definitions not loaded"
+        return f"the code location failed to load: {message}"
 
     def _evaluate_tick(self, request: TickRequest) -> TickResponse:
-        if self.definitions is None:
-            message = self.load_error.message if self.load_error else "definitions not loaded"
-            return TickResponse(
-                error=TickError(message=f"the code location failed to load: {message}")
-            )
-        return evaluate(self.definitions, request)
+        if self.location is None:
+            return TickResponse(error=TickError(message=self._not_loaded()))
+        return self.location.evaluate_tick(request)
 
     def validate(self, request: ValidateRequest) -> ValidateResponse:
-        if self.definitions is None:
-            message = self.load_error.message if self.load_error else "definitions not loaded"
-            return ValidateResponse(
-                valid=False, message=f"the code location failed to load: {message}"
-            )
-        job = self.definitions.get_job(request.job)
-        if job is None:
-            known = ", ".join(sorted(self.definitions.jobs)) or "none"
-            return ValidateResponse(
-                valid=False, message=f"unknown job {request.job!r}; known jobs: {known}"
-            )
-        _, errors = validate_config(job.config, request.run_config)
-        if errors:
-            return ValidateResponse(
-                valid=False, message=describe_errors(job.name, errors), errors=errors
-            )
-        return ValidateResponse(valid=True, steps=job.step_names)
+        if self.location is None:
+            return ValidateResponse(valid=False, message=self._not_loaded())
+        return self.location.validate(request)
 
 
 def make_handler(state: CodeServerState) -> type[BaseHTTPRequestHandler]:
@@ -191,9 +174,7 @@ def write_port_file(path: str, port: int) -> None:
 
 def serve(
     *,
-    module: str | None,
-    python_file: str | None,
-    working_directory: str | None,
+    target: LocationTarget,
     host: str,
     port: int,
     port_file: str | None,
@@ -202,17 +183,15 @@ def serve(
 ) -> int:
     """Load the definitions, serve until SIGTERM/SIGINT, and return the exit code."""
     log = log or _stderr
-    target = f"module {module}" if module else f"file {python_file}"
-    loaded = load_definitions(
-        module=module, python_file=python_file, working_directory=working_directory
-    )
+    where = target.describe()
+    loaded = load_location(target)
     if isinstance(loaded, LoadError):
-        log(f"tether code-server: could not load {target}:\n{loaded.traceback.rstrip()}")
+        log(f"tether code-server: could not load {where}:\n{loaded.traceback.rstrip()}")
     state = CodeServerState(loaded)
     fork_pipe = None
-    if fork_socket and state.definitions is not None:
+    if fork_socket and state.location is not None:
         # Before the HTTP server's threads exist: a fork copies only the calling thread.
-        fork_pid, fork_pipe = start_in_child(fork_socket, run_worker_target(state.definitions))
+        fork_pid, fork_pipe = start_in_child(fork_socket, run_worker_target(state.location))
         log(f"tether code-server: warm run workers from pid {fork_pid} on {fork_socket}")
     try:
         server = ThreadingHTTPServer((host, port), make_handler(state))
@@ -235,9 +214,9 @@ def serve(
     thread.start()
     if port_file:
         write_port_file(port_file, bound_port)
-    status = "loaded" if state.definitions else "LOAD ERROR"
+    status = "loaded" if state.location else "LOAD ERROR"
     log(
-        f"tether code-server: serving {target} ({status}) on http://{host}:{bound_port} "
+        f"tether code-server: serving {where} ({status}) on http://{host}:{bound_port} "
         f"(pid {os.getpid()})"
     )
     try:

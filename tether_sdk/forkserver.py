@@ -267,10 +267,11 @@ def start_in_child(socket_path: str, target: Target) -> tuple[int, int]:
     return pid, write_fd
 
 
-def run_worker_target(definitions: Any) -> Target:
+def run_worker_target(location: Any) -> Target:
     """The target a code server's fork server runs: ``tether run-worker`` with the
-    definitions already imported. The run's ID, control plane and token come in the env, as
-    they do for a cold worker (TETHER_RUN_ID, TETHER_CONTROL_PLANE_URL, TETHER_RUN_TOKEN)."""
+    location's code (a ``tether_sdk.location.LoadedLocation``) already loaded. The run's ID,
+    control plane and token come in the env, as they do for a cold worker (TETHER_RUN_ID,
+    TETHER_CONTROL_PLANE_URL, TETHER_RUN_TOKEN)."""
 
     # Imported here, in the code server before it forks its fork server, not in each
     # worker: the run worker's modules (httpx among them) cost a cold import of ~70 ms.
@@ -282,6 +283,6 @@ def run_worker_target(definitions: Any) -> Target:
 
     def target(request: SpawnRequest) -> int:
         run = Run.model_validate(request.args["run"]) if "run" in request.args else None
-        return run_worker(options_from_env(request.env, definitions, run))
+        return run_worker(options_from_env(request.env, location, run))
 
     return target

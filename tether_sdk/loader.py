@@ -20,8 +20,10 @@ def load_definitions(
     module: str | None = None,
     python_file: str | None = None,
     working_directory: str | None = None,
+    attribute: str | None = None,
 ) -> Definitions | LoadError:
-    """Import ``module`` or ``python_file`` and return its Definitions, or why it failed.
+    """Import ``module`` or ``python_file`` and return its Definitions (``attribute``, else
+    ``defs`` or the only one), or why it failed.
 
     ``working_directory`` becomes the current directory and goes first on ``sys.path``, so
     the user's code imports its siblings as it would when run from there. Any exception
@@ -30,6 +32,35 @@ def load_definitions(
     """
     if bool(module) == bool(python_file):
         return LoadError(message="give exactly one of --module or --python-file", traceback="")
+    loaded = import_code(
+        module=module, python_file=python_file, working_directory=working_directory
+    )
+    if isinstance(loaded, LoadError):
+        return loaded
+    target = module or python_file
+    try:
+        if attribute:
+            named = getattr(loaded, attribute, None)
+            if isinstance(named, Definitions):
+                return named
+            message = f"{target} has no Definitions named {attribute!r}" + (
+                f" (it is a {type(named).__name__})" if named is not None else ""
+            )
+            return LoadError(message=message, traceback=message + "\n")
+        return find_definitions(loaded, str(target))
+    except Exception as exc:  # e.g. a module-level __getattr__ that raises
+        return load_error(exc)
+
+
+def import_code(
+    *,
+    module: str | None = None,
+    python_file: str | None = None,
+    working_directory: str | None = None,
+) -> ModuleType | LoadError:
+    """Import ``module`` or ``python_file`` (one of them) from ``working_directory``: the
+    user's module, or why it failed (as ``load_definitions`` says; shared with the Dagster
+    loader, so both kinds import the same way)."""
     if module and not all(part.isidentifier() for part in module.split(".")):
         # Not an import error deep in importlib (a path gives "relative import" TypeErrors).
         message = (
@@ -38,25 +69,28 @@ def load_definitions(
         )
         return LoadError(message=message, traceback=message + "\n")
     try:
-        if working_directory:
-            os.chdir(working_directory)
-            _prepend_path(os.getcwd())
-        elif module:
-            # `python -m` puts the cwd on sys.path, a console script does not: be consistent.
-            _prepend_path(os.getcwd())
-        loaded = _import_module(module) if module else _import_file(python_file or "")
+        enter(working_directory, put_cwd_first=bool(module))
+        return _import_module(module) if module else _import_file(python_file or "")
     except BaseException as exc:  # user code may raise anything, even SystemExit
         if isinstance(exc, KeyboardInterrupt | RunCanceled):
             raise
-        return _load_error(exc)
-    target = module or python_file
-    try:
-        return find_definitions(loaded, str(target))
-    except Exception as exc:  # e.g. a module-level __getattr__ that raises
-        return _load_error(exc)
+        return load_error(exc)
 
 
-def _load_error(exc: BaseException) -> LoadError:
+def enter(working_directory: str | None, put_cwd_first: bool = True) -> None:
+    """Run from ``working_directory``: it becomes the current directory and goes first on
+    ``sys.path``, so the user's code imports its siblings as it would when run from there.
+    Without one, the current directory goes first (``put_cwd_first``), as ``python -m``
+    does (a console script does not: be consistent)."""
+    if working_directory:
+        os.chdir(working_directory)
+        _prepend_path(os.getcwd())
+    elif put_cwd_first:
+        _prepend_path(os.getcwd())
+
+
+def load_error(exc: BaseException) -> LoadError:
+    """A LoadError for an exception of the user's code: one line, and the user's traceback."""
     return LoadError(message=_one_line(exc), traceback=user_traceback(exc))
 
 

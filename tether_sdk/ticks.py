@@ -32,12 +32,22 @@ class TickFailed(Exception):
 
 def evaluate(defs: Definitions, request: TickRequest) -> TickResponse:
     """Run the tick's function and describe the outcome (in this thread: see TickRunner)."""
+    return answer(
+        lambda: (
+            _schedule(defs, request)
+            if request.kind == TickKind.SCHEDULE
+            else _sensor(defs, request)
+        )
+    )
+
+
+def answer(evaluate: Callable[[], TickResponse]) -> TickResponse:
+    """``evaluate()``'s answer, timed; the user's exception (or one of ours about what the
+    user's function returned) is the answer's error, with its traceback: never raised. Shared
+    by both kinds of locations."""
     started = time.monotonic()
     try:
-        if request.kind == TickKind.SCHEDULE:
-            response = _schedule(defs, request)
-        else:
-            response = _sensor(defs, request)
+        response = evaluate()
     except Exception as exc:
         response = TickResponse(
             error=TickError(

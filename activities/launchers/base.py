@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, Field
 
+from tether_api.enums import CodeLocationKind
 from tether_api.locations import CodeLocationSpec
 from tether_api.user_api import Run
 from workflows.handles import Handle, LaunchKind
@@ -86,6 +87,10 @@ def target_env(location: CodeLocationSpec) -> dict[str, str]:
         env["TETHER_PYTHON_FILE"] = location.python_file
     if location.working_directory:
         env["TETHER_WORKING_DIRECTORY"] = location.working_directory
+    if location.attribute:
+        env["TETHER_ATTRIBUTE"] = location.attribute
+    if location.kind != CodeLocationKind.TETHER:
+        env["TETHER_LOCATION_KIND"] = location.kind.value
     return env
 
 

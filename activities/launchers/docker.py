@@ -35,6 +35,8 @@ from activities.launchers.base import (
 )
 from activities.launchers.docker_pool import POOL_KIND, WarmPool
 from activities.launchers.docker_settings import (
+    DAGSTER_STORAGE_ENV,
+    DAGSTER_STORAGE_TARGET,
     HOST_NETWORK,
     LABEL_AGENT,
     LABEL_DEPLOYMENT,
@@ -49,7 +51,9 @@ from activities.launchers.docker_settings import (
     LABEL_RUN_ID,
     LABEL_WORKFLOW_ID,
     DockerSettings,
+    dagster_volume,
 )
+from tether_api.enums import CodeLocationKind
 from tether_api.locations import ContainerContext
 
 if TYPE_CHECKING:
@@ -383,6 +387,14 @@ class DockerLauncher(Launcher):
         env.update(location.env)
         env.update(context.env)
         env.update(spec.env)
+        if location.kind == CodeLocationKind.DAGSTER and DAGSTER_STORAGE_ENV not in env:
+            # What Dagster's default IO manager writes (assets) outlives a run's container:
+            # a named volume of the location's, shared by its code server and run workers.
+            volumes.setdefault(
+                dagster_volume(spec.organization, spec.deployment, spec.location_name),
+                {"bind": DAGSTER_STORAGE_TARGET, "mode": "rw"},
+            )
+            env[DAGSTER_STORAGE_ENV] = DAGSTER_STORAGE_TARGET
         options["command"] = command
         options["environment"] = env
         if network == HOST_NETWORK:

@@ -5,6 +5,7 @@ Kept apart from ``docker.py`` so that the agent's configuration can be built (an
 without importing the Docker SDK.
 """
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -100,3 +101,15 @@ class DockerSettings(BaseModel):
     api_timeout_seconds: float = Field(
         default=60, gt=0, description="Timeout of one call to the Docker engine."
     )
+
+
+# Dagster locations: where their run outputs are kept, in every container of the location.
+DAGSTER_STORAGE_ENV = "TETHER_DAGSTER_STORAGE"
+DAGSTER_STORAGE_TARGET = "/var/lib/tether-dagster"
+
+
+def dagster_volume(organization: str, deployment: str, location: str) -> str:
+    """The named volume of a Dagster location's storage: found again by its name, as the
+    location's containers are by their labels."""
+    digest = hashlib.sha256(f"{organization}:{deployment}:{location}".encode()).hexdigest()[:12]
+    return f"tether-dagster-{location[:40]}-{digest}"

@@ -161,15 +161,18 @@ def test_the_document_declares_errors_auth_and_the_event_stream(tenant: Tenant) 
         "409"
         in spec["paths"]["/api/v1/deployments/{dep}/runs/{run_id}/terminate"]["post"]["responses"]
     )
-    # Exactly one of module and python_file, said with if/then/else: the object keeps both
-    # as plain optional properties, which generated clients type (a oneOf beside them made
-    # clients see only one of the two).
+    # Exactly one of module and python_file (or, for a Dagster project, neither with a
+    # working directory), said with if/then/else: the object keeps both as plain optional
+    # properties, which generated clients type (a oneOf beside them made clients see only
+    # one of the two).
     for name in ("CodeLocationSpec", "CodeLocationDeploy"):
         spec_schema = spec["components"]["schemas"][name]
         assert "oneOf" not in spec_schema and "anyOf" not in spec_schema, name
         assert {"module", "python_file"} <= set(spec_schema["properties"]), name
         assert spec_schema["if"]["required"] == ["module"], name
-        assert spec_schema["else"]["required"] == ["python_file"], name
+        file_given, dagster_project = spec_schema["else"]["anyOf"]
+        assert file_given["required"] == ["python_file"], name
+        assert dagster_project["properties"]["kind"] == {"const": "dagster"}, name
     # The live stream is text; its frames are described in words.
     frames = stream["responses"]["200"]
     assert frames["content"]["text/event-stream"]["schema"] == {"type": "string"}

@@ -21,6 +21,7 @@ from tests.support import REPO, Tenant
 class Images:
     tether: str
     example: str
+    dagster_example: str
 
 
 def _engine_or_skip() -> Any:
@@ -46,10 +47,12 @@ def images(docker_client: Any) -> Images:
     """The images scripts/test.sh built, or built here once for the session."""
     tether = os.environ.get("TETHER_TEST_IMAGE")
     example = os.environ.get("TETHER_TEST_EXAMPLE_IMAGE")
-    if not (tether and example):
+    dagster_example = os.environ.get("TETHER_TEST_DAGSTER_EXAMPLE_IMAGE")
+    if not (tether and example and dagster_example):
         subprocess.run([str(REPO / "scripts" / "build-images.sh"), "--tag", "test"], check=True)
         tether, example = "tether:test", "tether-example:test"
-    return Images(tether=tether, example=example)
+        dagster_example = "tether-dagster-example:test"
+    return Images(tether=tether, example=example, dagster_example=dagster_example)
 
 
 def containers_of(client: Any, organization: str, **labels: str) -> list[Any]:

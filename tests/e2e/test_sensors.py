@@ -3,7 +3,6 @@ evaluation, a real agent's TickWorkflow (on the Temporal dev server) carries it 
 location's real code server, and the runs it asks for are created once per run key."""
 
 import json
-import sqlite3
 import textwrap
 import time
 import uuid
@@ -23,7 +22,7 @@ from tests.agent_support import (
     wait_for_run,
 )
 from tests.e2e.test_no_output_in_histories import decoded_text
-from tests.support import ControlPlane, Tenant, wait_until
+from tests.support import ControlPlane, Tenant, set_schedule_cursor, wait_until
 from worker.codec import new_key
 
 SENSING = Path(__file__).parent / "locations" / "sensing.py"
@@ -242,7 +241,7 @@ def test_a_schedule_computes_its_run_config_in_the_code_server(sensing: Sensing)
         tick = now.replace(second=0, microsecond=0)
         if now - tick < timedelta(seconds=2):
             tick -= timedelta(minutes=1)
-        _set_schedule_cursor(sensing, "stamped", tick - timedelta(seconds=1))
+        set_schedule_cursor(sensing.tenant, "stamped", tick - timedelta(seconds=1))
 
         def ticked() -> dict[str, Any] | None:
             # Should a loaded machine let the next minute pass before the scheduler's pass,
@@ -264,24 +263,6 @@ def test_a_schedule_computes_its_run_config_in_the_code_server(sensing: Sensing)
     evaluated = datetime.fromisoformat(done["tick_time"])
     assert run["run_config"] == {"name": f"orders-{evaluated:%Y%m%dT%H%M}.csv"}
     assert run["tags"]["tether/schedule"] == "stamped"
-
-
-def _set_schedule_cursor(sensing: Sensing, name: str, cursor: datetime) -> None:
-    url = sensing.cp.database_url
-    assert url.startswith("sqlite:///"), url
-    with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30) as db:
-        changed = db.execute(
-            "UPDATE schedules SET cursor = ? WHERE name = ? AND deployment_id = "
-            "(SELECT d.id FROM deployments d JOIN organizations o ON d.organization_id = o.id "
-            "WHERE o.name = ? AND d.name = ?)",
-            (
-                cursor.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "),
-                name,
-                sensing.tenant.org,
-                sensing.tenant.deployment,
-            ),
-        ).rowcount
-    assert changed == 1
 
 
 def test_no_user_text_of_a_tick_enters_its_workflows_history(

@@ -13,9 +13,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched, wait_for_location
-from tests.support import ControlPlane, Tenant
+from tests.support import REPO, ControlPlane, Tenant
 
 OPS = Path(__file__).parent.parent / "e2e" / "locations" / "ops.py"
+DAGSTER_PROJECT = REPO / "examples" / "dagster_project"
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS", "test-artifacts")) / "ui"
 # Playwright cannot download its own browsers here; these flags keep Chromium offline and
 # quiet in a container running as root.
@@ -68,15 +69,18 @@ def stack(
     temporal_server: TemporalDevServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """A tenant with an agent, the bundled example as `quick`, the test jobs as `ops`, and a
-    location whose module fails to import as `broken`."""
+    """A tenant with an agent, the bundled example as `quick`, the test jobs as `ops`, a
+    location whose module fails to import as `broken`, and the example Dagster project as
+    `acme`."""
     tenant = e2e_controlplane.tenant()
     agent = AgentProcess(tenant, temporal_server, tmp_path_factory.mktemp("ui-agent")).start()
     try:
         tenant.deploy("quick")
         tenant.deploy("ops", python_file=str(OPS))
         tenant.deploy("broken", module="tether_sdk.examples.broken")
+        tenant.deploy("acme", kind="dagster", working_directory=str(DAGSTER_PROJECT))
         assert wait_for_location(tenant, "quick")["status"] == "RUNNING"
+        assert wait_for_location(tenant, "acme")["status"] == "RUNNING"
         assert wait_for_location(tenant, "ops")["status"] == "RUNNING"
         assert wait_for_location(tenant, "broken")["status"] == "ERROR"
         yield Stack(e2e_controlplane, tenant, agent)

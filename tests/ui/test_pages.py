@@ -113,6 +113,30 @@ def test_the_example_location_is_running_with_its_graphs(page: Page, stack: Stac
     screenshot(page, "location")
 
 
+def test_a_dagster_location_shows_its_graphs_and_a_runs_mapped_steps(
+    page: Page, stack: Stack
+) -> None:
+    page.goto(f"/d/{stack.tenant.deployment}/locations/acme")
+    expect(page.locator("#loc-status")).to_contain_text("RUNNING")
+    expect(page.locator("#loc-kind")).to_have_text("Dagster project")
+    graph = page.get_by_role("img", name="Steps of job fanout")
+    for step in ("split", "square", "sum_squares", "outer.inner.double", "combine"):
+        expect(graph.locator("g.node", has_text=step).first).to_be_visible()
+    expect(page.get_by_role("table", name=re.compile("Assets"))).to_contain_text("raw/orders")
+    screenshot(page, "dagster-location")
+
+    page.goto(f"/d/{stack.tenant.deployment}/launchpad?location=acme&job=fanout")
+    page.get_by_role("button", name="Launch run").click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+    expect(page.locator("#run-status")).to_have_text("SUCCESS", timeout=60_000)
+    timeline = page.get_by_role("table", name="Step timeline")
+    for step in ("square[n1]", "square[n2]", "square[n3]", "outer.inner.double", "combine"):
+        expect(timeline.locator(f"tr[data-step='{step}']")).to_have_attribute(
+            "data-status", "SUCCESS"
+        )
+    screenshot(page, "dagster-run")
+
+
 def test_an_invalid_config_shows_the_field_error_and_creates_no_run(
     page: Page, stack: Stack
 ) -> None:

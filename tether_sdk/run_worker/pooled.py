@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from tether_api.agent_api import PoolAssignment
 from tether_api.codeserver import LoadError
-from tether_sdk.loader import load_definitions
+from tether_sdk.location import LocationTarget, load_location
 from tether_sdk.run_worker.client import preload
 from tether_sdk.run_worker.worker import log, options_from_env, run_worker
 
@@ -25,9 +25,7 @@ EXIT_UNUSABLE = 1
 
 
 def wait_for_run(
-    module: str | None,
-    python_file: str | None,
-    working_directory: str | None,
+    target: LocationTarget,
     heartbeat_interval: float,
     flush_timeout: float,
     stdin: BinaryIO | None = None,
@@ -35,9 +33,7 @@ def wait_for_run(
     """Load the definitions, wait for the assignment, run it. Exits non-zero at once when the
     code does not load (the launcher then starts the run cold, which reports the error) and
     0 when stdin closes with no run (the pool was drained)."""
-    loaded = load_definitions(
-        module=module, python_file=python_file, working_directory=working_directory
-    )
+    loaded = load_location(target)
     if isinstance(loaded, LoadError):
         log(f"tether run-worker: pooled worker cannot load the definitions: {loaded.message}")
         return EXIT_UNUSABLE

@@ -17,7 +17,11 @@ _BEGIN_RE = re.compile(r"tether: error (err-[0-9a-f]+) \(.*\): full text follows
 _END_RE = re.compile(r"tether: end of error (err-[0-9a-f]+)")
 _CLASS_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 
-REDACTED_TYPES = (EventType.STEP_FAILURE, EventType.RUN_FAILURE)
+# A Dagster step's retry carries the error that made it retry.
+REDACTED_TYPES = (EventType.STEP_FAILURE, EventType.RUN_FAILURE, EventType.STEP_UP_FOR_RETRY)
+# The data keys that hold an error's text (Dagster failures: its causes, and a Failure's
+# description): what redaction keeps back.
+ERROR_TEXT_KEYS = ("error", "traceback", "errors", "causes", "description")
 
 
 def new_error_id() -> str:
@@ -51,6 +55,10 @@ def redact(
     error_id = new_error_id()
     cls = class_of(data)
     full = [message]
+    for cause in data.get("causes") or []:
+        full.append(f"caused by {cause}")
+    if data.get("description"):
+        full.append(str(data["description"]))
     if data.get("traceback"):
         full.append(str(data["traceback"]).rstrip("\n"))
     write("\n".join([BEGIN.format(id=error_id, error_class=cls), *full, END.format(id=error_id)]))
@@ -59,7 +67,7 @@ def redact(
         f"{subject}: {cls} (error ID {error_id}; the message and traceback are in the run's "
         "output in your environment, under this ID)"
     )
-    kept = {k: v for k, v in data.items() if k not in ("error", "traceback", "errors")}
+    kept = {k: v for k, v in data.items() if k not in ERROR_TEXT_KEYS}
     return redacted_message, {**kept, "error_id": error_id, "error_class": cls, "redacted": True}
 
 

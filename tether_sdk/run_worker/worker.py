@@ -12,16 +12,14 @@ from types import FrameType
 from tether_api.codeserver import LoadError
 from tether_api.enums import TERMINAL_RUN_STATUSES, EventType, RunStatus
 from tether_api.user_api import Run
-from tether_sdk.config import describe_errors, validate_config
-from tether_sdk.definitions import Definitions
-from tether_sdk.loader import load_definitions
+from tether_sdk.location import LoadedLocation, LocationTarget, RunContext, load_location
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.client import (
     ControlPlaneClient,
     ControlPlaneRejected,
     DeliveryTimeout,
 )
-from tether_sdk.run_worker.executor import CancelState, Outcome, execute
+from tether_sdk.run_worker.executor import CancelState, Outcome
 from tether_sdk.run_worker.heartbeat import Heartbeat
 from tether_sdk.run_worker.interrupt import RunCanceled
 from tether_sdk.run_worker.policy import LogPolicy
@@ -48,14 +46,12 @@ class WorkerOptions:
     run_id: str
     control_plane_url: str
     token: str
-    module: str | None = None
-    python_file: str | None = None
-    working_directory: str | None = None
+    target: LocationTarget = field(default_factory=LocationTarget)
     heartbeat_interval: float = 5.0
     flush_timeout: float = 300.0
     # Warm launches (tether_sdk/forkserver.py) and pooled workers (run_worker/pooled.py): the
-    # definitions imported before the run was known, instead of importing them for it.
-    preloaded: Definitions | None = None
+    # code loaded before the run was known, instead of loading it for it.
+    preloaded: LoadedLocation | None = None
     # Warm and pooled launches: the run as the agent's launch read it a moment ago, instead
     # of a call to fetch it.
     run: Run | None = None
@@ -65,7 +61,7 @@ class WorkerOptions:
 
 def options_from_env(
     env: dict[str, str],
-    preloaded: Definitions,
+    preloaded: LoadedLocation,
     run: Run | None,
     heartbeat_interval: float | None = None,
     flush_timeout: float | None = None,
@@ -196,9 +192,7 @@ class RunWorker:
         try:
             if self.cancel.requested:
                 raise RunCanceled(self.cancel.reason)
-            loaded = o.preloaded or load_definitions(
-                module=o.module, python_file=o.python_file, working_directory=o.working_directory
-            )
+            loaded = o.preloaded or load_location(o.target)
         finally:
             self.cancel.in_step = False
         if self.cancel.requested:
@@ -213,35 +207,17 @@ class RunWorker:
                 data={"error": loaded.message, "traceback": loaded.traceback},
             )
             return EXIT_FAILURE
-        job = loaded.get_job(run.job)
-        if job is None:
-            known = ", ".join(loaded.jobs) or "none"
-            sink.emit(
-                EventType.RUN_FAILURE,
-                level="ERROR",
-                message=f"job {run.job!r} is not defined in this code location (jobs: {known})",
+        outcome = loaded.execute(
+            RunContext(
+                run=run,
+                emitter=sink,
+                cancel=self.cancel,
+                capture=OutputCapture(sink, ignored_threads, o.log_policy.forwards_text),
+                # How the launcher started this worker: a new interpreter, or a warm fork.
+                start_data={"launch": os.environ.get("TETHER_LAUNCH", "cold")},
             )
-            return EXIT_FAILURE
-        config, errors = validate_config(job.config, run.run_config)
-        if errors:
-            sink.emit(
-                EventType.RUN_FAILURE,
-                level="ERROR",
-                message=describe_errors(job.name, errors),
-                data={"errors": [e.model_dump() for e in errors]},
-            )
-            return EXIT_FAILURE
-        report = execute(
-            job,
-            config,
-            sink,
-            run_id=run.id,
-            cancel=self.cancel,
-            capture=OutputCapture(sink, ignored_threads, o.log_policy.forwards_text),
-            # How the launcher started this worker: a new interpreter, or a warm fork.
-            start_data={"launch": os.environ.get("TETHER_LAUNCH", "cold")},
         )
-        return _OUTCOME_EXIT[report.outcome]
+        return _OUTCOME_EXIT[outcome]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()

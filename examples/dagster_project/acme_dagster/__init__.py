@@ -1,0 +1,1 @@
+"""acme_dagster: an example Dagster project (see ../README.md)."""

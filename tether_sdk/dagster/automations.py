@@ -1,0 +1,725 @@
+"""A Dagster project's schedules and sensors as Tether's: their snapshots, and their ticks.
+
+Tether's control plane decides when a schedule or sensor is due; the code server evaluates
+it (``POST /ticks``). For a Dagster location this module does both halves:
+
+- ``schedule_snapshots`` and ``sensor_snapshots`` describe what Tether can serve, and return
+  a warning (one sentence, naming the schedule or sensor and what Tether does instead) for
+  everything it cannot honour.
+- ``evaluate_tick`` evaluates one tick the way Dagster's code server does for its daemon
+  (``dagster._grpc.impl``), and answers with a ``TickResponse``. A user's exception is an
+  error *in the response*, with its traceback (as ``tether_sdk.ticks`` does for Tether's SDK):
+  it never raises.
+
+Decisions (tests/dagster/test_dagster_automations.py holds each one):
+
+- **Every Dagster schedule has ``config_from_code=True``**: Dagster computes a tick's run
+  config, tags, partition and ``should_execute`` in code, so the code server evaluates every
+  tick. The snapshot's ``run_config`` and ``tags`` are empty: the control plane adds snapshot
+  tags to every run, and a decorated Dagster schedule's ``tags`` annotate the schedule
+  without reaching its runs (its RunRequests already carry the tags Dagster gives runs).
+- **A schedule with a list of crons is left out** (a warning says so), unless the list
+  holds a single distinct cron. Tether's schedules have one cron, and firing at only the
+  first cron's times would lose the others' runs without a visible failure.
+- **``@hourly``, ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``, ``@yearly`` and
+  ``@annually`` become their 5-field crons**, with no warning: the ticks are the same.
+- **DST**: both schedulers move a tick that falls in the hour skipped when clocks go forward
+  to the end of that gap. When clocks go back, Dagster runs a tick that falls in the
+  repeated hour once, and Tether's scheduler (croniter) runs it at both occurrences. A schedule
+  whose time zone goes back within the next year, and whose cron's hours (not every hour)
+  meet the repeated hour, gets a warning.
+- Missed ticks follow Tether's ``missed_ticks`` default (``latest``), not Dagster's
+  ``max_catchup_runs``.
+- A schedule tick that asks for more than one run is an error: the control plane launches
+  one run per schedule tick (``services/ticks.py`` takes the first request), and dropping the
+  others silently would lose runs.
+- **Sensors**: ``STANDARD`` -> ``standard``; ``RUN_STATUS`` (``@run_status_sensor``,
+  ``@run_failure_sensor``) watching SUCCESS or FAILURE -> ``run_status``. Asset and
+  multi-asset sensors (they read Dagster's event log), the sensors of Dagster's asset daemon
+  (automation conditions, auto-materialize, freshness) and run-status sensors of other
+  statuses are left out with a warning.
+- **What a run-status sensor watches**: ``monitor_all_code_locations`` -> every job
+  (``monitored_jobs`` None). By default Dagster watches its own repository's jobs: the
+  snapshot lists them all (Tether names). ``JobSelector`` / ``RepositorySelector`` entries
+  (other code locations) are matched by Tether code location name and job name at each tick;
+  a ``RepositorySelector`` makes the snapshot watch every job (the tick filters). Tether
+  matches a run by job name alone for the jobs of this repository, so a job of the same name
+  in another location of the deployment counts too.
+- **Run requests**: ``job`` is the Tether name (``names``), or None when it is the
+  schedule's or sensor's own job. ``partition_key`` travels in ``PARTITION_TAG``, and
+  ``asset_selection`` in ``ASSET_SELECTION_TAG`` (JSON list of ``key.to_user_string()``).
+  ``asset_check_keys`` is not carried. ``stale_assets_only``, backfill requests
+  (``RunRequest.for_asset_graph_subset``), dynamic partition requests and reported asset events
+  are errors: they need Dagster's instance, which Tether does not keep.
+- Sensors and schedules get no Dagster instance (``context.instance`` raises, as Dagster's
+  ``DagsterInvariantViolationError`` says). Run-status sensors get an empty ephemeral one
+  (``build_run_status_sensor_context`` needs one): its run and event queries find nothing.
+  Their ``context.repository_def`` is None (passing it is a Dagster beta parameter).
+- Resources are those of the repository's top level a definition needs (transitively), set
+  up and torn down around each evaluation (each run, for a run-status sensor, as Dagster does).
+
+Dagster internals used (``_`` in the path, or not ``@public``), with the version tested in
+pyproject.toml's ``dagster`` extra:
+
+- ``dagster._core.definitions.sensor_definition.SensorType`` (``SensorDefinition.sensor_type``)
+- ``ScheduleEvaluationContext(instance_ref, scheduled_execution_time, log_key,
+  repository_name, schedule_name, resources=, repository_def=)`` and
+  ``SensorEvaluationContext(instance_ref, last_tick_completion_time=, last_run_key=, cursor=,
+  log_key=, repository_name=, repository_def=, sensor_name=, resources=,
+  last_sensor_start_time=, instance=)``: the constructors, as ``dagster._grpc.impl`` calls them
+- ``ScheduleDefinition.evaluate_tick`` -> ``ScheduleExecutionData`` (``run_requests``,
+  ``skip_message``); ``SensorDefinition.evaluate_tick`` -> ``SensorExecutionData``
+  (``run_requests``, ``skip_message``, ``cursor``, ``dynamic_partitions_requests``,
+  ``asset_events``)
+- ``dagster._core.execution.resources_init.get_transitive_required_resource_keys``
+- ``RunStatusSensorDefinition._run_status``, ``._monitored_jobs``,
+  ``._monitor_all_code_locations``
+- ``dagster._core.events.DagsterEvent``, ``DagsterEventType``, ``JobFailureData``
+  (the event a run-status context carries)
+- ``RunRequest.requires_backfill_daemon()``
+"""
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dagster as dg
+from dagster._core.definitions.sensor_definition import SensorType
+from dagster._core.events import DagsterEvent, DagsterEventType, JobFailureData
+from dagster._core.execution.resources_init import get_transitive_required_resource_keys
+
+from tether_api.enums import AutomationStatus, RunStatus, SensorKind, TickKind
+from tether_api.names import NAME_RE
+from tether_api.snapshot import ScheduleSnapshot, SensorSnapshot
+from tether_api.ticks import (
+    MAX_CURSOR_CHARS,
+    MAX_RUN_REQUESTS,
+    EndedRun,
+    RunRequestSpec,
+    TickRequest,
+    TickResponse,
+)
+from tether_sdk.dagster.names import (
+    ASSET_JOB_NAME,
+    ASSET_SELECTION_TAG,
+    IMPLICIT_ASSET_JOB,
+    PARTITION_TAG,
+    JobNames,
+)
+from tether_sdk.ticks import answer
+
+# Dagster's cron aliases (croniter's), as the 5-field crons they stand for.
+CRON_ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+# The control plane launches the first run request of a schedule tick only
+# (tether_controlplane/services/ticks.py): a tick that asks for more is an error here.
+MAX_SCHEDULE_RUN_REQUESTS = 1
+
+_RUN_STATUSES = {
+    dg.DagsterRunStatus.SUCCESS: RunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE: RunStatus.FAILURE,
+}
+_DAGSTER_RUN_STATUSES = {
+    RunStatus.SUCCESS: dg.DagsterRunStatus.SUCCESS,
+    RunStatus.FAILURE: dg.DagsterRunStatus.FAILURE,
+    RunStatus.CANCELED: dg.DagsterRunStatus.CANCELED,
+}
+
+_ASSET_DAEMON = (
+    "it is evaluated by Dagster's asset daemon (automation conditions, auto-materialize, "
+    "freshness), which Tether does not run: launch those assets from a schedule or a sensor"
+)
+_UNSERVED_SENSORS = {
+    SensorType.ASSET: (
+        "an asset sensor reads materializations from Dagster's event log, which Tether does "
+        "not keep: write it as a plain sensor that checks the data itself"
+    ),
+    SensorType.MULTI_ASSET: (
+        "a multi-asset sensor reads materializations from Dagster's event log, which Tether "
+        "does not keep: write it as a plain sensor that checks the data itself"
+    ),
+    SensorType.AUTO_MATERIALIZE: _ASSET_DAEMON,
+    SensorType.AUTOMATION: _ASSET_DAEMON,
+    SensorType.FRESHNESS_POLICY: _ASSET_DAEMON,
+}
+_NAME_RULE = (
+    "Tether's names are 1-63 letters, digits, '_', '.' or '-', starting with a letter or "
+    "digit: rename it"
+)
+
+
+class TickFailed(Exception):
+    """A tick's outcome that Tether cannot use; the message says why and what to do."""
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+
+def schedule_snapshots(
+    repo: dg.RepositoryDefinition, names: JobNames
+) -> tuple[list[ScheduleSnapshot], list[str]]:
+    """Every Dagster schedule Tether can serve, by name, and a warning for each one it leaves
+    out or honours differently (see the module's docstring)."""
+    snapshots: list[ScheduleSnapshot] = []
+    warnings: list[str] = []
+    for schedule in sorted(repo.schedule_defs, key=lambda s: s.name):
+        label = f"Dagster schedule {schedule.name!r}"
+        problem = _schedule_problem(schedule, names)
+        if problem is not None:
+            warnings.append(f"{label} is left out: {problem}")
+            continue
+        cron, _ = _one_cron(schedule.cron_schedule)
+        assert cron is not None  # _schedule_problem said so
+        timezone = schedule.execution_timezone or "UTC"
+        try:
+            snapshots.append(
+                ScheduleSnapshot(
+                    name=schedule.name,
+                    cron=cron,
+                    job=names.tether(schedule.job_name),
+                    timezone=timezone,
+                    default_status=AutomationStatus(schedule.default_status.value),
+                    config_from_code=True,
+                )
+            )
+        except ValueError as exc:  # pydantic's ValidationError: a field Tether cannot hold
+            warnings.append(f"{label} is left out: {_one_line(exc)}")
+            continue
+        dst = _dst_difference(cron, timezone)
+        if dst is not None:
+            warnings.append(f"{label} ({cron!r} in {timezone}): {dst}")
+    return snapshots, warnings
+
+
+def sensor_snapshots(
+    repo: dg.RepositoryDefinition, names: JobNames
+) -> tuple[list[SensorSnapshot], list[str]]:
+    """Every Dagster sensor Tether can serve, by name, and a warning for each one it leaves
+    out or honours differently (see the module's docstring)."""
+    snapshots: list[SensorSnapshot] = []
+    warnings: list[str] = []
+    for sensor in sorted(repo.sensor_defs, key=lambda s: s.name):
+        label = f"Dagster sensor {sensor.name!r}"
+        problem = _sensor_problem(sensor, names)
+        if problem is not None:
+            warnings.append(f"{label} is left out: {problem}")
+            continue
+        fields: dict[str, Any] = {
+            "name": sensor.name,
+            "job": _tether_job(names, _own_job(sensor)),
+            "minimum_interval_seconds": max(1, sensor.minimum_interval_seconds or 30),
+            "default_status": AutomationStatus(sensor.default_status.value),
+            "description": sensor.description,
+        }
+        if isinstance(sensor, dg.RunStatusSensorDefinition):
+            watch = _Watch.of(sensor, names)
+            fields.update(
+                kind=SensorKind.RUN_STATUS,
+                monitored_status=_RUN_STATUSES[sensor._run_status],
+                monitored_jobs=watch.monitored_jobs(),
+            )
+            if watch.job_selectors or watch.locations:
+                warnings.append(
+                    f"{label} watches jobs of other Dagster code locations: Tether matches "
+                    "them by code location name and job name, so it sees their runs only if "
+                    "those locations run on Tether under the same names"
+                )
+            if watch.dropped:
+                warnings.append(
+                    f"{label} watches jobs Tether cannot name ({', '.join(watch.dropped)}): "
+                    "it does not see their runs"
+                )
+        try:
+            snapshots.append(SensorSnapshot(**fields))
+        except ValueError as exc:  # pydantic's ValidationError: a field Tether cannot hold
+            warnings.append(f"{label} is left out: {_one_line(exc)}")
+    return snapshots, warnings
+
+
+def _schedule_problem(schedule: dg.ScheduleDefinition, names: JobNames) -> str | None:
+    """Why Tether does not serve ``schedule`` (None: it does)."""
+    if not NAME_RE.match(schedule.name):
+        return _NAME_RULE
+    if _tether_job(names, schedule.job_name) is None:
+        return f"its job {schedule.job_name!r} is not one of the jobs Tether shows"
+    _, problem = _one_cron(schedule.cron_schedule)
+    return problem
+
+
+def _sensor_problem(sensor: dg.SensorDefinition, names: JobNames) -> str | None:
+    """Why Tether does not serve ``sensor`` (None: it does)."""
+    if not NAME_RE.match(sensor.name):
+        return _NAME_RULE
+    kind = sensor.sensor_type
+    if kind == SensorType.RUN_STATUS and isinstance(sensor, dg.RunStatusSensorDefinition):
+        if sensor._run_status not in _RUN_STATUSES:
+            return (
+                f"it watches runs that are {sensor._run_status.value}, and Tether's run-status "
+                "sensors watch SUCCESS or FAILURE"
+            )
+    elif kind != SensorType.STANDARD:
+        return _UNSERVED_SENSORS.get(
+            kind, f"Tether serves standard and run-status sensors, not {kind.value} ones"
+        )
+    own = _own_job(sensor)
+    if own is not None and _tether_job(names, own) is None:
+        return f"its job {own!r} is not one of the jobs Tether shows"
+    return None
+
+
+def _one_cron(cron_schedule: str | Sequence[str]) -> tuple[str | None, str | None]:
+    """The one 5-field cron of a Dagster schedule, or None and why there is none."""
+    crons = [cron_schedule] if isinstance(cron_schedule, str) else list(cron_schedule)
+    distinct = list(dict.fromkeys(CRON_ALIASES.get(c.strip().lower(), c.strip()) for c in crons))
+    if len(distinct) == 1:
+        return distinct[0], None
+    return None, (
+        f"it has {len(crons)} crons ({', '.join(repr(c) for c in crons)}) and a Tether schedule "
+        "has one: declare one Dagster schedule per cron"
+    )
+
+
+# -- DST ---------------------------------------------------------------------------------------
+
+
+def _dst_difference(cron: str, timezone: str) -> str | None:
+    """Why Tether's ticks of ``cron`` in ``timezone`` differ from Dagster's (None: they
+    don't, as far as a cron's hours tell). See the module's docstring."""
+    try:
+        repeated = _repeated_hours(timezone, datetime.now(UTC).date())
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # the control plane reports an unknown time zone itself
+    if not repeated:
+        return None
+    fields = cron.split()
+    hours = _cron_hours(fields[1]) if len(fields) == 5 else None
+    if hours is not None and len(hours) == 24:
+        return None  # every hour: both run each occurrence of each hour
+    hit = set(repeated) if hours is None else hours & set(repeated)
+    if not hit:
+        return None
+    day = min(repeated[h] for h in hit)
+    return (
+        f"when clocks go back (next on {day.isoformat()}) Dagster runs a tick of the repeated "
+        "hour once, and Tether runs it at both occurrences of that time"
+    )
+
+
+@lru_cache(maxsize=64)
+def _repeated_hours(timezone: str, today: date) -> dict[int, date]:
+    """The local hours that occur twice in ``timezone`` within a year from ``today``, each
+    with the first day it does."""
+    zone = ZoneInfo(timezone)
+    found: dict[int, date] = {}
+    previous = None
+    for i in range(367):
+        day = today + timedelta(days=i)
+        offset = datetime(day.year, day.month, day.day, 12, tzinfo=zone).utcoffset()
+        if previous is not None and offset is not None and offset < previous:
+            for d in (day - timedelta(days=1), day):
+                for quarter in range(96):
+                    hour, minute = divmod(quarter * 15, 60)
+                    t = datetime(d.year, d.month, d.day, hour, minute, tzinfo=zone)
+                    first, second = t.utcoffset(), t.replace(fold=1).utcoffset()
+                    if first is not None and second is not None and first > second:
+                        found.setdefault(t.hour, d)
+        previous = offset
+    return found
+
+
+_CRON_ITEM = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
+
+
+def _cron_hours(field: str) -> set[int] | None:
+    """The hours a cron's hour field matches (None: a form this does not read)."""
+    hours: set[int] = set()
+    for item in field.split(","):
+        match = _CRON_ITEM.match(item)
+        if match is None:
+            return None
+        base, step = match.group(1), int(match.group(2) or 1)
+        if step == 0:
+            return None
+        if base == "*":
+            low, high = 0, 23
+        else:
+            low_text, _, high_text = base.partition("-")
+            low = int(low_text)
+            high = int(high_text) if high_text else (23 if match.group(2) else low)
+        hours.update(h for h in range(low, high + 1, step) if 0 <= h <= 23)
+    return hours
+
+
+# -- ticks -------------------------------------------------------------------------------------
+
+
+def evaluate_tick(
+    repo: dg.RepositoryDefinition, names: JobNames, request: TickRequest
+) -> TickResponse:
+    """Evaluate one tick of a Dagster schedule or sensor and describe the outcome. Never
+    raises: a user's exception, or an answer Tether cannot use, is ``TickResponse.error``."""
+    return answer(
+        lambda: (
+            _schedule_tick(repo, names, request)
+            if request.kind == TickKind.SCHEDULE
+            else _sensor_tick(repo, names, request)
+        )
+    )
+
+
+def _schedule_tick(
+    repo: dg.RepositoryDefinition, names: JobNames, request: TickRequest
+) -> TickResponse:
+    if not repo.has_schedule_def(request.name):
+        known = ", ".join(sorted(s.name for s in repo.schedule_defs)) or "none"
+        raise TickFailed(
+            f"this Dagster code location declares no schedule {request.name!r} (known: {known})"
+        )
+    schedule = repo.get_schedule_def(request.name)
+    problem = _schedule_problem(schedule, names)
+    if problem is not None:
+        raise TickFailed(f"Tether does not serve Dagster schedule {schedule.name!r}: {problem}")
+    zone = ZoneInfo(schedule.execution_timezone or "UTC")
+    tick = request.tick_time
+    tick = (tick if tick.tzinfo is not None else tick.replace(tzinfo=UTC)).astimezone(zone)
+    with dg.ScheduleEvaluationContext(
+        None,
+        tick,
+        None,
+        repo.name,
+        schedule.name,
+        resources=_resources(repo, schedule.required_resource_keys),
+        repository_def=repo,
+    ) as context:
+        data = schedule.evaluate_tick(context)
+    requests = list(data.run_requests or [])
+    what = f"schedule {schedule.name!r}"
+    if len(requests) > MAX_SCHEDULE_RUN_REQUESTS:
+        keys = ", ".join(repr(r.run_key) for r in requests[:5])
+        raise TickFailed(
+            f"{what} asked for {len(requests)} runs in one tick (run keys {keys}"
+            f"{', ...' if len(requests) > 5 else ''}); a Tether schedule launches one run per "
+            "tick: return one RunRequest, or ask for several runs from a sensor"
+        )
+    specs = [_spec(r, names, schedule.job_name, [schedule.job_name], what) for r in requests]
+    return _response(specs, data.skip_message, None, what)
+
+
+def _sensor_tick(
+    repo: dg.RepositoryDefinition, names: JobNames, request: TickRequest
+) -> TickResponse:
+    if not repo.has_sensor_def(request.name):
+        known = ", ".join(sorted(s.name for s in repo.sensor_defs)) or "none"
+        raise TickFailed(
+            f"this Dagster code location declares no sensor {request.name!r} (known: {known})"
+        )
+    sensor = repo.get_sensor_def(request.name)
+    problem = _sensor_problem(sensor, names)
+    if problem is not None:
+        raise TickFailed(f"Tether does not serve Dagster sensor {sensor.name!r}: {problem}")
+    if isinstance(sensor, dg.RunStatusSensorDefinition):
+        return _run_status_tick(repo, names, sensor, request.runs)
+    what = f"sensor {sensor.name!r}"
+    last = request.last_tick_at
+    with dg.SensorEvaluationContext(
+        None,
+        last_tick_completion_time=last.timestamp() if last is not None else None,
+        last_run_key=None,
+        cursor=request.cursor,
+        log_key=None,
+        repository_name=repo.name,
+        repository_def=repo,
+        sensor_name=sensor.name,
+        resources=_resources(repo, sensor.required_resource_keys),
+        last_sensor_start_time=None,
+        instance=None,
+    ) as context:
+        data = sensor.evaluate_tick(context)
+    if data.dynamic_partitions_requests:
+        raise TickFailed(
+            f"{what} asked to add or delete dynamic partitions; Tether keeps no dynamic "
+            "partitions (they live in a Dagster instance)"
+        )
+    if data.asset_events:
+        raise TickFailed(
+            f"{what} reported {len(data.asset_events)} asset events; Tether keeps no asset "
+            "events (they live in a Dagster instance)"
+        )
+    own = _own_job(sensor)
+    targets = [t.job_name for t in sensor.targets]
+    specs = [_spec(r, names, own, targets, what) for r in data.run_requests or []]
+    if data.cursor is not None and len(data.cursor) > MAX_CURSOR_CHARS:
+        raise TickFailed(
+            f"{what} set a cursor of {len(data.cursor)} characters; at most {MAX_CURSOR_CHARS} "
+            "are kept: keep less state in it"
+        )
+    return _response(specs, data.skip_message, data.cursor, what)
+
+
+def _run_status_tick(
+    repo: dg.RepositoryDefinition,
+    names: JobNames,
+    sensor: dg.RunStatusSensorDefinition,
+    runs: list[EndedRun],
+) -> TickResponse:
+    """Call the user's function once per ended run it watches, as Dagster's daemon does for
+    each run-status event, without Dagster's event log. The control plane keeps the cursor."""
+    what = f"sensor {sensor.name!r}"
+    status = _RUN_STATUSES[sensor._run_status]
+    watch = _Watch.of(sensor, names)
+    watched = [r for r in runs if r.status == status and watch.matches(r)]
+    if not watched:
+        return TickResponse(skip_reason=f"{len(runs)} ended runs, none of them watched")
+    own = _own_job(sensor)
+    targets = [t.job_name for t in sensor.targets]
+    resources = _resources(repo, sensor.required_resource_keys)
+    sensor_tags = dg.DagsterRun.tags_for_sensor(sensor)
+    specs: list[RunRequestSpec] = []
+    skips: list[str] = []
+    with dg.DagsterInstance.ephemeral(settings={"telemetry": {"enabled": False}}) as instance:
+        for run in watched:
+            context = dg.build_run_status_sensor_context(
+                sensor_name=sensor.name,
+                dagster_event=_run_event(run, names),
+                dagster_instance=instance,
+                dagster_run=_dagster_run(run, names),
+                resources=resources,
+                partition_key=run.tags.get(PARTITION_TAG),
+            )
+            with context:
+                items = _items(sensor(context))  # consumed while its resources are up
+            for item in items:
+                if isinstance(item, dg.SensorResult):
+                    if item.cursor:
+                        raise TickFailed(
+                            f"{what} returned a SensorResult with a cursor; a run-status "
+                            "sensor's cursor is kept for it (as in Dagster)"
+                        )
+                    if item.dynamic_partitions_requests or item.asset_events:
+                        raise TickFailed(
+                            f"{what} returned dynamic partition requests or asset events; "
+                            "Tether keeps neither (they live in a Dagster instance)"
+                        )
+                    if item.skip_reason is not None:
+                        skips.append(item.skip_reason.skip_message or "skipped")
+                    requests = list(item.run_requests or [])
+                elif isinstance(item, dg.RunRequest):
+                    requests = [item]
+                elif isinstance(item, dg.SkipReason):
+                    skips.append(item.skip_message or "skipped")
+                    continue
+                else:
+                    raise TickFailed(
+                        f"{what} returned {item!r} for run {run.id}: return RunRequests, a "
+                        "SkipReason, a SensorResult or None"
+                    )
+                for r in requests:
+                    if r.job_name is None and own is None:
+                        raise TickFailed(
+                            f"{what}: a RunRequest names no job and the sensor has no "
+                            "request_job: give it request_job= or name the job"
+                        )
+                    specs.append(_spec(r, names, own, targets, what, sensor_tags))
+    skip = None
+    if not specs:
+        skip = "; ".join(skips) or f"{len(watched)} ended runs, no run requests"
+    return _response(specs, skip, None, what)
+
+
+def _items(value: Any) -> list[Any]:
+    """What a sensor function returned, as a list (None: nothing; a generator: consumed)."""
+    if value is None:
+        return []
+    if isinstance(value, dg.RunRequest | dg.SkipReason | dg.SensorResult):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | dict):
+        return [v for v in value if v is not None]
+    return [value]
+
+
+def _run_event(run: EndedRun, names: JobNames) -> DagsterEvent:
+    job = names.dagster(run.job) or run.job
+    if run.status == RunStatus.FAILURE:
+        return DagsterEvent(
+            event_type_value=DagsterEventType.RUN_FAILURE.value,
+            job_name=job,
+            message=run.error or f'Execution of run for "{job}" failed.',
+            event_specific_data=JobFailureData(error=None),
+        )
+    kind = (
+        DagsterEventType.RUN_CANCELED
+        if run.status == RunStatus.CANCELED
+        else DagsterEventType.RUN_SUCCESS
+    )
+    return DagsterEvent(event_type_value=kind.value, job_name=job, message=run.error)
+
+
+def _dagster_run(run: EndedRun, names: JobNames) -> dg.DagsterRun:
+    return dg.DagsterRun(
+        job_name=names.dagster(run.job) or run.job,
+        run_id=run.id,
+        status=_DAGSTER_RUN_STATUSES.get(run.status, dg.DagsterRunStatus.FAILURE),
+        tags=dict(run.tags),
+        run_config=dict(run.run_config),
+    )
+
+
+def _spec(
+    request: dg.RunRequest,
+    names: JobNames,
+    own_job: str | None,
+    targets: list[str],
+    what: str,
+    extra_tags: Mapping[str, str] | None = None,
+) -> RunRequestSpec:
+    """A Dagster RunRequest as Tether's (see the module's docstring)."""
+    where = f"{what}: run request" + (f" {request.run_key!r}" if request.run_key else "")
+    if request.requires_backfill_daemon():
+        raise TickFailed(f"{where} asks for a backfill, which needs Dagster's backfill daemon")
+    if request.stale_assets_only:
+        raise TickFailed(
+            f"{where} asks for stale assets only; Tether cannot tell which assets are stale "
+            "(that needs a Dagster instance's history)"
+        )
+    job = None
+    if request.job_name is not None and request.job_name != own_job:
+        if targets and request.job_name not in targets and request.asset_selection is None:
+            raise TickFailed(
+                f"{where} names job {request.job_name!r}; expected one of {', '.join(targets)}"
+            )
+        job = _tether_job(names, request.job_name)
+        if job is None:
+            raise TickFailed(f"{where} names job {request.job_name!r}, which Tether does not show")
+    tags = {str(k): str(v) for k, v in {**request.tags, **(extra_tags or {})}.items()}
+    if request.partition_key is not None:
+        tags[PARTITION_TAG] = request.partition_key
+    if request.asset_selection is not None:
+        tags[ASSET_SELECTION_TAG] = json.dumps(
+            [key.to_user_string() for key in request.asset_selection]
+        )
+    return RunRequestSpec(
+        job=job, run_key=request.run_key, run_config=dict(request.run_config), tags=tags
+    )
+
+
+def _response(
+    specs: list[RunRequestSpec], skip_reason: str | None, cursor: str | None, what: str
+) -> TickResponse:
+    if len(specs) > MAX_RUN_REQUESTS:
+        raise TickFailed(
+            f"{what} asked for {len(specs)} runs in one tick; at most {MAX_RUN_REQUESTS} are "
+            "accepted: keep the rest for the next tick with the cursor"
+        )
+    if specs:
+        skip_reason = None
+    elif skip_reason is None:
+        skip_reason = "no run requests"
+    return TickResponse(run_requests=specs, cursor=cursor, skip_reason=skip_reason)
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Watch:
+    """The runs a run-status sensor watches (see the module's docstring)."""
+
+    everything: bool
+    jobs: frozenset[str]  # Tether job names, of any code location
+    job_selectors: frozenset[tuple[str, str]]  # (code location, Tether job name)
+    locations: frozenset[str]  # every job of these code locations
+    dropped: tuple[str, ...]  # watched jobs Tether cannot name
+
+    @classmethod
+    def of(cls, sensor: dg.RunStatusSensorDefinition, names: JobNames) -> "_Watch":
+        monitored = list(sensor._monitored_jobs or [])
+        if sensor._monitor_all_code_locations:
+            return cls(True, frozenset(), frozenset(), frozenset(), ())
+        if not monitored:  # Dagster's default: every job of this repository
+            return cls(False, frozenset(names.shown()), frozenset(), frozenset(), ())
+        jobs: set[str] = set()
+        selectors: set[tuple[str, str]] = set()
+        locations: set[str] = set()
+        dropped: list[str] = []
+        for m in monitored:
+            if isinstance(m, dg.RepositorySelector | dg.CodeLocationSelector):
+                locations.add(m.location_name)
+            elif isinstance(m, dg.JobSelector):
+                name = _other_job(m.job_name)
+                if name is None:
+                    dropped.append(repr(m.job_name))
+                else:
+                    selectors.add((m.location_name, name))
+            else:
+                found = _tether_job(names, m.name)
+                if found is None:
+                    found = m.name if NAME_RE.match(m.name) else None
+                if found is None:
+                    dropped.append(repr(m.name))
+                else:
+                    jobs.add(found)
+        return cls(
+            False, frozenset(jobs), frozenset(selectors), frozenset(locations), tuple(dropped)
+        )
+
+    def monitored_jobs(self) -> list[str] | None:
+        """The snapshot's ``monitored_jobs``: the job names whose runs the control plane
+        sends (None: every job's; the tick picks)."""
+        if self.everything or self.locations:
+            return None
+        return sorted(self.jobs | {job for _, job in self.job_selectors})
+
+    def matches(self, run: EndedRun) -> bool:
+        return (
+            self.everything
+            or run.job in self.jobs
+            or (run.code_location, run.job) in self.job_selectors
+            or run.code_location in self.locations
+        )
+
+
+def _own_job(sensor: dg.SensorDefinition) -> str | None:
+    """The Dagster job a sensor's RunRequests run when they name none (None: several jobs,
+    or none: an asset-selection sensor's requests name ``__ASSET_JOB``)."""
+    targets = sensor.targets
+    return targets[0].job_name if len(targets) == 1 else None
+
+
+def _tether_job(names: JobNames, dagster_name: str | None) -> str | None:
+    if dagster_name is None:
+        return None
+    try:
+        return names.tether(dagster_name)
+    except KeyError:
+        return None
+
+
+def _other_job(dagster_name: str) -> str | None:
+    """The Tether name of a job of another Dagster location (as ``JobNames`` names them)."""
+    if dagster_name == IMPLICIT_ASSET_JOB:
+        return ASSET_JOB_NAME
+    return dagster_name if NAME_RE.match(dagster_name) else None
+
+
+def _resources(repo: dg.RepositoryDefinition, keys: set[str]) -> dict[str, Any]:
+    """The repository's top-level resources a definition needs, with their dependencies."""
+    top = repo.get_top_level_resources()
+    needed = get_transitive_required_resource_keys(keys, top)
+    return {k: v for k, v in top.items() if k in needed}
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

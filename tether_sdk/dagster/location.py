@@ -1,0 +1,94 @@
+"""``DagsterLocation``: a Dagster project's repository behind Tether's ``LoadedLocation``."""
+
+import os
+
+import dagster as dg
+
+from tether_api.codeserver import ConfigError, LoadError, ValidateRequest, ValidateResponse
+from tether_api.enums import CodeLocationKind
+from tether_api.snapshot import DefinitionsSnapshot
+from tether_api.ticks import TickRequest, TickResponse
+from tether_sdk.dagster import automations
+from tether_sdk.dagster.config import planned_steps
+from tether_sdk.dagster.execute import check_run, effective_config, execute_run
+from tether_sdk.dagster.loader import load_repository
+from tether_sdk.dagster.names import PARTITION_TAG, DagsterNameError, JobNames, asset_selection
+from tether_sdk.dagster.snapshot import snapshot
+from tether_sdk.location import LocationTarget, RunContext
+from tether_sdk.run_worker.executor import Outcome
+
+
+class DagsterLocation:
+    kind = CodeLocationKind.DAGSTER
+
+    def __init__(self, repo: dg.RepositoryDefinition, target: LocationTarget) -> None:
+        self.repo = repo
+        self.target = target
+        self.names = JobNames(job.name for job in repo.get_all_jobs())
+
+    def snapshot(self) -> DefinitionsSnapshot:
+        schedules, schedule_warnings = automations.schedule_snapshots(self.repo, self.names)
+        sensors, sensor_warnings = automations.sensor_snapshots(self.repo, self.names)
+        return snapshot(
+            self.repo, self.names, (schedules, sensors, schedule_warnings + sensor_warnings)
+        )
+
+    def validate(self, request: ValidateRequest) -> ValidateResponse:
+        name = self.names.dagster(request.job)
+        if name is None:
+            known = ", ".join(self.names.shown()) or "none"
+            return ValidateResponse(
+                valid=False, message=f"unknown job {request.job!r}; known jobs: {known}"
+            )
+        job = self.repo.get_job(name)
+        tags = request.tags
+        try:
+            selection = asset_selection(tags)
+        except ValueError as exc:
+            return ValidateResponse(valid=False, message=str(exc))
+        problems = check_run(job, request.run_config, selection, tags.get(PARTITION_TAG))
+        if problems:
+            errors = [ConfigError(field=p["field"], message=p["message"]) for p in problems]
+            details = "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in errors)
+            return ValidateResponse(
+                valid=False,
+                message=f"invalid run of job {request.job!r}: {details}",
+                errors=errors,
+            )
+        if selection:
+            job = job.get_subset(
+                asset_selection={dg.AssetKey.from_user_string(k) for k in selection},
+                asset_check_selection=None,
+            )
+        config = effective_config(job, request.run_config, tags.get(PARTITION_TAG))
+        return ValidateResponse(valid=True, steps=planned_steps(job, config))
+
+    def evaluate_tick(self, request: TickRequest) -> TickResponse:
+        return automations.evaluate_tick(self.repo, self.names, request)
+
+    def execute(self, context: RunContext) -> Outcome:
+        return execute_run(self.repo, self.names, context, self._storage_key())
+
+    def _storage_key(self) -> str:
+        t = self.target
+        return "|".join(
+            str(part or "")
+            for part in (t.working_directory or os.getcwd(), t.module, t.python_file, t.attribute)
+        )
+
+
+def load_dagster_location(target: LocationTarget) -> DagsterLocation | LoadError:
+    # Dagster's telemetry would print a banner and try to upload: off, as Tether runs it.
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    loaded = load_repository(
+        module=target.module,
+        python_file=target.python_file,
+        working_directory=target.working_directory,
+        attribute=target.attribute,
+    )
+    if isinstance(loaded, LoadError):
+        return loaded
+    try:
+        return DagsterLocation(loaded, target)
+    except DagsterNameError as exc:
+        return LoadError(message=str(exc), traceback=f"{exc}\n")
