@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from tether_api.enums import AutomationStatus, RunStatus, SensorKind, TickKind
+from tether_api.runtags import ASSET_SELECTION_TAG, PARTITION_TAG, asset_selection
 from tether_api.snapshot import ScheduleSnapshot, SensorSnapshot
 from tether_api.ticks import EndedRun, TickRequest, TickResponse
 from tether_sdk.dagster.automations import (
@@ -20,7 +21,7 @@ from tether_sdk.dagster.automations import (
     schedule_snapshots,
     sensor_snapshots,
 )
-from tether_sdk.dagster.names import ASSET_SELECTION_TAG, PARTITION_TAG, JobNames, asset_selection
+from tether_sdk.dagster.names import JobNames
 
 
 @pytest.fixture(autouse=True, scope="module")

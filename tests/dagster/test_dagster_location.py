@@ -7,7 +7,9 @@ equal what Dagster's own ``execute_in_process`` reports for the same job and con
 The example project is examples/dagster_project (tests/dagster/test_example_project.py says
 what each of its jobs does)."""
 
+import json
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -87,15 +89,11 @@ def tether_steps(events: list[RunEvent]) -> dict[str, str]:
     return {s.name: s.status.value for s in summarize_steps(events)}
 
 
-def dagster_steps(location: Any, job: str, run_config: dict[str, Any]) -> dict[str, str]:
+def dagster_steps(
+    location: Any, job: str, run_config: dict[str, Any], selection: list[str] | None = None
+) -> dict[str, str]:
     """Each step's outcome in Dagster's own execute_in_process of the same job and config."""
-    import dagster as dg
-
-    result = location.repo.get_job(location.names.dagster(job)).execute_in_process(
-        run_config={**run_config, **QUIET},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    result = dagster_result(location, job, run_config, selection)
     outcomes: dict[str, str] = {}
     for event in result.all_events:
         if event.step_key is None:
@@ -107,6 +105,34 @@ def dagster_steps(location: Any, job: str, run_config: dict[str, Any]) -> dict[s
         elif event.is_step_skipped:
             outcomes[event.step_key] = "SKIPPED"
     return outcomes
+
+
+def materializations(events: list[RunEvent]) -> list[str]:
+    return sorted(e.data["asset_key"] for e in events if e.type == EventType.ASSET_MATERIALIZATION)
+
+
+def dagster_materializations(
+    location: Any, job: str, run_config: dict[str, Any], selection: list[str] | None = None
+) -> list[str]:
+    result = dagster_result(location, job, run_config, selection)
+    return sorted(
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    )
+
+
+def dagster_result(
+    location: Any, job: str, run_config: dict[str, Any], selection: list[str] | None = None
+) -> Any:
+    """Dagster's own execute_in_process of the same job, config and asset selection."""
+    import dagster as dg
+
+    return location.repo.get_job(location.names.dagster(job)).execute_in_process(
+        run_config={**run_config, **QUIET},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        asset_selection=[dg.AssetKey.from_user_string(k) for k in selection] if selection else None,
+    )
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -185,6 +211,21 @@ def test_a_project_folder_without_a_module_says_what_to_add(tmp_path: Path) -> N
     silent = load_location(dagster_target(working_directory=str(tmp_path)))
     assert isinstance(silent, LoadError)
     assert "[tool.dagster]" in silent.message and "module_name" in silent.message
+
+
+def test_the_control_plane_and_the_agent_never_import_dagster() -> None:
+    """Only a Dagster location's own processes import dagster: the control plane's app, the
+    agent's worker and every launcher load without it."""
+    probe = (
+        "import sys\n"
+        "import tether_controlplane.api.app, tether_cli.app, worker.main\n"
+        "import activities.launchers.process, activities.launchers.docker\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert found.stdout.strip() == "[]", found.stdout
 
 
 def test_a_tether_locations_attribute_names_its_definitions() -> None:
@@ -271,15 +312,25 @@ def test_an_unknown_partition_or_asset_is_refused_before_the_run(location: Any) 
 # --- running -------------------------------------------------------------------------------
 
 
+ASSETS = ["raw/orders", "raw/customers", "revenue_by_customer"]
+
+
 @pytest.mark.parametrize(
-    ("job", "run_config"),
-    [("etl", ETL_CONFIG), ("fanout", {}), ("flaky", {}), ("fails", {})],
+    ("job", "run_config", "selection"),
+    [
+        ("etl", ETL_CONFIG, None),
+        ("fanout", {}, None),
+        ("flaky", {}, None),
+        ("fails", {}, None),
+        ("assets", {}, ASSETS),
+    ],
 )
-def test_each_jobs_steps_end_as_in_dagsters_own_run(
-    location: Any, job: str, run_config: dict[str, Any]
+def test_each_jobs_steps_and_materializations_are_as_in_dagsters_own_run(
+    location: Any, job: str, run_config: dict[str, Any], selection: list[str] | None
 ) -> None:
-    outcome, events = execute(location, run_of(job, run_config))
-    theirs = dagster_steps(location, job, run_config)
+    tags = {"tether/asset_selection": json.dumps(selection)} if selection else {}
+    outcome, events = execute(location, run_of(job, run_config, **tags))
+    theirs = dagster_steps(location, job, run_config, selection)
     ours = tether_steps(events)
     # Every step Dagster ran ends the same; the ones it never ran are SKIPPED here.
     assert {k: v for k, v in ours.items() if k in theirs} == theirs
@@ -287,6 +338,9 @@ def test_each_jobs_steps_end_as_in_dagsters_own_run(
         k for k, v in ours.items() if v == "SKIPPED" and k not in theirs
     }
     expected = Outcome.FAILURE if "FAILURE" in theirs.values() else Outcome.SUCCESS
+    assert materializations(events) == dagster_materializations(
+        location, job, run_config, selection
+    )
     assert outcome == expected
     assert events[0].type == EventType.RUN_START
     assert events[-1].type == (

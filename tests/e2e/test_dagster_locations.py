@@ -132,6 +132,42 @@ def test_a_bad_config_is_a_422_naming_the_field_and_no_run(stack: Stack) -> None
     assert before == after
 
 
+def test_an_unknown_partition_or_asset_is_a_422_naming_the_tag(stack: Stack) -> None:
+    tenant = stack.tenant
+    with tenant.user() as c:
+        partition = c.post(
+            f"{tenant.dep_path}/runs",
+            json={
+                "code_location": "acme",
+                "job": "daily_assets",
+                "tags": {"dagster/partition": "1999-01-01"},
+            },
+        )
+        asset = c.post(
+            f"{tenant.dep_path}/runs",
+            json={
+                "code_location": "acme",
+                "job": "assets",
+                "tags": {"tether/asset_selection": '["raw/nope"]'},
+            },
+        )
+        fine = c.post(
+            f"{tenant.dep_path}/runs/validate",
+            json={
+                "code_location": "acme",
+                "job": "daily_assets",
+                "tags": {"dagster/partition": "2026-01-05"},
+            },
+        )
+    assert partition.status_code == 422, partition.text
+    [error] = partition.json()["errors"]
+    assert error["loc"] == ["body", "tags", "dagster/partition"]
+    assert "does not exist" in error["msg"]
+    assert asset.status_code == 422, asset.text
+    assert asset.json()["errors"][0]["loc"] == ["body", "tags", "tether/asset_selection"]
+    assert fine.status_code == 200 and fine.json()["valid"], fine.text
+
+
 def test_terminate_stops_the_run_through_dagster_with_teardown(stack: Stack) -> None:
     tenant = stack.tenant
     run = tenant.launch("acme", "slow")

@@ -27,6 +27,7 @@ from tether_controlplane.services import (
     requests,
     retries,
     runconfig,
+    runtags,
 )
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 from tether_controlplane.wakeups import run_events_key
@@ -115,6 +116,7 @@ def validate(session: Session, dep: DeploymentRow, body: RunCreate) -> RunConfig
     if job is None:
         return RunConfigValidation(valid=True)
     errors = runconfig.config_errors(job.config_schema, body.run_config)
+    errors += runtags.tag_errors(job, body.tags)
     return RunConfigValidation(valid=not errors, errors=errors, config_schema=job.config_schema)
 
 
@@ -140,6 +142,9 @@ def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
         errors = runconfig.config_errors(job.config_schema, body.run_config)
         if errors:
             raise Invalid(runconfig.describe(job.name, errors), errors=errors)
+        refused = runtags.tag_errors(job, body.tags)
+        if refused:
+            raise Invalid(f"invalid run of job {job.name!r}: {refused[0].msg}", errors=refused)
     now = utcnow()
     row = RunRow(
         id=str(uuid.uuid4()),

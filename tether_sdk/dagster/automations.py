@@ -95,6 +95,7 @@ from dagster._core.execution.resources_init import get_transitive_required_resou
 
 from tether_api.enums import AutomationStatus, RunStatus, SensorKind, TickKind
 from tether_api.names import NAME_RE
+from tether_api.runtags import ASSET_SELECTION_TAG, PARTITION_TAG
 from tether_api.snapshot import ScheduleSnapshot, SensorSnapshot
 from tether_api.ticks import (
     MAX_CURSOR_CHARS,
@@ -104,13 +105,7 @@ from tether_api.ticks import (
     TickRequest,
     TickResponse,
 )
-from tether_sdk.dagster.names import (
-    ASSET_JOB_NAME,
-    ASSET_SELECTION_TAG,
-    IMPLICIT_ASSET_JOB,
-    PARTITION_TAG,
-    JobNames,
-)
+from tether_sdk.dagster.names import ASSET_JOB_NAME, IMPLICIT_ASSET_JOB, JobNames
 from tether_sdk.ticks import answer
 
 # Dagster's cron aliases (croniter's), as the 5-field crons they stand for.

@@ -38,9 +38,10 @@ from typing import Any
 import dagster as dg
 
 from tether_api.enums import EventType
+from tether_api.runtags import PARTITION_TAG, asset_selection
 from tether_sdk.dagster.config import planned_steps, validate_run_config
 from tether_sdk.dagster.events import EventTranslator
-from tether_sdk.dagster.names import PARTITION_TAG, JobNames, asset_selection
+from tether_sdk.dagster.names import JobNames
 from tether_sdk.location import RunContext
 from tether_sdk.run_worker.executor import Outcome
 

@@ -6,13 +6,14 @@ import dagster as dg
 
 from tether_api.codeserver import ConfigError, LoadError, ValidateRequest, ValidateResponse
 from tether_api.enums import CodeLocationKind
+from tether_api.runtags import PARTITION_TAG, asset_selection
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickRequest, TickResponse
 from tether_sdk.dagster import automations
 from tether_sdk.dagster.config import planned_steps
 from tether_sdk.dagster.execute import check_run, effective_config, execute_run
 from tether_sdk.dagster.loader import load_repository
-from tether_sdk.dagster.names import PARTITION_TAG, DagsterNameError, JobNames, asset_selection
+from tether_sdk.dagster.names import DagsterNameError, JobNames
 from tether_sdk.dagster.snapshot import snapshot
 from tether_sdk.location import LocationTarget, RunContext
 from tether_sdk.run_worker.executor import Outcome

@@ -1,5 +1,5 @@
-"""How Dagster's names become Tether's, and back, and the run tags that carry what a
-Dagster run needs beyond a job and a config (a partition, an asset selection).
+"""How Dagster's job names become Tether's, and back (the run tags that carry a partition
+and an asset selection are ``tether_api.runtags``).
 
 Tether's job names follow ``tether_api.names.NAME_PATTERN`` (they end up in URLs and
 workflow IDs). Dagster's mostly fit; its implicit asset job ``__ASSET_JOB`` does not (a
@@ -9,18 +9,12 @@ that name); Dagster's other ``__`` jobs (an asset-targeting schedule's or sensor
 function of the definitions alone, so the code server and every run worker of a location
 compute the same one. This module does not import dagster."""
 
-import json
 from collections.abc import Iterable
 
 from tether_api.names import NAME_RE
 
 IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 ASSET_JOB_NAME = "assets"
-
-# Dagster's own tag for a run's partition (it sets it too when it launches a partition).
-PARTITION_TAG = "dagster/partition"
-# A run of some assets only: a JSON list of asset keys as Dagster prints them ("a/b").
-ASSET_SELECTION_TAG = "tether/asset_selection"
 
 
 class DagsterNameError(ValueError):
@@ -66,24 +60,3 @@ class JobNames:
 
     def shown(self) -> list[str]:
         return sorted(self._to_dagster)
-
-
-def asset_selection(tags: dict[str, str]) -> list[str] | None:
-    """The asset keys a run's tags select (None: the whole job). Raises ValueError with what
-    is wrong when the tag is not a JSON list of strings."""
-    raw = tags.get(ASSET_SELECTION_TAG)
-    if raw is None:
-        return None
-    try:
-        keys = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"tag {ASSET_SELECTION_TAG} must be a JSON list of asset keys such as "
-            f'["raw/orders", "stats"]: {exc}'
-        ) from None
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        raise ValueError(
-            f"tag {ASSET_SELECTION_TAG} must be a JSON list of asset keys such as "
-            '["raw/orders", "stats"]'
-        )
-    return keys
