@@ -1,6 +1,7 @@
-"""A Dagster project's schedules and sensors on Tether (tether_sdk/dagster/automations.py), on
-the real dagster: the snapshots and warnings a user sees at load, and each kind of tick's
-answer (run requests, cursors, skips, errors). Also pins the Dagster internals it uses."""
+"""A Dagster project's schedules and sensors on Tether (tether_sdk/dagster/automations.py and
+ticks.py), on the real dagster: the snapshots and warnings a user sees at load, and each
+kind of tick's answer (run requests, cursors, skips, errors). Also pins the Dagster
+internals they use."""
 
 import json
 from collections.abc import Iterator
@@ -17,11 +18,11 @@ from tether_api.snapshot import ScheduleSnapshot, SensorSnapshot
 from tether_api.ticks import EndedRun, TickRequest, TickResponse
 from tether_sdk.dagster.automations import (
     CRON_ALIASES,
-    evaluate_tick,
     schedule_snapshots,
     sensor_snapshots,
 )
 from tether_sdk.dagster.names import JobNames
+from tether_sdk.dagster.ticks import evaluate_tick
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,7 @@ from tether_api.enums import CodeLocationKind
 from tether_api.runtags import PARTITION_TAG, asset_selection
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickRequest, TickResponse
-from tether_sdk.dagster import automations
+from tether_sdk.dagster import automations, ticks
 from tether_sdk.dagster.config import planned_steps
 from tether_sdk.dagster.execute import check_run, effective_config, execute_run
 from tether_sdk.dagster.loader import load_repository
@@ -65,7 +65,7 @@ class DagsterLocation:
         return ValidateResponse(valid=True, steps=planned_steps(job, config))
 
     def evaluate_tick(self, request: TickRequest) -> TickResponse:
-        return automations.evaluate_tick(self.repo, self.names, request)
+        return ticks.evaluate_tick(self.repo, self.names, request)
 
     def execute(self, context: RunContext) -> Outcome:
         return execute_run(self.repo, self.names, context, self._storage_key())
