@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from tether_api.enums import CodeLocationKind
+
 # Shared by the code server and the run worker: the same code location, the same env
 # (what tether_sdk.location.LocationTarget holds; the launchers set them from the spec).
 TARGET_ENV = {
@@ -20,7 +22,8 @@ TARGET_ENV = {
     "attribute": "TETHER_ATTRIBUTE",
     "kind": "TETHER_LOCATION_KIND",
 }
-KINDS = ("tether", "dagster")  # tether_api.enums.CodeLocationKind's values
+# What a location's code is written with (no pydantic: tether_api.enums is the stdlib's).
+KINDS = tuple(kind.value for kind in CodeLocationKind)
 
 
 # The commands a user image runs (the launchers start them); the rest are the CLI's.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tether_api.codeserver import LoadError, ValidateRequest, ValidateResponse
-from tether_api.enums import CodeLocationKind
+from tether_api.enums import CodeLocationKind, EventType
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickRequest, TickResponse
 from tether_api.user_api import Run
@@ -108,8 +108,6 @@ class TetherLocation:
         return evaluate(self.definitions, request)
 
     def execute(self, context: RunContext) -> Outcome:
-        from tether_api.enums import EventType
-
         run, emitter = context.run, context.emitter
         job = self.definitions.get_job(run.job)
         if job is None:

@@ -517,3 +517,40 @@ def test_a_run_leaves_the_processs_signal_handlers_as_they_were(location: Any) -
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     execute(location, run_of("fanout"))
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+PARTITIONED_CONFIG = """
+import dagster as dg
+
+
+@dg.static_partitioned_config(partition_keys=["eu", "us"])
+def by_region(region: str) -> dict:
+    return {"ops": {"count": {"config": {"region": region}}}}
+
+
+@dg.op(config_schema={"region": str})
+def count(context) -> str:
+    context.log.info(f"counting {context.op_config['region']}")
+    return context.op_config["region"]
+
+
+@dg.job(config=by_region)
+def regional():
+    count()
+
+
+defs = dg.Definitions(jobs=[regional])
+"""
+
+
+def test_a_partition_with_no_config_of_its_own_runs_with_its_partitions(tmp_path: Path) -> None:
+    """A partitioned config supplies the op's config: the run, with only its partition tag,
+    runs with it (Tether's own additions to the config must not replace it)."""
+    project = write(tmp_path, {"regional.py": PARTITIONED_CONFIG})
+    loaded = load_location(dagster_target(python_file=str(project / "regional.py")))
+    assert not isinstance(loaded, LoadError), loaded.traceback
+    tags = {"dagster/partition": "us"}
+    assert loaded.validate(ValidateRequest(job="regional", tags=tags)).valid
+    outcome, events = execute(loaded, run_of("regional", **tags))
+    assert outcome == Outcome.SUCCESS, [e.message for e in events]
+    assert ("count", "counting us") in [(e.step, e.message) for e in events if e.type == "LOG"]

@@ -9,7 +9,9 @@ far as the deployment's log settings let it.
 A real agent with an encryption key runs, in each forwarding mode, a job that prints and
 succeeds, one that prints and raises with a passed-through secret, one that prints the secret
 and is killed, one that prints it and is terminated, and one that the code server refuses with
-the secret in its reason; a location fails to load with the secret in its import error. Every
+the secret in its reason; a location fails to load with the secret in its import error; and a
+Dagster location (the same agent, workflows and launcher) runs a job that prints and logs
+the secret and one that raises it with a cause, and another fails to load. Every
 history of this test's workflows is then read with the key, every payload decoded (inputs,
 results, failures' encoded attributes, markers, summaries), and searched for the secret and
 for every line the user code printed or raised.
@@ -98,6 +100,42 @@ defs = Definitions(
 )
 """
 
+# The same, as a Dagster project: its runs and its load error go the same way.
+DAGSTER_JOBS = """
+import os
+
+import dagster as dg
+
+SECRET = os.environ["HISTORY_SECRET"]
+
+
+@dg.op
+def talk(context) -> None:
+    print("PRINTED-{m} dagster all is well", flush=True)
+    context.log.info("PRINTED-{m} dagster logs " + SECRET)
+
+
+@dg.op
+def boom() -> None:
+    try:
+        raise KeyError("RAISED-{m} cause " + SECRET)
+    except KeyError as exc:
+        raise RuntimeError("RAISED-{m} dagster " + SECRET) from exc
+
+
+@dg.job
+def dg_talks():
+    talk()
+
+
+@dg.job
+def dg_fails():
+    boom()
+
+
+defs = dg.Definitions(jobs=[dg_talks, dg_fails])
+"""
+
 BROKEN = """
 import os
 
@@ -156,6 +194,8 @@ class Case:
         self.marker = marker
         self.code = tmp_path / f"historyjobs_{marker}.py"
         self.code.write_text(textwrap.dedent(JOBS.format(m=marker)))
+        self.dagster_code = tmp_path / f"historydagster_{marker}.py"
+        self.dagster_code.write_text(textwrap.dedent(DAGSTER_JOBS.format(m=marker)))
 
     def set_mode(self, forwarding: str, redact_errors: bool = False) -> None:
         with self.tenant.user() as c:
@@ -163,8 +203,8 @@ class Case:
             r = c.patch(self.tenant.dep_path, json={"log_settings": settings})
             assert r.status_code == 200, r.text
 
-    def launch(self, job: str, **body: Any) -> str:
-        return str(self.tenant.launch("jobs", job, **body)["id"])
+    def launch(self, job: str, location: str = "jobs", **body: Any) -> str:
+        return str(self.tenant.launch(location, job, **body)["id"])
 
     def wait_printed(self, run_id: str) -> ProcessLauncher:
         wait_for_run(self.tenant, run_id, ("STARTED",))
@@ -205,9 +245,15 @@ def test_no_printed_line_raised_error_or_secret_in_any_history(
     broken = tmp_path / f"broken_{m}.py"
     broken.write_text(textwrap.dedent(BROKEN.format(m=m)))
     tenant.deploy("broken", python_file=str(broken), passthrough_env=["HISTORY_SECRET"])
-    loc = wait_for_location(tenant, "broken")
-    assert loc["status"] == "ERROR" and f"LOADFAIL-{m}" in loc["error"]["message"], loc
-    assert secret not in json.dumps(loc), "the load error reached the control plane unmasked"
+    # A Dagster location: its runs, and a load error of the same kind.
+    dagster = {"kind": "dagster", "passthrough_env": ["HISTORY_SECRET"]}
+    tenant.deploy("dg", python_file=str(case.dagster_code), **dagster)
+    tenant.deploy("dg-broken", python_file=str(broken), **dagster)
+    assert wait_for_location(tenant, "dg")["status"] == "RUNNING"
+    for name in ("broken", "dg-broken"):
+        loc = wait_for_location(tenant, name)
+        assert loc["status"] == "ERROR" and f"LOADFAIL-{m}" in loc["error"]["message"], loc
+        assert secret not in json.dumps(loc), "the load error reached the control plane unmasked"
 
     runs: dict[str, dict[str, str]] = {}
     for mode in ("all", "structured", "local"):
@@ -218,6 +264,8 @@ def test_no_printed_line_raised_error_or_secret_in_any_history(
             "killed": case.launch("lingers"),
             "terminated": case.launch("lingers"),
             "refused": case.launch("gated", run_config={"word": "shut"}),
+            "dg-talks": case.launch("dg_talks", "dg"),
+            "dg-fails": case.launch("dg_fails", "dg"),
         }
         launcher = case.wait_printed(ids["killed"])
         handle = launcher.find(f"run:{ids['killed']}")
@@ -235,6 +283,8 @@ def test_no_printed_line_raised_error_or_secret_in_any_history(
             "killed": "FAILURE",
             "terminated": "CANCELED",
             "refused": "FAILURE",
+            "dg-talks": "SUCCESS",
+            "dg-fails": "FAILURE",
         }, (mode, final)
         # The text still reaches the control plane, by the activity, as the mode allows:
         # the refusal's reason (masked) always; a killed worker's last lines only in 'all'.
@@ -254,7 +304,8 @@ def test_no_printed_line_raised_error_or_secret_in_any_history(
     texts = decoded_text(temporal_server.address, KEYS, all_ids, tenant.org)
     run_histories = [w for w in texts if w.startswith("run:")]
     assert len(run_histories) == len(all_ids), sorted(texts)
-    assert any(w.startswith("code-location:") and ":broken " in w for w in texts), sorted(texts)
+    for name in ("broken", "dg-broken"):
+        assert any(w.startswith("code-location:") and f":{name} " in w for w in texts), name
     # Decoding worked: the payloads' own content is there in clear (not hollow).
     assert any(f'"run_id":"{all_ids[0]}"' in text for text in texts.values())
     needles = [secret, f"PRINTED-{m}", f"RAISED-{m}", f"REFUSED-{m}", f"LOADFAIL-{m}"]

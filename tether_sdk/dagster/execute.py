@@ -33,6 +33,7 @@ import signal
 import tempfile
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -110,22 +111,16 @@ def execute_run(
             f"(jobs: {', '.join(names.shown()) or 'none'})",
         )
         return Outcome.FAILURE
-    job = repo.get_job(dagster_name)
-    try:
-        selection = asset_selection(run.tags)
-    except ValueError as exc:
-        emit(EventType.RUN_FAILURE, level="ERROR", message=str(exc))
+    prepared = prepare_run(repo.get_job(dagster_name), run.run_config, run.tags)
+    if isinstance(prepared, Refusal):
+        emit(
+            EventType.RUN_FAILURE,
+            level="ERROR",
+            message=prepared.message,
+            data={"errors": prepared.problems} if prepared.problems else None,
+        )
         return Outcome.FAILURE
-    partition = run.tags.get(PARTITION_TAG)
-    refusal = _refusal(job, run.run_config, selection, partition)
-    if refusal is not None:
-        message, errors = refusal
-        emit(EventType.RUN_FAILURE, level="ERROR", message=message, data={"errors": errors})
-        return Outcome.FAILURE
-    keys = [dg.AssetKey.from_user_string(k) for k in selection] if selection else None
-    if keys is not None:
-        job = job.get_subset(asset_selection=set(keys), asset_check_selection=None)
-    config = effective_config(job, run.run_config, partition)
+    job, config, partition = prepared.job, prepared.config, prepared.partition
     translator = EventTranslator(
         context,
         run.job,
@@ -142,12 +137,10 @@ def execute_run(
     )
     dagster_run_id = dagster_run_id_of(run.id)
     instance.add_event_listener(dagster_run_id, translator)
-    # Dagster leaves SIGTERM mapped to SIGINT's handler after a run: put both back after it.
-    handlers = {s: signal.getsignal(s) for s in CancelWatch.SIGNALS}
     try:
         with CancelWatch(context, instance, dagster_run_id):
             job.execute_in_process(
-                run_config=_quiet_console(job, run.run_config),
+                run_config=_quiet_console(job, config),
                 instance=instance,
                 run_id=dagster_run_id,
                 raise_on_error=False,
@@ -158,9 +151,6 @@ def execute_run(
         translator._close_capture()
         with contextlib.suppress(Exception):
             instance.dispose()
-        if threading.current_thread() is threading.main_thread():
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
     if translator.outcome is None:
         # Dagster ended without a final event (it should not): say so rather than hang.
         emit(
@@ -170,20 +160,46 @@ def execute_run(
     return translator.outcome
 
 
-def _refusal(
-    job: dg.JobDefinition,
-    run_config: dict[str, Any],
-    selection: list[str] | None,
-    partition: str | None,
-) -> tuple[str, list[dict[str, str]]] | None:
-    """Why a run of ``job`` cannot start (its config, selection or partition), or None."""
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run ready for ``execute_in_process``: its job (the selected assets' subset), the
+    config it runs with (a partition's when it gives none) and its partition."""
+
+    job: dg.JobDefinition
+    config: dict[str, Any]
+    partition: str | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a run cannot start: one line, and each problem as ``{"field", "message"}``."""
+
+    message: str
+    problems: list[dict[str, str]]
+
+
+def prepare_run(
+    job: dg.JobDefinition, run_config: dict[str, Any], tags: dict[str, str]
+) -> PreparedRun | Refusal:
+    """The run of ``job`` its config and tags ask for, or why it cannot start: what the
+    code server's /validate answers and the run worker checks before it runs."""
+    try:
+        selection = asset_selection(tags)
+    except ValueError as exc:
+        return Refusal(str(exc), [])
+    partition = tags.get(PARTITION_TAG)
     problems = check_run(job, run_config, selection, partition)
-    if not problems:
-        return None
-    details = "; ".join(
-        f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in problems
-    )
-    return f"invalid run of job {job.name!r}: {details}", problems
+    if problems:
+        details = "; ".join(
+            f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in problems
+        )
+        return Refusal(f"invalid run of job {job.name!r}: {details}", problems)
+    if selection:
+        job = job.get_subset(
+            asset_selection={dg.AssetKey.from_user_string(k) for k in selection},
+            asset_check_selection=None,
+        )
+    return PreparedRun(job, effective_config(job, run_config, partition), partition)
 
 
 def effective_config(
@@ -244,7 +260,8 @@ class CancelWatch:
     end the run as an unexpected interruption. This sees those signals anyway, through
     Python's wakeup fd, and in a thread of its own hands each to the run worker's handler
     (the cancel is recorded as one, with its reason) and marks the Dagster run CANCELING,
-    so Dagster ends it RUN_CANCELED. Start and stop it from the main thread."""
+    so Dagster ends it RUN_CANCELED. Start and stop it from the main thread: stopping puts
+    the process's SIGTERM and SIGINT handlers back as they were."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -263,6 +280,10 @@ class CancelWatch:
 
     def __exit__(self, *exc: object) -> None:
         signal.set_wakeup_fd(self._previous)
+        # Dagster leaves SIGTERM mapped to SIGINT's handler after a run: both put back (a
+        # process started later would inherit an ignored SIGTERM).
+        for signum, handler in self.handlers.items():
+            signal.signal(signum, handler)
         os.close(self._write)  # the watcher reads EOF and ends
         self._thread.join(timeout=10)
         os.close(self._read)

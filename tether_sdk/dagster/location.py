@@ -6,12 +6,11 @@ import dagster as dg
 
 from tether_api.codeserver import ConfigError, LoadError, ValidateRequest, ValidateResponse
 from tether_api.enums import CodeLocationKind
-from tether_api.runtags import PARTITION_TAG, asset_selection
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickRequest, TickResponse
 from tether_sdk.dagster import automations, ticks
 from tether_sdk.dagster.config import planned_steps
-from tether_sdk.dagster.execute import check_run, effective_config, execute_run
+from tether_sdk.dagster.execute import Refusal, execute_run, prepare_run
 from tether_sdk.dagster.loader import load_repository
 from tether_sdk.dagster.names import DagsterNameError, JobNames
 from tether_sdk.dagster.snapshot import snapshot
@@ -41,28 +40,13 @@ class DagsterLocation:
             return ValidateResponse(
                 valid=False, message=f"unknown job {request.job!r}; known jobs: {known}"
             )
-        job = self.repo.get_job(name)
-        tags = request.tags
-        try:
-            selection = asset_selection(tags)
-        except ValueError as exc:
-            return ValidateResponse(valid=False, message=str(exc))
-        problems = check_run(job, request.run_config, selection, tags.get(PARTITION_TAG))
-        if problems:
-            errors = [ConfigError(field=p["field"], message=p["message"]) for p in problems]
-            details = "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in errors)
-            return ValidateResponse(
-                valid=False,
-                message=f"invalid run of job {request.job!r}: {details}",
-                errors=errors,
-            )
-        if selection:
-            job = job.get_subset(
-                asset_selection={dg.AssetKey.from_user_string(k) for k in selection},
-                asset_check_selection=None,
-            )
-        config = effective_config(job, request.run_config, tags.get(PARTITION_TAG))
-        return ValidateResponse(valid=True, steps=planned_steps(job, config))
+        prepared = prepare_run(self.repo.get_job(name), request.run_config, request.tags)
+        if isinstance(prepared, Refusal):
+            errors = [
+                ConfigError(field=p["field"], message=p["message"]) for p in prepared.problems
+            ]
+            return ValidateResponse(valid=False, message=prepared.message, errors=errors)
+        return ValidateResponse(valid=True, steps=planned_steps(prepared.job, prepared.config))
 
     def evaluate_tick(self, request: TickRequest) -> TickResponse:
         return ticks.evaluate_tick(self.repo, self.names, request)

@@ -58,21 +58,23 @@ def job_steps(job: dg.JobDefinition) -> list[StepSnapshot]:
             kind = parent.dependency_structure.get_dependency_type(node_input)
             if kind == DependencyType.DYNAMIC_COLLECT:
                 collects.add((str(h), node_input.input_name))
-    dynamic_edges: set[tuple[str, str]] = set()
+    # Edges that carry a mapping on (every edge but a collect's).
+    mapping_edges: set[tuple[str, str]] = set()
     for out_h, in_h in graph.get_op_input_output_handle_pairs(None):
         up, down = str(out_h.node_handle), str(in_h.node_handle)
         deps[down].add(up)
         output = graph.get_node(out_h.node_handle).definition.output_def_named(out_h.output_name)
         collected = (down, in_h.input_name) in collects
-        if output.is_dynamic and not collected:
-            mapped_inputs.add(down)
-        dynamic_edges.add((up, down)) if not collected else None
+        if not collected:
+            mapping_edges.add((up, down))
+            if output.is_dynamic:
+                mapped_inputs.add(down)
     order = list(graphlib.TopologicalSorter(deps).static_order())
     # Mapped: fed a dynamic output, or a mapped step, other than through a collect.
     mapped: set[str] = set()
     for name in order:
         if name in mapped_inputs or any(
-            up in mapped and (up, name) in dynamic_edges for up in deps[name]
+            up in mapped and (up, name) in mapping_edges for up in deps[name]
         ):
             mapped.add(name)
     layer = job.asset_layer
