@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tether_api.durations import duration_text
 from tether_api.enums import CodeLocationStatus, RunStatus
 from tether_api.run_worker_api import RunEvent
 
@@ -111,24 +112,16 @@ def local_time(at: datetime | None) -> str:
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
-    """``1h 02m``, ``3m 05s`` or ``4.2s``; runs still going count up to now."""
+    """As :func:`seconds_text`; runs still going count up to now."""
     if start is None:
         return "-"
     return seconds_text(((end or datetime.now(UTC)) - start).total_seconds())
 
 
 def seconds_text(seconds: float | None) -> str:
-    """A duration in seconds as ``1h 02m``, ``3m 05s`` or ``4.2s``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    """A duration in seconds as ``350 ms``, ``4.2 s``, ``3 min 05 s`` or ``1 h 02 min``; ``-``
+    for None (the web UI writes them the same way)."""
+    return duration_text(seconds)
 
 
 def print_field(name: str, value: str, width: int = 12) -> None:

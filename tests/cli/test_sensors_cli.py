@@ -58,7 +58,7 @@ def test_sensors_list_on_off_and_a_failed_ticks_traceback(tenant: Tenant, cli: C
     listed = cli("sensors", "list")
     assert listed.returncode == 0, listed.stderr
     [row] = [line for line in listed.stdout.splitlines() if SENSOR in line]
-    for shown in ("quick", "standard", "refresh_sales", "STOPPED", "1m 00s"):
+    for shown in ("quick", "standard", "refresh_sales", "STOPPED", "1 min 00 s"):
         assert shown in row, row
     assert "(set here)" not in row
     assert cli("sensors", "ticks", SENSOR).stderr.strip() == f"sensor {SENSOR} has no ticks"

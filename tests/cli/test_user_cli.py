@@ -444,10 +444,11 @@ def test_runs_show(cli: Cli, tenant: Tenant) -> None:
     assert '              "source": "s3://b"' in lines  # the config, indented under its name
     rows = [line.split("│")[1:5] for line in lines if line.startswith("│")]
     assert [[cell.strip() for cell in row] for row in rows] == [
-        ["extract", "SUCCESS", rows[0][2].strip(), "1.5s"],
-        ["load", "FAILURE", rows[1][2].strip(), "0.0s"],
+        ["extract", "SUCCESS", rows[0][2].strip(), "1.5 s"],
+        ["load", "FAILURE", rows[1][2].strip(), rows[1][3].strip()],
         ["report", "SKIPPED", "-", "-"],
     ]
+    assert rows[1][3].strip().endswith(" ms")  # a short duration in milliseconds, not "0.0s"
     assert "error: step 'load' failed: RuntimeError: boom" in lines
     assert '  File "etl.py", line 9, in load' in lines  # the whole traceback
     assert "error: steps failed: load" in lines

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from tether_api.durations import duration_text
 from tether_api.enums import TERMINAL_RUN_STATUSES
 from tether_api.names import DEFAULT_AGENT_QUEUE
 from tether_controlplane.ui.session import Signed
@@ -44,14 +45,7 @@ def ago(value: str | datetime | None) -> str:
 
 
 def seconds_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs:02d} s"
+    return duration_text(seconds, missing="—")
 
 
 def between(start: str | datetime | None, end: str | datetime | None) -> str:
