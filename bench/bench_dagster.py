@@ -174,14 +174,19 @@ spec = importlib.util.spec_from_file_location("chain_project", project)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 job = module.defs.get_job_def(job_name)
+from tether_sdk.dagster.instance import run_instance
+
 print(json.dumps({"import_ms": import_ms}), file=out, flush=True)
-for _ in sys.stdin:
+for line in sys.stdin:
     wall0 = time.time()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    instance = dg.DagsterInstance.ephemeral(
-        tempdir=storage, settings={"telemetry": {"enabled": False}}
-    )
+    if line.strip() == "worker-instance":
+        instance = run_instance(storage)
+    else:
+        instance = dg.DagsterInstance.ephemeral(
+            tempdir=storage, settings={"telemetry": {"enabled": False}}
+        )
     result = job.execute_in_process(run_config=config, instance=instance)
     elapsed = (time.perf_counter() - t0) * 1000
     cpu_ms = (time.process_time() - cpu0) * 1000
@@ -244,11 +249,12 @@ class Baseline:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def run(self) -> dict[str, Any]:
-        """One run; its wall time and the split of Dagster's own events."""
+    def run(self, worker_instance: bool = False) -> dict[str, Any]:
+        """One run; its wall time and the split of Dagster's own events. On Dagster's
+        ephemeral instance, or (``worker_instance``) on the one Tether's run worker makes."""
         assert self.proc.stdin is not None
         load = load1()
-        self.proc.stdin.write("run\n")
+        self.proc.stdin.write("worker-instance\n" if worker_instance else "run\n")
         self.proc.stdin.flush()
         a = self._answer()
         if not a["success"] or a["value"] != OPS - 1:
@@ -593,6 +599,7 @@ def main() -> None:
             reapers["warm workers+supervisors, children"] = fork_server
 
         base_rows: list[dict[str, Any]] = []
+        same_rows: list[dict[str, Any]] = []
         warm_rows: list[dict[str, Any]] = []
         cold_rows: list[dict[str, Any]] = []
 
@@ -611,6 +618,7 @@ def main() -> None:
         reaped_before = cpu_snapshot(reapers)
         for _ in range(args.runs):
             base_rows.append(measured(baseline.run))
+            same_rows.append(measured(lambda: baseline.run(worker_instance=True)))
             warm_rows.append(runs.details(measured(lambda: runs.run(WARM_LOCATION))))
             cold_rows.append(runs.details(measured(lambda: runs.run(COLD_LOCATION))))
         time.sleep(1.5)  # the last supervisors reaped (the fork server reaps within 1 s)
@@ -622,6 +630,7 @@ def main() -> None:
         }
 
         base = summarize(base_rows)
+        same = summarize(same_rows)
         warm = summarize(warm_rows)
         cold = summarize(cold_rows)
         warm_client = summarize(warm_rows, "client_ms")
@@ -632,6 +641,7 @@ def main() -> None:
         )
         table = [
             ("execute_in_process alone (a warm process)", base),
+            ("  the same, on the run worker's instance", same),
             ("Tether warm, submit -> SUCCESS (server)", warm),
             ("Tether warm, POST -> SUCCESS seen (client)", warm_client),
             ("Tether cold, submit -> SUCCESS (server)", cold),
@@ -640,6 +650,7 @@ def main() -> None:
         for title, figure in table:
             print(f"  {title:44s} {fmt(figure)}   load {figure['load_median']:.2f}")
         figures["baseline"] = base
+        figures["baseline_worker_instance"] = same
         figures["warm"] = warm
         figures["cold"] = cold
         figures["warm_client"] = warm_client
@@ -655,10 +666,12 @@ def main() -> None:
             r = s["p50_ms"] / base["p50_ms"]
             rc = cl["p50_ms"] / base["p50_ms"]
             ok = r <= TARGET_RATIO
-            ratios[title] = {"server": r, "client": rc, "met": ok}
+            rs = s["p50_ms"] / same["p50_ms"]
+            ratios[title] = {"server": r, "client": rc, "met": ok, "worker_instance": rs}
             print(
                 f"  {title}: {r:.2f}x (server timestamps), {rc:.2f}x (client)   "
-                f"{'MET' if ok else 'NOT MET'}   load {load1():.2f}"
+                f"{'MET' if ok else 'NOT MET'}; {rs:.2f}x of execute_in_process on the run "
+                f"worker's instance   load {load1():.2f}"
             )
         figures["ratio"] = ratios
         print(

@@ -191,7 +191,9 @@ def serve(
     fork_pipe = None
     if fork_socket and state.location is not None:
         # Before the HTTP server's threads exist: a fork copies only the calling thread.
-        fork_pid, fork_pipe = start_in_child(fork_socket, run_worker_target(state.location))
+        fork_pid, fork_pipe = start_in_child(
+            fork_socket, run_worker_target(state.location), state.location.warm_up
+        )
         log(f"tether code-server: warm run workers from pid {fork_pid} on {fork_socket}")
     try:
         server = ThreadingHTTPServer((host, port), make_handler(state))

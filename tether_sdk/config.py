@@ -1,7 +1,8 @@
 """Validation of a run's config against a job's pydantic model.
 
 Shared by the code server (``POST /validate``) and the run worker, so both give the same
-answer and name the same fields.
+answer and name the same fields. A key no model defines is refused unless its model says it
+takes extra keys (see ``unknown_keys``).
 """
 
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tether_api.codeserver import ConfigError
+from tether_sdk.unknown_keys import unknown_keys
 
 
 def validate_config(
@@ -20,20 +22,27 @@ def validate_config(
     job are almost always a mistake (a typo in the job name, or a forgotten model).
     """
     if model is None:
-        errors = [
+        return None, [
             ConfigError(field=key, message="this job takes no config (it has no config model)")
             for key in run_config
         ]
-        return None, errors
     try:
-        return model.model_validate(run_config), []
+        config = model.model_validate(run_config)
     except ValidationError as exc:
-        return None, [
-            ConfigError(field=".".join(str(part) for part in err["loc"]), message=err["msg"])
-            for err in exc.errors(include_url=False)
-        ]
+        # Unknown keys too, so that a typo shows beside the field it left out. A model that
+        # forbids extra keys itself makes pydantic say so as well: said once, our way.
+        unknown = unknown_keys(model, run_config)
+        said = {e.field for e in unknown}
+        errors: list[ConfigError] = []
+        for err in exc.errors(include_url=False):
+            field = ".".join(str(part) for part in err["loc"])
+            if not (err["type"] == "extra_forbidden" and field in said):
+                errors.append(ConfigError(field=field, message=err["msg"]))
+        return None, errors + unknown
     except Exception as exc:  # a user validator raising something pydantic does not wrap
         return None, [ConfigError(field="", message=f"{type(exc).__name__}: {exc}")]
+    unknown = unknown_keys(model, run_config, config)
+    return (None, unknown) if unknown else (config, [])
 
 
 def describe_errors(job: str, errors: list[ConfigError]) -> str:

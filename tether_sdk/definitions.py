@@ -26,6 +26,7 @@ from tether_sdk.cron import cron_error
 from tether_sdk.errors import DefinitionError
 from tether_sdk.graph import find_cycle, topological_order
 from tether_sdk.sensors import Sensor
+from tether_sdk.unknown_keys import config_json_schema
 
 # Parameter names with a special meaning; every other parameter names an upstream step.
 CONTEXT_PARAMS = ("ctx", "context")
@@ -231,7 +232,7 @@ class Job:
                 )
                 for s in self.steps
             ],
-            config_schema=self.config.model_json_schema() if self.config else None,
+            config_schema=config_json_schema(self.config) if self.config else None,
             tags=dict(self.tags),
             max_retries=self.max_retries,
             retry_on=self.retry_on,
@@ -253,7 +254,12 @@ def job(
 ) -> Job:
     """Declare a job from steps (in any order: they run in dependency order). A failed run
     is tried again up to ``max_retries`` times, as a new run linked to it; ``retry_on``:
-    ``"any"`` failure, or only ``"worker_died"`` (killed, lost, out of memory)."""
+    ``"any"`` failure, or only ``"worker_died"`` (killed, lost, out of memory).
+
+    ``config`` is the pydantic model of the run config. A key it (or a model nested in it)
+    does not define is refused, unless that model takes extra keys on purpose:
+    ``model_config = ConfigDict(extra="allow")`` keeps them (``config.model_extra``),
+    ``extra="ignore"`` drops them."""
     return Job(
         name,
         steps,

@@ -78,6 +78,13 @@ class LoadedLocation(Protocol):
         (RUN_SUCCESS, RUN_FAILURE or RUN_CANCELED), also when the job or config is refused."""
         ...
 
+    def warm_up(self) -> None:
+        """Pay once, in a process that run workers are forked from (or that waits for its
+        run), what every run would otherwise pay at its first use: the executor's own lazy
+        imports and caches. Runs none of the user's code and leaves no thread running. May
+        raise: the caller logs it and serves runs anyway."""
+        ...
+
 
 class TetherLocation:
     """A location written with Tether's SDK: its ``Definitions``."""
@@ -137,6 +144,10 @@ class TetherLocation:
             start_data=context.start_data,
         )
         return report.outcome
+
+    def warm_up(self) -> None:
+        # Tether's executor is imported with the location: nothing is left to first use.
+        return None
 
 
 def load_location(target: LocationTarget) -> LoadedLocation | LoadError:

@@ -420,7 +420,13 @@ def test_schema_is_plain_draft_2020_12(schema: dict[str, Any]) -> None:
 
 def test_top_level_leaves_out_execution_and_loggers(schema: dict[str, Any]) -> None:
     assert set(schema["properties"]) == {"ops", "resources"}
-    assert schema["additionalProperties"] is True
+    # They stay allowed (Dagster checks them); any other unknown key is refused at the top.
+    assert schema["patternProperties"] == {"^(execution|loggers)$": {"type": "object"}}
+    assert schema["additionalProperties"] is False
+    found = config_errors(schema, {**GOOD, "opz": {}})
+    assert [(e.loc, e.type) for e in found] == [([*RUN_CONFIG_LOC, "opz"], "additionalProperties")]
+    assert found[0].msg == "unknown key; this job's config takes ops, resources"
+    assert validate_run_config(etl, {**GOOD, "opz": {}})[0] is None  # as Dagster says
     assert sorted(schema["required"]) == ["ops", "resources"]
     # Below the top, objects are closed as in Dagster.
     assert prop(schema, "ops")["additionalProperties"] is False

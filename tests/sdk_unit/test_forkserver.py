@@ -213,3 +213,61 @@ def test_the_socket_answers_as_soon_as_the_fork_server_is_forked(tmp_path: Path)
     )
     assert done.stdout.strip() == "True", done.stderr
     assert not path.exists()  # removed when the server ended with its code server
+
+
+WARMED_SERVER = textwrap.dedent(
+    """
+    import gc, os, sys, threading
+    from tether_sdk.forkserver import start_in_child
+
+    warmed = []
+
+    def warm_up():
+        if sys.argv[2] == "fails":
+            raise RuntimeError("no warm-up today")
+        warmed.append(True)
+        if sys.argv[2] == "leaves-a-thread":
+            threading.Thread(target=threading.Event().wait, name="lingering", daemon=True).start()
+
+    def target(request):
+        # What the warm-up left is the worker's; the inherited heap is out of the collector's
+        # sight (frozen), so the worker's collections do not walk it.
+        return (10 if warmed else 20) + (1 if gc.get_freeze_count() > 0 else 0)
+
+    pid, fd = start_in_child(sys.argv[1], target, warm_up)
+    sys.stdin.read()
+    os.close(fd)
+    os.waitpid(pid, 0)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "said"),
+    [
+        ("works", 11, ""),
+        ("fails", 21, "the warm-up failed, runs pay their first use: RuntimeError"),
+        ("leaves-a-thread", 11, "the warm-up left threads running: lingering"),
+    ],
+)
+def test_workers_have_what_the_warm_up_left_and_a_failed_one_is_said(
+    tmp_path: Path, mode: str, code: int, said: str
+) -> None:
+    script = tmp_path / "warmed.py"
+    script.write_text(WARMED_SERVER)
+    socket_path = tmp_path / "warm.sock"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(socket_path), mode],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: socket_path.exists(), timeout=10, what="the fork server")
+        req = request(tmp_path, mode)
+        spawn(str(socket_path), req)
+        wait_until(lambda: exit_code(req) is not None, timeout=10, what="the worker")
+        assert exit_code(req) == code
+    finally:
+        _, stderr = proc.communicate("", timeout=10)
+    assert said in stderr

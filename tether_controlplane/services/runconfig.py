@@ -1,9 +1,11 @@
 """Validation of a run config against its job's JSON schema (``JobSnapshot.config_schema``).
 
 The control plane checks a config when a run is created, so that a wrong one is refused with
-every bad field named instead of creating a run that fails in the worker. The worker still
-validates with the job's pydantic model itself: the schema is what the code location last
-reported, and pydantic may accept a little more than its schema says (lax coercions).
+every bad field named instead of creating a run that fails in the worker. A key the schema does
+not define is refused where it says ``additionalProperties: false`` (the SDK says so for every
+config model that does not take extra keys on purpose). The worker still validates with the
+job's pydantic model itself: the schema is what the code location last reported, and pydantic
+may accept a little more than its schema says (lax coercions).
 """
 
 import logging
@@ -16,6 +18,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
+from tether_api.configkeys import unknown_key_message
 from tether_api.user_api import RUN_CONFIG_LOC
 from tether_api.wire import FieldError
 
@@ -116,16 +119,10 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         extras = _extra_properties(error.instance, error.schema)
         if extras:
-            known = ", ".join(sorted(error.schema.get("properties", {})))
-            hint = f"; its fields are: {known}" if known else ""
-            return [
-                FieldError(
-                    loc=[*path, extra],
-                    msg=f"unexpected field {extra!r}: the config does not define it{hint}",
-                    type=kind,
-                )
-                for extra in extras
-            ]
+            # Each unknown key at its own path, with the keys its object takes (the SDK's
+            # worker says it the same way).
+            msg = unknown_key_message(list(error.absolute_path), error.schema.get("properties", {}))
+            return [FieldError(loc=[*path, extra], msg=msg, type=kind) for extra in extras]
     if kind == "type":
         expected = error.validator_value
         names = (

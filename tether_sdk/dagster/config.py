@@ -115,7 +115,8 @@ def run_config_schema(job: JobDefinition) -> dict[str, Any]:
     """The JSON Schema of ``job``'s run config (draft 2020-12, self-contained).
 
     Without a config mapping it is the run config's own shape minus ``execution`` and
-    ``loggers``, with ``additionalProperties: true`` at the top; with one (``@job(config=
+    ``loggers``, which stay allowed (as objects, checked by Dagster alone) while any other
+    unknown key at the top is refused, as Dagster refuses it; with one (``@job(config=
     ConfigMapping(...))``) it is the mapping's outer schema, as is: that is all a run config
     of such a job may hold."""
     schema_def = job.run_config_schema
@@ -129,7 +130,8 @@ def run_config_schema(job: JobDefinition) -> dict[str, Any]:
             schema["required"] = required
         else:
             schema.pop("required", None)
-        schema["additionalProperties"] = True
+        schema["patternProperties"] = {f"^({'|'.join(HIDDEN_TOP_LEVEL)})$": {"type": "object"}}
+        schema["additionalProperties"] = False
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 

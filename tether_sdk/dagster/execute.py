@@ -2,8 +2,9 @@
 translated into Tether's as they happen.
 
 ``job.execute_in_process`` runs the steps one at a time in this thread, with an ephemeral
-instance whose storage folder outlives the run (``TETHER_DAGSTER_STORAGE``: what assets
-write through the default IO manager is there for the next run). A listener on the instance
+instance (``instance.py``) whose storage folder outlives the run
+(``TETHER_DAGSTER_STORAGE``: what assets write through the default IO manager is there for
+the next run). A listener on the instance
 gets each event right after Dagster stores it, in the thread that made it, and emits the
 Tether event: the run's events reach the control plane while it runs.
 
@@ -42,6 +43,7 @@ from tether_api.enums import EventType
 from tether_api.runtags import PARTITION_TAG, asset_selection
 from tether_sdk.dagster.config import planned_steps, validate_run_config
 from tether_sdk.dagster.events import EventTranslator
+from tether_sdk.dagster.instance import run_instance
 from tether_sdk.dagster.names import JobNames
 from tether_sdk.location import RunContext
 from tether_sdk.run_worker.executor import Outcome
@@ -132,9 +134,7 @@ def execute_run(
     if unusable is not None:
         emit(EventType.RUN_FAILURE, level="ERROR", message=unusable)
         return Outcome.FAILURE
-    instance = dg.DagsterInstance.ephemeral(
-        tempdir=storage, settings={"telemetry": {"enabled": False}}
-    )
+    instance = run_instance(storage)
     dagster_run_id = dagster_run_id_of(run.id)
     instance.add_event_listener(dagster_run_id, translator)
     try:

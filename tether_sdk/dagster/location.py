@@ -14,6 +14,7 @@ from tether_sdk.dagster.execute import Refusal, execute_run, prepare_run
 from tether_sdk.dagster.loader import load_repository
 from tether_sdk.dagster.names import DagsterNameError, JobNames
 from tether_sdk.dagster.snapshot import snapshot
+from tether_sdk.dagster.warmup import warm_up
 from tether_sdk.location import LocationTarget, RunContext
 from tether_sdk.run_worker.executor import Outcome
 
@@ -53,6 +54,9 @@ class DagsterLocation:
 
     def execute(self, context: RunContext) -> Outcome:
         return execute_run(self.repo, self.names, context, self._storage_key())
+
+    def warm_up(self) -> None:
+        warm_up()
 
     def _storage_key(self) -> str:
         t = self.target

@@ -8,6 +8,7 @@ container, process and control-plane client; SIGTERM and cancellation as usual. 
 written to the container's configuration, so ``docker inspect`` never shows the token.
 """
 
+import gc
 import os
 import random
 import sys
@@ -38,6 +39,14 @@ def wait_for_run(
         log(f"tether run-worker: pooled worker cannot load the definitions: {loaded.message}")
         return EXIT_UNUSABLE
     preload()
+    try:
+        loaded.warm_up()
+    except Exception as exc:
+        log(f"tether run-worker: pooled: the warm-up failed, the run pays its first use: {exc!r}")
+    # The definitions live as long as the process: out of the collector's sight, so the
+    # run's full collections do not walk them (tether_sdk/forkserver.py says why it counts).
+    gc.collect()
+    gc.freeze()
     log("tether run-worker: pooled: definitions loaded; waiting for a run")
     line = (stdin or sys.stdin.buffer).readline(MAX_ASSIGNMENT_BYTES)
     if not line.strip():
