@@ -49,6 +49,11 @@ LOG_TAIL_LINES = 50
 LOAD_FAILED = "could not load the definitions: the error is in the location's status in Tether"
 
 
+def fix_and_redeploy(name: str) -> str:
+    """What a location whose definitions do not load waits for."""
+    return f"fix the code and run `tether redeploy {name}`"
+
+
 def describe_exit(exit_code: int | None, detail: str | None = None) -> str:
     """'exited with code 1', 'was killed by signal 9', or the launcher's own account."""
     if detail:
@@ -149,7 +154,10 @@ class CodeLocationActivities:
         if answer.snapshot is None:
             error = answer.load_error
             first_line = error.message if error else "the code server served no snapshot"
-            full = f"{first_line}\n{error.traceback.rstrip()}" if error else first_line
+            # A load error that is no exception ("no Definitions found in ...") carries its
+            # message as its traceback: the text says it once.
+            tb = error.traceback.rstrip() if error else ""
+            full = f"{first_line}\n{tb}" if tb and tb != first_line else first_line
             # User code failed: its text obeys the location's log settings (redacted, masked).
             location = await self.ctx.control_plane.code_location(input.name)
             first_line, text = logpolicy.redact_error(
@@ -159,7 +167,13 @@ class CodeLocationActivities:
                 first_line,
                 full,
             )
-            message = f"could not load the definitions: {text}"
+            # On the first line, which lists show: only new code can fix this, and the
+            # location waits for it (no restarts, see CodeLocationWorkflow).
+            head, newline, rest = text.partition("\n")
+            message = (
+                f"could not load the definitions: {head}; {fix_and_redeploy(input.name)}"
+                f"{newline}{rest}"
+            )
             await self._report(
                 LocationStatusInput(
                     name=input.name,
@@ -171,13 +185,13 @@ class CodeLocationActivities:
             )
             # The error's text went to the control plane above; the workflow (its history,
             # its state query) gets only this.
-            return PublishSnapshotOutput(loaded=False, error=LOAD_FAILED)
+            return PublishSnapshotOutput(loaded=False, error=LOAD_FAILED, needs_new_code=True)
         jobs = len(answer.snapshot.jobs)
         await self.ctx.control_plane.report_code_location(
             input.name,
             CodeLocationStatusReport(
                 status=CodeLocationStatus.RUNNING,
-                message=f"{jobs} jobs loaded",
+                message=f"{jobs} job{'' if jobs == 1 else 's'} loaded",
                 log_tail=[],
                 snapshot=answer.snapshot,
                 generation=input.generation,

@@ -14,16 +14,24 @@ token, and the restarted agent carries on where this one stopped.
 Any other 401 (no JSON, or no ``reason``) came from something in front of the control plane,
 an ingress or an auth proxy, and may be a one-off: it is logged as a warning and retried like
 a 5xx, and the agent keeps running.
+
+The control plane down or restarting (no connection, a dropped one, a timeout, a 5xx) is
+expected, not a bug: each failed call is one warning line naming the URL and the error, and
+the first call that gets through after them one line saying it is reachable again. The call
+raises a retryable ``ApplicationError`` of type ``ControlPlaneUnavailable`` in the *benign*
+category, so neither the failure interceptor nor Temporal's worker logs a traceback for it;
+unexpected errors keep theirs.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, RootModel, ValidationError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from tether_api.agent_api import (
     Agent,
@@ -35,6 +43,7 @@ from tether_api.agent_api import (
     RunStatusReport,
 )
 from tether_api.agent_requests import AGENT_REQUEST, AgentRequest
+from tether_api.durations import duration_text
 from tether_api.locations import CodeLocation
 from tether_api.logs import RunLogsAnswer, RunLogUrl
 from tether_api.ticks import EvaluateTickPayload, TickOutcome, TickReport
@@ -48,6 +57,46 @@ M = TypeVar("M", bound=BaseModel)
 
 REFUSED = "ControlPlaneRefused"
 TOKEN_REJECTED = "AgentTokenRejected"
+UNAVAILABLE = "ControlPlaneUnavailable"
+
+
+class Reachability:
+    """The log's account of whether the control plane answers: a warning line per failed
+    call, and one line when a call gets through after failures."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.failures = 0
+        self._since = 0.0
+
+    def failed(self, method: str, url: str, problem: str) -> None:
+        if self.failures == 0:
+            self._since = time.monotonic()
+        self.failures += 1
+        log.warning(
+            "cannot reach the control plane at %s (%s %s): %s; retrying",
+            self.base_url,
+            method,
+            url,
+            problem,
+        )
+
+    def answered(self) -> None:
+        if self.failures == 0:
+            return
+        log.info(
+            "the control plane at %s is reachable again, after %s and %d failed %s",
+            self.base_url,
+            duration_text(time.monotonic() - self._since),
+            self.failures,
+            "call" if self.failures == 1 else "calls",
+        )
+        self.failures = 0
+
+
+def _problem(exc: httpx.TransportError) -> str:
+    text = str(exc).strip().rstrip(".")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _Agents(RootModel[list[Agent]]):
@@ -112,6 +161,7 @@ class ControlPlaneClient:
         itself refuses the token (a 401 with a ``reason``), with its detail."""
         self.base_url = base_url.rstrip("/")
         self.on_rejected = on_rejected
+        self.reachability = Reachability(self.base_url)
         headers = {"Authorization": f"Bearer {token}", "User-Agent": "tether-agent"}
         if deployment:
             headers[DEPLOYMENT_HEADER] = deployment
@@ -140,13 +190,15 @@ class ControlPlaneClient:
             kwargs["headers"] = {"Content-Type": "application/json"}
         if timeout is not None:
             kwargs["timeout"] = timeout
-        response = await self._http.request(method, f"/api/v1/agent{path}", **kwargs)
+        try:
+            response = await self._http.request(method, f"/api/v1/agent{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unavailable(method, path, _problem(exc)) from None
         if response.status_code >= 500:
-            # Raised as a plain error: Temporal retries it with backoff.
-            raise RuntimeError(
-                f"control plane answered {response.status_code} to {method} {path}: "
-                f"{_detail(response)}"
-            )
+            # Temporal retries it with backoff.
+            problem = f"answered {response.status_code}: {_detail(response)[:200]}"
+            raise self._unavailable(method, path, problem)
+        self.reachability.answered()
         if response.status_code == 401:
             if refusal_reason(response) is None:
                 # Not Tether's answer (a proxy in front of it?): maybe a one-off, so retried.
@@ -171,6 +223,15 @@ class ControlPlaneClient:
                 type=TOKEN_REJECTED,
             )
         return response
+
+    def _unavailable(self, method: str, path: str, problem: str) -> ApplicationError:
+        """Logged as one line; a retryable failure without a traceback in the log."""
+        self.reachability.failed(method, f"/api/v1/agent{path}", problem)
+        return ApplicationError(
+            f"cannot reach the control plane at {self.base_url} ({method} {path}): {problem}",
+            type=UNAVAILABLE,
+            category=ApplicationErrorCategory.BENIGN,
+        )
 
     @staticmethod
     def _parse(response: httpx.Response, model: type[M], what: str) -> M:

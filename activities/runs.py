@@ -45,6 +45,9 @@ from workflows.models import (
 LOG_TAIL_LINES = 30
 # What a workflow learns of a refused run; the reasons are on the run in the control plane.
 REFUSED = "refused before it started: the reason is in the run's status in Tether"
+# validate_run's failure when the code server it was sent to is no longer the location's:
+# the workflow asks prepare_run again where (and whether) the location serves.
+CODE_SERVER_MOVED = "CodeServerMoved"
 # A run's output kept for 'local' log settings: its latest part, at most.
 MAX_KEPT_LOG_BYTES = 64 * 1024 * 1024
 # Exit codes of `tether run-worker` (see the SDK's README).
@@ -94,6 +97,10 @@ class RunActivities:
             raise location_or_error
         location: CodeLocationState = location_or_error
         if location.address is None:
+            if location.waiting_for_new_code:
+                return await self._refuse(
+                    run, await self._load_error(input.code_location, location)
+                )
             if location.status in (CodeLocationStatus.ERROR, CodeLocationStatus.STOPPED):
                 return await self._refuse(
                     run,
@@ -121,13 +128,69 @@ class RunActivities:
             validated.code_server_generation = location.deployed_generation
         return validated
 
+    async def _load_error(self, code_location: str, state: CodeLocationState) -> str:
+        """Why a location that waits for new code cannot take the run: its load error as the
+        control plane has it (first line, with the fix), else the agent's own words."""
+        location = await self.ctx.control_plane.code_location(code_location)
+        error = location.error.message.strip().split("\n", 1)[0] if location.error else ""
+        return (
+            f"code location {code_location} is ERROR and cannot run anything until it is "
+            f"fixed: {error or state.message}. The traceback is in `tether locations show "
+            f"{code_location}`"
+        )
+
     @activity.defn(name=names.VALIDATE_RUN)
     async def validate_run(self, input: ValidateRunInput) -> PrepareRunOutput:
-        """prepare_run's last step, on the code server's host."""
+        """prepare_run's last step, on the code server's host. A code server that does not
+        answer and is no longer the location's (it died and the location restarted it
+        elsewhere, or the location cannot serve any more) fails this with CodeServerMoved,
+        so the workflow looks for the location again instead of asking a dead address until
+        the run's start timeout."""
         run = await self.ctx.control_plane.run(input.run_id)
-        return await self._validate(
-            run, input.code_location, input.address, input.max_runtime_seconds
+        try:
+            return await self._validate(
+                run, input.code_location, input.address, input.max_runtime_seconds
+            )
+        except ApplicationError as exc:
+            if exc.type != "CodeServerUnavailable":
+                raise
+            moved = await self._moved(input)
+            if moved is None:
+                raise  # still the location's server, as far as it knows: retried
+            raise ApplicationError(moved, type=CODE_SERVER_MOVED, non_retryable=True) from None
+
+    async def _moved(self, input: ValidateRunInput) -> str | None:
+        """Why ``input.address`` is no longer where the run should be validated, or None
+        while the location's workflow still names it (its watch has not seen it die yet) or
+        restarts it (a run waits for a restart, as it does for a start)."""
+        if input.organization is None or input.deployment is None:
+            return None
+        try:
+            state = await location_state(
+                self.ctx, input.organization, input.deployment, input.code_location
+            )
+        except (ApplicationError, RPCError):
+            return None
+        if state.address == input.address:
+            return None
+        if state.address is not None:
+            return (
+                f"the code server at {input.address} is gone; code location "
+                f"{input.code_location} now serves at {state.address}"
+            )
+        # No server now: a run waits for a restart, but not for what prepare_run refuses
+        # (a location waiting for new code, removed, or failing again after a restart).
+        stays_down = (
+            state.waiting_for_new_code
+            or state.status == CodeLocationStatus.STOPPED
+            or (state.status == CodeLocationStatus.ERROR and state.consecutive_failures > 1)
         )
+        if stays_down:
+            return (
+                f"the code server at {input.address} is gone and code location "
+                f"{input.code_location} is {state.status.value}"
+            )
+        return None
 
     async def _validate(
         self, run: Run, code_location: str, address: str, max_runtime: float | None
@@ -393,6 +456,10 @@ class RunActivities:
         run = await self.ctx.control_plane.run(run_id)
         if RunStatus(run.status) in TERMINAL_RUN_STATUSES:
             return run, None
+        if RunStatus(run.status) == RunStatus.CANCELING and message is None:
+            # A terminate stops the worker while its watch still runs: the watch may see the
+            # exit first, and must keep the reason the control plane recorded with CANCELING.
+            message = run.status_message
         log_tail: list[str] = []
         if handle is not None:
             launcher = self.ctx.launcher

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine answers `docker info`, and that a compose command exists. When
+# Makes sure a Docker engine answers `docker info`, and that a compose command exists (as root
+# with apt: Debian's docker-compose package, 1.29 on Debian 12, which docker-compose.yml and
+# scripts/compose-down.sh support as they do `docker compose`). When
 # the engine is down: as root on Debian, installs docker.io and docker-compose (apt) if dockerd
 # is missing, starts dockerd in the background (log: /var/log/dockerd.log) and waits up to
 # 60 s for it. Idempotent: an engine that already answers is left alone. Exits non-zero, naming
@@ -83,7 +85,9 @@ if ! compose_present; then
         apt_install docker-compose
     else
         say "warning: neither docker-compose nor 'docker compose' is installed;" \
-            "tests/docker/test_compose.py needs one (apt-get install docker-compose)"
+            "docker-compose.yml and tests/docker/test_compose.py need one: as root," \
+            "apt-get install docker-compose (Debian, Ubuntu), or Docker's" \
+            "docker-compose-plugin package (from Docker's apt repository) for 'docker compose'"
     fi
 fi
 docker version --format 'setup-docker: Docker engine {{.Server.Version}} (API {{.Server.APIVersion}})' >&2

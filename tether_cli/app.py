@@ -24,6 +24,10 @@ app = typer.Typer(
     help="Tether: a self-hostable hybrid deployment orchestrator.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Click's plain help, not Rich's panels: at 80 columns Rich's option table leaves the
+    # help a narrow column and cuts long words, environment variable names among them;
+    # Click wraps the help beside the options and never breaks a word.
+    rich_markup_mode=None,
 )
 app.add_typer(controlplane.app, name="controlplane")
 app.add_typer(agent.app, name="agent")
@@ -32,7 +36,9 @@ app.command("deploy")(locations.deploy)
 app.command("redeploy")(locations.redeploy)
 app.add_typer(locations.app, name="locations")
 app.command("agents")(agents.list_agents)
-app.add_typer(deployments.app, name="deployment")
+app.add_typer(deployments.app, name="deployments")
+# The older name of the same commands (`tether deployment show`), kept for scripts.
+app.add_typer(deployments.app, name="deployment", hidden=True)
 app.command("remove")(locations.remove)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedules.app, name="schedules")

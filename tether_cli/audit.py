@@ -24,6 +24,14 @@ def audit(
         str | None,
         typer.Option("--since", help="Only from then on: a time ago (1h, 7d) or ISO 8601."),
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only before then: a time ago (1h, 7d) or ISO 8601."),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Only entries whose actor's name holds this text."),
+    ] = None,
     of_deployment: Annotated[
         str | None,
         typer.Option("--only-deployment", help="Only what concerned this deployment."),
@@ -38,8 +46,9 @@ def audit(
     and revoked, policy and settings changes; by which token, when. It is append-only."""
     with errors():
         when = parse_when(since, "--since") if since else None
+        before = parse_when(until, "--until") if until else None
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
-            found = client.audit(action or [], when, of_deployment, limit)
+            found = client.audit(action or [], when, of_deployment, limit, before, actor)
     if json_output:
         print_json(found)
         return

@@ -13,7 +13,7 @@ from tether_api.enums import AutomationStatus, TickStatus
 from tether_cli.client import AutomationApi, TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.declared import pick
-from tether_cli.render import errors, first_line, local_time, note, out, styled_status
+from tether_cli.render import counted, errors, first_line, local_time, note, out, styled_status
 
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=200, help="How many.")]
 StatusOption = Annotated[
@@ -92,10 +92,6 @@ def add_switches(app: typer.Typer, kind: AutomationApi[Any, Any], turned_on: str
     app.command("off")(turn_off)
 
 
-def count(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
-
-
 def _cut(error: str | None, traceback: str | None) -> bool:
     """Whether a tick table, which shows an error's first line, leaves some of it out."""
     return bool(traceback and traceback.strip()) or first_line(error) != (error or "").strip()
@@ -110,7 +106,7 @@ def print_tracebacks(
     cut = [f for f in failed if _cut(f[1], f[2])]
     if not show:
         if cut:
-            what = count(len(cut), "failed tick")
+            what = counted(len(cut), "failed tick")
             note(f"add --traceback for the whole error and traceback of {what}")
         return
     for tick_time, error, traceback in cut:

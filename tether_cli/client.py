@@ -39,6 +39,7 @@ STREAM_READ_TIMEOUT = 45.0
 STREAM_RECONNECT_SECONDS = 60.0
 
 _LOCATIONS = TypeAdapter(list[CodeLocation])
+_DEPLOYMENTS = TypeAdapter(list[Deployment])
 _AGENTS = TypeAdapter(list[Agent])
 _POLICIES = TypeAdapter(list[AlertPolicy])
 _ALERTS = TypeAdapter(list[Alert])
@@ -194,6 +195,16 @@ class TetherClient:
     def get_deployment(self) -> Deployment:
         return self._call(Deployment, "GET", "")
 
+    def list_deployments(self) -> list[Deployment]:
+        """The organization's deployments (the token's), by name."""
+        response = self._request("GET", "/api/v1/deployments", root=True)
+        return _DEPLOYMENTS.validate_json(response.content)
+
+    def create_deployment(self, name: str) -> Deployment:
+        """Create deployment ``name`` (the server returns an existing one as it is)."""
+        path = f"/api/v1/deployments/{_segment(name)}"
+        return self._call(Deployment, "POST", path, root=True)
+
     def set_log_settings(self, settings: LogSettings) -> Deployment:
         body = {"log_settings": settings.model_dump(mode="json")}
         return self._call(Deployment, "PATCH", "", json=body)
@@ -280,6 +291,8 @@ class TetherClient:
         since: datetime | None,
         deployment: str | None,
         limit: int,
+        until: datetime | None = None,
+        actor: str | None = None,
     ) -> list[AuditEntry]:
         """Newest first, up to ``limit``, following the pages' cursors."""
         found: list[AuditEntry] = []
@@ -289,6 +302,10 @@ class TetherClient:
             params.append(("limit", min(limit - len(found), MAX_PAGE_AUDIT)))
             if since is not None:
                 params.append(("since", since.isoformat()))
+            if until is not None:
+                params.append(("until", until.isoformat()))
+            if actor:
+                params.append(("actor", actor))
             if deployment:
                 params.append(("deployment", deployment))
             if cursor:

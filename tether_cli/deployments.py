@@ -1,20 +1,115 @@
-"""``tether deployment``: the deployment's settings (concurrency, where logs and errors go)."""
+"""``tether deployments``: the organization's deployments (list, create) and one
+deployment's settings (concurrency, where logs and errors go); ``tether deployment`` is the
+same group, by its older name."""
 
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
+from rich.table import Table
 
 from tether_api.logs import LogForwarding, LogSettings
 from tether_api.user_api import Deployment
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
-from tether_cli.render import JsonOption, UsageProblem, errors, out, print_field, print_json
+from tether_cli.render import (
+    JsonOption,
+    UsageProblem,
+    errors,
+    local_time,
+    note,
+    out,
+    print_field,
+    print_json,
+    print_table,
+)
 
 WIDTH = 17  # the longest field name, and a space
 
-app = typer.Typer(help="The deployment's settings.", no_args_is_help=True)
+app = typer.Typer(
+    help="The organization's deployments: list (the default), create; one deployment's "
+    "settings: show, set-logs.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def deployments_main(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """The organization's deployments (`list`, the default, and `create`), and one
+    deployment's settings (`show`, `set-logs`)."""
+    if ctx.invoked_subcommand is None:
+        list_deployments(json_output, url, token, deployment)
+
+
+@app.command("list")
+def list_deployments(
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """List the organization's deployments: run concurrency, log forwarding, created; '*'
+    marks the one the commands use (--deployment)."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        found = client.list_deployments()
+        current = client.connection.deployment
+    if json_output:
+        print_json(found)
+        return
+    if not found:
+        note("no deployments: create one with `tether deployments create NAME`")
+        return
+    table = Table("", "name", "run concurrency", "log forwarding", "created")
+    for dep in found:
+        table.add_row(
+            "*" if dep.name == current else "",
+            escape(dep.name),
+            str(dep.run_concurrency_limit),
+            dep.log_settings.forwarding.value,
+            local_time(dep.created_at),
+        )
+    print_table(table)
+    if all(dep.name != current for dep in found):
+        note(
+            f"the commands use deployment {current!r}, which does not exist: "
+            f"`tether deployments create {current}` creates it"
+        )
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="The new deployment's name.", show_default=False)],
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Create a deployment in the organization (one that exists is left as it is). Its agents
+    need an agent token: `tether tokens create NAME --kind agent --deployment DEPLOYMENT`."""
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        existed = any(dep.name == name for dep in client.list_deployments())
+        dep = client.create_deployment(name)
+    if json_output:
+        print_json(dep)
+        return
+    if existed:
+        out.print(f"deployment {escape(dep.name)} already exists; left as it is")
+    else:
+        out.print(f"created deployment {escape(dep.name)}")
+    _print(dep)
+    if not existed:
+        note(
+            f"next: an agent token for it, `tether tokens create agent-{dep.name} --kind agent "
+            f"--deployment {dep.name}`; then `tether agent run --token ...`, and deploy with "
+            f"`--deployment {dep.name}` (or TETHER_DEPLOYMENT={dep.name})"
+        )
 
 
 def _print(dep: Deployment) -> None:

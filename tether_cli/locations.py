@@ -1,6 +1,7 @@
 """``tether deploy``, ``redeploy``, ``locations``, ``remove``: code locations."""
 
 import json
+import re
 import shlex
 import time
 from datetime import datetime
@@ -25,11 +26,13 @@ from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
 from tether_cli.declared import sensor_kind
+from tether_cli.deploy_paths import resolve_deploy_paths
 from tether_cli.render import (
     EXIT_TIMEOUT,
     CliError,
     JsonOption,
     UsageProblem,
+    counted,
     err,
     errors,
     first_line,
@@ -40,9 +43,11 @@ from tether_cli.render import (
     print_field,
     print_json,
     print_table,
+    seconds_text,
     styled_status,
     validation_message,
 )
+from tether_cli.watch import watch_and_redeploy, watched_folder
 
 POLL_INTERVAL = 0.5
 SETTLED = frozenset({CodeLocationStatus.RUNNING, CodeLocationStatus.ERROR})
@@ -94,6 +99,39 @@ def _jobs(location: CodeLocation) -> str:
     return str(len(location.snapshot.jobs))
 
 
+def _job_count(location: CodeLocation) -> str:
+    if location.snapshot is None:
+        return "no definitions reported yet"
+    return counted(len(location.snapshot.jobs), "job")
+
+
+_SERVER_NUMBER = re.compile(r"#(\d+)\b")
+
+
+def tail_title(location: CodeLocation) -> str:
+    """The title over a location's log tail. Its lines name each code server ``#N``, which
+    counts every server started for the location, restarts included, while the generation
+    counts deploys: the title says so when a number shows."""
+    title = "last lines of the code server's output"
+    tail = location.error.log_tail if location.error else []
+    numbers = [m.group(1) for line in tail for m in _SERVER_NUMBER.finditer(line)]
+    if not numbers:
+        return title
+    return (
+        f"{title} (generation {location.generation}; the '#{numbers[-1]}' in them counts the "
+        f"code servers started for {location.name}, restarts included, not deploys)"
+    )
+
+
+def without_shown_lines(message: str, tail: list[str]) -> str:
+    """``message`` without its further lines (a traceback) when the log tail printed above
+    it holds them all already: the error is then printed once."""
+    first, _, rest = message.partition("\n")
+    shown = {line.rstrip() for line in tail}
+    lines = [line.rstrip() for line in rest.splitlines() if line.strip()]
+    return first if lines and all(line in shown for line in lines) else message
+
+
 def wait_settled(
     client: TetherClient,
     name: str,
@@ -128,8 +166,8 @@ def wait_settled(
         if remaining <= 0:
             state = location.status.value if fresh else f"{location.status.value} (not yet synced)"
             raise WaitTimedOut(
-                f"timed out after {timeout:g}s waiting for {name} generation {generation}; "
-                f"last status {state}"
+                f"timed out after {seconds_text(timeout)} waiting for {name} generation "
+                f"{generation}; last status {state}"
                 + (f"; {location.warning}" if location.warning else _agent_hint(client)),
                 location,
             )
@@ -177,18 +215,19 @@ def _settle(
         print_json(CodeLocationPutResult(code_location=final, changed=changed))
     if final.status == CodeLocationStatus.ERROR:
         error = final.error
+        message = error.message if error else "the code server failed"
         if error and error.log_tail:
-            note("--- last lines of the code server's output ---")
+            note(f"--- {tail_title(final)} ---")
             for line in error.log_tail:
                 err.print(escape(line), style="dim")
-        message = error.message if error else "the code server failed"
+            message = without_shown_lines(message, error.log_tail)
         if not changed:
             message += f" (the spec is unchanged; `tether redeploy {name}` retries)"
         raise LocationFailed(f"{name} failed (generation {final.generation}): {message}", final)
     if not json_output:
         out.print(
             f"[green]{escape(name)} is RUNNING[/]: generation {final.generation}, "
-            f"{_jobs(final)} jobs"
+            f"{_job_count(final)}"
         )
 
 
@@ -206,14 +245,18 @@ def deploy(
             "--python-file",
             "-f",
             envvar="TETHER_DEPLOY_PYTHON_FILE",
-            help="Python file with the definitions (a path where the agent runs it).",
+            help="Python file with the definitions: relative to --working-directory when "
+            "given, else to the current directory (sent as an absolute path, which must exist "
+            "where the agent runs; with --image, a path in the image, sent as given).",
         ),
     ] = None,
     working_directory: Annotated[
         str | None,
         typer.Option(
             envvar="TETHER_DEPLOY_WORKING_DIRECTORY",
-            help="Working directory of the code (process launcher).",
+            help="Working directory of the code (process launcher); a relative one is "
+            "taken from the current directory and sent absolute: it must exist where the "
+            "agent runs.",
         ),
     ] = None,
     kind: Annotated[
@@ -305,25 +348,36 @@ def deploy(
     ] = False,
     wait: Annotated[bool, _wait_option("TETHER_DEPLOY_WAIT")] = True,
     timeout: TimeoutOption = 300.0,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            envvar="TETHER_DEPLOY_WATCH",
+            help="Then redeploy whenever a file under the working directory (else the "
+            "python file's folder) changes, on this machine, until Ctrl-C.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     deployment: DeploymentOption = None,
 ) -> None:
     """Create or update a code location, and wait until it runs. An unchanged spec is
-    redeployed (new code server, code loaded anew) unless --only-if-changed."""
+    redeployed (new code server, code loaded anew) unless --only-if-changed; --watch
+    redeploys it as its files change."""
     with errors():
         try:
             argv = shlex.split(command) if command is not None else None
         except ValueError as exc:
             raise UsageProblem(f"--command {command!r}: {exc}") from exc
+        paths = resolve_deploy_paths(python_file, working_directory, image)
         try:
             spec = CodeLocationDeploy(
                 kind=kind,
                 attribute=attribute,
                 module=module,
-                python_file=python_file,
-                working_directory=working_directory,
+                python_file=paths.python_file,
+                working_directory=paths.working_directory,
                 python_executable=python,
                 image=image,
                 env=parse_pairs(env, "--env"),
@@ -335,6 +389,9 @@ def deploy(
             )
         except ValidationError as exc:
             raise UsageProblem(validation_message(exc)) from exc
+        folder = watched_folder(paths, image) if watch else None
+        for line in paths.notes:
+            note(line)
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
             result = client.put_location(name, spec)
             if not result.changed and not only_if_changed:
@@ -342,31 +399,56 @@ def deploy(
                 result = CodeLocationPutResult(
                     code_location=client.redeploy_location(name), changed=True
                 )
-            location = result.code_location
-            if not wait:
-                if json_output:
-                    print_json(result)
-                elif result.changed:
-                    out.print(
-                        f"{escape(name)}: generation {location.generation} deployed; "
-                        f"status {styled_status(location.status)} until an agent syncs it"
-                    )
-                else:
-                    out.print(
-                        f"{escape(name)}: unchanged (generation {location.generation}, "
-                        f"{styled_status(location.status)})"
-                    )
-                return
-            if result.changed:
-                note(
-                    f"{name}: generation {location.generation} deployed; waiting up to "
-                    f"{timeout:g}s for it to run"
-                )
-                since: datetime | None = location.updated_at
-            else:
-                note(f"{name}: spec unchanged (generation {location.generation})")
-                since = None
-            _settle(client, name, location, since, timeout, json_output, result.changed)
+            try:
+                _deployed(client, name, result, wait, timeout, json_output)
+            except CliError as exc:
+                if folder is None:
+                    raise
+                # Watching: the next change of the files may fix it.
+                err.print(f"[red]error:[/] {escape(exc.message)}")
+            if folder is not None:
+
+                def again(location: CodeLocation) -> None:
+                    redone = CodeLocationPutResult(code_location=location, changed=True)
+                    _deployed(client, name, redone, wait, timeout, json_output)
+
+                watch_and_redeploy(client, name, folder, again)
+
+
+def _deployed(
+    client: TetherClient,
+    name: str,
+    result: CodeLocationPutResult,
+    wait: bool,
+    timeout: float,
+    json_output: bool,
+) -> None:
+    """Say what a deploy did; with ``wait``, wait for its outcome (see _settle)."""
+    location = result.code_location
+    if not wait:
+        if json_output:
+            print_json(result)
+        elif result.changed:
+            out.print(
+                f"{escape(name)}: generation {location.generation} deployed; "
+                f"status {styled_status(location.status)} until an agent syncs it"
+            )
+        else:
+            out.print(
+                f"{escape(name)}: unchanged (generation {location.generation}, "
+                f"{styled_status(location.status)})"
+            )
+        return
+    if result.changed:
+        note(
+            f"{name}: generation {location.generation} deployed; waiting up to "
+            f"{seconds_text(timeout)} for it to run"
+        )
+        since: datetime | None = location.updated_at
+    else:
+        note(f"{name}: spec unchanged (generation {location.generation})")
+        since = None
+    _settle(client, name, location, since, timeout, json_output, result.changed)
 
 
 def _container_context(raw: str | None) -> ContainerContext | None:
@@ -508,7 +590,7 @@ def _print_location(location: CodeLocation) -> None:
     if location.error:
         print_field("error", f"[red]{escape(location.error.message)}[/]")
         if location.error.log_tail:
-            out.print("[bold]last lines of the code server's output[/]")
+            out.print(f"[bold]{escape(tail_title(location))}[/]")
             for line in location.error.log_tail:
                 out.print(escape(line), style="dim")
     snapshot = location.snapshot
@@ -604,7 +686,7 @@ def _print_sensors(snapshot: DefinitionsSnapshot) -> None:
             escape(sn.name),
             escape(sensor_kind(sn.kind, sn.monitored_status, sn.monitored_jobs)),
             escape(sn.job or "-"),
-            f"{sn.minimum_interval_seconds:g} s",
-            f"{sn.timeout_seconds:g} s",
+            seconds_text(sn.minimum_interval_seconds),
+            seconds_text(sn.timeout_seconds),
         )
     print_table(table)

@@ -124,6 +124,12 @@ def seconds_text(seconds: float | None) -> str:
     return duration_text(seconds)
 
 
+def counted(n: int, what: str, many: str | None = None) -> str:
+    """``1 job``, ``2 jobs``, ``0 jobs``: a count with its noun (``many`` when the plural is
+    not the noun and an ``s``)."""
+    return f"{n} {what if n == 1 else many or what + 's'}"
+
+
 def print_field(name: str, value: str, width: int = 12) -> None:
     """``name      value`` on stdout; ``value`` is markup (escape plain text), and its
     further lines are indented under its first."""

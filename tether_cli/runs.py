@@ -256,6 +256,8 @@ def _print_run(detail: RunDetail) -> None:
     print_field("job", escape(run.job))
     if run.parent_run_id:
         print_field("attempt", f"{run.attempt}, retrying run {escape(run.parent_run_id)}")
+        # The first run of the chain of retries (the parent, for a first retry).
+        print_field("root run", escape(run.root_run_id or run.parent_run_id))
     if run.agent:
         print_field("agent", escape(run.agent))
     print_field("created", local_time(run.created_at))

@@ -14,7 +14,6 @@ from tether_cli.automations import (
     StatusOption,
     TracebackOption,
     add_switches,
-    count,
     find,
     location_option,
     name_argument,
@@ -25,6 +24,7 @@ from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOpt
 from tether_cli.declared import sensor_kind, status_cell
 from tether_cli.render import (
     JsonOption,
+    counted,
     errors,
     first_line,
     local_time,
@@ -48,9 +48,9 @@ def outcome(tick: SensorTick) -> str:
     """What a tick did, in one line of markup: runs created, keys already used, why not."""
     parts = []
     if tick.run_ids:
-        parts.append(count(len(tick.run_ids), "run"))
+        parts.append(counted(len(tick.run_ids), "run"))
     if tick.run_keys_skipped:
-        parts.append(count(len(tick.run_keys_skipped), "run key") + " already used")
+        parts.append(counted(len(tick.run_keys_skipped), "run key") + " already used")
     if tick.skip_reason:
         parts.append(escape(first_line(tick.skip_reason)))
     if tick.error:

@@ -152,7 +152,7 @@ def _import_module(name: str) -> ModuleType:
 def _import_file(python_file: str) -> ModuleType:
     path = Path(python_file).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"python file not found: {path}")
+        raise FileNotFoundError(_not_found(python_file, path))
     # Sibling modules of the file must be importable, as with `python file.py`.
     _prepend_path(str(path.parent))
     name = path.stem
@@ -172,6 +172,21 @@ def _import_file(python_file: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     return mod
+
+
+def _not_found(python_file: str, path: Path) -> str:
+    # The code server runs where the agent is (or in its image), often not where the user
+    # typed the path: say where it looked, and from which directory a relative path was read.
+    if os.path.isabs(python_file):
+        return (
+            f"python file not found: {path} (looked for on the host or in the image where "
+            "this code server runs)"
+        )
+    return (
+        f"python file not found: {path} ({python_file!r} is relative, so it was read against "
+        f"this code server's directory {os.getcwd()}, on the host or in the image where it "
+        "runs: give an absolute path, or a working directory it is relative to)"
+    )
 
 
 def _prepend_path(entry: str) -> None:

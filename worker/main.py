@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.context import AgentContext
-from activities.controlplane import TOKEN_REJECTED, ControlPlaneClient
+from activities.controlplane import TOKEN_REJECTED, UNAVAILABLE, ControlPlaneClient
 from activities.kept_logs import sweep_kept_logs_periodically
 from activities.launchers import registry
 from activities.launchers.base import Launcher, LaunchError
@@ -223,6 +223,11 @@ async def register(control_plane: ControlPlaneClient, config: AgentConfig) -> Ag
         if exc.type == TOKEN_REJECTED:
             reason = str(exc.details[0]) if exc.details else exc.message
             raise AgentTokenRejected(reason) from exc
+        if exc.type == UNAVAILABLE:
+            # Not the token's fault: the control plane is down, or the URL is wrong.
+            raise AgentStartupError(
+                f"{exc.message}; is it running, and is --control-plane its URL?"
+            ) from exc
         raise AgentStartupError(f"{exc.message}; check --token (an agent token)") from exc
     except Exception as exc:
         raise AgentStartupError(

@@ -5,8 +5,12 @@ An entity workflow that keeps one healthy code server for the location's current
     PENDING -> STARTING -> LOADING -> RUNNING          first deploy
     RUNNING -> UPDATING -> LOADING -> RUNNING          redeploy: new server healthy, then the
                                                        old one is stopped
-    * -> ERROR -> (backoff) -> STARTING ...            crashed, unhealthy or failed to load;
-                                                       retried forever with capped backoff
+    * -> ERROR -> (backoff) -> STARTING ...            crashed, never answered, or its host
+                                                       failed it: retried forever with capped
+                                                       backoff
+    * -> ERROR (waiting for new code)                  the definitions failed to load (the code
+                                                       server served a load error): no restart
+                                                       until a redeploy or a new generation
     * -> STOPPING -> STOPPED                           removal; the workflow ends
 
 Host affinity: a server's handle names the agent that started it and that agent's own task
@@ -64,8 +68,16 @@ with workflow.unsafe.imports_passed_through():
 Status = CodeLocationStatus
 
 
+def fix_and_redeploy(name: str) -> str:
+    return f"fix the code and run `tether redeploy {name}`"
+
+
 class _LoadFailed(Exception):
     """The server came up but the definitions did not load (already reported)."""
+
+    def __init__(self, message: str, needs_new_code: bool) -> None:
+        super().__init__(message)
+        self.needs_new_code = needs_new_code
 
 
 @workflow.defn(name=names.CODE_LOCATION_WORKFLOW)
@@ -156,6 +168,8 @@ class CodeLocationWorkflow:
                 await self._deploy()
             elif state.server is not None:
                 await self._watch()
+            elif state.waiting_for_new_code:
+                await workflow.wait_condition(self._change_pending)
             else:
                 await self._wait_backoff()
             # Only with nothing pending: a continue-as-new must not drop a removal or leave
@@ -195,6 +209,7 @@ class CodeLocationWorkflow:
         state = self._state
         settings = self._input.settings
         state.redeploy_pending = False
+        state.waiting_for_new_code = False
         self._retry_due = False
         if self._direct_redeploy and workflow.patched(names.PATCH_REDEPLOY_NEW_GENERATION):
             await self._record_new_generation()
@@ -254,7 +269,9 @@ class CodeLocationWorkflow:
                 **on_host(new, settings.host_lost_after_seconds),
             )
             if not published.loaded:
-                raise _LoadFailed(published.error or "the definitions failed to load")
+                raise _LoadFailed(
+                    published.error or "the definitions failed to load", published.needs_new_code
+                )
         except (ActivityError, _LoadFailed) as exc:
             if new is not None and host_lost(exc):
                 if old is not None and updating:
@@ -270,7 +287,16 @@ class CodeLocationWorkflow:
                 self._last_finished_deploy = number
                 return
             reported = isinstance(exc, _LoadFailed)
-            await self._fail(failure_message(exc), new, already_reported=reported)
+            # Decided from the load result (publish_snapshot's), never from a message: only a
+            # load error the code server served waits; a crash is retried.
+            waits = (
+                isinstance(exc, _LoadFailed)
+                and exc.needs_new_code
+                and workflow.patched(names.PATCH_LOAD_ERROR_WAITS)
+            )
+            await self._fail(
+                failure_message(exc), new, already_reported=reported, wait_for_new_code=waits
+            )
             if old is not None:
                 # The location is in ERROR now; an old server would only mislead.
                 await self._stop(old)
@@ -310,9 +336,15 @@ class CodeLocationWorkflow:
         )
         self._state.generation = max(self._state.generation, recorded.generation)
 
-    async def _fail(self, message: str, server: Handle | None, already_reported: bool) -> None:
+    async def _fail(
+        self,
+        message: str,
+        server: Handle | None,
+        already_reported: bool,
+        wait_for_new_code: bool = False,
+    ) -> None:
         """ERROR with the server's last log lines, then stop it; the loop retries after
-        a backoff."""
+        a backoff, or (``wait_for_new_code``) waits for a redeploy or a new generation."""
         state = self._state
         state.consecutive_failures += 1
         state.deployed_generation = state.generation
@@ -323,6 +355,11 @@ class CodeLocationWorkflow:
             )
         state.status = Status.ERROR
         state.message = message
+        if wait_for_new_code:
+            # The load error itself is in the control plane (publish_snapshot reported it,
+            # with the same advice); the state query holds the agent's words only.
+            state.waiting_for_new_code = True
+            state.message = f"{message}; {fix_and_redeploy(self._input.name)}"
         if server is not None:
             await self._stop(server)
         state.server = None

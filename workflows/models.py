@@ -182,6 +182,12 @@ class CodeLocationState(BaseModel):
         default_factory=list,
         description="Servers on lost hosts, replaced already: stopped once their agent is back.",
     )
+    waiting_for_new_code: bool = Field(
+        default=False,
+        description="ERROR that only new code can fix (the definitions failed to load): no "
+        "restart until a redeploy or a new generation. False for an ERROR that is retried with "
+        "backoff (a crash, a server that never answered).",
+    )
 
 
 class SyncSignal(BaseModel):
@@ -233,6 +239,12 @@ class PublishSnapshotOutput(BaseModel):
         "code's text) goes to the control plane only.",
     )
     jobs: int = 0
+    needs_new_code: bool = Field(
+        default=False,
+        description="The code server served a load error (an import error, a missing file, a "
+        "definition error): restarting it cannot help. False in results recorded before this "
+        "existed, which are retried with backoff as they were.",
+    )
 
 
 class WatchInput(BaseModel):
@@ -348,6 +360,12 @@ class ValidateRunInput(BaseModel):
     code_location: str
     address: str
     max_runtime_seconds: float | None = None
+    organization: str | None = Field(
+        default=None,
+        description="With ``deployment``: where to ask for the location's current code server "
+        "when this one does not answer (None: scheduled by an earlier version, which does not).",
+    )
+    deployment: str | None = None
 
 
 class LaunchRunWorkerInput(BaseModel):

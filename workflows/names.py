@@ -110,6 +110,14 @@ SIGNAL_STOP = "stop"  # AgentWorkflow: end after the current poll (an agent reti
 PATCH_REDEPLOY_NEW_GENERATION = "redeploy-records-a-new-generation"
 PATCH_WAIT_WATCH_CANCELED = "run-waits-for-its-watch-to-be-canceled"
 PATCH_SEARCH_ATTRIBUTES = "run-upserts-search-attributes"
+# RunWorkflow: a terminate stops the worker at once; the watch's cancel completes meanwhile.
+PATCH_STOP_BEFORE_WATCH_CANCELED = "run-stops-its-worker-before-the-watch-is-canceled"
+# RunWorkflow: a validation sent to a code server that is gone asks again where the location
+# serves (the activity fails with CodeServerMoved) instead of retrying the dead address.
+PATCH_VALIDATE_FOLLOWS_LOCATION = "run-validation-follows-the-location"
+# CodeLocationWorkflow: a load error the code server served waits for new code (a redeploy or
+# a new generation) instead of restarting the server with backoff.
+PATCH_LOAD_ERROR_WAITS = "load-error-waits-for-new-code"
 # AgentWorkflow: one activity polls and hands each request to its workflow (no workflow task
 # and local activity between the poll's answer and the dispatch).
 PATCH_POLL_DISPATCHES = "agent-poll-dispatches"

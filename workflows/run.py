@@ -64,11 +64,19 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+# activities/runs.py CODE_SERVER_MOVED (not imported: the sandbox keeps activities out).
+CODE_SERVER_MOVED = "CodeServerMoved"
+
 
 @dataclass(frozen=True)
 class _NotStarted:
     outcome: RunOutcome
     message: str | None
+
+
+def _moved(exc: ActivityError) -> bool:
+    cause = exc.cause
+    return isinstance(cause, ApplicationError) and cause.type == CODE_SERVER_MOVED
 
 
 @workflow.defn(name=names.RUN_WORKFLOW)
@@ -79,6 +87,9 @@ class RunWorkflow:
         self._handle: Handle | None = None
         self._attributes = False
         self._wait_for_cancel = False
+        self._stop_first = False
+        # The watch a terminate canceled: waited for once the worker is stopped.
+        self._canceling: asyncio.Task[Any] | None = None
         # The run worker's agent is not answering: nothing is asked of its host any more.
         self._lost = False
 
@@ -102,6 +113,10 @@ class RunWorkflow:
         if settings.search_attributes and workflow.patched(names.PATCH_SEARCH_ATTRIBUTES):
             self._attributes = True
         self._wait_for_cancel = workflow.patched(names.PATCH_WAIT_WATCH_CANCELED)
+        # A watch learns of its cancel from its next heartbeat's answer, which Temporal's
+        # heartbeat throttling (0.8 x its timeout) can hold back 8 s: a terminate sends SIGTERM
+        # first and waits for the watch's cancel after.
+        self._stop_first = workflow.patched(names.PATCH_STOP_BEFORE_WATCH_CANCELED)
         self._upsert(input, RunStatus.STARTING)
         self._details(input, "validating the run against the code server")
         start_deadline = workflow.now() + seconds(settings.start_timeout_seconds)
@@ -125,7 +140,9 @@ class RunWorkflow:
             if prepared.proceed and prepared.validate_on is not None:
                 validated = await self._validate_on_host(input, prepared, start_deadline)
                 if validated is None:
-                    continue  # that host is lost: ask again where the code server is
+                    # That host is lost, or that code server is no longer the location's:
+                    # ask again where the code server is.
+                    continue
                 if isinstance(validated, _NotStarted):
                     return await self._finish(
                         input, None, validated.outcome, None, validated.message
@@ -164,7 +181,7 @@ class RunWorkflow:
         self, input: RunWorkflowInput, prepared: PrepareRunOutput, deadline: datetime
     ) -> "PrepareRunOutput | _NotStarted | None":
         """Validation on the code server's host, whose address only it may reach. None: that
-        host's agent is lost."""
+        host's agent is lost, or the code server died and the location moved on."""
         assert prepared.validate_on is not None and prepared.address is not None
         task: workflow.ActivityHandle[PrepareRunOutput] = workflow.start_activity(
             names.VALIDATE_RUN,
@@ -173,6 +190,8 @@ class RunWorkflow:
                 code_location=input.code_location,
                 address=prepared.address,
                 max_runtime_seconds=prepared.max_runtime_seconds,
+                organization=input.organization,
+                deployment=input.deployment,
             ),
             result_type=PrepareRunOutput,
             task_queue=prepared.validate_on,
@@ -185,6 +204,9 @@ class RunWorkflow:
             result = await self._race(task, deadline)
         except ActivityError as exc:
             if host_lost(exc):
+                return None
+            if _moved(exc) and workflow.patched(names.PATCH_VALIDATE_FOLLOWS_LOCATION):
+                self._details(input, f"{failure_message(exc)}: locating it again")
                 return None
             return _NotStarted(RunOutcome.NOT_STARTED, failure_message(exc))
         if isinstance(result, RunOutcome):
@@ -224,7 +246,9 @@ class RunWorkflow:
             watched: WatchRunWorkerOutput | RunOutcome
             try:
                 watched = await self._race(
-                    self._start_watch(input, handle, settings.host_lost_after_seconds), deadline
+                    self._start_watch(input, handle, settings.host_lost_after_seconds),
+                    deadline,
+                    stop_first=self._stop_first,
                 )
             except ActivityError as exc:
                 if not host_lost(exc):
@@ -339,10 +363,16 @@ class RunWorkflow:
         )
 
     async def _race(
-        self, task: workflow.ActivityHandle[T], deadline: datetime | None
+        self,
+        task: workflow.ActivityHandle[T],
+        deadline: datetime | None,
+        *,
+        stop_first: bool = False,
     ) -> T | RunOutcome:
         """Wait for the activity, a terminate signal or the deadline, whichever comes first.
-        Returns the activity's result, or why it was canceled first (TIMED_OUT, TERMINATED)."""
+        Returns the activity's result, or why it was canceled first (TIMED_OUT, TERMINATED).
+        ``stop_first``: a terminate only requests the activity's cancel; ``_finish`` waits
+        for it after stopping the worker."""
         timeout = None
         if deadline is not None:
             timeout = max((deadline - workflow.now()).total_seconds(), 0.0)
@@ -354,7 +384,11 @@ class RunWorkflow:
             await self._cancel(task)
             return RunOutcome.TIMED_OUT
         if not task.done():
-            await self._cancel(task)
+            if stop_first:
+                task.cancel()
+                self._canceling = task
+            else:
+                await self._cancel(task)
             return RunOutcome.TERMINATED
         return await task
 
@@ -385,6 +419,9 @@ class RunWorkflow:
         timed_out = outcome == RunOutcome.TIMED_OUT and handle is not None
         if outcome == RunOutcome.TERMINATED and handle is not None:
             exit_code = await self._stop_worker(input, handle, message)
+        if self._canceling is not None:
+            await self._cancel(self._canceling)
+            self._canceling = None
         # A timeout is recorded as FAILURE *before* the worker is stopped: stopped, the worker
         # would report itself CANCELED, and the first final status is the one that stays.
         self._phase = "finishing"

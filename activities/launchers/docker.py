@@ -10,6 +10,7 @@ starts; a location that asks for more fails with a ``LaunchError`` naming the se
 
 import hashlib
 import logging
+import math
 import re
 import socket
 import threading
@@ -35,8 +36,10 @@ from activities.launchers.base import (
 )
 from activities.launchers.docker_pool import POOL_KIND, WarmPool
 from activities.launchers.docker_settings import (
+    CONTROL_PLANE_URL_ENV,
     DAGSTER_STORAGE_ENV,
     DAGSTER_STORAGE_TARGET,
+    DAGSTER_VOLUME_PREFIX,
     HOST_NETWORK,
     LABEL_AGENT,
     LABEL_DEPLOYMENT,
@@ -52,6 +55,7 @@ from activities.launchers.docker_settings import (
     LABEL_WORKFLOW_ID,
     DockerSettings,
     dagster_volume,
+    loopback_problem,
 )
 from tether_api.enums import CodeLocationKind
 from tether_api.locations import ContainerContext
@@ -67,6 +71,11 @@ _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 # A container (not an image) exit code above this is 128 + the signal that ended it.
 _SIGNAL_BASE = 128
 _NOT_LISTED: Any = object()
+# A run container whose control-plane URL it cannot reach (a loopback one off the host's
+# network) shows it with its first failed call, a second or two after it starts: the launch
+# watches its output this long for that line, then stops it (after this grace).
+UNREACHABLE_WATCH_SECONDS = 15.0
+UNREACHABLE_STOP_GRACE_SECONDS = 2
 
 
 # Docker's embedded DNS resolves names of at most 63 characters (one DNS label): longer ones
@@ -114,6 +123,9 @@ class DockerLauncher(Launcher):
         self._cache: dict[str, str | None] = {}
         self._cache_at = -float("inf")
         self.pool = WarmPool(self)
+        # Run containers the launch stopped because they could not reach the control plane:
+        # container ID -> why, for inspect()'s account of their exit.
+        self._unreachable: dict[str, str] = {}
         timeout = int(self.settings.api_timeout_seconds)
         try:
             if self.settings.docker_host:
@@ -134,7 +146,14 @@ class DockerLauncher(Launcher):
 
     @classmethod
     def from_config(cls, config: "AgentConfig") -> Self:
-        return cls(config.docker, agent_name=config.agent_name)
+        launcher = cls(config.docker, agent_name=config.agent_name)
+        url = config.worker_control_plane_url or config.control_plane_url
+        problem = loopback_problem(url, config.docker.network)
+        if problem is not None:
+            # Said at start, not at the first run: the code servers work (the agent reaches
+            # them through a published port), so nothing else would hint at it until a run.
+            log.warning("run containers cannot reach the control plane at %s: %s", url, problem)
+        return launcher
 
     # ------------------------------------------------------------------ capabilities
 
@@ -176,6 +195,7 @@ class DockerLauncher(Launcher):
         if spec.kind == "run-worker":
             taken = self.pool.take(spec, name)
             if taken is not None:
+                self._stop_if_unreachable(spec, taken)
                 return self._handle(taken, adopted=False, label=spec.label)
         image = spec.image or spec.location.image
         if not image:
@@ -186,7 +206,7 @@ class DockerLauncher(Launcher):
         options = self.container_options(spec, name, image)
         self.ensure_image(image)
         try:
-            container = self.client.containers.create(image, **options)
+            container = self.create_container(image, options)
         except APIError as exc:
             if exc.status_code == 409:  # another start won the race for the name: adopt it
                 raced = self.get(name)
@@ -216,6 +236,8 @@ class DockerLauncher(Launcher):
         container.reload()
         if spec.kind == "code-server":
             self.pool.fill_later(spec)
+        else:
+            self._stop_if_unreachable(spec, container)
         return self._handle(container, adopted=False)
 
     def find(self, label: str, *, include_exited: bool = False) -> Handle | None:
@@ -245,7 +267,8 @@ class DockerLauncher(Launcher):
         return Inspection(
             running=False,
             exit_code=exit_code if isinstance(exit_code, int) else None,
-            detail=_describe_state(state, container.attrs.get("HostConfig", {})),
+            detail=self._unreachable.get(container.id)
+            or _describe_state(state, container.attrs.get("HostConfig", {})),
         )
 
     def stop(self, handle: Handle, grace_seconds: float) -> Inspection:
@@ -262,8 +285,9 @@ class DockerLauncher(Launcher):
                 )
         if container is not None and container.status == "running":
             try:
-                # SIGTERM to the container's init, which forwards it; SIGKILL after the grace.
-                container.stop(timeout=max(round(grace_seconds), 0))
+                # SIGTERM to the container's init, which forwards it; SIGKILL after the grace
+                # (whole seconds for Docker: rounded up, so the grace is never cut short).
+                container.stop(timeout=max(math.ceil(grace_seconds), 0))
             except NotFound:
                 pass
             except APIError as exc:
@@ -292,6 +316,7 @@ class DockerLauncher(Launcher):
         container = self._container(handle)
         if container is not None and container.status != "running":
             self._remove(container)
+            self._unreachable.pop(container.id, None)
 
     def finished(self, handle: Handle, succeeded: bool) -> None:
         if succeeded or not self.settings.keep_failed_runs:
@@ -416,6 +441,69 @@ class DockerLauncher(Launcher):
                 "config": {"max-size": half, "max-file": "2"},
             }
         return options
+
+    def create_container(self, image: str, options: dict[str, Any]) -> Container:
+        """Create (not start) a container with ``container_options``' options. The named
+        volume of a Dagster location's storage is made first, with the container's
+        ownership labels, so a teardown finds it by them as it finds the containers."""
+        labels = options.get("labels", {})
+        for source in options.get("volumes", {}):
+            if source.startswith(DAGSTER_VOLUME_PREFIX):
+                self._ensure_volume(source, labels)
+        container: Container = self.client.containers.create(image, **options)
+        return container
+
+    def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        try:
+            self.client.volumes.get(name)
+            return  # made before (perhaps by Docker itself, unlabelled, by an older agent)
+        except NotFound:
+            pass
+        owned = {
+            key: labels[key]
+            for key in (LABEL_MANAGED, LABEL_ORGANIZATION, LABEL_DEPLOYMENT, LABEL_LOCATION)
+            if key in labels
+        }
+        try:
+            self.client.volumes.create(name=name, labels=owned)
+        except APIError as exc:
+            if exc.status_code != 409:  # made meanwhile by a concurrent start
+                raise LaunchError(f"Docker could not create volume {name}: {_engine(exc)}") from exc
+
+    def _stop_if_unreachable(self, spec: LaunchSpec, container: Container) -> None:
+        """A run container whose control-plane URL is a loopback one, off the host's network,
+        tries that URL and fails: without this it would retry until the control plane
+        gives up on its heartbeats (minutes). Its first failed call (in its output) is the
+        proof; the container is then stopped, and its exit explained by inspect()."""
+        url = spec.env.get(CONTROL_PLANE_URL_ENV)
+        context = spec.location.container or ContainerContext()
+        problem = loopback_problem(url, context.network or self.settings.network)
+        if url is None or problem is None:
+            return
+        deadline = time.monotonic() + UNREACHABLE_WATCH_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                container.reload()
+            except NotFound:
+                return
+            output = "\n".join(self._tail(container, 50))
+            if container.status != "running" or _failed_call(output, url):
+                break
+            time.sleep(0.2)
+        else:
+            return  # something does answer there: leave it running
+        self._unreachable[container.id] = (
+            f"could not reach the control plane at {url} from its container ({problem}), "
+            "and was stopped by the agent"
+        )
+        log.warning(
+            "run container %s cannot reach the control plane at %s; stopping it: %s",
+            container.name,
+            url,
+            problem,
+        )
+        with suppress(NotFound, APIError):
+            container.stop(timeout=UNREACHABLE_STOP_GRACE_SECONDS)
 
     def _check_network(self, network: str | None) -> None:
         allowed = {self.settings.network, *self.settings.allowed_networks}
@@ -569,6 +657,13 @@ class DockerLauncher(Launcher):
             started_at=_parse_time(started),
             adopted=adopted,
         )
+
+
+def _failed_call(output: str, url: str) -> bool:
+    """Whether the run worker's output shows a call to ``url`` that failed (its client logs
+    "tether run-worker: GET <url>/... failed (ConnectError: ...)")."""
+    base = url.rstrip("/")
+    return any(base in line and " failed (" in line for line in output.splitlines())
 
 
 def _is_for(container: Container, label: str) -> bool:

@@ -132,7 +132,7 @@ class WarmPool:
         options["stdin_open"] = True
         launcher.ensure_image(image)
         try:
-            container = launcher.client.containers.create(image, **options)
+            container = launcher.create_container(image, options)
             container.start()
         except APIError as exc:
             raise LaunchError(f"Docker could not start a pooled run container: {exc}") from exc

@@ -6,7 +6,9 @@ without importing the Docker SDK.
 """
 
 import hashlib
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -25,6 +27,11 @@ LABEL_RUN_ID = "tether.run-id"
 LABEL_PORT = "tether.port"
 
 HOST_NETWORK = "host"
+
+# The run worker's environment variable with the control plane's URL (activities/runs.py).
+CONTROL_PLANE_URL_ENV = "TETHER_CONTROL_PLANE_URL"
+# What the operator changes when run containers cannot reach the control plane.
+WORKER_URL_SETTING = "TETHER_WORKER_CONTROL_PLANE_URL (--worker-control-plane-url)"
 
 
 class RegistryAuth(BaseModel):
@@ -108,8 +115,45 @@ DAGSTER_STORAGE_ENV = "TETHER_DAGSTER_STORAGE"
 DAGSTER_STORAGE_TARGET = "/var/lib/tether-dagster"
 
 
+DAGSTER_VOLUME_PREFIX = "tether-dagster-"
+
+
 def dagster_volume(organization: str, deployment: str, location: str) -> str:
     """The named volume of a Dagster location's storage: found again by its name, as the
-    location's containers are by their labels."""
+    location's containers are by their labels (which it carries too, from the agent that
+    made it)."""
     digest = hashlib.sha256(f"{organization}:{deployment}:{location}".encode()).hexdigest()[:12]
-    return f"tether-dagster-{location[:40]}-{digest}"
+    return f"{DAGSTER_VOLUME_PREFIX}{location[:40]}-{digest}"
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether ``url`` names this machine's loopback (or "any") address: from inside a
+    container that is not on the host's network, such an address is the container itself."""
+    try:
+        host = urlsplit(url or "").hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def loopback_problem(url: str | None, network: str | None) -> str | None:
+    """Why containers on ``network`` (None: Docker's default bridge) cannot reach the control
+    plane at ``url``, and the settings that fix it; None when the URL alone tells nothing
+    wrong. Worded to follow "cannot reach the control plane at URL"."""
+    if network == HOST_NETWORK or not is_loopback_url(url):
+        return None
+    where = f"network {network!r}" if network else "Docker's default bridge network"
+    return (
+        f"a loopback address: on {where} that is the container itself; set the agent's "
+        f"{WORKER_URL_SETTING} to an address containers can reach (the control plane's "
+        "address on a network they share, or the host's with the control plane listening "
+        f"there), or run them with host networking: TETHER_DOCKER_NETWORK={HOST_NETWORK}"
+    )

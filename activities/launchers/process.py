@@ -59,6 +59,8 @@ PRIVATE_ENV_PREFIXES = ("TETHER_", "TEMPORAL_")
 REAP_SECONDS = 5.0
 POLL_SECONDS = 0.05
 KILL_WAIT_SECONDS = 5.0
+# Written by the first stop() of a process: which process, and when it was sent SIGTERM.
+TERMINATED_FILE = "terminated"
 # start() waits until the supervisor has started the child (normally a few tens of ms): from
 # then on its signal handlers are installed, so an immediate stop() cannot kill it before it
 # records the exit code.
@@ -109,6 +111,18 @@ def _read_proc_stat(pid: int) -> _ProcStat | None:
         return _ProcStat(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
     except (IndexError, ValueError):
         return None
+
+
+def _terminated_at(directory: Path, record: _Record) -> float | None:
+    """When a stop first sent SIGTERM to the process of ``record`` (wall-clock seconds), if
+    one did: the file names the process, so an earlier process of the label does not count."""
+    try:
+        found = json.loads((directory / TERMINATED_FILE).read_text())
+        if found["pid"] == record.pid and found["start_ticks"] == record.start_ticks:
+            return float(found["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _read_int(path: Path) -> int | None:
@@ -354,8 +368,22 @@ class ProcessLauncher(Launcher):
             record = self._record_for(handle)
             if record is None or not self._running(record):
                 return self.inspect(handle)
-            self._signal_group(record.pid, signal.SIGTERM)
-            if self._wait_exited(record, max(grace_seconds, 0.0)):
+            # The grace counts from the first SIGTERM any stop sent this process: a stop
+            # repeated (a retried activity, a restarted agent) waits out what is left of it
+            # and sends no second one (a run worker takes a later SIGTERM for an operator's
+            # insistence and exits at once, dropping its buffered events).
+            directory = self._dir(handle.label)
+            since = _terminated_at(directory, record)
+            if since is None:
+                since = time.time()
+                _write_atomically(
+                    directory / TERMINATED_FILE,
+                    json.dumps({"pid": record.pid, "start_ticks": record.start_ticks, "at": since})
+                    + "\n",
+                )
+                self._signal_group(record.pid, signal.SIGTERM)
+            remaining = max(grace_seconds, 0.0) - max(time.time() - since, 0.0)
+            if self._wait_exited(record, max(remaining, 0.0)):
                 return self.inspect(handle)
             self._signal_group(record.pid, signal.SIGKILL)
             if self._wait_exited(record, KILL_WAIT_SECONDS):

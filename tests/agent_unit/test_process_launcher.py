@@ -20,7 +20,7 @@ import pytest
 from activities.launchers.base import Handle, Inspection, LaunchError, LaunchKind, LaunchSpec
 from activities.launchers.process import ProcessLauncher, label_dir_name
 from tests.agent_unit.support import Tracked
-from tests.support import children, command_pid
+from tests.support import REPO, children, command_pid
 from tether_api.locations import CodeLocationSpec
 
 PY = sys.executable
@@ -440,3 +440,46 @@ def test_finished_runs_leave_no_zombie_behind(launcher: Tracked) -> None:
     mine = dict(children(os.getpid()))
     assert not [pid for pid in supervisors if mine.get(pid) == "Z"], mine
     assert not supervisors & set(mine), "every supervisor of a finished run is reaped"
+
+
+def test_a_repeated_stop_counts_the_grace_from_the_first_sigterm(
+    launcher: Tracked, state_dir: Path
+) -> None:
+    """An agent killed in the middle of a stop, and the stop retried by the next one: the
+    process is killed ``grace`` after the first SIGTERM, not after a second one (which it
+    never gets: a run worker would take it for an operator's insistence)."""
+    handle = launcher.start(
+        spec(
+            "wf-twice",
+            python_command(
+                "import signal, time\n"
+                "signal.signal(signal.SIGTERM, lambda *_: print('got SIGTERM', flush=True))\n"
+                "print('ready', flush=True)\n"
+                "while True: time.sleep(0.05)\n"
+            ),
+        )
+    )
+    wait_ready(launcher, handle)
+    first_agent = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            "import sys; from activities.launchers.process import ProcessLauncher as L; "
+            "launcher = L(sys.argv[1]); launcher.stop(launcher.find('wf-twice'), 4)",
+            str(state_dir),
+        ],
+        cwd=REPO,
+    )
+    try:
+        wait_for(lambda: "got SIGTERM" in launcher.log_tail(handle, 5), what="the SIGTERM")
+        signaled = time.monotonic()
+        time.sleep(2)
+    finally:
+        first_agent.kill()
+        first_agent.wait()
+    stopped = ProcessLauncher(state_dir).stop(handle, grace_seconds=4)
+    killed_after = time.monotonic() - signaled
+    assert stopped == Inspection(running=False, exit_code=-signal.SIGKILL)
+    # 4 s after the first SIGTERM (a grace counted from the retry would make it 6 s).
+    assert 3.5 <= killed_after < 5.2, killed_after
+    assert launcher.log_tail(handle, 10).count("got SIGTERM") == 1

@@ -75,6 +75,12 @@ def test_audit(cli: Cli, tenant: Tenant) -> None:  # noqa: F811
     assert [(e["actor_kind"], e["actor_token_id"]) for e in minted] == [("system", None)] * 2
     r = cli("audit", "--since", "1h", "--limit", "2", "--json")
     assert [e["action"] for e in json.loads(r.stdout)] == ["run.submit", "location.deploy"]
+    # The bootstrap's own tokens were minted by the system actor "bootstrap" too; by a
+    # part of the name, and before an hour from now: the same entries.
+    r = cli("audit", "--actor", "BOOTSTR", "--until", "2100-01-01T00:00:00+00:00", "--json")
+    assert {e["actor_name"] for e in json.loads(r.stdout)} == {"bootstrap"}
+    r = cli("audit", "--actor", "nobody-like-this")
+    assert r.returncode == 0 and "no audit entries match" in r.stderr
     r = cli("audit", "--only-deployment", "staging")
     assert r.returncode == 0 and "no audit entries match" in r.stderr
     r = cli("audit", "--since", "yesterday")

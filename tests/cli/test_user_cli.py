@@ -163,7 +163,7 @@ def test_deploy_checks_its_input_locally(cli: Cli) -> None:
 def test_deploy_wait_times_out_without_an_agent(cli: Cli) -> None:
     r = cli("deploy", "quick", *QUICK, "--timeout", "1")
     assert r.returncode == 3, r.stderr
-    assert "timed out after 1s" in r.stderr and "last status PENDING" in r.stderr
+    assert "timed out after 1.0 s" in r.stderr and "last status PENDING" in r.stderr
     assert "no live agent serves agent queue 'default' (no agent is live)" in r.stderr
 
 
@@ -530,7 +530,8 @@ def test_locations_show(cli: Cli, tenant: Tenant) -> None:
         "etl",
         '{"source": "s3://example/orders.csv"}',
     ] in cells
-    assert ["hourly_sales_refresh", "standard", "refresh_sales", "60 s", "60 s"] in cells
+    minute = "1 min 00 s"  # durations as tether_api/durations.py writes them
+    assert ["hourly_sales_refresh", "standard", "refresh_sales", minute, minute] in cells
     as_json = json.loads(cli("locations", "show", "quick", "--json").stdout)
     assert as_json["name"] == "quick" and as_json["snapshot"] == SNAPSHOT
     # The list is still `tether locations`, and `tether locations list`.

@@ -379,3 +379,36 @@ def test_a_kind_of_channel_this_version_does_not_know_is_never_delivered(
         db.dispose()
         with tenant.user() as c:  # read by nothing else in the session's control plane
             assert c.delete(f"{tenant.dep_path}/alert-policies/future").status_code == 204
+
+
+def test_a_location_restarted_through_one_outage_is_alerted_once(
+    tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    """A crashing code server is restarted with backoff: ERROR, STARTING, LOADING, ERROR ...
+    is one outage, alerted once; it ends when the location is RUNNING (or removed) again."""
+    deployed(tenant)
+    policy(tenant, "ops", receiver.url, events=["location_error"])
+    cycle = ["ERROR", "STARTING", "LOADING"]
+
+    def report(statuses: list[str]) -> None:
+        with tenant.agent() as agent:
+            for n, status in enumerate(statuses):
+                r = agent.post(
+                    "/api/v1/agent/code-locations/quick/status",
+                    json={"status": status, "message": f"{status} #{n}: code server exited"},
+                )
+                assert r.status_code == 200, r.text
+
+    report(cycle * 8)  # eight restarts that failed
+    fired = alerts_of(tenant)
+    assert [a["summary"] for a in fired] == [
+        "code location quick is in ERROR: ERROR #0: code server exited"
+    ]
+    report(["RUNNING", *cycle * 3])  # fixed, then broken again: a second outage
+    assert [a["summary"] for a in alerts_of(tenant)] == [
+        "code location quick is in ERROR: ERROR #1: code server exited",
+        "code location quick is in ERROR: ERROR #0: code server exited",
+    ]
+    wait_until(lambda: len(receiver.accepted) == 2, timeout=15, what="two deliveries")
+    time.sleep(1)
+    assert len(receiver.accepted) == 2

@@ -142,6 +142,22 @@ def test_filters_and_pages(tenant: Tenant) -> None:
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 8
     assert audit(tenant, since=datetime.now(UTC) + timedelta(minutes=1))["entries"] == []
     assert len(audit(tenant, deployment="prod")["entries"]) == 6
+    # By a part of the actor's name, in any case, as literal text; before a time (exclusive).
+    names = {e["actor_name"] for e in audit(tenant)["entries"]}
+    some = sorted(names)[0]
+    by_actor = audit(tenant, actor=some[1:4].upper())["entries"]
+    assert by_actor and all(some[1:4].lower() in e["actor_name"].lower() for e in by_actor)
+    assert audit(tenant, actor="%")["entries"] == []  # no wildcard
+    newest = first["entries"][0]
+    older = audit(tenant, until=newest["at"])["entries"]
+    assert newest["id"] not in {e["id"] for e in older} and len(older) < 8
+    assert len(audit(tenant, until=datetime.now(UTC) + timedelta(minutes=1))["entries"]) == 8
+    with tenant.user() as c:
+        r = c.get(
+            "/api/v1/audit",
+            params={"since": newest["at"], "until": first["entries"][-1]["at"]},
+        )
+        assert r.status_code == 200 and r.json()["entries"] == [], r.text  # an empty window
     # Another organization sees none of it: only its own bootstrap's.
     other = audit(tenant.cp.tenant())["entries"]
     assert [e["actor_kind"] for e in other] == ["system", "system"]

@@ -206,3 +206,33 @@ def test_a_deployed_location_does_not_change_agent_queue(tenant: Tenant) -> None
         again = c.put(path, json={"module": "m"})
         assert again.status_code == 200, again.text
         assert again.json()["code_location"]["spec"]["agent_queue"] is None
+
+
+def test_a_run_into_a_location_in_error_is_refused_with_its_error_and_the_fix(
+    tenant: Tenant,
+) -> None:
+    tenant.deploy("loc")
+    _report(tenant, "loc", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    error = (
+        "could not load the definitions: ModuleNotFoundError: No module named 'warehouse'; "
+        "fix the code and run `tether redeploy loc`\nTraceback (most recent call last):\n..."
+    )
+    _report(tenant, "loc", status="ERROR", message=error, generation=1)
+    body = {"code_location": "loc", "job": "etl"}
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/runs", json=body)
+        assert r.status_code == 409, r.text
+        assert r.json()["detail"] == (
+            "code location 'loc' is in ERROR, so no run of job 'etl' can start there: could "
+            "not load the definitions: ModuleNotFoundError: No module named 'warehouse'; fix "
+            "the code and run `tether redeploy loc`. Launch it again once the location is "
+            "RUNNING (`tether locations show loc` has the error and the code server's last log "
+            "lines)"
+        )
+        assert c.get(f"{tenant.dep_path}/runs").json()["runs"] == []
+    assert [r["type"] for r in tenant.poll()] == ["SYNC_CODE_LOCATION"]  # no LAUNCH_RUN
+
+    _report(tenant, "loc", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    with tenant.user() as c:
+        r = c.post(f"{tenant.dep_path}/runs", json=body)
+        assert r.status_code == 201, r.text

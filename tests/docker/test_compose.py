@@ -1,6 +1,9 @@
-"""docker-compose.yml, end to end: the stack comes up from the test images (Temporal, control
-plane, setup, agent with the Docker launcher, the example deployed), runs the example's `etl`
-job to SUCCESS through the REST API, and goes away without a trace.
+"""docker-compose.yml, end to end, as its header (and the README) tells a user to run it: the
+header's commands in order (less the image build: the session built the test images), on a
+machine where `tether dev` saved its own connection first. The stack comes up from the test
+images (Temporal, control plane, setup, agent with the Docker launcher, the example deployed),
+the CLI runs the example's `etl` job to SUCCESS, and scripts/compose-down.sh removes
+everything: no container, network or volume with the stack's project name or labels is left.
 
 Each run has its own compose project, network and free loopback ports, so it never meets a
 developer's stack. `TETHER_TEST_COMPOSE_LAUNCHER=process` runs the same check with the process
@@ -13,13 +16,15 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support import REPO, client, free_port, wait_until
+from tests.support import REPO, client, free_port
 
 if TYPE_CHECKING:
     from tests.docker.conftest import Images  # the `images` fixture's type
@@ -38,7 +43,8 @@ LAUNCHER = os.environ.get("TETHER_TEST_COMPOSE_LAUNCHER", "docker")
 # With the process launcher the code runs in the agent's image, where only the bundled
 # module exists; the example image has it as `quickstart`.
 MODULE = "quickstart" if LAUNCHER == "docker" else "tether_sdk.examples.quickstart"
-SOURCE = "s3://bucket/orders.csv"
+# The run's config in the header's `tether runs launch`.
+HEADER_SOURCE = "s3://b/o.csv"
 
 
 def _compose_command() -> list[str]:
@@ -183,19 +189,95 @@ class ComposeStack:
         left = [f"container {c}" for c in _docker("ps", "-aq", "--filter", label).split()]
         left += [f"launched container {c}" for c in self.launched_containers()]
         left += [f"volume {v}" for v in _docker("volume", "ls", "-q", "--filter", label).split()]
+        # Made by the agent (a Dagster location's storage): its labels name the organization.
+        agents = f"label=tether.organization={self.org}"
+        left += [f"volume {v}" for v in _docker("volume", "ls", "-q", "--filter", agents).split()]
+        left += [f"network {n}" for n in _docker("network", "ls", "-q", "--filter", label).split()]
         networks = _docker("network", "ls", "--format", "{{.Name}}").split()
         left += [f"network {n}" for n in networks if n == self.network]
         return left
 
 
+def header_commands() -> list[str]:
+    """The usage lines of docker-compose.yml's header, in order, comments cut."""
+    lines = COMPOSE_FILE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# Up, one run, and down"))
+    commands: list[str] = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("#   "):
+            if commands:
+                break
+            continue
+        command = line.removeprefix("#   ")
+        # A comment starts at two spaces and a '#' (none of the commands has one).
+        commands.append(command.split("  #", 1)[0].strip())
+    return commands
+
+
+def as_written(command: str, compose: list[str]) -> str:
+    """The header's `docker-compose` is this machine's compose command."""
+    return command.replace("docker-compose ", f"{' '.join(compose)} ")
+
+
 # Bringing the stack up and down takes most of it; the waits inside fail first, with logs.
 @pytest.mark.timeout(900)
-def test_compose_stack_deploys_and_runs_the_example(images: Images) -> None:
+def test_the_headers_commands_run_the_example_and_leave_nothing_behind(
+    images: Images, tmp_path: Path
+) -> None:
     for image in (images.tether, images.example):
         _docker("image", "inspect", image)  # fails naming it when it was not built
+    commands = header_commands()
+    assert commands[0] == "scripts/build-images.sh", commands
+    assert commands[-1] == "scripts/compose-down.sh", commands
     stack = ComposeStack(images)
+    # `tether dev` ran here before: its saved connection (another URL, deployment `dev`)
+    # must not be what the commands use.
+    home = tmp_path / "tether-home"
+    home.mkdir()
+    (home / "dev.json").write_text(
+        json.dumps(
+            {
+                "url": f"http://127.0.0.1:{free_port()}",
+                "organization": "local",
+                "deployment": "dev",
+                "user_token": "tether_user_from_tether_dev",
+            }
+        )
+    )
+    env = {
+        **stack.env,
+        "COMPOSE_PROJECT_NAME": stack.project,
+        "COMPOSE_FILE": str(COMPOSE_FILE),
+        "TETHER_HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+    def run(lines: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        script = "set -euo pipefail\n" + "\n".join(as_written(c, stack.command) for c in lines)
+        return subprocess.run(
+            ["bash", "-c", script],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     try:
-        _exercise(stack)
+        started = time.monotonic()
+        up = run(commands[1:-1], timeout=600)
+        assert up.returncode == 0, f"exit {up.returncode}:\n{up.stdout}\n{up.stderr}"
+        assert "SUCCESS" in up.stdout, up.stdout
+        assert f"from {HEADER_SOURCE}" in up.stdout, up.stdout  # the step's own log line
+        _check_the_stack(stack)
+        print(f"{stack.project}: up and a run to SUCCESS in {time.monotonic() - started:.1f}s")
+
+        down = run(commands[-1:], timeout=300)
+        assert down.returncode == 0, f"exit {down.returncode}:\n{down.stdout}\n{down.stderr}"
+        assert "nothing of it is left" in down.stderr, down.stderr
+        label = f"label=com.docker.compose.project={stack.project}"
+        assert stack._leftovers(label) == []
     except BaseException:
         print(f"--- {stack.project} logs\n{stack.logs()}")
         raise
@@ -204,53 +286,24 @@ def test_compose_stack_deploys_and_runs_the_example(images: Images) -> None:
     assert not leftovers, f"{stack.project} left behind: {leftovers}"
 
 
-def _exercise(stack: ComposeStack) -> None:
-    started = time.monotonic()
-    stack.compose("up", "-d", timeout=300)
+def _check_the_stack(stack: ComposeStack) -> None:
+    """What the commands made, through the REST API: the example RUNNING from its image
+    (deployed by the one-shot, which exited 0) and the run's events."""
     token = stack.user_token()
     assert token.startswith("tether_user_"), token
     dep = "/api/v1/deployments/prod"
-
     with client(stack.url, token) as api:
-
-        def location() -> dict[str, Any] | None:
-            agent = stack.state("agent")
-            if agent is not None and agent["RestartCount"] >= 3:
-                raise AssertionError(
-                    f"the agent keeps exiting (restarted {agent['RestartCount']} times): "
-                    + stack.compose("logs", "--no-color", "--tail", "20", "agent", check=False)
-                )
-            body: dict[str, Any] = api.get(f"{dep}/code-locations/quickstart").json()
-            if body.get("status") == "ERROR":
-                raise AssertionError(f"quickstart failed to deploy: {json.dumps(body)[:3000]}")
-            return body if body.get("status") == "RUNNING" else None
-
-        running = wait_until(location, timeout=180, interval=1, what="quickstart RUNNING")
+        running = api.get(f"{dep}/code-locations/quickstart").json()
+        assert running["status"] == "RUNNING", running
         assert running["spec"]["module"] == MODULE
-        assert {j["name"] for j in running["snapshot"]["jobs"]} >= {"etl"}
-        # The one-shot that deployed it waited for RUNNING and exited 0.
-        assert wait_until(lambda: stack.exit_code("deploy-example") is not None, timeout=60)
+        # Deployed once: the second one-shot (`run deploy-example`) only waited.
+        assert running["generation"] == 1, running
         assert stack.exit_code("deploy-example") == 0
-        deployed = time.monotonic()
-
-        r = api.post(
-            f"{dep}/runs",
-            json={"code_location": "quickstart", "job": "etl", "run_config": {"source": SOURCE}},
-        )
-        assert r.status_code == 201, r.text
-        run_id = r.json()["id"]
-
-        def finished() -> dict[str, Any] | None:
-            run: dict[str, Any] = api.get(f"{dep}/runs/{run_id}").json()
-            return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-        run = wait_until(finished, timeout=120, interval=0.5, what=f"run {run_id} to finish")
-        events = api.get(f"{dep}/runs/{run_id}/events", params={"limit": 1000}).json()["events"]
-        assert run["status"] == "SUCCESS", json.dumps(events)[-3000:]
-        types = [e["type"] for e in events]
+        [run] = api.get(f"{dep}/runs").json()["runs"]
+        assert run["status"] == "SUCCESS", run
+        events = api.get(f"{dep}/runs/{run['id']}/events", params={"limit": 1000}).json()
+        types = [e["type"] for e in events["events"]]
         assert "RUN_SUCCESS" in types, types
-        assert any(SOURCE in (e.get("message") or "") for e in events), events
-
     if LAUNCHER == "docker":
         # The code server ran in a container of the example image, on the stack's network.
         images_used = {
@@ -258,7 +311,3 @@ def _exercise(stack: ComposeStack) -> None:
             for c in stack.launched_containers()
         }
         assert stack.env["TETHER_EXAMPLE_IMAGE"] in images_used, images_used
-    print(
-        f"{stack.project}: RUNNING after {deployed - started:.1f}s, "
-        f"run SUCCESS after {time.monotonic() - deployed:.1f}s"
-    )

@@ -106,9 +106,16 @@ def test_assets_written_by_one_run_are_read_by_the_next_and_terminate_cancels(
         e for e in events(tenant, downstream["id"]) if e["type"] == "ASSET_MATERIALIZATION"
     ]
     assert materialized["data"]["partition"] == DAY
-    # The storage is the location's named volume, kept by the engine between containers.
+    # The storage is the location's named volume, kept by the engine between containers,
+    # with the labels a teardown finds it by (scripts/compose-down.sh).
     volume = dagster_volume(tenant.org, tenant.deployment, "acme")
-    assert docker_client.volumes.get(volume) is not None
+    labels = docker_client.volumes.get(volume).attrs["Labels"]
+    assert labels == {
+        "tether.managed": "true",
+        "tether.organization": tenant.org,
+        "tether.deployment": tenant.deployment,
+        "tether.location": "acme",
+    }, labels
 
     slow = tenant.launch("acme", "slow")
     wait_until(

@@ -255,3 +255,63 @@ def test_dev_refuses_a_busy_port_naming_the_flag(tmp_path: Path) -> None:
     # Nothing was started, nothing was written.
     assert not (home / "dev.json").exists()
     assert not list((home / "logs").glob("*.log"))
+
+
+WATCHED = """
+from tether_sdk import Definitions, StepContext, job, step
+
+
+@step
+def fetch(ctx: StepContext) -> int:
+    return 1
+
+
+defs = Definitions(jobs=[job("JOB", steps=[fetch])])
+"""
+
+
+def test_dev_watch_redeploys_a_location_whose_files_change(tmp_path: Path) -> None:
+    """A location deployed from a folder here, after `tether dev --watch` started: a saved
+    change redeploys it, and `tether dev` says how the redeploy went."""
+    home, project = tmp_path / "home", tmp_path / "proj"
+    project.mkdir()
+    (project / "pipeline.py").write_text(WATCHED.replace("JOB", "first"))
+    dev = Dev(
+        home,
+        tmp_path / "dev.out",
+        *("--headless", "--no-example", "--watch"),
+        *("--port", free_port(), "--temporal-port", free_port()),
+    )
+    try:
+        dev.start().wait_ready()
+        saved = json.loads((home / "dev.json").read_text())
+        deployed = subprocess.run(
+            [
+                *(sys.executable, "-m", "tether_cli.main", "deploy", "mine", "-f"),
+                *("pipeline.py", "--working-directory", ".", "--timeout", "60"),
+            ],
+            env=dev.env,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert deployed.returncode == 0, deployed.stderr
+        wait_until(
+            lambda: f"mine in {project}" in dev.output(), 30, 0.2, what="the watch to see it"
+        )
+        before = api(saved, "/code-locations/mine")["generation"]
+        (project / "pipeline.py").write_text(WATCHED.replace("JOB", "second"))
+
+        def redeployed() -> list[str]:
+            found = api(saved, "/code-locations/mine")
+            if found["status"] != "RUNNING" or found["generation"] == before:
+                return []
+            return [j["name"] for j in found["snapshot"]["jobs"]]
+
+        assert wait_until(redeployed, 60, 0.2, what="the redeploy") == ["second"]
+        wait_until(lambda: "mine is RUNNING" in dev.output(), 30, 0.2, what="the report")
+        assert "files of 'mine' changed: redeploying" in dev.output()
+        assert dev.interrupt() == 0, dev.output()
+    finally:
+        dev.cleanup()

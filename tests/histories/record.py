@@ -188,6 +188,11 @@ class Session:
         """run_terminated, with the patch that waits for the canceled watch."""
         await self.run_terminated(save_as="run_terminated_waits_for_cancel")
 
+    async def run_terminated_stops_first(self) -> None:
+        """run_terminated, with the patch that stops the worker before it waits for the
+        canceled watch."""
+        await self.run_terminated(save_as="run_terminated_stops_first")
+
     async def host_lost(self) -> None:
         """The agent holding a run worker and a code server is killed and stays away while
         a second agent (another state directory, as on another host) carries on: the run
@@ -261,6 +266,7 @@ SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "run_terminated": Session.run_terminated,
     "run_success_host_affinity": Session.run_success_host_affinity,
     "run_terminated_waits_for_cancel": Session.run_terminated_waits_for_cancel,
+    "run_terminated_stops_first": Session.run_terminated_stops_first,
     "host_lost": Session.host_lost,
     "sensor_tick_held": Session.sensor_tick,
     "agent_poll_dispatches": Session.agent_workflow,  # last: it ends the agent's workflow

@@ -189,7 +189,8 @@ def test_terminate_a_long_run_then_rerun_it(page: Page, stack: Stack) -> None:
     run = stack.tenant.launch("ops", "slow", run_config={"seconds": 120})
     page.goto(f"/d/{stack.tenant.deployment}/runs/{run['id']}")
     expect(page.locator("#run-status")).to_have_text("STARTED", timeout=60_000)
-    page.get_by_role("button", name="Terminate").click()
+    page.get_by_role("link", name="Terminate…").click()
+    page.get_by_role("button", name="Terminate the run").click()
     expect(page.locator("#run-status")).to_have_text("CANCELED", timeout=60_000)
     temporal = page.get_by_role("link", name="Workflow in the Temporal UI")
     expect(temporal).to_have_attribute("href", re.compile(f"/workflows/run%3A{run['id']}$"))
@@ -200,7 +201,8 @@ def test_terminate_a_long_run_then_rerun_it(page: Page, stack: Stack) -> None:
     rerun = stack.tenant.run(rerun_id)
     assert rerun["job"] == "slow" and rerun["run_config"] == {"seconds": 120}
     assert rerun["tags"]["tether/rerun_of"] == run["id"]
-    page.get_by_role("button", name="Terminate").click()
+    page.get_by_role("link", name="Terminate…").click()
+    page.get_by_role("button", name="Terminate the run").click()
     assert wait_for_run(stack.tenant, rerun_id)["status"] == "CANCELED"
 
 

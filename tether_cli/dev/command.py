@@ -30,6 +30,7 @@ from tether_cli.dev.temporal import (
     temporal_binary,
     temporal_command,
 )
+from tether_cli.dev.watch import DevWatcher
 from tether_cli.render import CliError
 
 # The sign-in link tether dev prints: one hour, once (`tether sign-in-link` makes more).
@@ -77,6 +78,13 @@ def dev(
         bool, typer.Option("--no-example", help="Do not deploy the bundled example.")
     ] = False,
     headless: Annotated[bool, typer.Option("--headless", help="No Temporal Web UI.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Redeploy a code location when a file in its folder on this machine changes.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack on this machine: Temporal dev server, control plane, agent.
 
@@ -115,6 +123,7 @@ def dev(
         deployment=deployment,
         example=not no_example,
         headless=headless,
+        watch=watch,
     )
     raise typer.Exit(run(options))
 
@@ -169,6 +178,8 @@ def _run_stack(stack: Stack) -> int:
             link = c.sign_in_link(SIGN_IN_LINK_SECONDS)
         out.print(ready_panel(o, tokens, temporal_command(), link))
         out.print("Press Ctrl-C to stop everything.")
+        if o.watch:
+            DevWatcher(stack, tokens).start()
         stack.run_until_stopped()
         say(f"{stack.signals.name or 'stop'} received; stopping", style="dim")
         return 0

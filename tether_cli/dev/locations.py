@@ -20,7 +20,8 @@ def deploy(stack: Stack, tokens: Tokens) -> None:
     not coming up is a warning: the stack itself is up."""
     from tether_api.enums import CodeLocationStatus as Status
     from tether_api.locations import CodeLocation, CodeLocationDeploy
-    from tether_cli.locations import is_settled
+    from tether_cli.locations import is_settled, tail_title, without_shown_lines
+    from tether_cli.render import counted
 
     o = stack.options
     with client(o, tokens.user) as c:
@@ -62,13 +63,15 @@ def deploy(stack: Stack, tokens: Tokens) -> None:
             say(f"[yellow]warning:[/] {escape(exc.message)}; see {log}")
             return
     if final.status == Status.RUNNING:
-        jobs = len(final.snapshot.jobs) if final.snapshot else 0
-        say(f"{EXAMPLE_LOCATION} is RUNNING ({jobs} jobs)", style="green")
+        jobs = counted(len(final.snapshot.jobs) if final.snapshot else 0, "job")
+        say(f"{EXAMPLE_LOCATION} is RUNNING ({jobs})", style="green")
         return
     error = final.error
-    say(
-        f"[yellow]warning:[/] {EXAMPLE_LOCATION} is in ERROR: "
-        f"{escape(error.message if error else 'the code server failed')}"
-    )
-    for line in error.log_tail if error else []:
-        say(escape(line), style="dim")
+    tail = error.log_tail if error else []
+    message = error.message if error else "the code server failed"
+    if tail:
+        say(f"--- {escape(tail_title(final))} ---", style="dim")
+        for line in tail:
+            say(escape(line), style="dim")
+        message = without_shown_lines(message, tail)
+    say(f"[yellow]warning:[/] {EXAMPLE_LOCATION} is in ERROR: {escape(message)}")

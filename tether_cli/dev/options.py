@@ -37,6 +37,7 @@ class Options:
     deployment: str
     example: bool
     headless: bool
+    watch: bool = False
 
     @property
     def url(self) -> str:

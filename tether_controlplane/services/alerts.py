@@ -294,7 +294,9 @@ def _run_details(run: RunRow) -> dict[str, Any]:
 def location_error(
     session: Session, dep: DeploymentRow, name: str, change_id: int, message: str
 ) -> None:
-    """``change_id``: the status change into ERROR, so each time it breaks fires once."""
+    """``change_id``: the outage's first status change into ERROR (the first since the
+    location last ran or was removed), so each outage fires once however often its code
+    server is restarted and fails again meanwhile."""
     first = message.strip().splitlines()[0] if message.strip() else "error"
     fire(
         session,

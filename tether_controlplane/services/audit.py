@@ -8,7 +8,7 @@ secret in ``details``."""
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tether_api.audit import AuditAction, AuditEntry, AuditPage
@@ -113,16 +113,29 @@ def entries(
     *,
     actions: list[str] | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
     deployment: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> AuditPage:
-    """The organization's entries, newest first, filtered; ``cursor`` continues a page."""
+    """The organization's entries, newest first, filtered; ``cursor`` continues a page.
+    ``since`` is inclusive, ``until`` exclusive; ``actor`` is a part of the actor's name,
+    in any case."""
+    if since is not None and until is not None and since >= until:
+        return AuditPage(entries=[], next_cursor=None)  # an empty window
     query = select(AuditRow).where(AuditRow.organization_id == organization_id)
     if actions:
         query = query.where(AuditRow.action.in_(actions))
     if since is not None:
         query = query.where(AuditRow.at >= since)
+    if until is not None:
+        query = query.where(AuditRow.at < until)
+    if actor:
+        # Literal text: a % or _ in it is no wildcard.
+        query = query.where(
+            func.lower(AuditRow.actor_name).contains(actor.lower(), autoescape=True)
+        )
     if deployment is not None:
         query = query.where(AuditRow.deployment == deployment)
     if cursor is not None:

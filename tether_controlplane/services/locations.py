@@ -1,6 +1,6 @@
 """Code locations: create/update, redeploy, remove, and status reports from agents."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tether_api.agent_api import CodeLocationStatusReport
@@ -230,10 +230,36 @@ def report(
         if report.status == CodeLocationStatus.ERROR and (
             last is None or last.status != CodeLocationStatus.ERROR
         ):
-            alerts.location_error(session, dep, name, change.id, report.message or "")
+            alerts.location_error(
+                session, dep, name, _outage_start(session, row, change), report.message or ""
+            )
     else:
         row.updated_at = utcnow()
     return row
+
+
+# What ends a location's outage: serving again, or being removed.
+_OUTAGE_ENDS = (CodeLocationStatus.RUNNING, CodeLocationStatus.STOPPED)
+
+
+def _outage_start(session: Session, row: CodeLocationRow, change: CodeLocationStatusRow) -> int:
+    """The first ERROR since the location last ran (or was removed): its outage, which a
+    code server restarted with backoff goes through many times (ERROR, STARTING, LOADING,
+    ERROR ...), alerts once."""
+    ended = session.scalar(
+        select(func.max(CodeLocationStatusRow.id)).where(
+            CodeLocationStatusRow.code_location_id == row.id,
+            CodeLocationStatusRow.status.in_(_OUTAGE_ENDS),
+        )
+    )
+    first = session.scalar(
+        select(func.min(CodeLocationStatusRow.id)).where(
+            CodeLocationStatusRow.code_location_id == row.id,
+            CodeLocationStatusRow.status == CodeLocationStatus.ERROR,
+            CodeLocationStatusRow.id > (ended or 0),
+        )
+    )
+    return first or change.id
 
 
 def to_model(

@@ -11,9 +11,11 @@ from tether_api.agent_requests import LaunchRunPayload, TerminateRunPayload
 from tether_api.enums import (
     ACTIVE_RUN_STATUSES,
     TERMINAL_RUN_STATUSES,
+    CodeLocationStatus,
     FailureCause,
     RunStatus,
 )
+from tether_api.locations import CodeLocationError
 from tether_api.logs import LogSettings
 from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
 from tether_api.user_api import Run, RunConfigValidation, RunCreate, RunPage
@@ -28,6 +30,7 @@ from tether_controlplane.services import (
     retries,
     runconfig,
     runtags,
+    runwindow,
 )
 from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
 from tether_controlplane.wakeups import run_events_key
@@ -137,6 +140,18 @@ def planned_steps(session: Session, dep: DeploymentRow, run: RunRow) -> list[str
 
 
 def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
+    location = locations.find(session, dep, body.code_location)
+    if location.status == CodeLocationStatus.ERROR:
+        # Its code server cannot take the run now: refused here, with the location's error
+        # (which says what fixes it), not accepted to fail a second later on the agent.
+        error = CodeLocationError.model_validate(location.error) if location.error else None
+        first = error.message.strip().split("\n", 1)[0] if error else ""
+        raise Conflict(
+            f"code location {body.code_location!r} is in ERROR, so no run of job "
+            f"{body.job!r} can start there: {first or 'its code server failed'}. Launch it "
+            "again once the location is RUNNING (`tether locations show "
+            f"{body.code_location}` has the error and the code server's last log lines)"
+        )
     job = find_job(session, dep, body)
     if job is not None:
         errors = runconfig.config_errors(job.config_schema, body.run_config)
@@ -321,7 +336,14 @@ def list_page(
     limit: int,
     cursor: str | None,
     job: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> RunPage:
+    """Newest first, a page at a time by pk (never OFFSET). ``created_after`` (inclusive)
+    and ``created_before`` (exclusive) bound the runs' creation time."""
+    if created_after is not None and created_before is not None and created_after >= created_before:
+        # An empty window: no run was created in it (the web UI says which bound to move).
+        return RunPage(runs=[], next_cursor=None)
     query = select(RunRow).where(RunRow.deployment_id == dep.id)
     if statuses:
         query = query.where(RunRow.status.in_(statuses))
@@ -335,6 +357,16 @@ def list_page(
                 select(RunTagRow.run_pk).where(RunTagRow.key == key, RunTagRow.value == value)
             )
         )
+    if created_after is not None or created_before is not None:
+        low, high = runwindow.pk_range(session, dep.id, created_after, created_before)
+        if low is not None:
+            query = query.where(RunRow.pk >= low)
+        if high is not None:
+            query = query.where(RunRow.pk < high)
+        if created_after is not None:
+            query = query.where(RunRow.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(RunRow.created_at < created_before)
     if cursor is not None:
         cursor_pk = requests.parse_id(cursor)
         if cursor_pk is None:

@@ -8,13 +8,16 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether_controlplane.ui import (
+    agents,
     alerts,
+    audit,
     automations,
     launchpad,
     locations,
     overview,
     runs,
     signin,
+    tokens,
 )
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.render import HERE, page
@@ -42,7 +45,18 @@ PAGE_HEADERS = {
 
 
 def install(app: FastAPI) -> None:
-    for module in (signin, overview, locations, runs, launchpad, automations, alerts):
+    for module in (
+        signin,
+        overview,
+        locations,
+        runs,
+        launchpad,
+        automations,
+        alerts,
+        agents,
+        tokens,
+        audit,
+    ):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_exception_handler(SignInRequired, _sign_in_required)  # type: ignore[arg-type]

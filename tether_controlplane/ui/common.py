@@ -1,5 +1,7 @@
-"""What several pages fetch: the deployment in the URL, quoted into API paths."""
+"""What several pages share: the deployment in the URL, quoted into API paths; date-time
+fields read as UTC."""
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -25,3 +27,23 @@ def temporal_link(base: str | None, namespace: str, workflow_id: str) -> str | N
         return None
     ns, wf = quote(namespace, safe=""), quote(workflow_id, safe="")
     return f"{base.rstrip('/')}/namespaces/{ns}/workflows/{wf}"
+
+
+# The pages show every time in UTC; a date-time field (``<input type="datetime-local">``,
+# which carries no zone) is read as UTC too.
+UTC_INPUT_FORMAT = "YYYY-MM-DDTHH:MM, UTC"
+
+
+def utc_input(label: str, value: str) -> datetime | None:
+    """A date-time field's value as an aware UTC time; None when empty. ValueError names
+    the field and the format it wants."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{label}: {text!r} is not a date and time; write it as {UTC_INPUT_FORMAT}"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

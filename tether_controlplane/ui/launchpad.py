@@ -137,7 +137,7 @@ def _example(config_fields: list[ConfigField]) -> str:
     example = {
         f.path: f.default if f.has_default else None for f in config_fields if "." not in f.path
     }
-    return json.dumps(example, indent=2)
+    return json.dumps(example, indent=2, ensure_ascii=False)
 
 
 @router.get("/d/{dep}/launchpad")

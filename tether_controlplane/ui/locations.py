@@ -1,4 +1,5 @@
-"""A code location: its status and history, its error, its definitions and their graphs."""
+"""A code location: its status and history, its error, its definitions and their graphs,
+its schedules and sensors (each on or off, linked to its page)."""
 
 import asyncio
 from typing import Any
@@ -34,9 +35,11 @@ async def location_page(
     request: Request, dep: str, name: str, redeployed: bool = False
 ) -> Response:
     signed = require(request)
-    found, location = await asyncio.gather(
+    found, location, schedules, sensors = await asyncio.gather(
         deployment(signed, dep),
         signed.api.get(api_path("deployments", dep, "code-locations", name)),
+        signed.api.get(api_path("deployments", dep, "schedules")),
+        signed.api.get(api_path("deployments", dep, "sensors")),
     )
     snapshot = location.get("snapshot") or {}
     jobs = [
@@ -53,8 +56,11 @@ async def location_page(
         jobs=jobs,
         assets=assets,
         asset_graph=asset_graph(assets) if assets else None,
-        schedules=snapshot.get("schedules", []),
-        sensors=snapshot.get("sensors", []),
+        # With their status (on or off) and their pages, as the schedules and sensors pages
+        # list them: the snapshot alone has only their declarations.
+        schedules=[a for a in schedules if a["code_location"] == name],
+        sensors=[a for a in sensors if a["code_location"] == name],
+        here=f"/d/{found['name']}/locations/{name}",
         redeployed=redeployed,
         section="overview",
     )

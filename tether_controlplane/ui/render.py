@@ -1,5 +1,6 @@
 """Templates and the small formatting filters the pages share."""
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,17 +32,17 @@ def clock(value: str | datetime | None) -> str:
 
 
 def ago(value: str | datetime | None) -> str:
+    """How long ago, written as every duration is (tether_api.durations), to the second;
+    past a day, the date (whose exact time is in the element's title)."""
     at = parse_time(value)
     if at is None:
         return "never"
-    seconds = int((datetime.now(UTC) - at).total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)} s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
+    seconds = (datetime.now(UTC) - at).total_seconds()
+    if seconds >= 86400:
+        return f"on {at.astimezone(UTC):%Y-%m-%d}"
+    if seconds < 1:
+        return "just now"
+    return f"{duration_text(float(int(seconds)))} ago"
 
 
 def seconds_text(seconds: float | None) -> str:
@@ -64,6 +65,13 @@ def event_traceback(event: dict[str, Any]) -> str | None:
     return found
 
 
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """A JSON value written for reading: ``< > & '`` and every other character as they are
+    (Jinja's ``tojson`` writes them as ``\\u003c``... for embedding in a script, which no
+    page does). A plain string, so the template escapes it for HTML like any other text."""
+    return json.dumps(value, indent=indent, ensure_ascii=False)
+
+
 def first_line(text: str | None) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
@@ -74,6 +82,7 @@ templates.env.filters.update(
     between=between,
     seconds=seconds_text,
     first_line=first_line,
+    json_text=json_text,
     event_traceback=event_traceback,
 )
 templates.env.globals.update(FINAL_RUN=FINAL_RUN, DEFAULT_AGENT_QUEUE=DEFAULT_AGENT_QUEUE)

@@ -4,6 +4,7 @@ timeline; Terminate and Re-run."""
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,7 +13,12 @@ from fastapi.responses import RedirectResponse
 
 from tether_api.enums import RunStatus
 from tether_controlplane.ui.api import ApiProblem
-from tether_controlplane.ui.common import api_path, deployment, temporal_link
+from tether_controlplane.ui.common import (
+    api_path,
+    deployment,
+    temporal_link,
+    utc_input,
+)
 from tether_controlplane.ui.render import FINAL_RUN, page, parse_time
 from tether_controlplane.ui.session import Signed, require, require_post, settings_of
 from tether_controlplane.ui.timeline import timeline
@@ -33,13 +39,30 @@ FilterQuery = Annotated[str, Query(max_length=1000)]
 
 @dataclass(frozen=True)
 class Filters:
+    """The run list's filters as the page's query holds them (times as typed, in UTC)."""
+
     status: str = ""
     location: str = ""
     job: str = ""
     tag: str = ""
+    created_after: str = ""
+    created_before: str = ""
     cursor: str = ""
 
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """The creation window; ValueError names a field that is no date and time, or a
+        window that holds no time (the API would answer it with no runs)."""
+        after = utc_input("Created from", self.created_after)
+        before = utc_input("Created before", self.created_before)
+        if after is not None and before is not None and after >= before:
+            raise ValueError(
+                "Created from must be earlier than Created before: swap them, or clear one"
+            )
+        return after, before
+
     def api_params(self) -> dict[str, Any]:
+        if self.tag.strip() and "=" not in self.tag:
+            raise ValueError(f"Tag: {self.tag.strip()!r} is no KEY=VALUE; write it as team=data")
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         for key, value in (
             ("status", self.status),
@@ -50,6 +73,11 @@ class Filters:
         ):
             if value.strip():
                 params[key] = value.strip()
+        after, before = self.window()
+        if after is not None:
+            params["created_after"] = after.isoformat()
+        if before is not None:
+            params["created_before"] = before.isoformat()
         return params
 
     def query(self, **changes: str) -> str:
@@ -58,10 +86,26 @@ class Filters:
             "location": self.location,
             "job": self.job,
             "tag": self.tag,
+            "created_after": self.created_after,
+            "created_before": self.created_before,
             "cursor": self.cursor,
             **changes,
         }
         return urlencode({k: v for k, v in values.items() if v})
+
+    @property
+    def any(self) -> bool:
+        return any(
+            v.strip()
+            for v in (
+                self.status,
+                self.location,
+                self.job,
+                self.tag,
+                self.created_after,
+                self.created_before,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -106,34 +150,65 @@ async def runs_page(
     location: FilterQuery = "",
     job: FilterQuery = "",
     tag: FilterQuery = "",
+    created_after: FilterQuery = "",
+    created_before: FilterQuery = "",
     cursor: FilterQuery = "",
 ) -> Response:
     signed = require(request)
-    filters = Filters(status, location, job, tag, cursor)
+    filters = Filters(status, location, job, tag, created_after, created_before, cursor)
     runs_path = api_path("deployments", dep, "runs")
-    if request.headers.get("hx-request"):  # the live refresh: the table only
-        runs = await signed.api.get(runs_path, filters.api_params())
-        context: dict[str, Any] = {"dep": {"name": dep}}
-        template = "_runs_live.html"
-    else:
-        found, runs, locations = await asyncio.gather(
-            deployment(signed, dep),
-            signed.api.get(runs_path, filters.api_params()),
-            signed.api.get(api_path("deployments", dep, "code-locations")),
-        )
-        context = {"dep": found, "locations": locations}
-        template = "runs.html"
+    live = bool(request.headers.get("hx-request"))  # the live refresh: the table only
+    listed, context = await asyncio.gather(
+        _list(signed, runs_path, filters),
+        _list_context(signed, dep) if not live else _fragment_context(dep),
+    )
     return page(
         request,
-        template,
+        "_runs_live.html" if live else "runs.html",
         signed,
-        runs=runs["runs"],
-        next_cursor=runs["next_cursor"],
+        runs=listed["runs"],
+        next_cursor=listed["next_cursor"],
+        problem=listed.get("problem"),
         filters=filters,
         statuses=[s.value for s in RunStatus],
         section="runs",
         **context,
     )
+
+
+async def _list(signed: Signed, runs_path: str, filters: Filters) -> dict[str, Any]:
+    """A page of runs, or none and what is wrong with the filters (shown above the list,
+    the filters kept as typed)."""
+    try:
+        listed: dict[str, Any] = await signed.api.get(runs_path, filters.api_params())
+    except ValueError as exc:
+        return {"runs": [], "next_cursor": None, "problem": str(exc)}
+    except ApiProblem as problem:
+        if problem.status != 422:
+            raise
+        return {"runs": [], "next_cursor": None, "problem": _filter_problem(problem)}
+    return listed
+
+
+def _filter_problem(problem: ApiProblem) -> str:
+    fields = {"code_location": "Code location", "tag": "Tag", "created_after": "Created from"}
+    for error in problem.errors:
+        loc = [str(p) for p in error.get("loc", [])]
+        name = next((fields[p] for p in loc if p in fields), None)
+        if name:
+            return f"{name}: {error.get('msg', problem.detail)}"
+    return problem.detail
+
+
+async def _list_context(signed: Signed, dep: str) -> dict[str, Any]:
+    found, locations = await asyncio.gather(
+        deployment(signed, dep), signed.api.get(api_path("deployments", dep, "code-locations"))
+    )
+    return {"dep": found, "locations": locations}
+
+
+async def _fragment_context(dep: str) -> dict[str, Any]:
+    return {"dep": {"name": dep}}
 
 
 async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) -> dict[str, Any]:
@@ -147,6 +222,9 @@ async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) 
         "run": run,
         "steps": steps,
         "timeline": timeline(run, steps),
+        # Why it failed: each failed step's exception (the run's own message only names them).
+        "failed_steps": [s for s in steps if s["status"] == "FAILURE"],
+        "terminated": await terminated_by(signed, dep, run),
         # Keep refreshing a little after the end: a late step event may still come.
         "live": ended_ago is None or ended_ago < LATE_EVENTS_SECONDS,
         "temporal_url": temporal_link(
@@ -156,12 +234,40 @@ async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) 
     }
 
 
+# The audit pages read to find who terminated a run: terminations in the deployment since
+# the run was created, newest first; a run terminated past these is shown without its name.
+AUDIT_PAGE = 500
+AUDIT_PAGES_READ = 4
+
+
+async def terminated_by(signed: Signed, dep: str, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The audit entry of whoever terminated the run (the run.terminate the API records),
+    or None when nobody did."""
+    if run["status"] not in ("CANCELING", "CANCELED"):
+        return None
+    params: dict[str, Any] = {
+        "action": "run.terminate",
+        "deployment": dep,
+        "since": run["created_at"],
+        "limit": AUDIT_PAGE,
+    }
+    for _ in range(AUDIT_PAGES_READ):
+        entries_page = await signed.api.get(api_path("audit"), params)
+        found = [e for e in entries_page["entries"] if e["target"] == run["id"]]
+        if found:
+            return found[-1]  # the first to terminate it (later ones changed nothing)
+        if not entries_page.get("next_cursor"):
+            return None
+        params["cursor"] = entries_page["next_cursor"]
+    return None
+
+
 # How long the run page waits for an agent to send a run's output.
 OUTPUT_WAIT_SECONDS = 15.0
 
 
 @router.get("/d/{dep}/runs/{run_id}")
-async def run_page(request: Request, dep: str, run_id: str) -> Response:
+async def run_page(request: Request, dep: str, run_id: str, terminated: bool = False) -> Response:
     signed = require(request)
     found, context, events = await asyncio.gather(
         deployment(signed, dep),
@@ -172,7 +278,16 @@ async def run_page(request: Request, dep: str, run_id: str) -> Response:
     )
     ended = parse_time(context["run"].get("ended_at"))
     poll = next_poll(events, ended.timestamp() if ended else None)
-    return page(request, "run.html", signed, dep=found, events=events, poll=poll, **context)
+    return page(
+        request,
+        "run.html",
+        signed,
+        dep=found,
+        events=events,
+        poll=poll,
+        just_terminated=terminated,
+        **context,
+    )
 
 
 @router.get("/d/{dep}/runs/{run_id}/summary")
@@ -233,11 +348,27 @@ async def run_output(request: Request, dep: str, run_id: str) -> Response:
     )
 
 
+@router.get("/d/{dep}/runs/{run_id}/terminate")
+async def terminate_confirm(request: Request, dep: str, run_id: str) -> Response:
+    """Terminate asks first: a page that says what stops, with the button that does it. It
+    works without scripts, and no single click on the run page stops a run."""
+    signed = require(request)
+    found, run = await asyncio.gather(
+        deployment(signed, dep), signed.api.get(api_path("deployments", dep, "runs", run_id))
+    )
+    if run["status"] in FINAL_RUN:
+        return RedirectResponse(f"/d/{dep}/runs/{run_id}", status_code=303)
+    return page(request, "terminate.html", signed, dep=found, run=run, section="runs")
+
+
 @router.post("/d/{dep}/runs/{run_id}/terminate")
 async def terminate(request: Request, dep: str, run_id: str) -> Response:
     signed = await require_post(request)
+    if (await request.form()).get("confirmed") != "yes":
+        # Not from the confirmation page (an old page's button, a hand-made form): ask.
+        return RedirectResponse(f"/d/{dep}/runs/{run_id}/terminate", status_code=303)
     await signed.api.post(api_path("deployments", dep, "runs", run_id, "terminate"))
-    return RedirectResponse(f"/d/{dep}/runs/{run_id}", status_code=303)
+    return RedirectResponse(f"/d/{dep}/runs/{run_id}?terminated=1", status_code=303)
 
 
 @router.post("/d/{dep}/runs/{run_id}/rerun")

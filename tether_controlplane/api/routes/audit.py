@@ -29,6 +29,18 @@ def list_audit(
         JsonDateTime | None,
         Query(description="Only entries from then on: an ISO 8601 date-time with a time zone."),
     ] = None,
+    until: Annotated[
+        JsonDateTime | None,
+        Query(description="Only entries before then: an ISO 8601 date-time with a time zone."),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Only entries whose actor's name holds this text (any case).",
+        ),
+    ] = None,
     deployment: Annotated[
         str | None,
         Query(pattern=NAME_PATTERN, max_length=63, description="Only this deployment's."),
@@ -46,6 +58,8 @@ def list_audit(
             p.organization_id,
             actions=action,
             since=since,
+            until=until,
+            actor=actor,
             deployment=deployment,
             limit=limit,
             cursor=cursor,

@@ -23,11 +23,20 @@ def deploy_code_location(
             # Only a changed spec deploys anything; the spec names no secrets (passthrough
             # variables are names, their values stay with the agent). Its log settings are a
             # policy, so they are recorded too.
+            # What it runs, as given (a file, a module, a project's directory, an image):
+            # the fields it names, none it leaves unset.
+            given = {
+                "image": spec.image,
+                "working_directory": spec.working_directory,
+                "module": spec.module,
+                "python_file": spec.python_file,
+                "attribute": spec.attribute,
+                "logs": spec.logs.model_dump(mode="json") if spec.logs else None,
+            }
             details = {
                 "generation": row.generation,
-                "image": spec.image,
-                "module": spec.module,
-                "logs": spec.logs.model_dump(mode="json") if spec.logs else None,
+                "kind": spec.kind.value,
+                **{key: value for key, value in given.items() if value is not None},
             }
             audit.record(
                 s, scope.principal, AuditAction.LOCATION_DEPLOY, name, details, deployment=dep

@@ -15,7 +15,7 @@ from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
 from tether_api.logs import MAX_LOG_WAIT_SECONDS, LogForwarding, RunLogs, RunLogsAnswer
 from tether_api.steps import StepSummary, summarize_steps
 from tether_api.user_api import Run, RunConfigValidation, RunCreate, RunEventPage, RunPage
-from tether_api.wire import MAX_SEQ, Text, strip_nul
+from tether_api.wire import MAX_SEQ, JsonDateTime, Text, strip_nul
 from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
 from tether_controlplane.api.responses import (
     EVENT_STREAM,
@@ -104,15 +104,39 @@ def list_runs(
         ],
         Query(description="KEY=VALUE; repeat to AND them"),
     ] = [],  # noqa: B006
+    created_after: Annotated[
+        JsonDateTime | None,
+        Query(
+            description="Only runs created at or after this time: an ISO 8601 date-time with "
+            "a time zone."
+        ),
+    ] = None,
+    created_before: Annotated[
+        JsonDateTime | None,
+        Query(
+            description="Only runs created before this time: an ISO 8601 date-time with a "
+            "time zone."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of a previous page")
     ] = None,
 ) -> RunPage:
-    """Newest first. Pass ``next_cursor`` back as ``cursor`` for older runs."""
+    """Newest first. Pass ``next_cursor`` back as ``cursor`` for older runs (with the same
+    filters)."""
     with db.read() as s:
         return runs.list_page(
-            s, scope.deployment(s), status, code_location, _parse_tags(tag), limit, cursor, job
+            s,
+            scope.deployment(s),
+            status,
+            code_location,
+            _parse_tags(tag),
+            limit,
+            cursor,
+            job,
+            created_after=created_after,
+            created_before=created_before,
         )
 
 
