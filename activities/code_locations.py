@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from activities import logpolicy
 from activities.context import AgentContext, blocking, resolve_env
 from activities.launchers.base import LaunchError, LaunchSpec
+from activities.redeploy_sender import find_sender
 from tether_api.agent_api import CodeLocationStatusReport
 from tether_api.codeserver import Health, SnapshotResponse
 from tether_api.enums import CodeLocationStatus
@@ -263,8 +264,14 @@ class CodeLocationActivities:
         """Record a redeploy that came straight through Temporal as a new generation: one
         after ``input.follows``, however often this is retried (a lost answer, a retried
         attempt); the location's generation, a newer one included, is the answer."""
+        info = activity.info()
+        sender = await find_sender(self.ctx.temporal, info.workflow_id, info.workflow_run_id)
         location = await self.ctx.control_plane.new_generation(
-            input.name, input.reason, follows=input.follows
+            input.name,
+            input.reason,
+            follows=input.follows,
+            requested_by=sender.identity if sender else None,
+            requested_via=sender.via if sender else None,
         )
         return NewGenerationOutput(generation=location.generation)
 

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, RootModel, ValidationError
@@ -292,7 +292,12 @@ class ControlPlaneClient:
         self._parse(response, CodeLocation, f"record the status of code location {name}")
 
     async def new_generation(
-        self, name: str, reason: str, follows: int | None = None
+        self,
+        name: str,
+        reason: str,
+        follows: int | None = None,
+        requested_by: str | None = None,
+        requested_via: Literal["signal", "update"] | None = None,
     ) -> CodeLocation:
         """A new generation after ``follows``: the control plane records it only while the
         location's generation is still that one, so a retry records none (it answers the
@@ -300,7 +305,12 @@ class ControlPlaneClient:
         response = await self._call(
             "POST",
             f"/code-locations/{name}/generations",
-            NewGeneration(reason=reason, follows=follows),
+            NewGeneration(
+                reason=reason,
+                follows=follows,
+                requested_by=requested_by,
+                requested_via=requested_via,
+            ),
         )
         return self._parse(response, CodeLocation, f"record a new generation of {name}")
 

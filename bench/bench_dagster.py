@@ -164,7 +164,7 @@ import importlib.util, json, os, sys, time
 out = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-project, storage, job_name, last_op, config = sys.argv[1:6]
+project, storage, job_name, last_op, config, instance_kind = sys.argv[1:7]
 config = json.loads(config)
 t0 = time.perf_counter()
 import dagster as dg
@@ -174,14 +174,17 @@ spec = importlib.util.spec_from_file_location("chain_project", project)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 job = module.defs.get_job_def(job_name)
-from tether_sdk.dagster.instance import run_instance
+if instance_kind == "worker":
+    # Only in this process: tether_sdk and what it imports make a bigger heap, and every
+    # full collection of the run walks all of it (the other baseline must not pay for that).
+    from tether_sdk.dagster.instance import run_instance
 
 print(json.dumps({"import_ms": import_ms}), file=out, flush=True)
 for line in sys.stdin:
     wall0 = time.time()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    if line.strip() == "worker-instance":
+    if instance_kind == "worker":
         instance = run_instance(storage)
     else:
         instance = dg.DagsterInstance.ephemeral(
@@ -219,7 +222,9 @@ class Baseline:
     """The job through ``execute_in_process`` alone: a process of its own with dagster and
     the job file imported (nothing of this benchmark's client), kept warm across runs."""
 
-    def __init__(self, project_file: Path, storage: Path, log_path: Path) -> None:
+    def __init__(
+        self, project_file: Path, storage: Path, log_path: Path, worker_instance: bool = False
+    ) -> None:
         self.log = log_path.open("w")
         self.proc = subprocess.Popen(
             [
@@ -231,6 +236,7 @@ class Baseline:
                 JOB,
                 f"op_{OPS - 1}",
                 json.dumps(QUIET_CONSOLE),
+                "worker" if worker_instance else "ephemeral",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -249,12 +255,11 @@ class Baseline:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def run(self, worker_instance: bool = False) -> dict[str, Any]:
-        """One run; its wall time and the split of Dagster's own events. On Dagster's
-        ephemeral instance, or (``worker_instance``) on the one Tether's run worker makes."""
+    def run(self) -> dict[str, Any]:
+        """One run; its wall time and the split of Dagster's own events."""
         assert self.proc.stdin is not None
         load = load1()
-        self.proc.stdin.write("worker-instance\n" if worker_instance else "run\n")
+        self.proc.stdin.write("run\n")
         self.proc.stdin.flush()
         a = self._answer()
         if not a["success"] or a["value"] != OPS - 1:
@@ -544,6 +549,7 @@ def main() -> None:
     agent: AgentProcess | None = None
     runs: TetherRuns | None = None
     baseline: Baseline | None = None
+    same_instance: Baseline | None = None
     figures: dict[str, Any] = {"machine": machine(), "cpu_count": os.cpu_count(), "ops": OPS}
     began = time.perf_counter()
     try:
@@ -571,8 +577,14 @@ def main() -> None:
         deploy(tenant, project_file, storage)
         runs = TetherRuns(tenant, temporal.address)
         baseline = Baseline(project_file, storage, tmp / "baseline.log")
+        # The same, on the instance Tether's run worker makes (tether_sdk/dagster/instance.py),
+        # in a process of its own.
+        same_instance = Baseline(
+            project_file, storage, tmp / "baseline-worker-instance.log", worker_instance=True
+        )
         # Warm-ups: the first run of each pays for first-time caches.
         baseline.run()
+        same_instance.run()
         runs.details(runs.run(WARM_LOCATION))
         runs.details(runs.run(COLD_LOCATION))
         print(
@@ -618,7 +630,7 @@ def main() -> None:
         reaped_before = cpu_snapshot(reapers)
         for _ in range(args.runs):
             base_rows.append(measured(baseline.run))
-            same_rows.append(measured(lambda: baseline.run(worker_instance=True)))
+            same_rows.append(measured(same_instance.run))
             warm_rows.append(runs.details(measured(lambda: runs.run(WARM_LOCATION))))
             cold_rows.append(runs.details(measured(lambda: runs.run(COLD_LOCATION))))
         time.sleep(1.5)  # the last supervisors reaped (the fork server reaps within 1 s)
@@ -821,8 +833,9 @@ def main() -> None:
             f"{figures['seconds']:.0f} s"
         )
     finally:
-        if baseline is not None:
-            baseline.stop()
+        for process in (baseline, same_instance):
+            if process is not None:
+                process.stop()
         if runs is not None:
             runs.close()
         if agent is not None:

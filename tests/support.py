@@ -319,3 +319,16 @@ def set_schedule_cursor(tenant: Tenant, name: str, cursor: datetime) -> None:
             ),
         ).rowcount
     assert changed == 1
+
+
+def cli(tenant: Tenant, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tether ARGS`` as a user of the tenant's deployment."""
+    connection = ["--url", tenant.cp.url, "--token", tenant.user_token]
+    connection += ["--deployment", tenant.deployment]
+    return subprocess.run(
+        [sys.executable, "-m", "tether_cli.main", *args, *connection],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )

@@ -151,6 +151,16 @@ class NewGeneration(BaseModel):
         "location is answered as it is, so a retried call records one at most. Omitted: "
         "every call records one.",
     )
+    requested_by: Text | None = Field(
+        default=None,
+        max_length=200,
+        description="The Temporal identity that sent the redeploy (a worker's, the temporal "
+        "CLI's, a client's), as the workflow's history records it; for the audit log. None: "
+        "not known (an earlier agent, or a history the agent could not read).",
+    )
+    requested_via: Literal["signal", "update"] | None = Field(
+        default=None, description="How it was sent: the `redeploy` signal or the update."
+    )
 
 
 class RunStatusReport(BaseModel):

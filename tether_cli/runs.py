@@ -343,14 +343,21 @@ def logs(
         if follow_run:
             follow(client, run_id, after)
             return
+        printed = 0
         while True:
             page = client.events(run_id, after, MAX_PAGE_EVENTS)
             for event in page.events:
                 typer.echo(event_line(event))
+            printed += len(page.events)
             if len(page.events) < MAX_PAGE_EVENTS:
                 break
             after = page.last_seq
         run = client.get_run(run_id)
+        if not printed and after == 0 and run.status in TERMINAL_RUN_STATUSES:
+            # It ended before its worker said anything (refused on its agent, its location
+            # unable to load): the reason is the run's own message.
+            reason = run.status_message or "no reason was recorded"
+            note(f"run {run.id} ended {run.status.value} before any event: {reason}")
         settings = run.log_settings
         if settings is None or settings.forwarding == LogForwarding.ALL:
             return

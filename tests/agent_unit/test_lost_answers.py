@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.code_locations import CodeLocationActivities
@@ -99,8 +99,11 @@ async def retried(
     for _ in range(attempts - 1):
         try:
             return await env.run(activities.new_generation, input)
-        except httpx.RemoteProtocolError:
-            continue  # the connection closed without an answer: retried
+        except ApplicationError as exc:
+            # The connection closed without an answer: the client says the control plane
+            # is unavailable, a retryable error, and Temporal retries.
+            assert exc.type == "ControlPlaneUnavailable" and not exc.non_retryable, exc
+            continue
     return await env.run(activities.new_generation, input)
 
 

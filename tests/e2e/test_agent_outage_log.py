@@ -12,7 +12,7 @@ import pytest
 from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched, wait_for_location
 from tests.support import ControlPlane, wait_until
 
-OUTAGE_SECONDS = 15
+OUTAGE_SECONDS = 6
 
 
 @pytest.fixture

@@ -38,7 +38,8 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-def tether(tenant: Tenant, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def user_env(tenant: Tenant, cwd: Path) -> dict[str, str]:
+    """The environment of a user of the tenant's deployment, nothing of the caller's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env.update(
         TETHER_URL=tenant.cp.url,
@@ -47,6 +48,11 @@ def tether(tenant: Tenant, cwd: Path, *args: str) -> subprocess.CompletedProcess
         TETHER_HOME=str(cwd / ".tether"),
         NO_COLOR="1",
     )
+    return env
+
+
+def tether(tenant: Tenant, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = user_env(tenant, cwd)
     return subprocess.run(
         [sys.executable, "-m", "tether_cli.main", *args],
         cwd=cwd,
@@ -130,14 +136,7 @@ def test_deploy_watch_redeploys_on_a_change_until_ctrl_c(
 ) -> None:
     """A saved change redeploys the location (a new generation, the new jobs); a broken
     save puts it in ERROR and the watch goes on; the fix brings it back; Ctrl-C ends it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    env.update(
-        TETHER_URL=e2e_tenant.cp.url,
-        TETHER_TOKEN=e2e_tenant.user_token,
-        TETHER_DEPLOYMENT=e2e_tenant.deployment,
-        TETHER_HOME=str(project / ".tether"),
-        NO_COLOR="1",
-    )
+    env = user_env(e2e_tenant, project)
     out = project.parent / "watch.out"
     with out.open("w") as sink:
         proc = subprocess.Popen(

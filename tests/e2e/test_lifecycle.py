@@ -148,7 +148,8 @@ def test_redeploy_by_temporal_signal_fails_no_run(
     assert first is not None
     runs = [e2e_tenant.launch("ops", "slow", run_config={"seconds": 3})]
     result = temporal_server.cli(
-        "workflow", "signal", "--workflow-id", workflow_id, "--name", "redeploy"
+        *("workflow", "signal", "--workflow-id", workflow_id, "--name", "redeploy"),
+        *("--identity", "ops-alice@laptop"),
     )
     assert result.returncode == 0, result.stderr
 
@@ -169,6 +170,29 @@ def test_redeploy_by_temporal_signal_fails_no_run(
     runs += [e2e_tenant.launch("ops", "quick") for _ in range(3)]
     for run in runs:
         assert wait_for_run(e2e_tenant, run["id"])["status"] == "SUCCESS"
+
+    # The update too; both are in the audit log, reported by the agent, with the Temporal
+    # identity that sent them.
+    asyncio.run(_redeploy_by_update(agent, workflow_id, identity="ci-bot"))
+    with e2e_tenant.user() as c:
+        r = c.get("/api/v1/audit", params={"action": "location.redeploy"})
+        assert r.status_code == 200, r.text
+    entries = [e for e in r.json()["entries"] if e["target"] == "ops"]
+    assert [(e["actor_kind"], e["details"]) for e in reversed(entries)] == [
+        (
+            "agent",
+            {"generation": 2, "via": "temporal signal", "temporal_identity": "ops-alice@laptop"},
+        ),
+        ("agent", {"generation": 3, "via": "temporal update", "temporal_identity": "ci-bot"}),
+    ]
+
+
+async def _redeploy_by_update(agent: AgentProcess, workflow_id: str, identity: str) -> None:
+    client = await Client.connect(
+        agent.temporal.address, data_converter=pydantic_data_converter, identity=identity
+    )
+    handle = client.get_workflow_handle(workflow_id)
+    await asyncio.wait_for(handle.execute_update("redeploy_and_wait"), timeout=60)
 
 
 def workflow_status(temporal: TemporalDevServer, workflow_id: str) -> str:

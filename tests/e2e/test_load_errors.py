@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from tests.agent_support import AgentProcess, location, wait_for_location, wait_for_run
-from tests.support import Tenant
+from tests.support import Tenant, cli
 
 NIGHTLY = """
 from tether_sdk import Definitions, job, schedule, step
@@ -59,6 +59,13 @@ def test_a_location_that_cannot_load_waits_for_new_code_and_refuses_runs(
         "code location nightly is ERROR and cannot run anything until it is fixed: "
         f"{first}. The traceback is in `tether locations show nightly`"
     ), failed
+    # Where a user looks next: the run's logs say why it never started.
+    logs = cli(tenant, "runs", "logs", early["id"])
+    assert logs.returncode == 0, logs.stderr
+    assert (
+        f"run {early['id']} ended FAILURE before any event: {failed['status_message']}"
+        in " ".join(logs.stderr.split())
+    ), logs.stderr
 
     time.sleep(NO_RESTART_WITHIN)
     loc = location(tenant, "nightly")

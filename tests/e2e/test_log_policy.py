@@ -10,8 +10,6 @@ environment (passthrough_env: the value never reaches the control plane, only th
 import os
 import re
 import signal
-import subprocess
-import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ from tests.agent_support import (
     wait_for_run,
 )
 from tests.controlplane.test_ui_security import signed_in
-from tests.support import Tenant, command_pid, database_text, wait_until
+from tests.support import Tenant, cli, command_pid, database_text, wait_until
 
 JOBS = """
 import logging
@@ -107,19 +105,6 @@ class Case:
             r = c.patch(self.tenant.dep_path, json={"log_settings": settings})
             assert r.status_code == 200, r.text
             return r.json()  # type: ignore[no-any-return]
-
-
-def cli(tenant: Tenant, *args: str) -> subprocess.CompletedProcess[str]:
-    """``tether ARGS`` as a user of the tenant's deployment."""
-    connection = ["--url", tenant.cp.url, "--token", tenant.user_token]
-    connection += ["--deployment", tenant.deployment]
-    return subprocess.run(
-        [sys.executable, "-m", "tether_cli.main", *args, *connection],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-    )
 
 
 @pytest.fixture

@@ -154,7 +154,7 @@ def redeploy(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow
 
 def new_generation(
     session: Session, dep: DeploymentRow, name: str, reason: str, follows: int | None = None
-) -> CodeLocationRow:
+) -> tuple[CodeLocationRow, bool]:
     """A redeploy the agent was asked for directly (a Temporal signal or update): a new
     generation, visible like any other, but no SYNC request, since the location's workflow is
     already deploying it.
@@ -162,14 +162,15 @@ def new_generation(
     Idempotent with ``follows`` (the generation the agent's workflow knows): the generation
     goes up only from that one. A retry whose first answer was lost, or a call that a deploy
     overtook, finds another generation and gets the location as it is. An agent of an earlier
-    version sends no ``follows``: each of its calls records one, as before."""
+    version sends no ``follows``: each of its calls records one, as before. The flag: whether
+    this call recorded one."""
     row = find(session, dep, name)
     if follows is not None and row.generation != follows:
-        return row
+        return row, False
     row.generation += 1
     row.deployed_at = utcnow()
     _record(session, row, row.status, reason)
-    return row
+    return row, True
 
 
 def remove(session: Session, dep: DeploymentRow, name: str) -> CodeLocationRow:

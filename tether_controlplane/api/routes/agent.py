@@ -28,6 +28,7 @@ from tether_api.agent_api import (
     RunToken,
 )
 from tether_api.agent_requests import AGENT_REQUEST, AgentRequest
+from tether_api.audit import AuditAction
 from tether_api.enums import (
     TERMINAL_RUN_STATUSES,
     RequestType,
@@ -45,6 +46,7 @@ from tether_controlplane.db import Database
 from tether_controlplane.errors import Conflict, NotFound
 from tether_controlplane.services import (
     agents,
+    audit,
     locations,
     logfetch,
     logs,
@@ -229,11 +231,22 @@ def new_code_location_generation(
     name: NamePath, body: NewGeneration, scope: AgentScope, db: DbDep
 ) -> CodeLocation:
     """A redeploy asked of the location's workflow directly (a Temporal signal or update):
-    records a new generation, without enqueueing a sync (the workflow is deploying it). With
+    records a new generation, without enqueueing a sync (the workflow is deploying it), and
+    an audit entry: the agent that reported it, and the Temporal identity that sent it. With
     `follows`, only one after that generation: a retry answers the location as it is."""
     with db.write() as s:
         dep = scope.deployment(s)
-        row = locations.new_generation(s, dep, name, body.reason, follows=body.follows)
+        row, recorded = locations.new_generation(s, dep, name, body.reason, follows=body.follows)
+        if recorded:
+            via = f"temporal {body.requested_via}" if body.requested_via else "temporal"
+            details = {
+                "generation": row.generation,
+                "via": via,
+                "temporal_identity": body.requested_by or "unknown",
+            }
+            audit.record(
+                s, scope.principal, AuditAction.LOCATION_REDEPLOY, name, details, deployment=dep
+            )
         return locations.to_model(s, dep, row)
 
 
