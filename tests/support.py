@@ -332,3 +332,10 @@ def cli(tenant: Tenant, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
     )
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a command a test stops with SIGINT, as Ctrl-C would: SIGINT back to
+    its default. A pytest-xdist worker ignores SIGINT, and an ignored signal is inherited
+    across exec, so Python would not turn it into KeyboardInterrupt in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

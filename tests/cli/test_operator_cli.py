@@ -25,7 +25,7 @@ from tests.cli.test_user_cli import (  # noqa: F401 - cli: the fixture
     _report,
     cli,
 )
-from tests.support import REPO, Tenant, event, wait_until
+from tests.support import REPO, Tenant, event, interruptible, wait_until
 from tether_cli.app import app
 
 # --- --help at 80 columns ------------------------------------------------------------------
@@ -278,6 +278,7 @@ def test_deploy_watch_redeploys_when_a_file_changes(tenant: Tenant, tmp_path: Pa
             cwd=project,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            preexec_fn=interruptible,
         )
     try:
         wait_until(lambda: "watching " in errors.read_text(), timeout=30, what="the watch")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_support import AgentProcess
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, interruptible, wait_until
 
 PIPELINE = """
 from tether_sdk import Definitions, StepContext, job, step
@@ -148,6 +148,7 @@ def test_deploy_watch_redeploys_on_a_change_until_ctrl_c(
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            preexec_fn=interruptible,
         )
     try:
         wait_until(lambda: "for changes; Ctrl-C stops" in out.read_text(), 60, 0.2, what="watching")

@@ -56,7 +56,13 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield socket_path
     finally:
         proc.terminate()
-        proc.wait(5)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            # Seen once in CI, under load, with the cause not found: end it rather than
+            # leave a server behind (this fixture's teardown checks nothing).
+            proc.kill()
+            proc.wait(5)
 
 
 def request(tmp_path: Path, name: str, **args: object) -> SpawnRequest:
