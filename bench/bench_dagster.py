@@ -60,12 +60,12 @@ from bench.bench_launch import (
     cpu_snapshot,
     log_problems,
     start_stack,
+    stop_stack,
 )
 from tests.agent_support import (
     TERMINAL,
     AgentProcess,
     TemporalDevServer,
-    stop_launched,
     wait_for_location,
 )
 from tests.support import ControlPlane, Tenant
@@ -838,13 +838,7 @@ def main() -> None:
                 process.stop()
         if runs is not None:
             runs.close()
-        if agent is not None:
-            agent.stop()
-            stop_launched(agent.state_dir)
-        if cp is not None:
-            cp.stop()
-        if temporal is not None:
-            temporal.stop()
+        stop_stack(temporal, cp, agent)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
         if not args.keep:

@@ -424,6 +424,20 @@ def start_stack(tmp: Path) -> tuple[TemporalDevServer, ControlPlane, Tenant, Age
     return temporal, cp, tenant, agent
 
 
+def stop_stack(
+    temporal: TemporalDevServer | None, cp: ControlPlane | None, agent: AgentProcess | None
+) -> None:
+    """What ``start_stack`` started, the agent's code servers and workers included, in the
+    reverse order; None for what never started."""
+    if agent is not None:
+        agent.stop()
+        stop_launched(agent.state_dir)
+    if cp is not None:
+        cp.stop()
+    if temporal is not None:
+        temporal.stop()
+
+
 def log_problems(path: Path, limit: int = 20) -> list[str]:
     if not path.exists():
         return []
@@ -724,13 +738,7 @@ def main() -> None:
         passed = sum(figures["targets"].values())
         print(f"targets: {passed}/{len(figures['targets'])} PASS")
     finally:
-        if agent is not None:
-            agent.stop()
-            stop_launched(agent.state_dir)
-        if cp is not None:
-            cp.stop()
-        if temporal is not None:
-            temporal.stop()
+        stop_stack(temporal, cp, agent)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
         if not args.keep:

@@ -8,29 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from tests.support import Tenant
-from tether_sdk import Definitions, job, step
-
-
-class Station(BaseModel):
-    id: str
-    height_m: float = 0
-
-
-class Weather(BaseModel):
-    city: str
-    fail_load: bool = False
-    stations: list[Station] = []
-
-
-@step
-def fetch(config: Weather) -> str:
-    return config.city
-
-
-SNAPSHOT = Definitions(jobs=[job("weather", steps=[fetch], config=Weather)]).snapshot()
+from tests.weather import SNAPSHOT
 
 
 def _launch(

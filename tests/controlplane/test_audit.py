@@ -148,6 +148,12 @@ def test_filters_and_pages(tenant: Tenant) -> None:
     by_actor = audit(tenant, actor=some[1:4].upper())["entries"]
     assert by_actor and all(some[1:4].lower() in e["actor_name"].lower() for e in by_actor)
     assert audit(tenant, actor="%")["entries"] == []  # no wildcard
+    # By the whole target.
+    everything = audit(tenant)["entries"]
+    target = everything[-1]["target"]
+    by_target = audit(tenant, target=target)["entries"]
+    assert by_target == [e for e in everything if e["target"] == target]
+    assert audit(tenant, target=target[:-1])["entries"] == []
     newest = first["entries"][0]
     older = audit(tenant, until=newest["at"])["entries"]
     assert newest["id"] not in {e["id"] for e in older} and len(older) < 8

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched
-from tests.support import Tenant
+from tests.support import ControlPlane, Tenant
 
 
 @pytest.fixture
@@ -33,3 +33,15 @@ def own_temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def own_controlplane(tmp_path: Path) -> Iterator[ControlPlane]:
+    """A control plane of the test's own, not the session's: for a test that stops and
+    starts it."""
+    (tmp_path / "cp").mkdir()
+    cp = ControlPlane(tmp_path / "cp").start()
+    try:
+        yield cp
+    finally:
+        cp.stop()

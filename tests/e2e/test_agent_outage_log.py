@@ -4,25 +4,12 @@ control plane answers again."""
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.agent_support import AgentProcess, TemporalDevServer, stop_launched, wait_for_location
 from tests.support import ControlPlane, wait_until
 
 OUTAGE_SECONDS = 6
-
-
-@pytest.fixture
-def own_controlplane(tmp_path: Path) -> Iterator[ControlPlane]:
-    (tmp_path / "cp").mkdir()
-    cp = ControlPlane(tmp_path / "cp").start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def test_an_outage_is_one_line_per_failure_and_one_when_it_is_back(

@@ -5,13 +5,10 @@ each, however often the control plane restarts meanwhile. A control plane of the
 with the process launcher."""
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from tests.agent_support import (
     AgentProcess,
@@ -23,16 +20,6 @@ from tests.agent_support import (
 from tests.support import REPO, ControlPlane, Tenant, set_schedule_cursor, wait_until
 
 PROJECT = REPO / "examples" / "dagster_project"
-
-
-@pytest.fixture
-def own_controlplane(tmp_path: Path) -> Iterator[ControlPlane]:
-    (tmp_path / "cp").mkdir()
-    cp = ControlPlane(tmp_path / "cp").start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def runs_of(tenant: Tenant) -> list[dict[str, Any]]:

@@ -8,30 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from pydantic import BaseModel
 
 from tests.support import ControlPlane, Tenant
 from tests.ui.conftest import screenshot, sign_in
-from tether_sdk import Definitions, job, step
-
-
-class Station(BaseModel):
-    id: str
-    height_m: float = 0
-
-
-class Weather(BaseModel):
-    city: str
-    fail_load: bool = False
-    stations: list[Station] = []
-
-
-@step
-def fetch(config: Weather) -> str:
-    return config.city
-
-
-SNAPSHOT = Definitions(jobs=[job("weather", steps=[fetch], config=Weather)]).snapshot()
+from tests.weather import SNAPSHOT
 
 
 @pytest.fixture(scope="module")

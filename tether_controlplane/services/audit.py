@@ -115,13 +115,14 @@ def entries(
     since: datetime | None = None,
     until: datetime | None = None,
     actor: str | None = None,
+    target: str | None = None,
     deployment: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> AuditPage:
     """The organization's entries, newest first, filtered; ``cursor`` continues a page.
     ``since`` is inclusive, ``until`` exclusive; ``actor`` is a part of the actor's name,
-    in any case."""
+    in any case; ``target`` the whole target (a run's ID, a location's name)."""
     if since is not None and until is not None and since >= until:
         return AuditPage(entries=[], next_cursor=None)  # an empty window
     query = select(AuditRow).where(AuditRow.organization_id == organization_id)
@@ -136,6 +137,8 @@ def entries(
         query = query.where(
             func.lower(AuditRow.actor_name).contains(actor.lower(), autoescape=True)
         )
+    if target is not None:
+        query = query.where(AuditRow.target == target)
     if deployment is not None:
         query = query.where(AuditRow.deployment == deployment)
     if cursor is not None:

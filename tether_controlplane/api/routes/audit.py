@@ -41,6 +41,14 @@ def list_audit(
             description="Only entries whose actor's name holds this text (any case).",
         ),
     ] = None,
+    target: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only entries about this target, whole: a run's ID, a location's name.",
+        ),
+    ] = None,
     deployment: Annotated[
         str | None,
         Query(pattern=NAME_PATTERN, max_length=63, description="Only this deployment's."),
@@ -60,6 +68,7 @@ def list_audit(
             since=since,
             until=until,
             actor=actor,
+            target=target,
             deployment=deployment,
             limit=limit,
             cursor=cursor,
