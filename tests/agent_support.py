@@ -27,6 +27,8 @@ class TemporalDevServer:
         self.namespaces = namespaces
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        # Its HTTP API, Nexus requests included (/nexus/endpoints/{id}/services/...).
+        self.http_port = free_port()
         self.db_file = workdir / "temporal.db"
         self.log_path = workdir / "temporal.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +51,7 @@ class TemporalDevServer:
         log = self.log_path.open("ab")
         # The dev server also listens on a metrics port and an HTTP port; free ones, so that
         # parallel servers never collide.
-        command += ["--metrics-port", str(free_port()), "--http-port", str(free_port())]
+        command += ["--metrics-port", str(free_port()), "--http-port", str(self.http_port)]
         if self.search_attributes:
             command += start_dev_flags()
         for namespace in self.namespaces:

@@ -104,10 +104,15 @@ def tenant(controlplane: ControlPlane) -> Tenant:
 
 # --- end to end: one Temporal dev server and one control plane for the session -----------
 
+NEXUS_CALLER_NAMESPACE = "nexus-caller"
+
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
-    server = TemporalDevServer(tmp_path_factory.mktemp("temporal")).start()
+    # A second namespace: Nexus callers' (tests/e2e/test_nexus.py).
+    server = TemporalDevServer(
+        tmp_path_factory.mktemp("temporal"), namespaces=(NEXUS_CALLER_NAMESPACE,)
+    ).start()
     try:
         yield server
     finally:

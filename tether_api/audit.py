@@ -47,7 +47,8 @@ class AuditEntry(BaseModel):
     )
     actor_kind: str = Field(
         description="That token's kind: user, session (the web UI, acting for a user token), "
-        "signin (a sign-in link starting a session); or system (no token: the control plane "
+        "signin (a sign-in link starting a session), nexus (an agent's Nexus service starting "
+        "or terminating a run for a Temporal workflow); or system (no token: the control plane "
         "itself)."
     )
     deployment: str | None = Field(

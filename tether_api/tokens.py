@@ -1,5 +1,5 @@
-"""User and agent tokens as their owners manage them: listed (never with the secret),
-created with a name and an optional expiry, revoked."""
+"""User, agent and Nexus tokens as their owners manage them: listed (never with the
+secret), created with a name and an optional expiry, revoked."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -27,6 +27,9 @@ class ManagedTokenKind(StrEnum):
 
     USER = "user"
     AGENT = "agent"
+    # The agent's Nexus service: creates and reads runs of one deployment, and terminates
+    # the runs it started (Temporal workflows running Tether jobs).
+    NEXUS = "nexus"
 
 
 class TokenScopeKind(StrEnum):
@@ -45,6 +48,14 @@ _EXPIRES_AT = Field(
 USER_DEPLOYMENT = "a user token acts for the whole organization: give it no deployment"
 AGENT_NEEDS_DEPLOYMENT = (
     "an agent token needs a deployment, or scope 'organization' for all of them"
+)
+NEXUS_NEEDS_DEPLOYMENT = (
+    "a nexus token serves one deployment: name it with 'deployment' (`tether tokens create "
+    "NAME --kind nexus --deployment DEP`)"
+)
+NEXUS_ORGANIZATION = (
+    "a nexus token serves one deployment, never the whole organization: drop scope "
+    "'organization' and name the deployment whose agent hosts the Nexus service"
 )
 ORGANIZATION_AGENT_DEPLOYMENT = (
     "an organization-wide agent token names no deployment: drop 'deployment' or use scope "
@@ -131,22 +142,57 @@ class NewAgentToken(BaseModel):
         return self
 
 
+class NewNexusToken(BaseModel):
+    """A new Nexus token: what an agent's Nexus service (``tether.v1.Runs``) calls the run
+    API with (the agent's TETHER_NEXUS_TOKEN). Always for one deployment: it creates and
+    reads runs there, and terminates the runs started through the Nexus service; every
+    other endpoint refuses it (403)."""
+
+    kind: Literal["nexus"] = Field(
+        description="'nexus': an agent's Nexus service, for Temporal workflows that run jobs."
+    )
+    name: Text = _NAME
+    deployment: Name = Field(description="The one deployment the token serves (required).")
+    scope: Literal[TokenScopeKind.DEPLOYMENT] | None = Field(
+        default=None,
+        description="Always 'deployment' (the default); 'organization' is refused.",
+    )
+    expires_at: JsonDateTime | None = _EXPIRES_AT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _needs_deployment(cls, value: Any) -> Any:
+        # Said here, with the fix, rather than as pydantic's bare "Field required".
+        if isinstance(value, dict) and value.get("deployment") is None:
+            if value.get("scope") == TokenScopeKind.ORGANIZATION.value:
+                raise ValueError(NEXUS_ORGANIZATION)
+            raise ValueError(NEXUS_NEEDS_DEPLOYMENT)
+        return value
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _one_deployment(cls, value: Any) -> Any:
+        if value == TokenScopeKind.ORGANIZATION.value:
+            raise ValueError(NEXUS_ORGANIZATION)
+        return value
+
+
 # ``POST /api/v1/tokens``: one schema per kind, told apart by ``kind``.
-TokenCreate = Annotated[NewUserToken | NewAgentToken, Field(discriminator="kind")]
+TokenCreate = Annotated[NewUserToken | NewAgentToken | NewNexusToken, Field(discriminator="kind")]
 
 
 class Token(BaseModel):
-    """A user or agent token, without its secret."""
+    """A user, agent or Nexus token, without its secret."""
 
     id: int = Field(description="Names the token in `tether tokens revoke` and the API.")
     name: str = Field(description="What the token is for.")
     kind: ManagedTokenKind
     scope: TokenScopeKind = Field(
         description="organization: user tokens, and agent tokens for every deployment; "
-        "deployment: an agent token for the one in `deployment`."
+        "deployment: an agent or nexus token for the one in `deployment`."
     )
     deployment: str | None = Field(
-        default=None, description="The deployment of a deployment-scoped agent token."
+        default=None, description="The deployment of a deployment-scoped agent or nexus token."
     )
     created_at: datetime
     expires_at: datetime | None = Field(default=None, description="Unset: it never expires.")

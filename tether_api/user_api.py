@@ -58,6 +58,44 @@ class TokenCreated(BaseModel):
 
 # Where a run config sits in a RunCreate body: the start of its fields' error locations.
 RUN_CONFIG_LOC: tuple[str, ...] = ("body", "run_config")
+# The longest idempotency key, and the longest Temporal workflow ID or type name a caller
+# may have (Temporal allows 1000 characters by default).
+MAX_IDEMPOTENCY_KEY = 200
+MAX_WORKFLOW_ID = 1000
+CALLER_ONLY_FROM_NEXUS = (
+    "only Tether's Nexus service records a caller: leave 'caller' out (a user's run has none)"
+)
+
+
+class RunCaller(BaseModel):
+    """The Temporal workflow that started a run through Tether's Nexus service
+    (``tether.v1.Runs``), as Temporal told the agent."""
+
+    namespace: Text = Field(
+        min_length=1, max_length=255, description="The calling workflow's Temporal namespace."
+    )
+    workflow_id: Text = Field(
+        min_length=1, max_length=MAX_WORKFLOW_ID, description="The calling workflow's ID."
+    )
+    run_id: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The calling workflow's run ID (its execution); null when unknown.",
+    )
+    workflow_type: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_WORKFLOW_ID,
+        description="The calling workflow's type name; null when unknown.",
+    )
+    service_endpoint: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The Nexus endpoint the call came through (the one of this deployment's "
+        "agents); null when unknown.",
+    )
 
 
 class RunCreate(BaseModel):
@@ -70,6 +108,19 @@ class RunCreate(BaseModel):
         Annotated[Text, Field(min_length=1, max_length=200)],
         Annotated[Text, Field(max_length=1000)],
     ] = Field(default_factory=dict, max_length=MAX_TAGS)
+    idempotency_key: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY,
+        description="Makes retrying this request safe: a run with this key already in the "
+        "deployment is answered as it is (200, not 201) and nothing new is created, when its "
+        "code_location and job are these (else 409). Unique per deployment; null: none.",
+    )
+    caller: RunCaller | None = Field(
+        default=None,
+        description="The Temporal workflow that started the run: set only by Tether's Nexus "
+        "service (a nexus token); from any other caller, a 422.",
+    )
 
     @field_validator("run_config")
     @classmethod
@@ -128,6 +179,19 @@ class Run(BaseModel):
     log_url: str | None = Field(
         default=None,
         description="Where the agent wrote its output (forwarding 'local' with a store_url).",
+    )
+    retry_run_id: str | None = Field(
+        default=None,
+        description="The run that retries this one, once its failure made one (its "
+        "parent_run_id is this run's id); null otherwise.",
+    )
+    idempotency_key: str | None = Field(
+        default=None, description="The idempotency key it was created with; null: none."
+    )
+    caller: RunCaller | None = Field(
+        default=None,
+        description="The Temporal workflow that started it through Tether's Nexus service "
+        "(a retry keeps its failed run's); null for any other run.",
     )
 
 

@@ -138,6 +138,7 @@ def run(
         SettingsError,
         code_location_settings,
         docker_settings,
+        nexus_settings,
         output_retention,
         run_settings,
     )
@@ -179,6 +180,7 @@ def run(
         ("runs", run_settings),
         ("docker", docker_settings),
         ("output_retention", output_retention),
+        ("nexus", nexus_settings),
     ):
         try:
             fields[field] = read()

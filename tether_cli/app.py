@@ -12,6 +12,7 @@ from tether_cli import (
     deployments,
     dev,
     locations,
+    nexus,
     runs,
     schedules,
     sensors,
@@ -48,6 +49,7 @@ app.command("sign-in-link")(signin.sign_in_link)
 app.command("codec-server")(codec.codec_server)
 app.add_typer(tokens.app, name="tokens")
 app.command("audit")(audit.audit)
+app.add_typer(nexus.app, name="nexus")
 
 _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 

@@ -344,8 +344,10 @@ class TetherClient:
         tags: dict[str, str],
         limit: int,
         job: str | None = None,
+        caller_workflow_id: str | None = None,
     ) -> list[Run]:
-        """Newest first, up to ``limit``, following the pages' cursors."""
+        """Newest first, up to ``limit``, following the pages' cursors. ``caller_workflow_id``:
+        only the runs that Temporal workflow started through Tether's Nexus service."""
         runs: list[Run] = []
         cursor: str | None = None
         while len(runs) < limit:
@@ -356,6 +358,8 @@ class TetherClient:
                 params.append(("code_location", code_location))
             if job:
                 params.append(("job", job))
+            if caller_workflow_id:
+                params.append(("caller_workflow_id", caller_workflow_id))
             if cursor:
                 params.append(("cursor", cursor))
             page = self._call(RunPage, "GET", "/runs", params=params)

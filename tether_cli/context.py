@@ -64,6 +64,9 @@ class DevFile(BaseModel):
     deployment: str | None = Field(default=None, description="The dev deployment.")
     user_token: str | None = Field(default=None, description="A user token for it.")
     agent_token: str | None = Field(default=None, description="The dev agent's token.")
+    nexus_token: str | None = Field(
+        default=None, description="The dev agent's Nexus token (its Nexus service's)."
+    )
     temporal_address: str | None = Field(
         default=None, description="The Temporal server the dev agent uses (host:port)."
     )

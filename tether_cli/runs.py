@@ -183,6 +183,15 @@ def list_runs(
             "--tag", envvar="TETHER_RUNS_TAG", help="Only runs with tag KEY=VALUE; repeatable."
         ),
     ] = [],  # noqa: B006
+    caller_workflow: Annotated[
+        str | None,
+        typer.Option(
+            "--caller-workflow",
+            envvar="TETHER_RUNS_CALLER_WORKFLOW",
+            help="Only runs this Temporal workflow (its ID) started through Tether's Nexus "
+            "service.",
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", envvar="TETHER_RUNS_LIMIT", min=1, help="At most N runs.")
     ] = 20,
@@ -195,7 +204,7 @@ def list_runs(
     with errors():
         tags = parse_pairs(tag, "--tag")
         with TetherClient(Connection.resolve(url, token, deployment)) as client:
-            found = client.list_runs(status, location, tags, limit, job)
+            found = client.list_runs(status, location, tags, limit, job, caller_workflow)
         if json_output:
             print_json(found)
             return
@@ -245,6 +254,17 @@ def _step_duration(step: StepSummary, run: Run) -> str:
     return "-"
 
 
+def caller_text(run: Run) -> str:
+    """Who started a run through Tether's Nexus service, as the web UI says it."""
+    caller = run.caller
+    if caller is None:
+        return ""
+    where = f"namespace {caller.namespace}"
+    if caller.run_id:
+        where += f", run {caller.run_id}"
+    return f"Temporal workflow {caller.workflow_id} ({where})"
+
+
 def _print_run(detail: RunDetail) -> None:
     run = detail.run
     status = styled_status(run.status)
@@ -258,6 +278,10 @@ def _print_run(detail: RunDetail) -> None:
         print_field("attempt", f"{run.attempt}, retrying run {escape(run.parent_run_id)}")
         # The first run of the chain of retries (the parent, for a first retry).
         print_field("root run", escape(run.root_run_id or run.parent_run_id))
+    if run.retry_run_id:
+        print_field("retried as", escape(run.retry_run_id))
+    if run.caller:
+        print_field("started by", escape(caller_text(run)))
     if run.agent:
         print_field("agent", escape(run.agent))
     print_field("created", local_time(run.created_at))

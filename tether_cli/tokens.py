@@ -1,4 +1,4 @@
-"""``tether tokens list|create|revoke``: the organization's user and agent tokens.
+"""``tether tokens list|create|revoke``: the organization's user, agent and Nexus tokens.
 
 A secret is printed once, when its token is created (on stdout alone, for scripts); the
 control plane keeps only its hash. Sessions, sign-in links and run tokens are the control
@@ -15,6 +15,7 @@ from rich.table import Table
 from tether_api.tokens import (
     ManagedTokenKind,
     NewAgentToken,
+    NewNexusToken,
     NewUserToken,
     Token,
     TokenCreate,
@@ -36,7 +37,7 @@ from tether_cli.render import (
     validation_message,
 )
 
-app = typer.Typer(help="User and agent tokens: list, create (shown once), revoke.")
+app = typer.Typer(help="User, agent and Nexus tokens: list, create (shown once), revoke.")
 
 
 def status(token: Token) -> str:
@@ -62,7 +63,7 @@ def list_tokens(
     token: TokenOption = None,
     deployment: DeploymentOption = None,
 ) -> None:
-    """The organization's user and agent tokens, revoked and expired ones included (never
+    """The organization's user, agent and Nexus tokens, revoked and expired ones included (never
     their secrets)."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
         found = client.list_tokens()
@@ -90,7 +91,11 @@ def create(
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. ci or agent-eu.")],
     kind: Annotated[
         ManagedTokenKind,
-        typer.Option("--kind", help="user (the API and CLI) or agent (an agent)."),
+        typer.Option(
+            "--kind",
+            help="user (the API and CLI), agent (an agent) or nexus (an agent's Nexus "
+            "service, for Temporal workflows that run jobs: TETHER_NEXUS_TOKEN).",
+        ),
     ] = ManagedTokenKind.USER,
     organization: Annotated[
         bool,
@@ -115,7 +120,8 @@ def create(
     deployment: DeploymentOption = None,
 ) -> None:
     """Create a token and print its secret, once. An agent token serves the --deployment
-    (default: the connection's), or with --organization all of them."""
+    (default: the connection's), or with --organization all of them; a nexus token serves
+    the --deployment only."""
     with errors():
         if expires_in and expires_at:
             raise UsageProblem("give --expires-in or --expires-at, not both")
@@ -124,6 +130,11 @@ def create(
             expiry = datetime.now(UTC) + parse_duration(expires_in, "--expires-in")
         elif expires_at:
             expiry = parse_time(expires_at, "--expires-at")
+        if organization and kind is ManagedTokenKind.NEXUS:
+            raise UsageProblem(
+                "a nexus token serves one deployment: drop --organization and name it with "
+                "--deployment"
+            )
         if organization and kind is not ManagedTokenKind.AGENT:
             raise UsageProblem("--organization is for agent tokens: add --kind agent")
         connection = Connection.resolve(url, token, deployment)
@@ -136,6 +147,10 @@ def create(
                     deployment=None if organization else connection.deployment,
                     scope=TokenScopeKind.ORGANIZATION if organization else None,
                     expires_at=expiry,
+                )
+            elif kind is ManagedTokenKind.NEXUS:
+                body = NewNexusToken(
+                    name=name, kind="nexus", deployment=connection.deployment, expires_at=expiry
                 )
             else:
                 body = NewUserToken(name=name, kind="user", expires_at=expiry)
@@ -162,7 +177,7 @@ def revoke(
     token: TokenOption = None,
     deployment: DeploymentOption = None,
 ) -> None:
-    """Revoke a user or agent token: it stops working at once. An agent using it says so
+    """Revoke a user, agent or Nexus token: it stops working at once. An agent using it says so
     and exits (code 3); a user token's web sessions end with it."""
     with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
         found = client.revoke_token(token_id)

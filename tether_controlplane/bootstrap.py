@@ -1,4 +1,5 @@
-"""``tether controlplane bootstrap``: create what is missing, mint a user and an agent token."""
+"""``tether controlplane bootstrap``: create what is missing, mint a user and an agent token (and,
+asked, a Nexus token for the agent's Nexus service)."""
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -22,6 +23,9 @@ class BootstrapResult(BaseModel):
     # True when the token passed in as ``keep_*`` still worked and was returned as it is.
     user_token_reused: bool = False
     agent_token_reused: bool = False
+    # Only when asked (``nexus=True``): the deployment's Nexus token, for the agent's service.
+    nexus_token: str | None = None
+    nexus_token_reused: bool = False
 
 
 def bootstrap(
@@ -31,6 +35,8 @@ def bootstrap(
     concurrency: int,
     keep_user_token: str | None = None,
     keep_agent_token: str | None = None,
+    nexus: bool = False,
+    keep_nexus_token: str | None = None,
 ) -> BootstrapResult:
     """Create the organization and deployment if missing, and return a user and an agent token.
 
@@ -55,6 +61,18 @@ def bootstrap(
                     s, TokenKind.AGENT, org_row.id, dep_row.id, description="bootstrap"
                 )
                 tokens.record_minted_by_system(s, AUDIT_ACTOR, row, dep_row)
+            nexus_token = None
+            nexus_reused = False
+            if nexus:
+                nexus_token = _still_valid(
+                    s, keep_nexus_token, TokenKind.NEXUS, org_row.id, dep_row.id
+                )
+                nexus_reused = nexus_token is not None
+                if nexus_token is None:
+                    nexus_token, row = tenancy.mint(
+                        s, TokenKind.NEXUS, org_row.id, dep_row.id, description="bootstrap-nexus"
+                    )
+                    tokens.record_minted_by_system(s, AUDIT_ACTOR, row, dep_row)
         return BootstrapResult(
             organization=org,
             deployment=deployment,
@@ -64,6 +82,8 @@ def bootstrap(
             agent_token=agent,
             user_token_reused=user_reused,
             agent_token_reused=agent_reused,
+            nexus_token=nexus_token,
+            nexus_token_reused=nexus_reused,
         )
     finally:
         db.dispose()

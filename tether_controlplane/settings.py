@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     long_poll_max_seconds: float = Field(
         default=20.0, ge=0, le=30, description="Longest hold of an agent's long-poll."
     )
+    run_wait_max_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=60,
+        description="Longest hold of a GET of a run with ?wait_seconds= (the agent's Nexus "
+        "service awaits runs with it): past it, the run is answered as it is then. Lower it "
+        "below a proxy's read timeout.",
+    )
     monitor_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often timeouts are checked and queued runs admitted."
     )

@@ -181,6 +181,12 @@ class RunRow(Base):
     __table_args__ = (
         Index("ix_runs_deployment_status", "deployment_id", "status", "pk"),
         Index("ix_runs_deployment_pk", "deployment_id", "pk"),
+        # A create's idempotency key is one run per deployment (NULLs: any number of runs).
+        UniqueConstraint(
+            "deployment_id", "idempotency_key", name="uq_runs_deployment_idempotency_key"
+        ),
+        # The runs a Temporal workflow started (?caller_workflow_id=), newest first.
+        Index("ix_runs_deployment_caller", "deployment_id", "caller_workflow_id", "pk"),
     )
     # pk orders runs (FIFO admission, paging); id is the public identifier.
     pk: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -210,6 +216,14 @@ class RunRow(Base):
     # output when the settings keep it in the user's environment with a store URL.
     log_settings: Mapped[dict[str, Any] | None] = mapped_column()
     log_url: Mapped[str | None] = mapped_column(Text)
+    # The create request's idempotency key (never copied onto a retry).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # The Temporal workflow that started it through the Nexus service (a retry copies it).
+    caller_namespace: Mapped[str | None] = mapped_column(String(255))
+    caller_workflow_id: Mapped[str | None] = mapped_column(String(1000))
+    caller_run_id: Mapped[str | None] = mapped_column(String(255))
+    caller_workflow_type: Mapped[str | None] = mapped_column(String(1000))
+    caller_endpoint: Mapped[str | None] = mapped_column(String(255))
 
 
 class RunTagRow(Base):

@@ -19,6 +19,9 @@ class TokenKind(StrEnum):
     SESSION = "session"
     # A one-time sign-in link's code: good for exactly one session, then revoked.
     SIGN_IN = "signin"
+    # The agent's Nexus service (``tether.v1.Runs``): for one deployment, it creates and
+    # reads runs there and terminates the ones it started; nothing else.
+    NEXUS = "nexus"
 
 
 def hash_token(token: str) -> str:

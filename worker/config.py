@@ -21,6 +21,7 @@ from activities.launchers.docker_settings import DockerSettings
 from activities.launchers.retention import OutputRetention
 from tether_api.home import tether_home
 from tether_api.names import DEFAULT_AGENT_QUEUE, NAME_PATTERN, Name
+from worker.nexus_settings import NexusSettings
 from workflows.models import CodeLocationSettings, RunSettings
 
 # How `tether agent run` sets each field (its environment variable and flag).
@@ -58,6 +59,7 @@ GROUP_PREFIXES = {
     "runs": "TETHER_RUN_",
     "docker": "TETHER_DOCKER_",
     "output_retention": "TETHER_OUTPUT_RETENTION_",
+    "nexus": "TETHER_NEXUS_",
 }
 NAME_RULE = "use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit"
 
@@ -221,6 +223,11 @@ class AgentConfig(BaseModel):
         default_factory=OutputRetention,
         description="What the process launcher keeps of finished processes' output folders "
         "(TETHER_OUTPUT_RETENTION_*).",
+    )
+    nexus: NexusSettings = Field(
+        default_factory=NexusSettings,
+        description="The Nexus service tether.v1.Runs (TETHER_NEXUS_*): hosted when a token "
+        "is set.",
     )
 
     @field_validator("control_plane_url", "worker_control_plane_url")

@@ -28,6 +28,7 @@ from worker import codec
 from worker.activity_set import AgentActivitySet
 from worker.config import SETTINGS, AgentConfig, AgentConfigError
 from worker.failures import AgentWordsOnly
+from worker.nexus_worker import nexus_worker
 from worker.search_attributes import (
     SearchAttributeCheckError,
     add_missing_search_attributes,
@@ -345,6 +346,9 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
             )
             for queue in [*task_queues, host_queue]
         ]
+        nexus = nexus_worker(temporal, config, agent, base, verify, WORKFLOW_RUNNER)
+        if nexus is not None:
+            workers.append(nexus.worker)
         # Run as tasks rather than `async with`: after a token rejection the shutdown must be
         # bounded (see _stop_workers), and only a cancelled run() task can cut it short.
         running = [asyncio.create_task(worker.run()) for worker in workers]
@@ -390,6 +394,8 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
         if rejection.reason is None:  # else the control plane would refuse the acks
             await activity_set.agent.flush_acks()
         await activity_set.aclose()
+        if nexus is not None:
+            await nexus.aclose()
         if rejection.reason is not None:
             raise AgentTokenRejected(rejection.reason)
     finally:

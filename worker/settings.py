@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from activities.launchers.docker_settings import DockerSettings, RegistryAuth
 from activities.launchers.retention import OutputRetention
 from worker.config import describe_errors
+from worker.nexus_settings import NexusSettings
 from workflows.models import CodeLocationSettings, RunSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -92,3 +93,9 @@ def docker_settings() -> DockerSettings:
 def output_retention() -> OutputRetention:
     """``TETHER_OUTPUT_RETENTION_*``, e.g. ``TETHER_OUTPUT_RETENTION_KEEP_HOURS=24``."""
     return _from_env(OutputRetention, "TETHER_OUTPUT_RETENTION_")
+
+
+def nexus_settings() -> NexusSettings:
+    """``TETHER_NEXUS_TOKEN``, ``TETHER_NEXUS_CALLERS`` (comma-separated namespaces, '*' for
+    any) and ``TETHER_NEXUS_OUTCOME`` (full or ids)."""
+    return _from_env(NexusSettings, "TETHER_NEXUS_")

@@ -14,6 +14,8 @@ AGENT_WORKFLOW = "AgentWorkflow"
 CODE_LOCATION_WORKFLOW = "CodeLocationWorkflow"
 RUN_WORKFLOW = "RunWorkflow"
 TICK_WORKFLOW = "TickWorkflow"
+# The workflow behind one `run_job` operation of the Nexus service tether.v1.Runs.
+NEXUS_RUN_WORKFLOW = "NexusRunWorkflow"
 
 # --- workflow IDs: derived from what they model, never random --------------------------------
 
@@ -38,6 +40,13 @@ def tick_workflow_id(
     return f"tick:{organization}:{deployment}:{code_location}:{kind}:{name}:{tick_id}"
 
 
+def nexus_run_workflow_id(run_id: str) -> str:
+    """The `run_job` Nexus operation that awaits run ``run_id``. The run is created keyed by the
+    caller's request ID, so a caller that retries its start gets the same run, and this ID
+    the same workflow."""
+    return f"nexus-run:{run_id}"
+
+
 # --- task queues -----------------------------------------------------------------------------
 
 
@@ -58,6 +67,12 @@ def host_task_queue(base: str, agent_name: str) -> str:
     """One agent's own task queue: what only its host can do goes there. Agent queue names
     cannot contain ':', so this never collides with one."""
     return f"{base}:host:{agent_name}"
+
+
+def nexus_task_queue(base: str) -> str:
+    """The deployment's Nexus task queue: a Nexus endpoint for the deployment targets it, and
+    only agents with a Nexus token poll it (its workflows' activities need that token)."""
+    return f"{base}:nexus:runs"
 
 
 # --- activities ------------------------------------------------------------------------------
@@ -91,6 +106,11 @@ REPORT_TICK = "report_tick"
 # On the code server's host: reads the tick's request, evaluates it, reports the answer to the
 # control plane itself (no user text in its input or result).
 EVALUATE_AND_REPORT_TICK = "evaluate_and_report_tick"
+
+# NexusRunWorkflow: through the user API, with the agent's Nexus token (never the caller's).
+CREATE_NEXUS_RUN = "create_nexus_run"
+AWAIT_NEXUS_RUN = "await_nexus_run"  # long-polls the control plane until the run is final
+TERMINATE_NEXUS_RUN = "terminate_nexus_run"  # the caller canceled its operation
 
 # --- signals, queries, updates ---------------------------------------------------------------
 

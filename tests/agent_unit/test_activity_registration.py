@@ -10,6 +10,8 @@ import pytest
 from temporalio import activity
 
 from activities.context import AgentContext
+from activities.nexus_runs import NexusRunActivities
+from activities.runs_api import RunsApiClient
 from worker.activity_set import AgentActivitySet, defined_activities
 from workflows import names
 
@@ -69,10 +71,12 @@ def called_by_workflows() -> set[str]:
 async def registered() -> list[str]:
     # The objects only keep the context: nothing is called here.
     activity_set = AgentActivitySet.build(cast(AgentContext, object()))
+    # And the Nexus worker's (worker/nexus_worker.py), on the deployment's Nexus queue.
+    nexus = defined_activities(NexusRunActivities(cast(RunsApiClient, object())))
     try:
         return [
             activity._Definition.must_from_callable(fn).name or ""
-            for fn in activity_set.activities()
+            for fn in [*activity_set.activities(), *nexus]
         ]
     finally:
         await activity_set.aclose()

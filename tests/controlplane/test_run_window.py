@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 
+from tests.support import Tenant
 from tether_api.enums import RunStatus
 from tether_controlplane.services import runwindow
 from tether_controlplane.tables import Base, RunRow
@@ -111,3 +112,20 @@ def test_finding_the_range_takes_a_few_dozen_index_seeks(session: Session) -> No
         details = " ".join(str(row[-1]) for row in plan)
         assert "SCAN runs" not in details, details
         assert "ix_runs_deployment_pk" in details, details
+
+
+def test_a_window_at_the_ends_of_time_lists_runs_instead_of_failing(tenant: Tenant) -> None:
+    """Year 1 at +17:12 is in year 0 in UTC, and 9999-12-31 at -17:00 past year 9999: such a
+    bound is the earliest (latest) time there is, not a server error."""
+    tenant.deploy("quick")
+    run = tenant.launch("quick", "etl")
+    with tenant.user() as c:
+        for params in (
+            {"created_after": "0001-01-01T00:00:08+17:12"},
+            {"created_before": "9999-12-31T23:59:59-17:00"},
+            {"created_after": "0001-01-01T00:00:00Z", "created_before": "9999-12-31T23:59:59Z"},
+        ):
+            r = c.get(f"{tenant.dep_path}/runs", params=params)
+            assert r.status_code == 200, (params, r.text)
+            assert [found["id"] for found in r.json()["runs"]] == [run["id"]], params
+    assert runwindow.bounded(datetime(9999, 12, 31, 23, tzinfo=UTC)) == runwindow.LATEST

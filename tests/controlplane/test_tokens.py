@@ -132,11 +132,21 @@ def test_bad_token_requests_are_refused_by_name(tenant: Tenant) -> None:
             {"name": "a", "kind": "agent", "scope": "organization", "deployment": "prod"},
             "names no deployment",
         ),
+        # A nexus token serves exactly one deployment.
+        ({"name": "n", "kind": "nexus"}, "a nexus token serves one deployment: name it"),
+        (
+            {"name": "n", "kind": "nexus", "scope": "organization"},
+            "never the whole organization: drop scope 'organization'",
+        ),
+        (
+            {"name": "n", "kind": "nexus", "scope": "organization", "deployment": "prod"},
+            "never the whole organization: drop scope 'organization'",
+        ),
         ({"name": "old", "kind": "user", "expires_at": past}, "expires_at is in the past"),
         ({"name": "", "kind": "user"}, "name"),
         # The kind picks the request's schema: missing or unknown, it is named like a field.
         ({"name": "x"}, "kind: Field required"),
-        ({"name": "x", "kind": "run"}, "kind: Input should be 'user' or 'agent'"),
+        ({"name": "x", "kind": "run"}, "kind: Input should be 'user', 'agent' or 'nexus'"),
     ]
     with tenant.user() as c:
         for body, message in cases:
@@ -149,9 +159,11 @@ def test_bad_token_requests_are_refused_by_name(tenant: Tenant) -> None:
         assert body["application/json"]["schema"]["discriminator"]["mapping"] == {
             "user": "#/components/schemas/NewUserToken",
             "agent": "#/components/schemas/NewAgentToken",
+            "nexus": "#/components/schemas/NewNexusToken",
         }
-        r = c.post("/api/v1/tokens", json={"name": "a", "kind": "agent", "deployment": "nope"})
-        assert r.status_code == 404 and "deployment 'nope' not found" in r.json()["detail"]
+        for kind in ("agent", "nexus"):
+            r = c.post("/api/v1/tokens", json={"name": "a", "kind": kind, "deployment": "nope"})
+            assert r.status_code == 404 and "deployment 'nope' not found" in r.json()["detail"]
         assert c.post("/api/v1/tokens/999999/revoke").status_code == 404
 
 

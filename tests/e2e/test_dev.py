@@ -2,6 +2,7 @@
 agent, code server and run worker, started by one command; Ctrl-C; a restart on the same
 home; a crash of one part; a busy port."""
 
+import asyncio
 import json
 import os
 import re
@@ -15,8 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
 
+from tests.e2e.nexus_callers import CallerInput, RunJobCallerWorkflow
 from tests.support import REPO, free_port, wait_until
+from tether_api.nexus import RunJobInput, RunJobResult
 
 pytestmark = pytest.mark.e2e
 
@@ -140,6 +146,20 @@ def assert_search_attributes(address: str) -> None:
     assert {(name, type_name) for name, type_name in ALL.items()} <= rows, listed.stdout
 
 
+async def run_through_nexus(address: str, endpoint: str) -> RunJobResult:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    async with Worker(client, task_queue="dev-callers", workflows=[RunJobCallerWorkflow]):
+        return await client.execute_workflow(
+            RunJobCallerWorkflow.run,
+            CallerInput(
+                endpoint=endpoint,
+                job=RunJobInput(code_location="quickstart", job="etl", run_config=ETL_CONFIG),
+            ),
+            id="dev-caller",
+            task_queue="dev-callers",
+        )
+
+
 def assert_all_stopped(pids: list[int]) -> None:
     left = [pid for pid in pids if alive(pid)]
     assert not left, f"still running: {left}"
@@ -165,6 +185,8 @@ def test_dev_starts_everything_stops_on_ctrl_c_and_restarts_where_it_left(
         assert saved["temporal_ui"] is None  # --headless
         assert saved["user_token"].startswith("tether_user_") and saved["user_token"] in text
         assert saved["agent_token"].startswith("tether_agent_") and saved["agent_token"] in text
+        assert saved["nexus_token"].startswith("tether_nexus_")
+        assert "Nexus endpoint" in text and "tether-dev" in text
         assert f"http://127.0.0.1:{port}/docs" in text
         assert str(home / "logs") in text
         for log in ("temporal", "controlplane", "agent"):
@@ -202,6 +224,11 @@ def test_dev_starts_everything_stops_on_ctrl_c_and_restarts_where_it_left(
         assert launch.returncode == 0, launch.stdout + launch.stderr
         run_id = launch.stdout.splitlines()[0].strip()
         assert api(saved, f"/runs/{run_id}")["status"] == "SUCCESS"
+
+        # A Temporal workflow runs the same job through the endpoint `tether dev` made.
+        result = asyncio.run(run_through_nexus(saved["temporal_address"], "tether-dev"))
+        assert result.status == "SUCCESS"
+        assert api(saved, f"/runs/{result.run_id}")["caller"]["namespace"] == "default"
 
         launched = launched_pids(home)
         assert any(alive(pid) for pid in launched), "no code server running"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import tempfile
@@ -21,8 +22,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
 
 from tests.agent_support import (
     AgentProcess,
@@ -32,7 +34,12 @@ from tests.agent_support import (
     wait_for_location,
     wait_for_run,
 )
+from tests.conftest import NEXUS_CALLER_NAMESPACE
+from tests.e2e.nexus_callers import CallerInput, RunJobCallerWorkflow
 from tests.support import ControlPlane, Tenant, wait_until
+from tether_api.nexus import RunJobInput
+from tether_cli.nexus_endpoint import Endpoint, ensure_endpoint, target_task_queue
+from worker.temporal_binary import temporal_cli
 from workflows import names
 from workflows.models import CodeLocationState
 
@@ -40,6 +47,8 @@ HERE = Path(__file__).resolve().parent
 QUICKSTART = {"module": "tether_sdk.examples.quickstart"}
 BROKEN = {"module": "tether_sdk.examples.broken"}
 SENSING = HERE.parent / "e2e" / "locations" / "sensing.py"
+NEXUS_JOBS = HERE.parent / "e2e" / "locations" / "nexus_jobs.py"
+NEXUS_ENDPOINT = "tether-recorder"
 ETL_CONFIG = {"source": "s3://b/o.csv"}
 RESULT_TIMEOUT = 120.0
 # Agents count as lost after 3 s without taking a task from their own queue (default 60 s).
@@ -130,6 +139,75 @@ class Session:
         self.deploy_running(name, QUICKSTART)
         self.remove(name)
         await self.save("code_location_import_error_fixed", self.location_handle(name))
+
+    async def nexus_operation(
+        self, scenario: str, job: str, cancel: bool = False, **config: Any
+    ) -> None:
+        """A caller workflow in the caller namespace runs ``job`` through the Nexus endpoint;
+        the operation's NexusRunWorkflow is saved (``cancel``: the caller is canceled once
+        the run has started)."""
+        if not any(loc["name"] == "nexus_jobs" for loc in self.locations()):
+            self.deploy_running("nexus_jobs", {"python_file": str(NEXUS_JOBS)})
+        caller = await Client.connect(
+            self.client.service_client.config.target_host,
+            namespace=NEXUS_CALLER_NAMESPACE,
+            data_converter=pydantic_data_converter,
+        )
+        async with Worker(caller, task_queue="recorder-callers", workflows=[RunJobCallerWorkflow]):
+            handle = await caller.start_workflow(
+                RunJobCallerWorkflow.run,
+                CallerInput(
+                    endpoint=NEXUS_ENDPOINT,
+                    job=RunJobInput(code_location="nexus_jobs", job=job, run_config=config),
+                ),
+                id=f"recorder-{scenario}",
+                task_queue="recorder-callers",
+            )
+            run_id = await self.caller_run(handle.id)
+            if cancel:
+                await asyncio.to_thread(
+                    wait_for_run, self.tenant, run_id, ("STARTED",), RESULT_TIMEOUT
+                )
+                await handle.cancel()
+            with contextlib.suppress(WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
+        backing = self.client.get_workflow_handle(names.nexus_run_workflow_id(run_id))
+        if cancel or job == "fails":
+            with contextlib.suppress(WorkflowFailureError):
+                await backing.result()
+        history = await backing.fetch_history()
+        path = self.out / f"{scenario}.json"
+        path.write_text(history.to_json() + "\n")
+        log.info("wrote %s: %d events", path, len(history.events))
+
+    def locations(self) -> list[dict[str, Any]]:
+        with self.tenant.user() as c:
+            r = c.get(f"{self.tenant.dep_path}/code-locations")
+            assert r.status_code == 200, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    async def caller_run(self, workflow_id: str) -> str:
+        """The run the caller's operation created (found by the caller, as users do)."""
+        deadline = asyncio.get_running_loop().time() + RESULT_TIMEOUT
+        while True:
+            with self.tenant.user() as c:
+                runs = c.get(
+                    f"{self.tenant.dep_path}/runs", params={"caller_workflow_id": workflow_id}
+                ).json()["runs"]
+            if runs:
+                return str(runs[0]["id"])
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no run of caller {workflow_id}")
+            await asyncio.sleep(0.1)
+
+    async def nexus_run_success(self) -> None:
+        await self.nexus_operation("nexus_run_success", "load_orders")
+
+    async def nexus_run_failed(self) -> None:
+        await self.nexus_operation("nexus_run_failed", "fails")
+
+    async def nexus_run_canceled(self) -> None:
+        await self.nexus_operation("nexus_run_canceled", "nap", cancel=True, seconds=60)
 
     async def run_success(self) -> None:
         self.deploy_running("quick", QUICKSTART)
@@ -269,6 +347,9 @@ SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "run_terminated_stops_first": Session.run_terminated_stops_first,
     "host_lost": Session.host_lost,
     "sensor_tick_held": Session.sensor_tick,
+    "nexus_run_success": Session.nexus_run_success,
+    "nexus_run_failed": Session.nexus_run_failed,
+    "nexus_run_canceled": Session.nexus_run_canceled,
     "agent_poll_dispatches": Session.agent_workflow,  # last: it ends the agent's workflow
 }
 
@@ -282,6 +363,7 @@ async def record(scenarios: list[str], out: Path) -> None:
         controlplane: ControlPlane | None = None
         agent: AgentProcess | None = None
         try:
+            temporal.namespaces = (NEXUS_CALLER_NAMESPACE,)
             temporal.start()
             controlplane = ControlPlane(
                 workdir / "controlplane",
@@ -289,7 +371,29 @@ async def record(scenarios: list[str], out: Path) -> None:
                 run_heartbeat_timeout_seconds=3600,
             ).start()
             tenant = controlplane.tenant()
-            agent = AgentProcess(tenant, temporal, workdir / "agent", **HOST_LOST_QUICKLY).start()
+            with tenant.user() as c:
+                r = c.post(
+                    "/api/v1/tokens",
+                    json={"kind": "nexus", "name": "recorder", "deployment": tenant.deployment},
+                )
+                assert r.status_code == 201, r.text
+            agent = AgentProcess(
+                tenant,
+                temporal,
+                workdir / "agent",
+                TETHER_NEXUS_TOKEN=r.json()["token"],
+                TETHER_NEXUS_CALLERS=NEXUS_CALLER_NAMESPACE,
+                **HOST_LOST_QUICKLY,
+            ).start()
+            ensure_endpoint(
+                temporal_cli(),
+                Endpoint(
+                    NEXUS_ENDPOINT,
+                    "default",
+                    target_task_queue(tenant.org, tenant.deployment, agent.task_queue),
+                ),
+                ["--address", temporal.address],
+            )
             client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
             session = Session(tenant, agent, client, out)
             for scenario in scenarios:

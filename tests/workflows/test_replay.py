@@ -20,12 +20,13 @@ from worker.codec import data_converter, new_key, parse_keys
 from workflows import names
 from workflows.agent import AgentWorkflow
 from workflows.code_location import CodeLocationWorkflow
+from workflows.nexus_run import NexusRunWorkflow
 from workflows.run import RunWorkflow
 from workflows.tick import TickWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
-WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow, TickWorkflow]
+WORKFLOWS = [AgentWorkflow, CodeLocationWorkflow, RunWorkflow, TickWorkflow, NexusRunWorkflow]
 
 
 def started(history: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +58,15 @@ def test_workflow_types_are_the_names_in_histories_and_users_commands() -> None:
         names.CODE_LOCATION_WORKFLOW,
         names.RUN_WORKFLOW,
         names.TICK_WORKFLOW,
+        names.NEXUS_RUN_WORKFLOW,
     ]
-    assert types == ["AgentWorkflow", "CodeLocationWorkflow", "RunWorkflow", "TickWorkflow"]
+    assert types == [
+        "AgentWorkflow",
+        "CodeLocationWorkflow",
+        "RunWorkflow",
+        "TickWorkflow",
+        "NexusRunWorkflow",
+    ]
     assert names.SIGNAL_STOP == "stop"  # `temporal workflow signal --name stop`
 
 

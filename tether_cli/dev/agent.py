@@ -50,6 +50,8 @@ def start_agent(stack: Stack, tokens: Tokens) -> None:
         "TETHER_CONTROL_PLANE_URL": o.url,
         # In the environment, not in argv: `ps` shows every user's argv.
         "TETHER_AGENT_TOKEN": tokens.agent,
+        # It hosts the Nexus service tether.v1.Runs with this one (tether_cli/dev/nexus.py).
+        "TETHER_NEXUS_TOKEN": tokens.nexus or "",
         # Its own deployment: a TETHER_DEPLOYMENT left in the shell for the user commands
         # would otherwise be sent as the agent's (and refused for this token).
         "TETHER_DEPLOYMENT": o.deployment,

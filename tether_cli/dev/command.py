@@ -13,6 +13,7 @@ from tether_api.home import tether_home
 from tether_cli.dev.agent import start_agent
 from tether_cli.dev.controlplane import client, start_control_plane
 from tether_cli.dev.locations import deploy
+from tether_cli.dev.nexus import make_endpoint
 from tether_cli.dev.options import DevError, Options, check_ports
 from tether_cli.dev.printout import out, ready_panel, say
 from tether_cli.dev.processes import Signals
@@ -173,10 +174,11 @@ def _run_stack(stack: Stack) -> int:
         tokens = choose_tokens(o, load_dev_file(o.dev_file))
         save_dev_file(o.dev_file, dev_file_for(o, tokens))
         start_agent(stack, tokens)
+        endpoint = make_endpoint(o)
         deploy(stack, tokens)
         with client(o, tokens.user) as c:
             link = c.sign_in_link(SIGN_IN_LINK_SECONDS)
-        out.print(ready_panel(o, tokens, temporal_command(), link))
+        out.print(ready_panel(o, tokens, temporal_command(), link, endpoint))
         out.print("Press Ctrl-C to stop everything.")
         if o.watch:
             DevWatcher(stack, tokens).start()

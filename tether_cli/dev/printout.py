@@ -32,7 +32,11 @@ def say(message: str, style: str | None = None) -> None:
 
 
 def ready_panel(
-    o: Options, tokens: "Tokens", temporal_command: str, sign_in: str | None = None
+    o: Options,
+    tokens: "Tokens",
+    temporal_command: str,
+    sign_in: str | None = None,
+    nexus_endpoint: str | None = None,
 ) -> Panel:
     """Where everything is, the tokens, and commands to try; ``temporal_command`` is how to
     type the temporal CLI; ``sign_in`` a one-time link to the web UI."""
@@ -54,6 +58,11 @@ def ready_panel(
     row("Deployment", o.deployment)
     row("User token", tokens.user + (" (kept from the last start)" if tokens.reused else ""))
     row("Agent token", tokens.agent)
+    if nexus_endpoint:
+        row(
+            "Nexus endpoint",
+            f"{nexus_endpoint}   (service tether.v1.Runs: run jobs from Temporal workflows)",
+        )
     row("Logs", f"{o.logs}/{{temporal,controlplane,agent}}.log")
     row("Saved to", f"{o.dev_file}   (the tether commands read it)")
 

@@ -30,6 +30,8 @@ class Tokens:
     user: str
     agent: str
     reused: bool
+    # The agent's Nexus token: it hosts the service tether.v1.Runs with it.
+    nexus: str | None = None
 
 
 def load_dev_file(path: Path) -> DevFile:
@@ -58,6 +60,7 @@ def dev_file_for(o: Options, tokens: Tokens) -> DevFile:
         deployment=o.deployment,
         user_token=tokens.user,
         agent_token=tokens.agent,
+        nexus_token=tokens.nexus,
         temporal_address=o.temporal,
         temporal_ui=o.temporal_ui,
     )
@@ -79,11 +82,15 @@ def choose_tokens(o: Options, saved: DevFile) -> Tokens:
         CONCURRENCY,
         keep_user_token=saved.user_token if same_tenant else None,
         keep_agent_token=saved.agent_token if same_tenant else None,
+        nexus=True,
+        keep_nexus_token=saved.nexus_token if same_tenant else None,
     )
     reused = result.user_token_reused and result.agent_token_reused
     if same_tenant and saved.user_token and not reused:
         say("the saved tokens no longer work; minted new ones", style="yellow")
-    return Tokens(user=result.user_token, agent=result.agent_token, reused=reused)
+    return Tokens(
+        user=result.user_token, agent=result.agent_token, reused=reused, nexus=result.nexus_token
+    )
 
 
 def lock_home(home: Path) -> IO[str]:

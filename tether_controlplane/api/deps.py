@@ -44,7 +44,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearerToken",
-    description="A user, agent or run token: `Authorization: Bearer <token>`. An agent with "
+    description="A user, agent, run or nexus token: `Authorization: Bearer <token>`. An agent with "
     "an organization-wide agent token also names the deployment it serves: "
     "`X-Tether-Deployment: <deployment>`.",
 )
@@ -74,6 +74,16 @@ def _a(kind: TokenKind) -> str:
 async def user(p: Annotated[Principal, Depends(principal)]) -> Principal:
     # A web UI session acts with its user token's rights, through the same endpoints.
     return _require(p, TokenKind.USER, TokenKind.SESSION)
+
+
+async def user_or_nexus(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    # The few run endpoints an agent's Nexus service calls (create, read, terminate); the
+    # handlers narrow what a Nexus token may do there (its deployment, the runs it started).
+    if p.kind not in (TokenKind.USER, TokenKind.SESSION, TokenKind.NEXUS):
+        raise Forbidden(
+            f"this endpoint needs a user or nexus token, and {_a(p.kind)} token was sent"
+        )
+    return p
 
 
 async def user_token(p: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -118,18 +128,30 @@ class NamedScope:
     """User tokens: the deployment named in the path, within the token's organization.
 
     Resolved in the handler's own session, so a request reads it once; a name outside the
-    organization answers 404 from there."""
+    organization answers 404 from there. A Nexus token sees its own deployment only: any
+    other name answers the same 404 as an unknown one."""
 
     principal: Principal
     deployment_name: str
 
+    @property
+    def is_nexus(self) -> bool:
+        return self.principal.kind == TokenKind.NEXUS
+
     def deployment(self, session: Session) -> DeploymentRow:
-        return tenancy.find_deployment(
-            session, self.principal.organization_id, self.deployment_name
-        )
+        dep = tenancy.find_deployment(session, self.principal.organization_id, self.deployment_name)
+        if self.is_nexus and dep.id != self.principal.deployment_id:
+            raise tenancy.deployment_not_found(self.deployment_name)
+        return dep
 
 
 async def user_scope(dep: NamePath, p: Annotated[Principal, Depends(user)]) -> NamedScope:
+    return NamedScope(p, dep)
+
+
+async def user_or_nexus_scope(
+    dep: NamePath, p: Annotated[Principal, Depends(user_or_nexus)]
+) -> NamedScope:
     return NamedScope(p, dep)
 
 
@@ -144,6 +166,7 @@ async def run_scope(p: Annotated[Principal, Depends(run_worker)]) -> TokenScope:
 
 
 UserScope = Annotated[NamedScope, Depends(user_scope)]
+UserOrNexusScope = Annotated[NamedScope, Depends(user_or_nexus_scope)]
 AgentScope = Annotated[TokenScope, Depends(agent_scope)]
 RunScope = Annotated[TokenScope, Depends(run_scope)]
 UserPrincipal = Annotated[Principal, Depends(user)]

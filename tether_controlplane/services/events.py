@@ -2,6 +2,7 @@
 
 import functools
 import json
+from collections.abc import Sequence
 from datetime import UTC
 
 from sqlalchemy import select
@@ -94,13 +95,19 @@ def heartbeat(session: Session, run: RunRow) -> WorkerHeartbeatResult:
     return WorkerHeartbeatResult(run_status=run.status, cancel_requested=stop)
 
 
-def list_after(session: Session, run: RunRow, after: int, limit: int) -> list[RunEvent]:
-    rows = session.scalars(
-        select(RunEventRow)
-        .where(RunEventRow.run_pk == run.pk, RunEventRow.seq > after)
-        .order_by(RunEventRow.seq)
-        .limit(limit)
-    )
+def list_after(
+    session: Session,
+    run: RunRow,
+    after: int,
+    limit: int,
+    types: Sequence[EventType] = (),
+) -> list[RunEvent]:
+    """Events with seq > ``after``, in order; only those of ``types`` when given (the
+    (run_pk, type) index reads them without the run's log lines)."""
+    query = select(RunEventRow).where(RunEventRow.run_pk == run.pk, RunEventRow.seq > after)
+    if types:
+        query = query.where(RunEventRow.type.in_(list(types)))
+    rows = session.scalars(query.order_by(RunEventRow.seq).limit(limit))
     return [_to_model(r) for r in rows]
 
 

@@ -8,7 +8,7 @@ from tether_api.enums import FailureCause, RetryOn
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.user_api import RunCreate
 from tether_controlplane.errors import NotFound
-from tether_controlplane.services import locations
+from tether_controlplane.services import locations, runcaller
 from tether_controlplane.tables import DeploymentRow, RunRow
 
 # A run's tags override its job's policy: e.g. tether/max_retries=3, tether/retry_on=any.
@@ -48,7 +48,14 @@ def plan(
         return None
     if retry_on == RetryOn.WORKER_DIED and cause != FailureCause.WORKER_DIED:
         return None
+    # The caller stays: a retry of a run a Temporal workflow started is that workflow's too
+    # (found by its workflow ID, terminated by its operation's cancel). The idempotency key
+    # does not: it names the failed run.
     body = RunCreate(
-        code_location=run.code_location, job=run.job, run_config=run.run_config, tags=run.tags
+        code_location=run.code_location,
+        job=run.job,
+        run_config=run.run_config,
+        tags=run.tags,
+        caller=runcaller.caller_of(run),
     )
     return body, max_retries + 1

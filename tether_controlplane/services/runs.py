@@ -1,6 +1,7 @@
 """Runs: creation, FIFO admission under the concurrency limit, status transitions."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -28,6 +29,7 @@ from tether_controlplane.services import (
     logs,
     requests,
     retries,
+    runcaller,
     runconfig,
     runtags,
     runwindow,
@@ -56,7 +58,26 @@ ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
-def to_model(dep: DeploymentRow, row: RunRow) -> Run:
+def to_model(session: Session, dep: DeploymentRow, row: RunRow) -> Run:
+    """The run as the API answers it, with the run that retries it (one indexed lookup)."""
+    retry = session.scalar(select(RunRow.id).where(RunRow.parent_run_id == row.id))
+    return _model(dep, row, retry)
+
+
+def to_models(session: Session, dep: DeploymentRow, rows: Sequence[RunRow]) -> list[Run]:
+    """Runs as the API answers them: their retries found with one query for them all."""
+    retries_of: dict[str, str] = {}
+    if rows:
+        found = session.execute(
+            select(RunRow.parent_run_id, RunRow.id).where(
+                RunRow.parent_run_id.in_([r.id for r in rows])
+            )
+        )
+        retries_of = {parent: child for parent, child in found if parent is not None}
+    return [_model(dep, r, retries_of.get(r.id)) for r in rows]
+
+
+def _model(dep: DeploymentRow, row: RunRow, retry_run_id: str | None) -> Run:
     return Run(
         id=row.id,
         deployment=dep.name,
@@ -78,6 +99,9 @@ def to_model(dep: DeploymentRow, row: RunRow) -> Run:
         root_run_id=row.root_run_id,
         log_settings=LogSettings.model_validate(row.log_settings) if row.log_settings else None,
         log_url=row.log_url,
+        retry_run_id=retry_run_id,
+        idempotency_key=row.idempotency_key,
+        caller=runcaller.caller_of(row),
     )
 
 
@@ -170,7 +194,10 @@ def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
         tags=body.tags,
         status=RunStatus.QUEUED,
         created_at=now,
+        idempotency_key=body.idempotency_key,
     )
+    if body.caller is not None:
+        runcaller.record(row, body.caller)
     session.add(row)
     session.flush()
     session.add_all(RunTagRow(run_pk=row.pk, key=k, value=v) for k, v in body.tags.items())
@@ -338,9 +365,15 @@ def list_page(
     job: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    caller_workflow_id: str | None = None,
+    caller_namespace: str | None = None,
 ) -> RunPage:
     """Newest first, a page at a time by pk (never OFFSET). ``created_after`` (inclusive)
     and ``created_before`` (exclusive) bound the runs' creation time."""
+    created_after, created_before = (
+        runwindow.bounded(created_after),
+        runwindow.bounded(created_before),
+    )
     if created_after is not None and created_before is not None and created_after >= created_before:
         # An empty window: no run was created in it (the web UI says which bound to move).
         return RunPage(runs=[], next_cursor=None)
@@ -351,6 +384,10 @@ def list_page(
         query = query.where(RunRow.code_location == code_location)
     if job:
         query = query.where(RunRow.job == job)
+    if caller_workflow_id:
+        query = query.where(RunRow.caller_workflow_id == caller_workflow_id)
+    if caller_namespace:
+        query = query.where(RunRow.caller_namespace == caller_namespace)
     for key, value in tags.items():
         query = query.where(
             RunRow.pk.in_(
@@ -379,7 +416,7 @@ def list_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return RunPage(
-        runs=[to_model(dep, r) for r in rows],
+        runs=to_models(session, dep, rows),
         next_cursor=str(rows[-1].pk) if more and rows else None,
     )
 

@@ -9,7 +9,7 @@ different clocks) can put a few runs out of step: the pk range is widened by ``S
 each side, and the caller still filters by ``created_at`` exactly, so a run out of step by
 less than that is neither lost nor wrongly shown."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +17,21 @@ from sqlalchemy.orm import Session
 from tether_controlplane.tables import RunRow
 
 SLACK = timedelta(minutes=10)
+# The times a window may start or end at: a bound outside them (year 1 at +17:00 is in year 0
+# in UTC) is moved to them, so that neither the SLACK nor UTC overflows a datetime.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def bounded(at: datetime | None) -> datetime | None:
+    """``at`` in UTC, moved into [EARLIEST, LATEST]; None stays None."""
+    if at is None:
+        return None
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:
+        return EARLIEST if at.year < 5000 else LATEST
+    return min(max(utc, EARLIEST), LATEST)
 
 
 def pk_range(

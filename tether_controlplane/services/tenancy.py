@@ -51,6 +51,8 @@ FIXES: dict[TokenKind, str] = {
     TokenKind.SESSION: "sign in again (the web UI)",
     TokenKind.SIGN_IN: "ask for a new sign-in link",
     TokenKind.RUN: "nothing to do: the agent mints a new one for each run",
+    TokenKind.NEXUS: "create a new one with `tether tokens create NAME --kind nexus "
+    "--deployment DEP` and restart the agent with it (TETHER_NEXUS_TOKEN)",
 }
 
 
@@ -193,11 +195,16 @@ def find_deployment(session: Session, organization_id: int, name: str) -> Deploy
         )
     )
     if dep is None:
-        raise NotFound(
-            f"deployment {name!r} not found in your organization; "
-            "list them with GET /api/v1/deployments"
-        )
+        raise deployment_not_found(name)
     return dep
+
+
+def deployment_not_found(name: str) -> NotFound:
+    """The one answer for a deployment a token cannot see, whether it exists or not."""
+    return NotFound(
+        f"deployment {name!r} not found in your organization; "
+        "list them with GET /api/v1/deployments"
+    )
 
 
 def deployment_by_id(session: Session, deployment_id: int) -> DeploymentRow:

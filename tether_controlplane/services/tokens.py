@@ -1,4 +1,4 @@
-"""User and agent tokens as people manage them: list, create, revoke.
+"""User, agent and Nexus tokens as people manage them: list, create, revoke.
 
 Sessions, sign-in links and run tokens are the control plane's own and never listed here;
 revoking a user token still ends its sessions and links (they check their parent)."""

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -48,6 +48,8 @@ class Filters:
     created_after: str = ""
     created_before: str = ""
     cursor: str = ""
+    # The ID of the Temporal workflow that started the runs through the Nexus service.
+    caller: str = ""
 
     def window(self) -> tuple[datetime | None, datetime | None]:
         """The creation window; ValueError names a field that is no date and time, or a
@@ -69,6 +71,7 @@ class Filters:
             ("code_location", self.location),
             ("job", self.job),
             ("tag", self.tag),
+            ("caller_workflow_id", self.caller),
             ("cursor", self.cursor),
         ):
             if value.strip():
@@ -88,6 +91,7 @@ class Filters:
             "tag": self.tag,
             "created_after": self.created_after,
             "created_before": self.created_before,
+            "caller": self.caller,
             "cursor": self.cursor,
             **changes,
         }
@@ -104,6 +108,7 @@ class Filters:
                 self.tag,
                 self.created_after,
                 self.created_before,
+                self.caller,
             )
         )
 
@@ -153,9 +158,10 @@ async def runs_page(
     created_after: FilterQuery = "",
     created_before: FilterQuery = "",
     cursor: FilterQuery = "",
+    caller: FilterQuery = "",
 ) -> Response:
     signed = require(request)
-    filters = Filters(status, location, job, tag, created_after, created_before, cursor)
+    filters = Filters(status, location, job, tag, created_after, created_before, cursor, caller)
     runs_path = api_path("deployments", dep, "runs")
     live = bool(request.headers.get("hx-request"))  # the live refresh: the table only
     listed, context = await asyncio.gather(
@@ -191,7 +197,12 @@ async def _list(signed: Signed, runs_path: str, filters: Filters) -> dict[str, A
 
 
 def _filter_problem(problem: ApiProblem) -> str:
-    fields = {"code_location": "Code location", "tag": "Tag", "created_after": "Created from"}
+    fields = {
+        "code_location": "Code location",
+        "tag": "Tag",
+        "created_after": "Created from",
+        "caller_workflow_id": "Temporal workflow",
+    }
     for error in problem.errors:
         loc = [str(p) for p in error.get("loc", [])]
         name = next((fields[p] for p in loc if p in fields), None)
@@ -230,8 +241,20 @@ async def _run_context(request: Request, signed: Signed, dep: str, run_id: str) 
         "temporal_url": temporal_link(
             settings.temporal_ui_url, settings.temporal_namespace, f"run:{run['id']}"
         ),
+        "caller_url": caller_link(settings.temporal_ui_url, run.get("caller")),
         "section": "runs",
     }
+
+
+def caller_link(temporal_ui_url: str | None, caller: dict[str, Any] | None) -> str | None:
+    """The Temporal UI's page of the workflow that started a run through the Nexus service
+    (in its own namespace, and its own execution when known); None without a Temporal UI."""
+    if caller is None:
+        return None
+    link = temporal_link(temporal_ui_url, caller["namespace"], caller["workflow_id"])
+    if link is None or not caller.get("run_id"):
+        return link
+    return f"{link}/{quote(caller['run_id'], safe='')}"
 
 
 async def terminated_by(signed: Signed, dep: str, run: dict[str, Any]) -> dict[str, Any] | None:

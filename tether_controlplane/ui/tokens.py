@@ -1,4 +1,4 @@
-"""Tokens: the organization's user and agent tokens; creating one (its secret shown once)
+"""Tokens: the organization's user, agent and Nexus tokens; creating one (its secret shown once)
 and revoking one.
 
 The API lists tokens to a web session but creates and revokes them only for a user token:
@@ -28,8 +28,9 @@ USER_TOKEN_HELP = (
     "only and not kept."
 )
 # The "For" choice of the create form: a user token, an agent token of every deployment,
-# or (``agent:NAME``) of one deployment.
+# or (``agent:NAME``) of one deployment, or (``nexus:NAME``) a Nexus token of one deployment.
 FOR_USER, FOR_ALL_DEPLOYMENTS, FOR_DEPLOYMENT = "user", "agent-organization", "agent:"
+FOR_NEXUS = "nexus:"
 
 
 class Refused(Exception):
@@ -127,8 +128,10 @@ def _new_token(for_: str, name: str, expires: str) -> dict[str, Any]:
         body.update(kind="agent", scope="organization")
     elif for_.startswith(FOR_DEPLOYMENT) and for_ != FOR_DEPLOYMENT:
         body.update(kind="agent", deployment=for_.removeprefix(FOR_DEPLOYMENT))
+    elif for_.startswith(FOR_NEXUS) and for_ != FOR_NEXUS:
+        body.update(kind="nexus", deployment=for_.removeprefix(FOR_NEXUS))
     else:
-        raise ValueError("For: choose a user token or an agent token")
+        raise ValueError("For: choose a user, agent or Nexus token")
     until = utc_input("Expires", expires)
     if until is not None:
         body["expires_at"] = until.isoformat()

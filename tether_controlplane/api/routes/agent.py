@@ -254,7 +254,7 @@ def new_code_location_generation(
 def get_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> Run:
     with db.read() as s:
         dep = scope.deployment(s)
-        return runs.to_model(dep, runs.find(s, dep, run_id))
+        return runs.to_model(s, dep, runs.find(s, dep, run_id))
 
 
 @router.post("/runs/{run_id}/status", responses=LOOKUP)
@@ -262,7 +262,9 @@ def report_run(run_id: RunIdPath, body: RunStatusReport, scope: AgentScope, db: 
     """Apply a status the state machine allows; a finished run keeps its final status."""
     with db.write() as s:
         dep = scope.deployment(s)
-        return runs.to_model(dep, runs.report(s, dep, runs.find(s, dep, run_id, lock=True), body))
+        return runs.to_model(
+            s, dep, runs.report(s, dep, runs.find(s, dep, run_id, lock=True), body)
+        )
 
 
 @router.post("/runs/{run_id}/log-url", responses=LOOKUP_OR_CONFLICT)
@@ -279,7 +281,7 @@ def report_run_log_url(run_id: RunIdPath, body: RunLogUrl, scope: AgentScope, db
                 "not recorded"
             )
         run.log_url = body.url
-        return runs.to_model(dep, run)
+        return runs.to_model(s, dep, run)
 
 
 # For agents before POST /runs/{id}/launch (release R0 included); when it can go:
@@ -312,7 +314,7 @@ def launch_run(run_id: RunIdPath, scope: AgentScope, db: DbDep) -> RunLaunch:
             tenancy.revoke_run_tokens(s, row.id)
             token = tenancy.mint(s, TokenKind.RUN, dep.organization_id, dep.id, run_id=row.id)[0]
         return RunLaunch(
-            run=runs.to_model(dep, row),
+            run=runs.to_model(s, dep, row),
             code_location=locations.to_model(s, dep, location),
             token=token,
         )

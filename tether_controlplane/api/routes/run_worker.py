@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/runs", tags=["run worker"])
 def get_run(run_id: RunIdPath, scope: RunScope, db: DbDep) -> Run:
     with db.read() as s:
         dep = scope.deployment(s)
-        return runs.to_model(dep, runs.find(s, dep, run_id))
+        return runs.to_model(s, dep, runs.find(s, dep, run_id))
 
 
 @router.post("/{run_id}/events", responses=LOOKUP)

@@ -4,19 +4,35 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AfterValidator, StringConstraints
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether_api.audit import AuditAction
-from tether_api.enums import TERMINAL_RUN_STATUSES, RunStatus
+from tether_api.enums import TERMINAL_RUN_STATUSES, EventType, RunStatus
 from tether_api.logs import MAX_LOG_WAIT_SECONDS, LogForwarding, RunLogs, RunLogsAnswer
 from tether_api.steps import StepSummary, summarize_steps
-from tether_api.user_api import Run, RunConfigValidation, RunCreate, RunEventPage, RunPage
+from tether_api.user_api import (
+    CALLER_ONLY_FROM_NEXUS,
+    MAX_WORKFLOW_ID,
+    Run,
+    RunConfigValidation,
+    RunCreate,
+    RunEventPage,
+    RunPage,
+)
 from tether_api.wire import MAX_SEQ, JsonDateTime, Text, strip_nul
-from tether_controlplane.api.deps import DbDep, NamedScope, RunIdPath, SettingsDep, UserScope
+from tether_controlplane.api.deps import (
+    DbDep,
+    Forbidden,
+    NamedScope,
+    RunIdPath,
+    SettingsDep,
+    UserOrNexusScope,
+    UserScope,
+)
 from tether_controlplane.api.responses import (
     EVENT_STREAM,
     LOOKUP,
@@ -26,7 +42,15 @@ from tether_controlplane.api.responses import (
 )
 from tether_controlplane.db import Database
 from tether_controlplane.errors import AgentTimeout, Invalid
-from tether_controlplane.services import audit, events, logfetch, logs, requests, runs
+from tether_controlplane.services import (
+    audit,
+    events,
+    idempotency,
+    logfetch,
+    logs,
+    requests,
+    runs,
+)
 from tether_controlplane.tables import DeploymentRow, RunRow
 from tether_controlplane.wakeups import run_events_key
 
@@ -37,6 +61,11 @@ TAG_FILTER_PATTERN = r"^[^=]+=[\s\S]*$"
 SSE_KEEPALIVE_SECONDS = 15.0
 # How long a stream stays open after its run ended without the worker's final event.
 SSE_END_GRACE = 5.0
+# The longest a GET of a run waits for it to end (?wait_seconds=).
+MAX_RUN_WAIT_SECONDS = 60.0
+NEXUS_TERMINATES_ITS_OWN = (
+    "a nexus token terminates only the runs started through Tether's Nexus service"
+)
 
 
 def _run_is_final(db: Database, run_pk: int) -> bool:
@@ -45,25 +74,50 @@ def _run_is_final(db: Database, run_pk: int) -> bool:
         return run is None or run.status in TERMINAL_RUN_STATUSES
 
 
-@router.post("", status_code=201, responses=LOOKUP)
-def create_run(body: RunCreate, scope: UserScope, db: DbDep) -> Run:
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        200: {
+            "model": Run,
+            "description": "A run with this idempotency_key already exists in the deployment "
+            "(same code_location and job): that run, as it is now; nothing new was created.",
+        },
+        201: {"description": "The run was created."},
+        **LOOKUP_OR_CONFLICT,
+    },
+)
+def create_run(body: RunCreate, scope: UserOrNexusScope, db: DbDep, response: Response) -> Run:
     """Queue a run. It is admitted (STARTING) at once when the deployment has a free slot.
 
     The job must be one its code location defines, and ``run_config`` must match the job's
     config schema (422 names each bad field); while the location has reported no
-    definitions yet, the run worker checks them instead."""
+    definitions yet, the run worker checks them instead.
+
+    With an ``idempotency_key`` already used in the deployment, answers that run (200)
+    instead of creating one; 409 when that run is of another job. ``caller`` is Tether's
+    Nexus service's alone (a nexus token): from anyone else it is refused (422)."""
+    if body.caller is not None and not scope.is_nexus:
+        raise Invalid(CALLER_ONLY_FROM_NEXUS, loc=("body", "caller"))
     with db.write() as s:
         dep = scope.deployment(s)
-        run = runs.create(s, dep, body)
+        run, created = idempotency.create_once(s, dep, body)
+        if not created:
+            response.status_code = 200
+            return runs.to_model(s, dep, run)
         # The run config may hold values people consider sensitive: its keys only.
-        details = {
+        details: dict[str, object] = {
             "code_location": body.code_location,
             "job": body.job,
             "tags": body.tags,
             "run_config_keys": sorted(body.run_config),
         }
+        if body.idempotency_key is not None:
+            details["idempotency_key"] = body.idempotency_key
+        if body.caller is not None:
+            details["caller"] = body.caller.model_dump(mode="json")
         audit.record(s, scope.principal, AuditAction.RUN_SUBMIT, run.id, details, deployment=dep)
-        return runs.to_model(dep, run)
+        return runs.to_model(s, dep, run)
 
 
 # Declared before the /{run_id} routes, so "validate" is never taken for a run ID.
@@ -118,6 +172,22 @@ def list_runs(
             "time zone."
         ),
     ] = None,
+    caller_workflow_id: Annotated[
+        Text | None,
+        Query(
+            max_length=MAX_WORKFLOW_ID,
+            description="Only runs started through Tether's Nexus service by the Temporal "
+            "workflow with this ID.",
+        ),
+    ] = None,
+    caller_namespace: Annotated[
+        Text | None,
+        Query(
+            max_length=255,
+            description="Only runs started through Tether's Nexus service by a workflow of "
+            "this Temporal namespace.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of a previous page")
@@ -137,28 +207,79 @@ def list_runs(
             job,
             created_after=created_after,
             created_before=created_before,
+            caller_workflow_id=caller_workflow_id,
+            caller_namespace=caller_namespace,
         )
 
 
-@router.get("/{run_id}", responses=LOOKUP)
-def get_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
+def _read_run(db: Database, scope: NamedScope, run_id: str) -> tuple[Run, int]:
+    """The run as the API answers it, and its pk (the key of its wake-ups)."""
     with db.read() as s:
         dep = scope.deployment(s)
-        return runs.to_model(dep, runs.find(s, dep, run_id))
+        row = runs.find(s, dep, run_id)
+        return runs.to_model(s, dep, row), row.pk
+
+
+@router.get("/{run_id}", responses=LOOKUP)
+async def get_run(
+    run_id: RunIdPath,
+    scope: UserOrNexusScope,
+    db: DbDep,
+    settings: SettingsDep,
+    wait_seconds: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_RUN_WAIT_SECONDS,
+            description="Wait up to this long for the run to end: answered as soon as it is "
+            "SUCCESS, FAILURE or CANCELED, or after this many seconds (at most the server's "
+            "run_wait_max_seconds) as it is then. 0: at once.",
+        ),
+    ] = 0,
+) -> Run:
+    run, run_pk = await run_in_threadpool(_read_run, db, scope, run_id)
+    if wait_seconds <= 0 or run.status in TERMINAL_RUN_STATUSES:
+        return run
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(wait_seconds, settings.run_wait_max_seconds)
+    while True:
+        # Registered before the re-read: an end committed in between still wakes it. The
+        # periodic re-read covers an end recorded by another replica.
+        waiter = db.notifier.register(run_events_key(run_pk))
+        try:
+            run, _ = await run_in_threadpool(_read_run, db, scope, run_id)
+            left = deadline - loop.time()
+            if run.status in TERMINAL_RUN_STATUSES or left <= 0:
+                return run
+            await waiter.wait(min(left, settings.recheck_interval_seconds))
+        finally:
+            waiter.close()
 
 
 @router.post("/{run_id}/terminate", status_code=202, responses=LOOKUP_OR_CONFLICT)
-def terminate_run(run_id: RunIdPath, scope: UserScope, db: DbDep) -> Run:
+def terminate_run(run_id: RunIdPath, scope: UserOrNexusScope, db: DbDep) -> Run:
+    """Terminate a run: a queued one is CANCELED at once, a running one CANCELING until its
+    agent has stopped it. A nexus token terminates only the runs started through Tether's
+    Nexus service (those with a ``caller``): any other, 403."""
     with db.write() as s:
         dep = scope.deployment(s)
-        run = runs.terminate(s, dep, runs.find(s, dep, run_id, lock=True), "terminated by a user")
+        row = runs.find(s, dep, run_id, lock=True)
+        reason = "terminated by a user"
+        if scope.is_nexus:
+            if row.caller_workflow_id is None:
+                raise Forbidden(NEXUS_TERMINATES_ITS_OWN)
+            reason = (
+                "terminated through Tether's Nexus service (its operation was canceled by "
+                f"Temporal workflow {row.caller_workflow_id})"
+            )
+        run = runs.terminate(s, dep, row, reason)
         details = {"job": run.job, "code_location": run.code_location, "status": run.status}
         audit.record(s, scope.principal, AuditAction.RUN_TERMINATE, run.id, details, deployment=dep)
-        return runs.to_model(dep, run)
+        return runs.to_model(s, dep, run)
 
 
 @router.get("/{run_id}/steps", responses=LOOKUP)
-def list_run_steps(run_id: RunIdPath, scope: UserScope, db: DbDep) -> list[StepSummary]:
+def list_run_steps(run_id: RunIdPath, scope: UserOrNexusScope, db: DbDep) -> list[StepSummary]:
     """Each step's status, start, end and duration, from the run's STEP_* events. While the
     run is going, the job's steps it has not reached yet are listed as PENDING."""
     with db.read() as s:
@@ -170,16 +291,21 @@ def list_run_steps(run_id: RunIdPath, scope: UserScope, db: DbDep) -> list[StepS
 @router.get("/{run_id}/events", responses=LOOKUP)
 def list_run_events(
     run_id: RunIdPath,
-    scope: UserScope,
+    scope: UserOrNexusScope,
     db: DbDep,
     after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    type: Annotated[
+        list[EventType],
+        Query(description="Only events of these types (repeat it); all when absent."),
+    ] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> RunEventPage:
-    """Events with seq > ``after``, in order."""
+    """Events with seq > ``after``, in order. A nexus token reads them too: its service
+    returns a run's materializations to the operation's caller."""
     with db.read() as s:
         dep = scope.deployment(s)
         run = runs.find(s, dep, run_id)
-        page = events.list_after(s, run, after, limit)
+        page = events.list_after(s, run, after, limit, type)
         return RunEventPage(
             events=page,
             last_seq=page[-1].seq if page else after,

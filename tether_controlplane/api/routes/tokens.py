@@ -1,4 +1,4 @@
-"""User API: the organization's user and agent tokens (list, create, revoke)."""
+"""User API: the organization's user, agent and Nexus tokens (list, create, revoke)."""
 
 from typing import Annotated
 
@@ -16,7 +16,7 @@ TokenIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The token's i
 
 @router.get("")
 def list_tokens(p: UserPrincipal, db: DbDep) -> list[Token]:
-    """The organization's user and agent tokens, oldest first, revoked and expired ones
+    """The organization's user, agent and Nexus tokens, oldest first, revoked and expired ones
     included. Secrets are never shown: they are stored only as hashes."""
     with db.read() as s:
         return tokens.list_all(s, p.organization_id)
@@ -24,8 +24,10 @@ def list_tokens(p: UserPrincipal, db: DbDep) -> list[Token]:
 
 @router.post("", status_code=201, responses=LOOKUP)
 def create_token(body: TokenCreate, p: UserTokenOnly, db: DbDep) -> TokenSecret:
-    """Create a user token, or an agent token for one deployment or (scope 'organization')
-    all of them. The secret is in this answer only. Needs a user token: a web session
+    """Create a user token, an agent token for one deployment or (scope 'organization')
+    all of them, or a Nexus token for one deployment (an agent's Nexus service: it creates
+    and reads runs there and terminates the runs it started). The secret is in this answer
+    only. Needs a user token: a web session
     cannot make a credential that outlives it."""
     with db.write() as s:
         return tokens.create(s, p, body)
@@ -33,7 +35,7 @@ def create_token(body: TokenCreate, p: UserTokenOnly, db: DbDep) -> TokenSecret:
 
 @router.post("/{token_id}/revoke", responses=error_responses(404, 422))
 def revoke_token(token_id: TokenIdPath, p: UserTokenOnly, db: DbDep) -> Token:
-    """Revoke a user or agent token: it stops working at once (a user token's web
+    """Revoke a user, agent or Nexus token: it stops working at once (a user token's web
     sessions end with it). Revoking a revoked token changes nothing."""
     with db.write() as s:
         return tokens.revoke(s, p, token_id)
