@@ -27,6 +27,7 @@ from tether_api.agent_requests import (
     AgentRequest,
     EvaluateTickRequest,
     FetchRunLogsRequest,
+    LaunchRunPayload,
     LaunchRunRequest,
     RemoveCodeLocationRequest,
     SyncCodeLocationRequest,
@@ -235,6 +236,7 @@ class AgentActivities:
                     launch.job,
                     None,
                     None,
+                    _nexus_details(launch),
                 )
             case TerminateRunRequest(payload=terminate):
                 run = await self.ctx.control_plane.run(terminate.run_id)
@@ -354,6 +356,7 @@ class AgentActivities:
         job: str,
         signal: str | None,
         signal_arg: TerminateSignal | None,
+        details: str | None = None,
     ) -> tuple[str, str]:
         workflow_id = names.run_workflow_id(run_id)
         # A launch joins the run's workflow if it exists; a terminate signals it, starting
@@ -378,6 +381,7 @@ class AgentActivities:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=conflict,
                 static_summary=f"run {run_id}: job {job} from {code_location}",
+                static_details=details,
                 search_attributes=self._attributes(org, dep, code_location, job),
                 start_signal=signal,
                 start_signal_args=[signal_arg] if signal_arg is not None else [],
@@ -612,3 +616,15 @@ def _said(exc: Exception) -> str:
     if isinstance(exc, RPCError | ApplicationError):
         return repr(exc)[:2000]
     return f"{type(exc).__name__} (its message is in the agent's log)"
+
+
+def _nexus_details(launch: LaunchRunPayload) -> str | None:
+    """A run started through the Nexus service: its caller and its operation's workflow, in
+    the RunWorkflow's details (Temporal links only what a Nexus handler starts)."""
+    if launch.caller_workflow_id is None:
+        return None
+    return (
+        f"Started through Tether's Nexus service by Temporal workflow "
+        f"{launch.caller_workflow_id} (namespace {launch.caller_namespace}); its operation: "
+        f"workflow {names.nexus_run_workflow_id(launch.run_id)}"
+    )

@@ -74,13 +74,7 @@ def start(tmp: Path) -> tuple[TemporalDevServer, ControlPlane, Tenant, AgentProc
     try:
         cp = ControlPlane(tmp).start()
         tenant = cp.tenant(concurrency=10)
-        with tenant.user() as c:
-            r = c.post(
-                "/api/v1/tokens",
-                json={"kind": "nexus", "name": "bench", "deployment": tenant.deployment},
-            )
-            r.raise_for_status()
-            token = r.json()["token"]
+        token = tenant.nexus_token("bench")
         (tmp / "trivial.py").write_text(TRIVIAL_LOCATION)
         tenant.deploy(LOCATION, python_file=str(tmp / "trivial.py"))
         agent = AgentProcess(
@@ -103,8 +97,36 @@ def start(tmp: Path) -> tuple[TemporalDevServer, ControlPlane, Tenant, AgentProc
     return temporal, cp, tenant, agent
 
 
-async def nexus_once(client: Client) -> tuple[float, float]:
-    """(client-side ms, operation ms from the caller's history)."""
+async def event_times(handle: Any, types: dict[int, str]) -> dict[str, Any]:
+    """The first event of each type in ``types``: its name -> its server timestamp."""
+    found: dict[str, Any] = {}
+    async for event in handle.fetch_history_events():
+        name = types.get(event.event_type)
+        if name is not None and name not in found:
+            found[name] = event.event_time.ToDatetime()
+    return found
+
+
+CALLER_EVENTS = {
+    EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED: "scheduled",
+    EventType.EVENT_TYPE_NEXUS_OPERATION_STARTED: "started",
+    EventType.EVENT_TYPE_NEXUS_OPERATION_COMPLETED: "completed",
+}
+BACKING_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: "wf_started",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "awaited",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "wf_completed",
+}
+SEGMENTS = [
+    ("start handler: create the run, start NexusRunWorkflow", "scheduled", "wf_started"),
+    ("the run, awaited by the activity, and its outcome read", "wf_started", "awaited"),
+    ("the workflow completes", "awaited", "wf_completed"),
+    ("the completion reaches the caller", "wf_completed", "completed"),
+]
+
+
+async def nexus_once(client: Client, agent_side: Client) -> tuple[float, dict[str, float]]:
+    """(client-side ms, each segment of the operation in ms, from the servers' timestamps)."""
     started = time.perf_counter()
     handle = await client.start_workflow(
         RunJobCallerWorkflow.run,
@@ -116,18 +138,16 @@ async def nexus_once(client: Client) -> tuple[float, float]:
     elapsed = (time.perf_counter() - started) * 1000
     if result.status != "SUCCESS":
         raise RuntimeError(f"run {result.run_id} ended {result.status}")
-    times: dict[int, Any] = {}
-    async for event in handle.fetch_history_events():
-        if event.event_type in (
-            EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED,
-            EventType.EVENT_TYPE_NEXUS_OPERATION_COMPLETED,
-        ):
-            times[event.event_type] = event.event_time.ToDatetime()
-    operation = (
-        times[EventType.EVENT_TYPE_NEXUS_OPERATION_COMPLETED]
-        - times[EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED]
-    )
-    return elapsed, operation.total_seconds() * 1000
+    times = await event_times(handle, CALLER_EVENTS)
+    backing = agent_side.get_workflow_handle(f"nexus-run:{result.run_id}")
+    times.update(await event_times(backing, BACKING_EVENTS))
+
+    def ms(a: str, b: str) -> float:
+        return float((times[b] - times[a]).total_seconds() * 1000)
+
+    parts = {label: ms(a, b) for label, a, b in SEGMENTS}
+    parts["operation"] = ms("scheduled", "completed")
+    return elapsed, parts
 
 
 async def rest_once(http: httpx.AsyncClient, tenant: Tenant, long_poll: bool) -> float:
@@ -152,19 +172,21 @@ async def measure(temporal: TemporalDevServer, tenant: Tenant, runs: int) -> dic
     client = await Client.connect(
         temporal.address, namespace=CALLER_NAMESPACE, data_converter=pydantic_data_converter
     )
-    figures: dict[str, list[float]] = {"nexus": [], "operation": [], "polled": [], "long": []}
+    agent_side = Client(client.service_client, namespace="default")
+    figures: dict[str, list[float]] = {"nexus": [], "polled": [], "long": []}
     headers = {"Authorization": f"Bearer {tenant.user_token}"}
     async with (
         Worker(client, task_queue=CALLER_QUEUE, workflows=[RunJobCallerWorkflow]),
         httpx.AsyncClient(base_url=tenant.cp.url, headers=headers, timeout=60) as http,
     ):
         # One of each first: connections, caches, the caller worker's first tasks.
-        await nexus_once(client)
+        await nexus_once(client, agent_side)
         await rest_once(http, tenant, long_poll=True)
         for _ in range(runs):
-            elapsed, operation = await nexus_once(client)
+            elapsed, parts = await nexus_once(client, agent_side)
             figures["nexus"].append(elapsed)
-            figures["operation"].append(operation)
+            for label, value in parts.items():
+                figures.setdefault(label, []).append(value)
             figures["polled"].append(await rest_once(http, tenant, long_poll=False))
             figures["long"].append(await rest_once(http, tenant, long_poll=True))
     return figures
@@ -186,6 +208,8 @@ def main() -> None:
     print(f"{args.runs} runs of each, the trivial job (warm), one at a time, alternating:")
     print(f"  Nexus, caller start -> result (client)        {stats(figures['nexus'])}")
     print(f"  Nexus operation, scheduled -> completed       {stats(figures['operation'])}")
+    for label, _, _ in SEGMENTS:
+        print(f"    {label:<56} p50 {statistics.median(figures[label]):4.0f} ms")
     print(f"  REST, POST -> final, polled every 10 ms       {stats(figures['polled'])}")
     print(f"  REST, POST -> final, long-poll                {stats(figures['long'])}")
     print(

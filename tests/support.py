@@ -217,6 +217,16 @@ class Tenant:
             assert r.status_code == 200, r.text
             return r.json()["requests"]  # type: ignore[no-any-return]
 
+    def nexus_token(self, name: str = "nexus") -> str:
+        """A new nexus token of the tenant's deployment, for an agent's Nexus service."""
+        with self.user() as c:
+            r = c.post(
+                "/api/v1/tokens",
+                json={"kind": "nexus", "name": name, "deployment": self.deployment},
+            )
+            assert r.status_code == 201, r.text
+            return r.json()["token"]  # type: ignore[no-any-return]
+
     def run_token(self, run_id: str) -> str:
         with self.agent() as c:
             r = c.post(f"/api/v1/agent/runs/{run_id}/token")

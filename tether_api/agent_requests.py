@@ -32,6 +32,10 @@ class LaunchRunPayload(BaseModel):
     run_id: str
     code_location: str
     job: str
+    # Set for a run started through the Nexus service: the calling Temporal workflow, which the
+    # agent names in the RunWorkflow's details (its start has no Nexus link to carry it).
+    caller_namespace: str | None = None
+    caller_workflow_id: str | None = None
 
 
 class TerminateRunPayload(BaseModel):

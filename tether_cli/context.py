@@ -64,14 +64,16 @@ class DevFile(BaseModel):
     deployment: str | None = Field(default=None, description="The dev deployment.")
     user_token: str | None = Field(default=None, description="A user token for it.")
     agent_token: str | None = Field(default=None, description="The dev agent's token.")
-    nexus_token: str | None = Field(
-        default=None, description="The dev agent's Nexus token (its Nexus service's)."
-    )
     temporal_address: str | None = Field(
         default=None, description="The Temporal server the dev agent uses (host:port)."
     )
     temporal_ui: str | None = Field(
         default=None, description="The Temporal Web UI's URL; null when there is none."
+    )
+    # Added after the others: older files lack it (a new one is minted), and the order the
+    # fields were always written in stays.
+    nexus_token: str | None = Field(
+        default=None, description="The dev agent's Nexus token (its Nexus service's)."
     )
 
 

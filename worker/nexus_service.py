@@ -139,6 +139,9 @@ class TetherRunsHandler:
                 detail=self.settings.outcome,
             ),
             id=nexus_run_workflow_id(run.id),
+            # Its first task comes back in the start's answer to this worker, which serves the
+            # queue: no trip through the server's matching.
+            request_eager_start=True,
             static_summary=f"Tether run {run.id} ({input.code_location}/{input.job})",
             static_details=_details(run.id, self.runs.run_url(run.id), caller),
         )

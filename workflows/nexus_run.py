@@ -85,19 +85,27 @@ class NexusRunWorkflow:
             non_retryable=True,
         )
 
-    async def _await(self, run_id: str, input: NexusRunInput) -> NexusRunOutcome:
+    async def _await(
+        self,
+        run_id: str,
+        input: NexusRunInput,
+        within: timedelta | None = None,
+        summary: str = "await run",
+    ) -> NexusRunOutcome:
+        """The run's outcome once it is final; ``within``: give up after that long."""
         return await workflow.execute_activity(
             names.AWAIT_NEXUS_RUN,
             AwaitNexusRunInput(run_id=run_id, detail=input.detail),
             result_type=NexusRunOutcome,
-            start_to_close_timeout=AWAIT_START_TO_CLOSE,
+            start_to_close_timeout=within or AWAIT_START_TO_CLOSE,
+            schedule_to_close_timeout=within,
             heartbeat_timeout=AWAIT_HEARTBEAT_TIMEOUT,
             retry_policy=PERSISTENT,
             # It only reads: on a cancel the workflow terminates the run at once, without
             # waiting for the cancel to reach the activity (Temporal throttles heartbeats to
             # 0.8 x their timeout, so that can take 8 s).
             cancellation_type=ActivityCancellationType.TRY_CANCEL,
-            summary=f"await run {run_id}",
+            summary=f"{summary} {run_id}",
         )
 
     async def _terminate(self, run_id: str, input: NexusRunInput) -> None:
@@ -116,16 +124,7 @@ class NexusRunWorkflow:
         if not done.terminated:
             return
         try:
-            await workflow.execute_activity(
-                names.AWAIT_NEXUS_RUN,
-                AwaitNexusRunInput(run_id=run_id, detail=input.detail),
-                result_type=NexusRunOutcome,
-                start_to_close_timeout=CANCEL_WAIT,
-                heartbeat_timeout=AWAIT_HEARTBEAT_TIMEOUT,
-                schedule_to_close_timeout=CANCEL_WAIT,
-                retry_policy=PERSISTENT,
-                summary=f"await terminated run {run_id}",
-            )
+            await self._await(run_id, input, CANCEL_WAIT, "await terminated run")
         except ActivityError:  # canceled either way: the run ends on its own
             workflow.logger.warning(
                 "run %s did not end within %s of its terminate", run_id, CANCEL_WAIT

@@ -100,6 +100,7 @@ CASES: list[tuple[str, dict[str, str], str]] = [
         {"TETHER_OUTPUT_RETENTION_KEEP_HOURS": "-1"},
         "or equal to 0",
     ),
+    ("TETHER_NEXUS_OUTCOME", {"TETHER_NEXUS_OUTCOME": "everything"}, "'full' or 'ids'"),
     ("TETHER_LAUNCHER (--launcher)", {"TETHER_LAUNCHER": "kubernetes"}, "'process' or 'docker'"),
     ("TETHER_SEARCH_ATTRIBUTES", {"TETHER_SEARCH_ATTRIBUTES": "maybe"}, "'check', 'add' or"),
     ("TEMPORAL_TLS_CA (--temporal-tls-ca)", {"TEMPORAL_TLS_CA": "/nonexistent/ca.pem"}, "PEM"),

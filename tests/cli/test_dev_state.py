@@ -15,7 +15,9 @@ from tether_cli.dev.state import Tokens, dev_file_for, load_dev_file, save_dev_f
 @pytest.mark.parametrize("headless", [False, True])
 def test_saved_format(tmp_path: Path, headless: bool) -> None:
     o = dev_options(tmp_path, headless)
-    tokens = Tokens(user="tether_user_u", agent="tether_agent_a", reused=False)
+    tokens = Tokens(
+        user="tether_user_u", agent="tether_agent_a", reused=False, nexus="tether_nexus_n"
+    )
     save_dev_file(o.dev_file, dev_file_for(o, tokens))
 
     assert stat.S_IMODE(o.dev_file.stat().st_mode) == 0o600
@@ -28,6 +30,7 @@ def test_saved_format(tmp_path: Path, headless: bool) -> None:
         ("agent_token", "tether_agent_a"),
         ("temporal_address", "127.0.0.1:7233"),
         ("temporal_ui", None if headless else "http://127.0.0.1:8233"),
+        ("nexus_token", "tether_nexus_n"),
     ]
     assert load_dev_file(o.dev_file) == parse_dev_file(o.dev_file) == dev_file_for(o, tokens)
     assert not list(tmp_path.glob(".dev.json.*"))  # no temporary file left

@@ -56,6 +56,18 @@ class NexusStack:
     token_name: str
     token: str
 
+    async def started_run(self, workflow_id: str) -> str:
+        """The ID of the run the caller's operation made, once it is STARTED."""
+
+        def started() -> str | None:
+            runs = self.runs_of(workflow_id)
+            return runs[0]["id"] if runs and runs[0]["status"] == "STARTED" else None
+
+        found: str = await asyncio.to_thread(
+            wait_until, started, timeout=60, what="the run started"
+        )
+        return found
+
     def runs_of(self, workflow_id: str) -> list[dict[str, Any]]:
         with self.tenant.user() as c:
             r = c.get(f"{self.tenant.dep_path}/runs", params={"caller_workflow_id": workflow_id})
@@ -70,13 +82,7 @@ def nexus_stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[NexusStack]:
     tenant = e2e_controlplane.tenant()
-    with tenant.user() as c:
-        r = c.post(
-            "/api/v1/tokens",
-            json={"kind": "nexus", "name": "nexus-agent", "deployment": tenant.deployment},
-        )
-        assert r.status_code == 201, r.text
-        nexus_token = r.json()["token"]
+    nexus_token = tenant.nexus_token("nexus-agent")
     tenant.deploy("nexus_jobs", python_file=str(JOBS))
     workdir = tmp_path_factory.mktemp("nexus")
     agent = AgentProcess(
@@ -190,6 +196,11 @@ async def test_a_workflow_runs_a_job_and_gets_its_outcome(
         handle.id,
     )
 
+    # The run's own RunWorkflow names the caller and the operation (no Nexus link reaches it).
+    described = await agent_side.get_workflow_handle(f"run:{result.run_id}").describe()
+    details = await described.static_details() or ""
+    assert handle.id in details and f"nexus-run:{result.run_id}" in details
+
     # get_run, the synchronous operation.
     info = await caller.execute_workflow(
         GetRunCallerWorkflow.run,
@@ -269,11 +280,7 @@ async def test_cancelling_the_caller_terminates_the_run(
 ) -> None:
     handle = await start_caller(caller, nexus_stack, "nap", seconds=60)
 
-    def started() -> str | None:
-        runs = nexus_stack.runs_of(handle.id)
-        return runs[0]["id"] if runs and runs[0]["status"] == "STARTED" else None
-
-    run_id = await asyncio.to_thread(wait_until, started, timeout=60, what="the run started")
+    run_id = await nexus_stack.started_run(handle.id)
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
@@ -351,11 +358,7 @@ async def test_an_operation_survives_its_agent_being_killed(
 ) -> None:
     handle = await start_caller(caller, nexus_stack, "nap", seconds=4)
 
-    def started() -> str | None:
-        runs = nexus_stack.runs_of(handle.id)
-        return runs[0]["id"] if runs and runs[0]["status"] == "STARTED" else None
-
-    run_id = await asyncio.to_thread(wait_until, started, timeout=60, what="the run started")
+    run_id = await nexus_stack.started_run(handle.id)
     nexus_stack.agent.kill()
     await asyncio.to_thread(nexus_stack.agent.start)
     result = await handle.result()

@@ -371,17 +371,11 @@ async def record(scenarios: list[str], out: Path) -> None:
                 run_heartbeat_timeout_seconds=3600,
             ).start()
             tenant = controlplane.tenant()
-            with tenant.user() as c:
-                r = c.post(
-                    "/api/v1/tokens",
-                    json={"kind": "nexus", "name": "recorder", "deployment": tenant.deployment},
-                )
-                assert r.status_code == 201, r.text
             agent = AgentProcess(
                 tenant,
                 temporal,
                 workdir / "agent",
-                TETHER_NEXUS_TOKEN=r.json()["token"],
+                TETHER_NEXUS_TOKEN=tenant.nexus_token("recorder"),
                 TETHER_NEXUS_CALLERS=NEXUS_CALLER_NAMESPACE,
                 **HOST_LOST_QUICKLY,
             ).start()

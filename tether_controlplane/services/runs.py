@@ -238,7 +238,13 @@ def admit(session: Session, dep: DeploymentRow) -> int:
     for run in queued:
         run.status = RunStatus.STARTING
         run.admitted_at = now
-        payload = LaunchRunPayload(run_id=run.id, code_location=run.code_location, job=run.job)
+        payload = LaunchRunPayload(
+            run_id=run.id,
+            code_location=run.code_location,
+            job=run.job,
+            caller_namespace=run.caller_namespace,
+            caller_workflow_id=run.caller_workflow_id,
+        )
         if run.code_location not in queues:
             queues[run.code_location] = locations.queue_of_name(session, dep, run.code_location)
         requests.enqueue(
