@@ -12,7 +12,6 @@ it; retried, so the work waits for a restarted agent rather than failing), any o
 ``RunsApiRefused`` with the server's detail (retrying cannot help).
 """
 
-import logging
 from typing import Any
 
 import httpx
@@ -22,8 +21,6 @@ from activities.controlplane import Reachability, _detail, _problem
 from tether_api.run_worker_api import RunEvent
 from tether_api.steps import StepSummary
 from tether_api.user_api import Run
-
-log = logging.getLogger("tether.agent.nexus")
 
 _STEPS = TypeAdapter(list[StepSummary])
 

@@ -43,6 +43,8 @@ from tether_api.nexus import RUN_FAILED_ERROR, RUN_REFUSED_ERROR, RunJobInput, R
 from workflows.nexus_models import AwaitNexusRunInput, NexusOutcomeDetail
 
 JOBS = Path(__file__).parent / "locations" / "nexus_jobs.py"
+# A tag the caller sends, which must reach the run and no history of Tether's.
+TAG = "TICKET-7f3a9c"
 # The caller's worker runs on the test's event loop: every wait here must let it run (blocking
 # calls go to a thread).
 
@@ -131,13 +133,15 @@ async def caller(temporal_server: TemporalDevServer) -> AsyncIterator[Client]:
 
 
 async def start_caller(
-    client: Client, stack: NexusStack, job: str, **config: Any
+    client: Client, stack: NexusStack, job: str, tags: dict[str, str] | None = None, **config: Any
 ) -> WorkflowHandle[Any, RunJobResult]:
     return await client.start_workflow(
         RunJobCallerWorkflow.run,
         CallerInput(
             endpoint=stack.endpoint,
-            job=RunJobInput(code_location="nexus_jobs", job=job, run_config=config),
+            job=RunJobInput(
+                code_location="nexus_jobs", job=job, run_config=config, tags=tags or {}
+            ),
         ),
         id=f"caller-{uuid.uuid4().hex[:8]}",
         task_queue="nexus-callers",
@@ -151,7 +155,7 @@ def event_links(history: Any, event_type: int) -> list[Any]:
 async def test_a_workflow_runs_a_job_and_gets_its_outcome(
     nexus_stack: NexusStack, caller: Client
 ) -> None:
-    handle = await start_caller(caller, nexus_stack, "load_orders")
+    handle = await start_caller(caller, nexus_stack, "load_orders", tags={"ticket": TAG})
     result = await handle.result()
 
     assert result.status == "SUCCESS"
@@ -201,6 +205,13 @@ async def test_a_workflow_runs_a_job_and_gets_its_outcome(
     details = await described.static_details() or ""
     assert handle.id in details and f"nexus-run:{result.run_id}" in details
 
+    # What the caller sent stays out of Tether's histories: the start handler gave the
+    # control plane the run, the workflows got IDs.
+    assert nexus_stack.tenant.run(result.run_id)["tags"] == {"ticket": TAG}
+    for workflow_id in (f"nexus-run:{result.run_id}", f"run:{result.run_id}"):
+        history = await agent_side.get_workflow_handle(workflow_id).fetch_history()
+        assert TAG not in history.to_json(), workflow_id
+
     # get_run, the synchronous operation.
     info = await caller.execute_workflow(
         GetRunCallerWorkflow.run,
@@ -227,6 +238,10 @@ async def test_a_failed_step_fails_the_operation_with_its_error(
     outcome = RunJobResult.model_validate(error.details[0])
     assert outcome.status == "FAILURE"
     assert nexus_stack.tenant.run(outcome.run_id)["status"] == "FAILURE"
+    # The error is the operation's outcome, not the run's own workflow's business.
+    agent_side = Client(caller.service_client, namespace="default")
+    run_history = await agent_side.get_workflow_handle(f"run:{outcome.run_id}").fetch_history()
+    assert "bad row 7" not in run_history.to_json()
 
 
 async def test_with_outcome_ids_no_text_of_the_run_leaves_the_agent(

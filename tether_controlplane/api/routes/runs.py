@@ -244,16 +244,19 @@ async def get_run(
     deadline = loop.time() + min(wait_seconds, settings.run_wait_max_seconds)
     while True:
         # Registered before the re-read: an end committed in between still wakes it. The
-        # periodic re-read covers an end recorded by another replica.
+        # periodic re-read covers an end recorded by another replica. Each re-read checks the
+        # status alone; the run is read whole once, to answer.
         waiter = db.notifier.register(run_events_key(run_pk))
         try:
-            run, _ = await run_in_threadpool(_read_run, db, scope, run_id)
+            final = await run_in_threadpool(_run_is_final, db, run_pk)
             left = deadline - loop.time()
-            if run.status in TERMINAL_RUN_STATUSES or left <= 0:
-                return run
+            if final or left <= 0:
+                break
             await waiter.wait(min(left, settings.recheck_interval_seconds))
         finally:
             waiter.close()
+    run, _ = await run_in_threadpool(_read_run, db, scope, run_id)
+    return run
 
 
 @router.post("/{run_id}/terminate", status_code=202, responses=LOOKUP_OR_CONFLICT)
