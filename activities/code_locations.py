@@ -16,6 +16,7 @@ from tether_api.agent_api import CodeLocationStatusReport
 from tether_api.codeserver import Health, SnapshotResponse
 from tether_api.enums import CodeLocationStatus
 from tether_api.wire import MAX_LOG_TAIL_LINES, MAX_MESSAGE_CHARS
+from workflows.errors import fix_and_redeploy
 from workflows.models import (
     LocationStatusInput,
     NewGenerationInput,
@@ -48,11 +49,6 @@ from workflows.names import (
 LOG_TAIL_LINES = 50
 # What a workflow learns of definitions that failed to load.
 LOAD_FAILED = "could not load the definitions: the error is in the location's status in Tether"
-
-
-def fix_and_redeploy(name: str) -> str:
-    """What a location whose definitions do not load waits for."""
-    return f"fix the code and run `tether redeploy {name}`"
 
 
 def describe_exit(exit_code: int | None, detail: str | None = None) -> str:

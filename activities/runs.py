@@ -45,9 +45,6 @@ from workflows.models import (
 LOG_TAIL_LINES = 30
 # What a workflow learns of a refused run; the reasons are on the run in the control plane.
 REFUSED = "refused before it started: the reason is in the run's status in Tether"
-# validate_run's failure when the code server it was sent to is no longer the location's:
-# the workflow asks prepare_run again where (and whether) the location serves.
-CODE_SERVER_MOVED = "CodeServerMoved"
 # A run's output kept for 'local' log settings: its latest part, at most.
 MAX_KEPT_LOG_BYTES = 64 * 1024 * 1024
 # Exit codes of `tether run-worker` (see the SDK's README).
@@ -157,7 +154,9 @@ class RunActivities:
             moved = await self._moved(input)
             if moved is None:
                 raise  # still the location's server, as far as it knows: retried
-            raise ApplicationError(moved, type=CODE_SERVER_MOVED, non_retryable=True) from None
+            raise ApplicationError(
+                moved, type=names.CODE_SERVER_MOVED, non_retryable=True
+            ) from None
 
     async def _moved(self, input: ValidateRunInput) -> str | None:
         """Why ``input.address`` is no longer where the run should be validated, or None

@@ -33,7 +33,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from tether_api.enums import CodeLocationStatus
     from workflows import names
-    from workflows.errors import failure_message
+    from workflows.errors import failure_message, fix_and_redeploy
     from workflows.handles import Handle
     from workflows.models import (
         CodeLocationState,
@@ -66,10 +66,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 Status = CodeLocationStatus
-
-
-def fix_and_redeploy(name: str) -> str:
-    return f"fix the code and run `tether redeploy {name}`"
 
 
 class _LoadFailed(Exception):

@@ -124,6 +124,12 @@ SIGNAL_TERMINATE = "terminate"  # RunWorkflow: stop the run worker, end CANCELED
 
 SIGNAL_STOP = "stop"  # AgentWorkflow: end after the current poll (an agent retired)
 
+# --- failure types an activity raises for its workflow to tell apart ------------------------
+
+# validate_run: the code server it was sent to is no longer the location's; RunWorkflow then
+# asks prepare_run again where the location serves.
+CODE_SERVER_MOVED = "CodeServerMoved"
+
 # --- patches (workflow.patched): each keeps histories recorded before it replaying ----------
 # When each can be deprecated and removed: workflows/README.md, "Deprecations".
 

@@ -64,9 +64,6 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-# activities/runs.py CODE_SERVER_MOVED (not imported: the sandbox keeps activities out).
-CODE_SERVER_MOVED = "CodeServerMoved"
-
 
 @dataclass(frozen=True)
 class _NotStarted:
@@ -76,7 +73,7 @@ class _NotStarted:
 
 def _moved(exc: ActivityError) -> bool:
     cause = exc.cause
-    return isinstance(cause, ApplicationError) and cause.type == CODE_SERVER_MOVED
+    return isinstance(cause, ApplicationError) and cause.type == names.CODE_SERVER_MOVED
 
 
 @workflow.defn(name=names.RUN_WORKFLOW)

@@ -23,7 +23,7 @@ from tether_cli.dev.printout import say
 from tether_cli.dev.stack import Stack
 from tether_cli.dev.state import Tokens
 from tether_cli.locations import is_settled
-from tether_cli.render import CliError
+from tether_cli.render import CliError, first_line
 from tether_cli.watch import DEBOUNCE_MS
 
 REFRESH_SECONDS = 5.0
@@ -134,7 +134,7 @@ class DevWatcher:
                     say(f"{location.name} is RUNNING (generation {now.generation})", style="green")
                 else:
                     message = now.error.message if now.error else "the code server failed"
-                    first = message.strip().splitlines()[0] if message.strip() else message
+                    first = first_line(message) or message
                     say(f"[yellow]warning:[/] {location.name} is in ERROR: {escape(first)}")
                 return
             self.stack.signals.sleep(0.25)

@@ -34,7 +34,7 @@ from tether_controlplane.services import (
     runtags,
     runwindow,
 )
-from tether_controlplane.tables import DeploymentRow, RunRow, RunTagRow, utcnow
+from tether_controlplane.tables import CodeLocationRow, DeploymentRow, RunRow, RunTagRow, utcnow
 from tether_controlplane.wakeups import run_events_key
 
 # Which status a report or event may move a run to, from which statuses.
@@ -115,11 +115,18 @@ def find(session: Session, dep: DeploymentRow, run_id: str, lock: bool = False) 
     return row
 
 
-def find_job(session: Session, dep: DeploymentRow, body: RunCreate) -> JobSnapshot | None:
+def find_job(
+    session: Session,
+    dep: DeploymentRow,
+    body: RunCreate,
+    location: CodeLocationRow | None = None,
+) -> JobSnapshot | None:
     """The job a run would run, from its location's last snapshot; None while the location
     has reported none yet (the worker checks then). Raises NotFound for an unknown location
-    and Invalid for a job it does not define."""
-    location = locations.find(session, dep, body.code_location)
+    and Invalid for a job it does not define. ``location``: the run's, when the caller has
+    read it already."""
+    if location is None:
+        location = locations.find(session, dep, body.code_location)
     if location.snapshot is None:
         return None
     snapshot = DefinitionsSnapshot.model_validate(location.snapshot)
@@ -176,7 +183,7 @@ def create(session: Session, dep: DeploymentRow, body: RunCreate) -> RunRow:
             "again once the location is RUNNING (`tether locations show "
             f"{body.code_location}` has the error and the code server's last log lines)"
         )
-    job = find_job(session, dep, body)
+    job = find_job(session, dep, body, location)
     if job is not None:
         errors = runconfig.config_errors(job.config_schema, body.run_config)
         if errors:

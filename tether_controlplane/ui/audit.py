@@ -4,15 +4,14 @@ actor, action, deployment and time, in pages that go by entry id (never an offse
 The API does the filtering and the paging; the page only turns its form into the query."""
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
 from tether_api.audit import AuditAction
-from tether_controlplane.ui.common import api_path, deployment, utc_input
+from tether_controlplane.ui.common import api_path, deployment, query_of, utc_window
 from tether_controlplane.ui.render import page
 from tether_controlplane.ui.session import Signed, require
 
@@ -33,22 +32,10 @@ class AuditFilters:
     cursor: str = ""
 
     def window(self) -> tuple[datetime | None, datetime | None]:
-        since, until = utc_input("From", self.since), utc_input("Until", self.until)
-        if since is not None and until is not None and since >= until:
-            raise ValueError("From must be earlier than Until: swap them, or clear one")
-        return since, until
+        return utc_window("From", self.since, "Until", self.until)
 
     def query(self, **changes: str) -> str:
-        values = {
-            "actor": self.actor,
-            "action": self.action,
-            "deployment": self.deployment,
-            "since": self.since,
-            "until": self.until,
-            "cursor": self.cursor,
-            **changes,
-        }
-        return urlencode({k: v for k, v in values.items() if v})
+        return query_of({**asdict(self), **changes})
 
 
 @dataclass

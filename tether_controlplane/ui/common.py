@@ -3,7 +3,7 @@ fields read as UTC."""
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.session import Signed
@@ -32,6 +32,24 @@ def temporal_link(base: str | None, namespace: str, workflow_id: str) -> str | N
 # The pages show every time in UTC; a date-time field (``<input type="datetime-local">``,
 # which carries no zone) is read as UTC too.
 UTC_INPUT_FORMAT = "YYYY-MM-DDTHH:MM, UTC"
+
+
+def utc_window(
+    after_label: str, after: str, before_label: str, before: str
+) -> tuple[datetime | None, datetime | None]:
+    """Two date-time fields bounding a time window, as aware UTC times; ValueError names a
+    field that is no date and time, or a window that holds no time."""
+    start, end = utc_input(after_label, after), utc_input(before_label, before)
+    if start is not None and end is not None and start >= end:
+        raise ValueError(
+            f"{after_label} must be earlier than {before_label}: swap them, or clear one"
+        )
+    return start, end
+
+
+def query_of(values: dict[str, str]) -> str:
+    """A page's query string from its filters, leaving out the empty ones."""
+    return urlencode({k: v for k, v in values.items() if v})
 
 
 def utc_input(label: str, value: str) -> datetime | None:

@@ -3,7 +3,7 @@ timeline; Terminate and Re-run."""
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -16,8 +16,9 @@ from tether_controlplane.ui.api import ApiProblem
 from tether_controlplane.ui.common import (
     api_path,
     deployment,
+    query_of,
     temporal_link,
-    utc_input,
+    utc_window,
 )
 from tether_controlplane.ui.render import FINAL_RUN, page, parse_time
 from tether_controlplane.ui.session import Signed, require, require_post, settings_of
@@ -47,20 +48,14 @@ class Filters:
     tag: str = ""
     created_after: str = ""
     created_before: str = ""
-    cursor: str = ""
     # The ID of the Temporal workflow that started the runs through the Nexus service.
     caller: str = ""
+    cursor: str = ""
 
     def window(self) -> tuple[datetime | None, datetime | None]:
         """The creation window; ValueError names a field that is no date and time, or a
         window that holds no time (the API would answer it with no runs)."""
-        after = utc_input("Created from", self.created_after)
-        before = utc_input("Created before", self.created_before)
-        if after is not None and before is not None and after >= before:
-            raise ValueError(
-                "Created from must be earlier than Created before: swap them, or clear one"
-            )
-        return after, before
+        return utc_window("Created from", self.created_after, "Created before", self.created_before)
 
     def api_params(self) -> dict[str, Any]:
         if self.tag.strip() and "=" not in self.tag:
@@ -84,33 +79,7 @@ class Filters:
         return params
 
     def query(self, **changes: str) -> str:
-        values = {
-            "status": self.status,
-            "location": self.location,
-            "job": self.job,
-            "tag": self.tag,
-            "created_after": self.created_after,
-            "created_before": self.created_before,
-            "caller": self.caller,
-            "cursor": self.cursor,
-            **changes,
-        }
-        return urlencode({k: v for k, v in values.items() if v})
-
-    @property
-    def any(self) -> bool:
-        return any(
-            v.strip()
-            for v in (
-                self.status,
-                self.location,
-                self.job,
-                self.tag,
-                self.created_after,
-                self.created_before,
-                self.caller,
-            )
-        )
+        return query_of({**asdict(self), **changes})
 
 
 @dataclass(frozen=True)
@@ -161,7 +130,7 @@ async def runs_page(
     caller: FilterQuery = "",
 ) -> Response:
     signed = require(request)
-    filters = Filters(status, location, job, tag, created_after, created_before, cursor, caller)
+    filters = Filters(status, location, job, tag, created_after, created_before, caller, cursor)
     runs_path = api_path("deployments", dep, "runs")
     live = bool(request.headers.get("hx-request"))  # the live refresh: the table only
     listed, context = await asyncio.gather(

@@ -8,7 +8,6 @@ container, process and control-plane client; SIGTERM and cancellation as usual. 
 written to the container's configuration, so ``docker inspect`` never shows the token.
 """
 
-import gc
 import os
 import random
 import sys
@@ -16,6 +15,7 @@ from typing import BinaryIO
 
 from tether_api.agent_api import PoolAssignment
 from tether_api.codeserver import LoadError
+from tether_sdk.forkserver import warm_and_freeze
 from tether_sdk.location import LocationTarget, load_location
 from tether_sdk.run_worker.client import preload
 from tether_sdk.run_worker.worker import log, options_from_env, run_worker
@@ -39,14 +39,9 @@ def wait_for_run(
         log(f"tether run-worker: pooled worker cannot load the definitions: {loaded.message}")
         return EXIT_UNUSABLE
     preload()
-    try:
-        loaded.warm_up()
-    except Exception as exc:
-        log(f"tether run-worker: pooled: the warm-up failed, the run pays its first use: {exc!r}")
-    # The definitions live as long as the process: out of the collector's sight, so the
-    # run's full collections do not walk them (tether_sdk/forkserver.py says why it counts).
-    gc.collect()
-    gc.freeze()
+    # The definitions live as long as the process: frozen out of the collector's sight, so
+    # the run's full collections do not walk them.
+    warm_and_freeze(loaded.warm_up, lambda line: log(f"tether run-worker: pooled: {line}"))
     log("tether run-worker: pooled: definitions loaded; waiting for a run")
     line = (stdin or sys.stdin.buffer).readline(MAX_ASSIGNMENT_BYTES)
     if not line.strip():
