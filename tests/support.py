@@ -191,6 +191,16 @@ class Tenant:
             assert r.status_code == 200, r.text
             return r.json()  # type: ignore[no-any-return]
 
+    def report_running(self, name: str, snapshot: dict[str, Any]) -> None:
+        """Deploy ``name`` and report it RUNNING with ``snapshot``, as its agent would."""
+        self.deploy(name)
+        with self.agent() as c:
+            r = c.post(
+                f"/api/v1/agent/code-locations/{name}/status",
+                json={"status": "RUNNING", "snapshot": snapshot, "generation": 1},
+            )
+            assert r.status_code == 200, r.text
+
     def launch(self, location: str = "quick", job: str = "etl", **body: Any) -> dict[str, Any]:
         with self.user() as c:
             r = c.post(

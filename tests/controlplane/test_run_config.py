@@ -37,13 +37,7 @@ class Nested(BaseModel):
 
 
 def _running(tenant: Tenant, name: str = "quick", snapshot: dict[str, Any] = SNAPSHOT) -> None:
-    tenant.deploy(name)
-    with tenant.agent() as c:
-        r = c.post(
-            f"/api/v1/agent/code-locations/{name}/status",
-            json={"status": "RUNNING", "snapshot": snapshot, "generation": 1},
-        )
-        assert r.status_code == 200, r.text
+    tenant.report_running(name, snapshot)
 
 
 def _post(tenant: Tenant, path: str = "", **body: Any) -> Any:

@@ -18,15 +18,7 @@ from tests.weather import SNAPSHOT
 def skies(e2e_controlplane: ControlPlane) -> Tenant:
     """A tenant whose location ``skies`` has reported the weather job."""
     tenant = e2e_controlplane.tenant()
-    tenant.deploy("skies")
-    with tenant.agent() as c:
-        status = {
-            "status": "RUNNING",
-            "snapshot": SNAPSHOT.model_dump(mode="json"),
-            "generation": 1,
-        }
-        r = c.post("/api/v1/agent/code-locations/skies/status", json=status)
-        assert r.status_code == 200, r.text
+    tenant.report_running("skies", SNAPSHOT.model_dump(mode="json"))
     return tenant
 
 
