@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -219,10 +220,23 @@ def run(
         _invalid([str(exc)])
     except AgentStartupError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        _exit_now(1)
     except AgentTokenRejected:
         # Already logged, once, when it happened (see worker.main.rejection_line).
-        raise typer.Exit(EXIT_TOKEN_REJECTED) from None
+        _exit_now(EXIT_TOKEN_REJECTED)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` once the agent has stopped, without the interpreter's finalization.
+    Temporal's core keeps native threads that can call into Python while it finalizes, which
+    aborted the process (SIGABRT, "PyGILState_Release: thread state must be current"), so a
+    supervisor saw -6 instead of 3 after a token rejection (seen once in CI). Everything the
+    agent owns is closed by then; only the logs and output need flushing."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _invalid(problems: list[str]) -> NoReturn:
