@@ -29,6 +29,9 @@ class AuditAction(StrEnum):
     SCHEDULE_STOP = "schedule.stop"
     SENSOR_START = "sensor.start"
     SENSOR_STOP = "sensor.stop"
+    BACKFILL_LAUNCH = "backfill.launch"
+    BACKFILL_CANCEL = "backfill.cancel"
+    BACKFILL_RESUME = "backfill.resume"
 
 
 class AuditEntry(BaseModel):

@@ -56,6 +56,16 @@ class PartitionKeys(BaseModel):
     cron: str | None = Field(default=None, description="Time windows: when one starts.")
     timezone: str | None = None
     start: str | None = Field(default=None, description="Time windows: the first window's key.")
+    fmt: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Time windows: the strftime format of a window's key (its start).",
+    )
+    end_offset: JsonInteger = Field(
+        default=0,
+        description="Time windows: how many windows past the last ended one exist (1: the "
+        "current one too; -1: the last ended one not yet).",
+    )
 
 
 class PartitionDimension(PartitionKeys):
@@ -63,7 +73,15 @@ class PartitionDimension(PartitionKeys):
 
 
 class PartitionsSnapshot(PartitionKeys):
-    """How an asset or a job is partitioned (Dagster locations)."""
+    """How an asset or a job is partitioned. Its keys are computed by
+    ``tether_api.partitions``."""
+
+    location_kind: CodeLocationKind = Field(
+        default=CodeLocationKind.DAGSTER,
+        description="What declared it, so how a run names its partition: a Tether SDK job's "
+        "run must name a key (tag tether/partition) or a range (tether/partition_range_start "
+        "and _end); a Dagster job's run names a key (dagster/partition), or none.",
+    )
 
     dimensions: list[PartitionDimension] = Field(
         default_factory=list, description="Multi: each dimension; a key joins one of each by '|'."
@@ -83,7 +101,8 @@ class JobSnapshot(BaseModel):
     )
     retry_on: RetryOn = Field(default=RetryOn.ANY, description="Which failures are retried.")
     partitions: PartitionsSnapshot | None = Field(
-        default=None, description="Dagster: the job's partitions; a run names one key."
+        default=None,
+        description="The job's partitions: a run names one key (Tether SDK jobs: or a range).",
     )
 
 

@@ -6,7 +6,9 @@ from tether_cli import (
     agent,
     agents,
     alerts,
+    assets,
     audit,
+    backfills,
     codec,
     controlplane,
     deployments,
@@ -42,6 +44,8 @@ app.add_typer(deployments.app, name="deployments")
 app.add_typer(deployments.app, name="deployment", hidden=True)
 app.command("remove")(locations.remove)
 app.add_typer(runs.app, name="runs")
+app.add_typer(backfills.app, name="backfill")
+app.add_typer(assets.app, name="assets")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(sensors.app, name="sensors")
 app.add_typer(alerts.app, name="alerts")

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
         description="The scheduler sleeps until the next tick, but at most this long, so a "
         "schedule turned on or deployed meanwhile is seen.",
     )
+    backfills_enabled: bool = Field(
+        default=True,
+        description="Run the backfill loop here (it launches backfills' runs). Several "
+        "replicas may all run it: a row lock keeps each partition to one run.",
+    )
+    backfill_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the backfill loop looks at active backfills; the end of one "
+        "of their runs on this replica wakes it sooner.",
+    )
     tick_grace_seconds: float = Field(
         default=120.0,
         gt=0,

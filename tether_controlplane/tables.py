@@ -468,3 +468,8 @@ class AuditRow(Base):
     deployment: Mapped[str | None] = mapped_column(String(63))
     target: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column()
+
+
+# Tables kept in their own modules, imported here so that ``Base.metadata`` (Alembic's
+# target, ``create_all``) holds them whoever imports this module first.
+from tether_controlplane import tables_assets, tables_backfills  # noqa: E402, F401

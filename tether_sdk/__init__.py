@@ -18,6 +18,15 @@ from tether_sdk.definitions import (
 )
 from tether_sdk.errors import DefinitionError
 from tether_sdk.local import ExecutionResult, execute_job
+from tether_sdk.partitions import (
+    DailyPartitions,
+    HourlyPartitions,
+    MonthlyPartitions,
+    MultiPartitions,
+    PartitionsDefinition,
+    StaticPartitions,
+    WeeklyPartitions,
+)
 from tether_sdk.sensors import (
     RunRequest,
     RunStatusSensorContext,
@@ -31,10 +40,15 @@ from tether_sdk.sensors import (
 )
 
 __all__ = [
+    "DailyPartitions",
     "DefinitionError",
     "Definitions",
     "ExecutionResult",
+    "HourlyPartitions",
     "Job",
+    "MonthlyPartitions",
+    "MultiPartitions",
+    "PartitionsDefinition",
     "RunRequest",
     "RunStatusSensorContext",
     "Schedule",
@@ -43,8 +57,10 @@ __all__ = [
     "SensorContext",
     "SensorResult",
     "SkipReason",
+    "StaticPartitions",
     "Step",
     "StepContext",
+    "WeeklyPartitions",
     "asset",
     "asset_job",
     "execute_job",

@@ -25,6 +25,7 @@ from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.cron import cron_error
 from tether_sdk.errors import DefinitionError
 from tether_sdk.graph import find_cycle, topological_order
+from tether_sdk.partitions import PartitionsDefinition, TimeWindowPartitions
 from tether_sdk.sensors import Sensor
 from tether_sdk.unknown_keys import config_json_schema
 
@@ -51,6 +52,8 @@ class Step:
         description: str | None = None,
         asset: bool = False,
         group: str | None = None,
+        partitions: PartitionsDefinition | None = None,
+        deps: Sequence["str | Step"] | None = None,
     ) -> None:
         kind = "asset" if asset else "step"
         if not callable(fn):
@@ -73,9 +76,15 @@ class Step:
         self.group = _name(group, "asset group") if group else DEFAULT_GROUP
         if group and not asset:
             raise DefinitionError(f"step {self.name!r}: group= is only for @asset")
+        if partitions is not None and not isinstance(partitions, PartitionsDefinition):
+            raise DefinitionError(
+                f"{kind} {self.name!r}: partitions= takes a StaticPartitions, DailyPartitions, "
+                f"... or MultiPartitions, got {partitions!r}"
+            )
+        self.partitions = partitions
         self.context_param: str | None = None
         self.takes_config = False
-        deps: list[str] = []
+        params: list[str] = []
         for param in inspect.signature(fn).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
                 raise DefinitionError(
@@ -92,8 +101,12 @@ class Step:
             elif param.name == CONFIG_PARAM:
                 self.takes_config = True
             else:
-                deps.append(param.name)
-        self.deps: tuple[str, ...] = tuple(deps)
+                params.append(param.name)
+        # Upstream steps whose return values it takes (its parameters).
+        self.deps: tuple[str, ...] = tuple(params)
+        # Upstream assets it depends on without taking their value (deps=[...]): lineage, and
+        # order when they are in the same job.
+        self.asset_deps: tuple[str, ...] = _asset_deps(deps, self.name, kind, self.deps)
 
     @property
     def is_asset(self) -> bool:
@@ -135,7 +148,12 @@ def step(
 def asset(fn: Callable[..., Any], /) -> Step: ...
 @overload
 def asset(
-    *, name: str | None = None, description: str | None = None, group: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    group: str | None = None,
+    partitions: PartitionsDefinition | None = None,
+    deps: Sequence["str | Step"] | None = None,
 ) -> Callable[..., Step]: ...
 def asset(
     fn: Callable[..., Any] | None = None,
@@ -144,14 +162,29 @@ def asset(
     name: str | None = None,
     description: str | None = None,
     group: str | None = None,
+    partitions: PartitionsDefinition | None = None,
+    deps: Sequence["str | Step"] | None = None,
 ) -> Step | Callable[..., Step]:
     """Declare an asset: a step whose result is a named data asset (its key is its name).
 
-    Dependencies are parameters named after upstream assets, exactly as for steps.
+    Dependencies are parameters named after upstream assets, exactly as for steps; ``deps``
+    lists upstream assets it depends on without taking their value (it reads what they
+    wrote): they come first in a job that holds them, and show in the lineage. ``partitions``:
+    how it is partitioned (a run materializes one key or a range of them).
     """
-    if fn is not None:
-        return Step(fn, name=name, description=description, asset=True, group=group)
-    return lambda f: Step(f, name=name, description=description, asset=True, group=group)
+
+    def make(f: Callable[..., Any]) -> Step:
+        return Step(
+            f,
+            name=name,
+            description=description,
+            asset=True,
+            group=group,
+            partitions=partitions,
+            deps=deps,
+        )
+
+    return make(fn) if fn is not None else make
 
 
 MAX_RETRIES = 100
@@ -170,6 +203,7 @@ class Job:
         tags: Mapping[str, str] | None = None,
         max_retries: int = 0,
         retry_on: str = RetryOn.ANY,
+        partitions: PartitionsDefinition | None = None,
     ) -> None:
         self.name = _name(name, "job name")
         self.description = description
@@ -210,7 +244,9 @@ class Job:
                     f"{s.kind} {s.name!r} takes a 'config' parameter but job {name!r} has no "
                     "config model: pass config=YourModel to the job"
                 )
-        deps = {s.name: s.deps for s in declared}
+        self.partitions = _job_partitions(self.name, declared, partitions)
+        # deps=[...] upstream assets of the job order it too; others are lineage only.
+        deps = {s.name: s.deps + tuple(d for d in s.asset_deps if d in by_name) for s in declared}
         order = topological_order(list(by_name), deps)
         if order is None:
             cycle = " -> ".join(find_cycle(list(by_name), deps))
@@ -228,7 +264,11 @@ class Job:
             description=self.description,
             steps=[
                 StepSnapshot(
-                    name=s.name, deps=list(s.deps), description=s.description, asset_key=s.asset_key
+                    name=s.name,
+                    deps=list(s.deps) + [d for d in s.asset_deps if d in self.step_names],
+                    description=s.description,
+                    asset_key=s.asset_key,
+                    asset_keys=[s.asset_key] if s.asset_key else [],
                 )
                 for s in self.steps
             ],
@@ -236,7 +276,13 @@ class Job:
             tags=dict(self.tags),
             max_retries=self.max_retries,
             retry_on=self.retry_on,
+            partitions=self.partitions.snapshot() if self.partitions else None,
         )
+
+    def upstream(self, s: Step) -> tuple[str, ...]:
+        """The steps of this job that ``s`` runs after: those whose values it takes, and its
+        deps=[...] assets the job holds."""
+        return s.deps + tuple(d for d in s.asset_deps if any(d == t.name for t in self.steps))
 
     def __repr__(self) -> str:
         return f"<job {self.name!r} steps={self.step_names}>"
@@ -251,6 +297,7 @@ def job(
     tags: Mapping[str, str] | None = None,
     max_retries: int = 0,
     retry_on: str = RetryOn.ANY,
+    partitions: PartitionsDefinition | None = None,
 ) -> Job:
     """Declare a job from steps (in any order: they run in dependency order). A failed run
     is tried again up to ``max_retries`` times, as a new run linked to it; ``retry_on``:
@@ -259,7 +306,11 @@ def job(
     ``config`` is the pydantic model of the run config. A key it (or a model nested in it)
     does not define is refused, unless that model takes extra keys on purpose:
     ``model_config = ConfigDict(extra="allow")`` keeps them (``config.model_extra``),
-    ``extra="ignore"`` drops them."""
+    ``extra="ignore"`` drops them.
+
+    ``partitions``: each run targets one key or a range of them (tags ``tether/partition``,
+    or ``tether/partition_range_start``/``_end``); the steps see it in their context. A job
+    of partitioned assets takes theirs."""
     return Job(
         name,
         steps,
@@ -268,6 +319,7 @@ def job(
         tags=tags,
         max_retries=max_retries,
         retry_on=retry_on,
+        partitions=partitions,
     )
 
 
@@ -278,9 +330,21 @@ def asset_job(
     config: type[BaseModel] | None = None,
     description: str | None = None,
     tags: Mapping[str, str] | None = None,
+    max_retries: int = 0,
+    retry_on: str = RetryOn.ANY,
 ) -> Job:
-    """Declare a job that materializes ``assets`` (each asset's upstream must be included)."""
-    built = Job(name, assets, config=config, description=description, tags=tags)
+    """Declare a job that materializes ``assets`` (each asset whose value another takes must
+    be included; ``deps=`` ones need not). Partitioned assets make it partitioned: all of
+    them must share one partitions definition."""
+    built = Job(
+        name,
+        assets,
+        config=config,
+        description=description,
+        tags=tags,
+        max_retries=max_retries,
+        retry_on=retry_on,
+    )
     for a in built.steps:
         if not a.is_asset:
             raise DefinitionError(
@@ -296,10 +360,10 @@ class Schedule:
         self,
         name: str,
         *,
-        cron: str,
+        cron: str | None = None,
         job: Job,
         run_config: "Mapping[str, Any] | Callable[[Any], Any] | None" = None,
-        timezone: str = "UTC",
+        timezone: str | None = None,
         tags: Mapping[str, str] | None = None,
         default_status: str = AutomationStatus.STOPPED,
         missed_ticks: str = MissedTicks.LATEST,
@@ -318,6 +382,16 @@ class Schedule:
             raise DefinitionError(
                 f"schedule {name!r}: job= must be a Job (from job() or asset_job()), got {job!r}"
             )
+        windows = job.partitions if isinstance(job.partitions, TimeWindowPartitions) else None
+        if cron is None and windows is not None:
+            # A partitioned job's schedule ticks when a window ends, in the windows' zone.
+            cron, timezone = windows.cron, timezone or windows.timezone
+        if cron is None:
+            raise DefinitionError(
+                f"schedule {name!r}: cron= is required (e.g. '0 3 * * *'); it may be left out "
+                "only for a job partitioned by time windows, whose schedule ticks as they end"
+            )
+        timezone = "UTC" if timezone is None else timezone
         if not isinstance(cron, str) or (problem := cron_error(cron)):
             raise DefinitionError(
                 f"schedule {name!r}: {problem if isinstance(cron, str) else 'cron must be a str'}"
@@ -345,6 +419,12 @@ class Schedule:
         if callable(run_config):
             self.config_fn = run_config
             return
+        if job.partitions is not None and windows is None:
+            raise DefinitionError(
+                f"schedule {name!r}: job {job.name!r} is partitioned by {job.partitions!r}, "
+                "and a tick cannot tell which key to run: pass run_config= a function of the "
+                "ScheduleContext that returns RunRequest(partition_key=..., run_config=...)"
+            )
         if run_config is not None and not isinstance(run_config, Mapping):
             raise DefinitionError(
                 f"schedule {name!r}: run_config is a dict or a function of the tick that "
@@ -377,10 +457,10 @@ class Schedule:
 def schedule(
     name: str,
     *,
-    cron: str,
+    cron: str | None = None,
     job: Job,
     run_config: "Mapping[str, Any] | Callable[[Any], Any] | None" = None,
-    timezone: str = "UTC",
+    timezone: str | None = None,
     tags: Mapping[str, str] | None = None,
     default_status: str = AutomationStatus.STOPPED,
     missed_ticks: str = MissedTicks.LATEST,
@@ -392,7 +472,13 @@ def schedule(
     the scheduler was down: ``"latest"`` runs the most recent one, ``"all"`` each of them,
     ``"skip"`` none. ``run_config`` may be a function of a ``ScheduleContext`` (its
     ``scheduled_time``) returning the config, a ``RunRequest`` or a ``SkipReason``: the code
-    server then evaluates it at each tick, for at most ``timeout_seconds``."""
+    server then evaluates it at each tick, for at most ``timeout_seconds``.
+
+    A job partitioned by time windows: each tick runs the partition of the window that just
+    ended (``end_offset`` moves it); ``cron`` and ``timezone`` default to the windows' (the
+    daily schedule of a daily job runs yesterday's partition just after midnight). Any other
+    partitioned job needs a ``run_config`` function returning ``RunRequest(partition_key=...)``;
+    its ``ScheduleContext.partition_key`` is the tick's window, for time windows."""
     return Schedule(
         name,
         cron=cron,
@@ -481,7 +567,11 @@ class Definitions:
             jobs=[j.snapshot() for j in self.jobs.values()],
             assets=[
                 AssetSnapshot(
-                    key=a.name, deps=list(a.deps), description=a.description, group=a.group
+                    key=a.name,
+                    deps=list(a.deps) + list(a.asset_deps),
+                    description=a.description,
+                    group=a.group,
+                    partitions=a.partitions.snapshot() if a.partitions else None,
                 )
                 for a in self.assets.values()
             ],
@@ -494,6 +584,65 @@ class Definitions:
             f"<Definitions jobs={list(self.jobs)} assets={list(self.assets)} "
             f"schedules={list(self.schedules)} sensors={list(self.sensors)}>"
         )
+
+
+def _asset_deps(
+    deps: "Sequence[str | Step] | None", name: str, kind: str, value_deps: tuple[str, ...]
+) -> tuple[str, ...]:
+    if deps is None:
+        return ()
+    if kind != "asset":
+        raise DefinitionError(
+            f"step {name!r}: deps= is only for @asset; a step takes its upstream steps as "
+            "parameters"
+        )
+    if isinstance(deps, str | Step) or not isinstance(deps, Sequence):
+        raise DefinitionError(
+            f"asset {name!r}: deps= takes a list of upstream assets (keys or @asset "
+            f"functions), e.g. deps=['raw_orders']; got {deps!r}"
+        )
+    found: list[str] = []
+    for d in deps:
+        key = d.asset_key if isinstance(d, Step) else d
+        if not isinstance(key, str) or not key:
+            raise DefinitionError(
+                f"asset {name!r}: deps= lists {d!r}, which is neither an asset key nor an @asset"
+            )
+        if key == name:
+            raise DefinitionError(f"asset {name!r}: deps= lists the asset itself")
+        if key in value_deps:
+            raise DefinitionError(
+                f"asset {name!r}: {key!r} is both a parameter (its value is passed) and in "
+                "deps=: keep one"
+            )
+        if key not in found:
+            found.append(key)
+    return tuple(found)
+
+
+def _job_partitions(
+    job_name: str, steps: Sequence[Step], declared: PartitionsDefinition | None
+) -> PartitionsDefinition | None:
+    """A job's partitions: those it declares, or those of its partitioned assets, which must
+    all be equal (a run targets one key of one definition)."""
+    if declared is not None and not isinstance(declared, PartitionsDefinition):
+        raise DefinitionError(
+            f"job {job_name!r}: partitions= takes a StaticPartitions, DailyPartitions, ... or "
+            f"MultiPartitions, got {declared!r}"
+        )
+    found, source = declared, f"job {job_name!r}"
+    for s in steps:
+        if s.partitions is None:
+            continue
+        if found is None:
+            found, source = s.partitions, f"asset {s.name!r}"
+        elif s.partitions != found:
+            raise DefinitionError(
+                f"job {job_name!r}: {source} is partitioned by {found!r} but asset {s.name!r} "
+                f"by {s.partitions!r}: a run targets keys of one partitions definition, so "
+                "give them the same one, or put them in separate jobs"
+            )
+    return found
 
 
 def _name(value: str | None, what: str) -> str:

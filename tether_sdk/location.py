@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tether_api.codeserver import LoadError, ValidateRequest, ValidateResponse
+from tether_api.codeserver import ConfigError, LoadError, ValidateRequest, ValidateResponse
 from tether_api.enums import CodeLocationKind, EventType
 from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.ticks import TickRequest, TickResponse
@@ -20,6 +20,7 @@ from tether_api.user_api import Run
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Definitions
 from tether_sdk.loader import load_definitions
+from tether_sdk.run_target import RunTargetError, resolve
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.events import EventEmitter
 from tether_sdk.run_worker.executor import CancelState, Outcome, execute
@@ -109,7 +110,15 @@ class TetherLocation:
             return ValidateResponse(
                 valid=False, message=describe_errors(job.name, errors), errors=errors
             )
-        return ValidateResponse(valid=True, steps=job.step_names)
+        try:
+            target = resolve(job, request.tags)
+        except RunTargetError as exc:
+            return ValidateResponse(
+                valid=False,
+                message=str(exc),
+                errors=[ConfigError(field=f"tags.{exc.tag}", message=str(exc))],
+            )
+        return ValidateResponse(valid=True, steps=target.step_names)
 
     def evaluate_tick(self, request: TickRequest) -> TickResponse:
         return evaluate(self.definitions, request)
@@ -134,6 +143,16 @@ class TetherLocation:
                 data={"errors": [e.model_dump() for e in errors]},
             )
             return Outcome.FAILURE
+        try:
+            target = resolve(job, run.tags)
+        except RunTargetError as exc:
+            emitter.emit(
+                EventType.RUN_FAILURE,
+                level="ERROR",
+                message=str(exc),
+                data={"errors": [{"field": f"tags.{exc.tag}", "message": str(exc)}]},
+            )
+            return Outcome.FAILURE
         report = execute(
             job,
             config,
@@ -142,6 +161,7 @@ class TetherLocation:
             cancel=context.cancel,
             capture=context.capture,
             start_data=context.start_data,
+            target=target,
         )
         return report.outcome
 

@@ -19,7 +19,8 @@ from tether_sdk.errors import DefinitionError
 
 
 class RunRequest:
-    """Ask for a run of ``job`` (default: the sensor's or schedule's job)."""
+    """Ask for a run of ``job`` (default: the sensor's or schedule's job); ``partition_key``:
+    the partition it targets (a partitioned job's run must name one)."""
 
     def __init__(
         self,
@@ -28,9 +29,13 @@ class RunRequest:
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         job: Any = None,
+        partition_key: str | None = None,
     ) -> None:
         if run_key is not None and not isinstance(run_key, str):
             raise TypeError(f"RunRequest(run_key=...) must be a str, got {run_key!r}")
+        if partition_key is not None and not isinstance(partition_key, str):
+            raise TypeError(f"RunRequest(partition_key=...) must be a str, got {partition_key!r}")
+        self.partition_key = partition_key
         self.run_key = run_key
         self.run_config = dict(run_config or {})
         self.tags = dict(tags or {})
@@ -98,11 +103,16 @@ class RunStatusSensorContext(SensorContext):
 
 
 class ScheduleContext:
-    """What a schedule's config function is called with."""
+    """What a schedule's config function is called with. ``partition_key``: for a job
+    partitioned by time windows, the partition of the tick (the window that just ended), which
+    a returned config or RunRequest without a partition_key runs; otherwise None."""
 
-    def __init__(self, *, schedule: str, scheduled_time: datetime) -> None:
+    def __init__(
+        self, *, schedule: str, scheduled_time: datetime, partition_key: str | None = None
+    ) -> None:
         self.schedule = schedule
         self.scheduled_time = scheduled_time
+        self.partition_key = partition_key
 
 
 class Sensor:

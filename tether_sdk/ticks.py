@@ -10,12 +10,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from tether_api import partitions as keys_of
 from tether_api.enums import SensorKind, TickKind
+from tether_api.runtags import TETHER_PARTITION_TAG
 from tether_api.ticks import MAX_RUN_REQUESTS, RunRequestSpec, TickError, TickRequest, TickResponse
 from tether_sdk.config import describe_errors, validate_config
 from tether_sdk.definitions import Definitions, Job
+from tether_sdk.partitions import TimeWindowPartitions
+from tether_sdk.run_target import RunTargetError, run_partitions
 from tether_sdk.sensors import (
     RunRequest,
     RunStatusSensorContext,
@@ -102,7 +107,14 @@ def _schedule(defs: Definitions, request: TickRequest) -> TickResponse:
     if fn is None:
         raise TickFailed(f"schedule {schedule.name!r} has a fixed run config: nothing to evaluate")
     what = f"the run_config function of schedule {schedule.name!r}"
-    value = fn(ScheduleContext(schedule=schedule.name, scheduled_time=request.tick_time))
+    partitions = schedule.job.partitions
+    tick_key = (
+        keys_of.key_for_tick(partitions.snapshot(), request.tick_time) if partitions else None
+    )
+    context = ScheduleContext(
+        schedule=schedule.name, scheduled_time=request.tick_time, partition_key=tick_key
+    )
+    value = fn(context)
     if isinstance(value, SkipReason):
         return TickResponse(skip_reason=value.reason)
     if isinstance(value, dict):
@@ -112,6 +124,13 @@ def _schedule(defs: Definitions, request: TickRequest) -> TickResponse:
             f"{what} returned {value!r}: return a dict (the run config), a RunRequest or a "
             "SkipReason"
         )
+    if value.partition_key is None and (value.job is None or value.job is schedule.job):
+        value.partition_key = tick_key
+        if isinstance(partitions, TimeWindowPartitions) and tick_key is None:
+            return TickResponse(
+                skip_reason=f"no partition of job {schedule.job.name!r} has ended by this tick "
+                f"(the first one starts at {partitions.start})"
+            )
     return _response(defs, schedule.job, [value], what, None, None)
 
 
@@ -132,11 +151,21 @@ def _response(
     for i, r in enumerate(requests):
         job = _resolve_job(defs, r.job if r.job is not None else default_job, what)
         _, errors = validate_config(job.config, r.run_config)
+        key = f" (run_key {r.run_key!r})" if r.run_key else ""
         if errors:
-            key = f" (run_key {r.run_key!r})" if r.run_key else ""
             raise TickFailed(f"{what}: run request {i}{key}: {describe_errors(job.name, errors)}")
+        tags = dict(r.tags)
+        if r.partition_key is not None:
+            tags[TETHER_PARTITION_TAG] = r.partition_key
+        try:
+            run_partitions(job, tags, datetime.now(UTC))
+        except RunTargetError as exc:
+            hint = ""
+            if job.partitions is not None and r.partition_key is None:
+                hint = ": return RunRequest(partition_key=...)"
+            raise TickFailed(f"{what}: run request {i}{key}: {exc}{hint}") from None
         specs.append(
-            RunRequestSpec(job=job.name, run_key=r.run_key, run_config=r.run_config, tags=r.tags)
+            RunRequestSpec(job=job.name, run_key=r.run_key, run_config=r.run_config, tags=tags)
         )
     if not specs and skip_reason is None:
         skip_reason = "no run requests"

@@ -168,6 +168,62 @@ def test_an_unknown_partition_or_asset_is_a_422_naming_the_tag(stack: Stack) -> 
     assert fine.status_code == 200 and fine.json()["valid"], fine.text
 
 
+def test_a_dagster_backfill_and_a_materialization_fill_the_asset_catalog(stack: Stack) -> None:
+    """Dagster runs' materializations, metadata, partitions and check results reach the
+    catalog: a backfill of three days of the daily asset job, and a launch of two assets."""
+    tenant = stack.tenant
+    days = ["2026-01-02", "2026-01-03", "2026-01-04"]
+    with tenant.user() as c:
+        r = c.post(
+            f"{tenant.dep_path}/backfills",
+            json={"code_location": "acme", "job": "daily_assets", "partitions": days},
+        )
+        assert r.status_code == 201, r.text
+        backfill_id = r.json()["id"]
+        r = c.post(
+            f"{tenant.dep_path}/asset-materializations",
+            json={"assets": ["raw/orders", "revenue_by_customer"]},
+        )
+        assert r.status_code == 201, r.text
+        launched = r.json()
+    assert launched["job"] == "assets"
+    assert wait_for_run(tenant, launched["id"], timeout=90)["status"] == "SUCCESS"
+
+    def ended() -> dict[str, Any] | None:
+        with tenant.user() as c:
+            found: dict[str, Any] = c.get(f"{tenant.dep_path}/backfills/{backfill_id}").json()
+        return found if found["status"] not in ("REQUESTED", "RUNNING") else None
+
+    final = wait_until(ended, timeout=120, interval=0.5, what="the backfill to end")
+    assert (final["status"], final["counts"]["success"]) == ("COMPLETED", 3), final
+    with tenant.user() as c:
+        counts = c.get(f"{tenant.dep_path}/assets/daily_event_counts").json()
+        history = c.get(
+            f"{tenant.dep_path}/asset-events",
+            params={"key": "daily_event_counts", "type": "ASSET_MATERIALIZATION"},
+        ).json()["events"]
+        partitions = c.get(
+            f"{tenant.dep_path}/asset-partitions",
+            params={"key": "daily_event_counts", "status": "MATERIALIZED"},
+        ).json()
+        orders = c.get(f"{tenant.dep_path}/assets/raw/orders").json()
+        revenue = c.get(f"{tenant.dep_path}/assets/revenue_by_customer").json()
+    assert counts["status"] == "MATERIALIZED" and counts["partitioned"]
+    assert sorted(e["partition"] for e in history) == days
+    assert all(isinstance(e["metadata"].get("events"), int) for e in history), history
+    assert [p["key"] for p in partitions["partitions"]] == days
+    assert partitions["counts"]["materialized"] == 3
+    assert orders["last_materialization"]["run_id"] == launched["id"]
+    assert orders["metadata_series"]["rows"][-1]["value"] > 0
+    assert orders["downstream"] == ["revenue_by_customer"]
+    [check] = revenue["checks"]
+    assert (check["name"], check["passed"], check["run_id"]) == (
+        "revenue_is_positive",
+        True,
+        launched["id"],
+    )
+
+
 def test_terminate_stops_the_run_through_dagster_with_teardown(stack: Stack) -> None:
     tenant = stack.tenant
     run = tenant.launch("acme", "slow")

@@ -26,7 +26,9 @@ from tether_controlplane.api.responses import API_ERRORS
 from tether_controlplane.api.routes import (
     agent,
     alerts,
+    assets,
     audit,
+    backfills,
     deployments,
     locations,
     run_worker,
@@ -39,11 +41,13 @@ from tether_controlplane.api.routes import (
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
 from tether_controlplane.monitor import monitor_once
+from tether_controlplane.services import backfills as backfill_service
 from tether_controlplane.services import delivery, scheduler, ticks
 from tether_controlplane.settings import Settings
 from tether_controlplane.tables import utcnow
 from tether_controlplane.ui import api as ui_api
 from tether_controlplane.ui import app as ui
+from tether_controlplane.wakeups import run_events_key
 
 log = logging.getLogger("tether.controlplane")
 
@@ -75,6 +79,59 @@ async def _scheduler_loop(db: Database, settings: Settings) -> None:
         await asyncio.sleep(wait + 0.001)
 
 
+async def _backfill_loop(db: Database, settings: Settings) -> None:
+    # Each pass launches what backfills may launch now; it then sleeps until a paced one may
+    # launch again, one of their runs ends on this replica, or backfill_interval_seconds
+    # (which covers runs ended on another replica, and new backfills).
+    followed: frozenset[int] = frozenset()
+    while True:
+        try:
+            due = await run_in_threadpool(backfill_service.run_due, db, utcnow())
+        except Exception:  # keep going through a transient database error
+            log.exception("backfill pass failed")
+            due = None
+        wait = settings.backfill_interval_seconds
+        if due is not None:
+            wait = min(wait, max((due - utcnow()).total_seconds(), 0.0))
+        followed = await _until_one_ends(db, wait, followed)
+
+
+async def _until_one_ends(db: Database, timeout: float, followed: frozenset[int]) -> frozenset[int]:
+    """Sleep ``timeout`` seconds, or less when a run of a backfill's in-flight partition
+    ends. ``followed``: the ended runs the last pass was made for; one of them still in
+    flight means its backfill's pass failed, which is tried again at the interval, never in a
+    spin. Every event batch of a run wakes its waiter: a wake costs this read, and ends the
+    sleep only when a run has ended. Returns the ended runs the next pass is made for."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    ended: frozenset[int] = frozenset()
+    while (left := deadline - loop.time()) > 0:
+        try:
+            going, ended = await run_in_threadpool(backfill_service.in_flight_run_pks, db)
+        except Exception:
+            log.exception("backfill loop: reading the runs in flight failed")
+            going = []
+        if ended - followed:
+            break
+        waiters = [db.notifier.register(run_events_key(pk)) for pk in going]
+        if not waiters:
+            await asyncio.sleep(left + 0.001)
+            break
+        tasks = [asyncio.create_task(w.wait(left)) for w in waiters]
+        try:
+            done, _ = await asyncio.wait(
+                tasks, timeout=left + 0.001, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            for waiter in waiters:
+                waiter.close()
+        if not any(task.result() for task in done if not task.cancelled()):
+            break  # timed out
+    return ended
+
+
 async def _delivery_loop(db: Database, settings: Settings) -> None:
     # Its own loop: a slow webhook delays other alerts, never a run or a request.
     while True:
@@ -101,6 +158,8 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         if settings.scheduler_enabled:
             loops.append(asyncio.create_task(_scheduler_loop(db, settings)))
         loops.append(asyncio.create_task(_delivery_loop(db, settings)))
+        if settings.backfills_enabled:
+            loops.append(asyncio.create_task(_backfill_loop(db, settings)))
         try:
             yield
         finally:
@@ -180,6 +239,8 @@ def create_app(settings: Settings | None = None, migrate_on_start: bool = True) 
         sessions,
         tokens,
         audit,
+        assets,
+        backfills,
     ):
         app.include_router(module.router, responses=API_ERRORS)
     add_docs(app)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tether_api.enums import FINAL_EVENT_STATUS, EventType, FailureCause, RunStatus
 from tether_api.run_worker_api import EventBatchResult, RunEvent, WorkerHeartbeatResult
 from tether_controlplane.db import wake_after_commit
-from tether_controlplane.services import logs, runs
+from tether_controlplane.services import asset_ingest, logs, runs
 from tether_controlplane.tables import DeploymentRow, RunEventRow, RunRow, utcnow
 from tether_controlplane.wakeups import run_events_key
 
@@ -67,7 +67,13 @@ def ingest(
         connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), rows)
         wake_after_commit(session, run_events_key(run.pk))
     run.last_heartbeat_at = utcnow()
-    for event in sorted(fresh.values(), key=lambda e: e.seq):
+    ordered = sorted(fresh.values(), key=lambda e: e.seq)
+    # The asset catalog, in this transaction: only for the events it keeps (fresh ones only,
+    # so a batch delivered twice counts once); a batch of log lines pays a set lookup each.
+    catalog = [e for e in ordered if asset_ingest.wants(e)]
+    if catalog:
+        asset_ingest.record(session, dep, run, catalog)
+    for event in ordered:
         if event.type == EventType.RUN_START:
             runs.transition(session, dep, run, RunStatus.STARTED)
         elif event.type in FINAL_EVENT_STATUS:

@@ -1,25 +1,47 @@
-"""A run's Dagster tags checked at creation against its job's snapshot: a partition that
-does not exist and an asset the job does not hold are refused with a 422 naming the tag, as
-a bad config field is (the code server checks them again before the run starts)."""
+"""A run's tags checked at creation against its job's snapshot: a partition that does not
+exist (or a missing one, a range of a Dagster job) and an asset the job does not hold are
+refused with a 422 naming the tag, as a bad config field is (the code server checks them
+again before the run starts).
 
-from tether_api.runtags import ASSET_SELECTION_TAG, PARTITION_TAG, asset_selection
-from tether_api.snapshot import JobSnapshot, PartitionKeys
+Which tags name a partition depends on what declared the job (``PartitionsSnapshot.
+location_kind``): a Tether SDK job's run must name a key (``tether/partition``) or a range
+(``tether/partition_range_start``/``_end``); a Dagster job's run names a key
+(``dagster/partition``) or none, as Dagster allows."""
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from tether_api import partitions as keys_of
+from tether_api.enums import CodeLocationKind
+from tether_api.runtags import (
+    ASSET_SELECTION_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    PARTITION_TAG,
+    TETHER_PARTITION_TAG,
+    PartitionTagError,
+    asset_selection,
+    tether_partition_keys,
+)
+from tether_api.snapshot import JobSnapshot
 from tether_api.wire import FieldError
+from tether_controlplane.tables import utcnow
 
-SHOWN_KEYS = 5
+TETHER_TAGS = (TETHER_PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG)
 
 
 def _loc(tag: str) -> list[str | int]:
     return ["body", "tags", tag]
 
 
-def tag_errors(job: JobSnapshot, tags: dict[str, str]) -> list[FieldError]:
-    errors: list[FieldError] = []
-    partition = tags.get(PARTITION_TAG)
-    if partition is not None:
-        problem = _partition_problem(job, partition)
-        if problem:
-            errors.append(FieldError(loc=_loc(PARTITION_TAG), msg=problem, type="partition"))
+def _error(tag: str, msg: str) -> FieldError:
+    return FieldError(loc=_loc(tag), msg=msg, type="partition")
+
+
+def tag_errors(
+    job: JobSnapshot, tags: Mapping[str, str], now: datetime | None = None
+) -> list[FieldError]:
+    errors = partition_errors(job, tags, now or utcnow())
     try:
         selection = asset_selection(tags)
     except ValueError as exc:
@@ -42,27 +64,32 @@ def tag_errors(job: JobSnapshot, tags: dict[str, str]) -> list[FieldError]:
     return errors
 
 
-def _partition_problem(job: JobSnapshot, key: str) -> str | None:
-    partitions = job.partitions
-    if partitions is None:
-        return f"job {job.name!r} is not partitioned"
-    if partitions.kind == "multi":
-        parts = key.split("|")
-        if len(parts) != len(partitions.dimensions):
-            names = "|".join(d.name for d in partitions.dimensions)
-            return f"a key of job {job.name!r} is one key of each dimension, as {names}"
-        for part, dimension in zip(parts, partitions.dimensions, strict=True):
-            if not _known(dimension, part):
-                return f"partition {key!r} does not exist in job {job.name!r} ({dimension.name})"
-        return None
-    if not _known(partitions, key):
-        shown = ", ".join(partitions.keys[:SHOWN_KEYS])
-        return f"partition {key!r} does not exist in job {job.name!r} (its keys: {shown}, ...)"
-    return None
-
-
-def _known(partitions: PartitionKeys, key: str) -> bool:
-    """Whether ``key`` is one of the keys; True when the snapshot does not list them all
-    (dynamic partitions, or more time windows than it lists): the code server decides."""
-    complete = partitions.count is not None and partitions.count == len(partitions.keys)
-    return key in partitions.keys if complete and partitions.kind != "dynamic" else True
+def partition_errors(job: JobSnapshot, tags: Mapping[str, str], now: datetime) -> list[FieldError]:
+    """What is wrong with the partition a run of ``job`` names in ``tags`` (at most one
+    error: the first found)."""
+    name = f"job {job.name!r}"
+    p = job.partitions
+    named = [t for t in (PARTITION_TAG, *TETHER_TAGS) if t in tags]
+    if p is None:
+        if named:
+            return [_error(named[0], f"{name} is not partitioned: remove tag {named[0]}")]
+        return []
+    if p.location_kind != CodeLocationKind.TETHER:
+        wrong = [t for t in TETHER_TAGS if t in tags]
+        if wrong:
+            return [
+                _error(
+                    wrong[0],
+                    f"{name} is a Dagster job: name its partition with tag {PARTITION_TAG} "
+                    "(ranges are for Tether SDK jobs: launch a backfill of Dagster partitions)",
+                )
+            ]
+        key = tags.get(PARTITION_TAG)
+        if key is not None and not keys_of.has_key(p, key, now):
+            return [_error(PARTITION_TAG, keys_of.unknown_key_error(p, key, now, name))]
+        return []
+    try:
+        tether_partition_keys(p, tags, now, name)
+    except PartitionTagError as exc:
+        return [_error(exc.tag, str(exc))]
+    return []

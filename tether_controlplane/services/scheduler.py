@@ -15,7 +15,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tether_api import partitions as keys_of
 from tether_api.enums import AutomationStatus, MissedTicks, TickStatus
+from tether_api.runtags import PARTITION_TAGS, partition_tags
+from tether_api.snapshot import DefinitionsSnapshot, PartitionsSnapshot
 from tether_api.user_api import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
@@ -123,7 +126,8 @@ def evaluate(
         for t in skipped[-MAX_CATCH_UP_TICKS:]
     ]
     session.add_all(written)
-    written += [_run_tick(session, dep, row, t, now, grace_seconds) for t in to_run]
+    partitions = _tick_partitions(location, row)
+    written += [_run_tick(session, dep, row, t, now, grace_seconds, partitions) for t in to_run]
     session.flush()
     return written
 
@@ -149,17 +153,37 @@ def _run_tick(
     tick: datetime,
     now: datetime,
     grace_seconds: float,
+    partitions: PartitionsSnapshot | None = None,
 ) -> ScheduleTickRow:
     if row.config_from_code:
         return ticks.start_schedule_tick(session, row, tick, now, grace_seconds)
     # Added once its outcome is known: creating the run flushes the session.
     record = ScheduleTickRow(schedule_id=row.id, tick_time=tick, created_at=now)
+    partition: dict[str, str] = {}
+    if partitions is not None:
+        # The tick runs the partition of the window that just ended (as Dagster's schedule
+        # of a partitioned job does); none has ended before the first window's end.
+        key = keys_of.key_for_tick(partitions, tick)
+        if key is None:
+            record.status = TickStatus.SKIPPED
+            record.error = (
+                f"no partition of job {row.job!r} has ended by this tick (the first window "
+                f"starts at {partitions.start})"
+            )
+            session.add(record)
+            return record
+        partition = partition_tags(partitions.location_kind, key)
     try:
         body = RunCreate(
             code_location=row.code_location,
             job=row.job,
             run_config=row.run_config,
-            tags={**row.tags, ticks.SCHEDULE_TAG: row.name, ticks.TICK_TAG: tick.isoformat()},
+            tags={
+                **row.tags,
+                **partition,
+                ticks.SCHEDULE_TAG: row.name,
+                ticks.TICK_TAG: tick.isoformat(),
+            },
         )
         with session.begin_nested():  # a refused run leaves nothing behind
             run = runs.create(session, dep, body)
@@ -171,3 +195,13 @@ def _run_tick(
         record.status, record.run_id = TickStatus.SUCCESS, run.id
     session.add(record)
     return record
+
+
+def _tick_partitions(location: CodeLocationRow, row: ScheduleRow) -> PartitionsSnapshot | None:
+    """The time-window partitions of the schedule's job, whose ticks each target a partition;
+    None when its job has none, or its tags name a partition already."""
+    if location.snapshot is None or any(t in row.tags for t in PARTITION_TAGS):
+        return None
+    job = DefinitionsSnapshot.model_validate(location.snapshot).job(row.job)
+    p = job.partitions if job else None
+    return p if p is not None and p.kind == keys_of.TIME_WINDOW else None

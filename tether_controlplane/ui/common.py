@@ -65,3 +65,12 @@ def utc_input(label: str, value: str) -> datetime | None:
             f"{label}: {text!r} is not a date and time; write it as {UTC_INPUT_FORMAT}"
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def refusal(problem: ApiProblem) -> tuple[str, list[str]]:
+    """What a form shows when the API refuses it: the detail, and each field's message the
+    detail does not already say. A refusal is a 404, 409 or 422; anything else is raised."""
+    if problem.status not in (404, 409, 422):
+        raise problem
+    extra = [e["msg"] for e in problem.errors if e.get("msg") and e["msg"] not in problem.detail]
+    return problem.detail, extra

@@ -128,6 +128,8 @@ def partitions(definition: dg.PartitionsDefinition | None) -> PartitionsSnapshot
             cron=definition.cron_schedule,
             timezone=definition.timezone,
             start=definition.start.strftime(definition.fmt),
+            fmt=definition.fmt,
+            end_offset=definition.end_offset,
         )
     keys = _keys(definition)
     return PartitionsSnapshot(kind="static", keys=keys[:MAX_LISTED_KEYS], count=len(keys))

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from tether_api.enums import EventType
 from tether_sdk.context import StepContext
 from tether_sdk.definitions import Job, Step
+from tether_sdk.run_target import RunPartitions, RunTarget
 from tether_sdk.run_worker.capture import OutputCapture
 from tether_sdk.run_worker.events import EventEmitter
 from tether_sdk.run_worker.interrupt import CancelState, RunCanceled, set_current
@@ -46,13 +47,16 @@ def execute(
     cancel: CancelState | None = None,
     capture: OutputCapture | None = None,
     start_data: dict[str, Any] | None = None,
+    target: RunTarget | None = None,
 ) -> ExecutionReport:
-    """Emit RUN_START (with ``start_data``), run every step (skipping those downstream of a
-    failure) and emit the final RUN_SUCCESS / RUN_FAILURE / RUN_CANCELED event."""
+    """Emit RUN_START (with ``start_data``), run every step of ``target`` (default: the whole
+    job, no partition), skipping those downstream of a failure, and emit the final
+    RUN_SUCCESS / RUN_FAILURE / RUN_CANCELED event."""
     cancel = cancel or CancelState()
+    target = target or RunTarget(partitions=RunPartitions(), steps=job.steps)
     set_current(cancel)
     try:
-        return _execute(job, config, emitter, run_id, cancel, capture, start_data)
+        return _execute(job, config, emitter, run_id, cancel, capture, start_data, target)
     finally:
         set_current(None)
 
@@ -64,17 +68,22 @@ def _execute(
     run_id: str,
     cancel: CancelState,
     capture: OutputCapture | None,
-    start_data: dict[str, Any] | None = None,
+    start_data: dict[str, Any] | None,
+    target: RunTarget,
 ) -> ExecutionReport:
     report = ExecutionReport(Outcome.SUCCESS)
-    emitter.emit(EventType.RUN_START, message=f"starting job {job.name!r}", data=start_data)
+    emitter.emit(
+        EventType.RUN_START,
+        message=f"starting job {job.name!r}{_describe(target)}",
+        data=start_data,
+    )
     not_ok: set[str] = set()  # failed, skipped or canceled: downstream cannot run
-    for s in job.steps:
+    for s in target.steps:
         if cancel.requested:
             emitter.emit(EventType.STEP_SKIPPED, step=s.name, message="skipped: run canceled")
             report.skipped.append(s.name)
             continue
-        blocked = [d for d in s.deps if d in not_ok]
+        blocked = [d for d in job.upstream(s) if d in not_ok]
         if blocked:
             emitter.emit(
                 EventType.STEP_SKIPPED,
@@ -85,7 +94,7 @@ def _execute(
             report.skipped.append(s.name)
             not_ok.add(s.name)
             continue
-        ok = _run_step(job, s, config, emitter, run_id, cancel, capture, report)
+        ok = _run_step(job, s, config, emitter, run_id, cancel, capture, report, target)
         if not ok:
             not_ok.add(s.name)
 
@@ -115,8 +124,18 @@ def _run_step(
     cancel: CancelState,
     capture: OutputCapture | None,
     report: ExecutionReport,
+    target: RunTarget,
 ) -> bool:
-    ctx = StepContext(run_id=run_id, job=job.name, step=s.name)
+    partitions = target.partitions
+    ctx = StepContext(
+        run_id=run_id,
+        job=job.name,
+        step=s.name,
+        partition_keys=partitions.keys,
+        partition_time_window=partitions.time_window,
+    )
+    # An unpartitioned asset of a partitioned job is materialized whole: no partition.
+    asset_partitions = partitions.keys if s.partitions is not None else []
     kwargs: dict[str, Any] = {dep: report.outputs[dep] for dep in s.deps}
     if s.context_param:
         kwargs[s.context_param] = ctx
@@ -147,29 +166,42 @@ def _run_step(
         return False
     except BaseException as exc:  # sys.exit() or a KeyboardInterrupt of its own fails the step
         error = "".join(traceback.format_exception_only(exc)).strip()
+        failure: dict[str, Any] = {
+            "error": error,
+            "error_class": error_class(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+            "duration_s": time.perf_counter() - started,
+        }
+        if s.asset_key:
+            # What the catalog marks FAILED: this asset, at each partition the run targeted.
+            failure["asset_keys"] = [s.asset_key]
+            failure["partitions"] = list(asset_partitions)
         emitter.emit(
             EventType.STEP_FAILURE,
             step=s.name,
             level="ERROR",
             message=f"{s.kind} {s.name!r} failed: {error}",
-            data={
-                "error": error,
-                "error_class": error_class(exc),
-                "traceback": "".join(traceback.format_exception(exc)),
-                "duration_s": time.perf_counter() - started,
-            },
+            data=failure,
         )
         report.failed.append(s.name)
         return False
     duration = time.perf_counter() - started
     report.outputs[s.name] = result
     if s.asset_key:
-        emitter.emit(
-            EventType.ASSET_MATERIALIZATION,
-            step=s.name,
-            message=f"materialized asset {s.asset_key!r}",
-            data={"asset_key": s.asset_key, "metadata": dict(ctx.metadata)},
-        )
+        # One materialization per partition of a range (as Dagster's), the same metadata each;
+        # an unpartitioned one carries no "partition".
+        each: list[str | None] = list(asset_partitions) or [None]
+        for partition in each:
+            data: dict[str, Any] = {"asset_key": s.asset_key, "metadata": dict(ctx.metadata)}
+            at = ""
+            if partition is not None:
+                data["partition"], at = partition, f" partition {partition!r}"
+            emitter.emit(
+                EventType.ASSET_MATERIALIZATION,
+                step=s.name,
+                message=f"materialized asset {s.asset_key!r}{at}",
+                data=data,
+            )
     emitter.emit(
         EventType.STEP_SUCCESS,
         step=s.name,
@@ -177,3 +209,12 @@ def _run_step(
         data={"duration_s": duration, "metadata": dict(ctx.metadata)},
     )
     return True
+
+
+def _describe(target: RunTarget) -> str:
+    keys = target.partitions.keys
+    if not keys:
+        return ""
+    if len(keys) == 1:
+        return f", partition {keys[0]!r}"
+    return f", partitions {keys[0]!r} to {keys[-1]!r} ({len(keys)})"
