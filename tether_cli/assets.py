@@ -188,6 +188,7 @@ def history(
         typer.Option(
             "--type",
             case_sensitive=False,
+            metavar="TYPE",
             help="Only events of this type (ASSET_MATERIALIZATION, ASSET_OBSERVATION, "
             "ASSET_CHECK_EVALUATION); repeatable.",
         ),

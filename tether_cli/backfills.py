@@ -220,7 +220,13 @@ def launch(
 def list_backfills(
     status: Annotated[
         list[BackfillStatus],
-        typer.Option("--status", case_sensitive=False, help="Only this status; repeatable."),
+        typer.Option(
+            "--status",
+            case_sensitive=False,
+            metavar="STATUS",
+            help="Only this status (requested, running, completed, completed_with_failures, "
+            "canceling, canceled); repeatable.",
+        ),
     ] = [],  # noqa: B006
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most N backfills.")] = 20,
     json_output: JsonOption = False,

@@ -1,18 +1,15 @@
 """Runs of partitioned Tether SDK jobs on a real control plane (SQLite and PostgreSQL): the
-partition tags checked at creation against the job's snapshot, and a schedule of a daily job
-running the partition of the day its tick ends."""
+partition tags checked at creation against the job's snapshot. (A schedule of a daily job
+running the partition of the day its tick ends: tests/controlplane/test_scheduler.py, whose
+control plane runs no scheduler loop of its own.)"""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from tests.support import ControlPlane, Tenant
 from tether_controlplane.db import Database
-from tether_controlplane.services import scheduler
-from tether_controlplane.tables import ScheduleRow
 from tether_sdk.examples import partitioned
 
 LOCATION = "parts"
@@ -116,37 +113,3 @@ def test_a_wrong_partition_is_refused_naming_the_tag(
     assert error["loc"] == ["body", "tags", tag]
     assert error["msg"].startswith(message)
     assert body["detail"] == f"invalid run of job {job!r}: {error['msg']}"
-
-
-def _ticks(tenant: Tenant, name: str) -> list[dict[str, Any]]:
-    with tenant.user() as c:
-        r = c.get(f"{tenant.dep_path}/schedules/{LOCATION}/{name}/ticks")
-        assert r.status_code == 200, r.text
-        return r.json()  # type: ignore[no-any-return]
-
-
-def test_a_daily_schedule_runs_the_day_that_just_ended(parts: Tenant, db: Database) -> None:
-    with parts.user() as c:
-        started = c.post(f"{parts.dep_path}/schedules/{LOCATION}/nightly_orders/start")
-        assert started.status_code == 200, started.text
-    with db.write() as s:  # where the scheduler was: the test chooses the clock
-        s.execute(
-            update(ScheduleRow)
-            .where(ScheduleRow.name == "nightly_orders", ScheduleRow.code_location == LOCATION)
-            .values(cursor=datetime(2023, 12, 31, 23, tzinfo=UTC))
-        )
-    # The first tick (midnight, Jan 1st 2024) comes before any day has ended: skipped.
-    scheduler.run_due(db, datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC))
-    # The next one runs Jan 1st.
-    scheduler.run_due(db, datetime(2024, 1, 2, 0, 0, 1, tzinfo=UTC))
-    latest, first = _ticks(parts, "nightly_orders")[:2]
-    assert first["status"] == "SKIPPED"
-    assert first["error"] == (
-        "no partition of job 'daily_orders' has ended by this tick (the first window starts "
-        "at 2024-01-01)"
-    )
-    assert latest["status"] == "SUCCESS", latest
-    run = parts.run(latest["run_id"])
-    assert run["job"] == "daily_orders"
-    assert run["tags"]["tether/partition"] == "2024-01-01"
-    assert run["tags"]["tether/schedule"] == "nightly_orders"

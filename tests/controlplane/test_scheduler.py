@@ -248,3 +248,38 @@ def test_a_new_cron_starts_from_now_and_a_bad_schedule_stops_only_itself(
         listed = {s["name"]: s for s in c.get(f"{tenant.dep_path}/schedules").json()}
     assert "unknown time zone 'Mars/Olympus_Mons'" in listed["other"]["error"]
     assert listed["other"]["status"] == "STOPPED" and listed["daily"]["status"] == "RUNNING"
+
+
+def test_a_daily_schedule_of_a_partitioned_job_runs_the_day_that_just_ended(
+    cp: ControlPlane, db: Database
+) -> None:
+    from tether_sdk.examples import partitioned
+
+    tenant = cp.tenant()
+    tenant.report_running("parts", partitioned.defs.snapshot().model_dump(mode="json"))
+    with tenant.user() as c:
+        started = c.post(f"{tenant.dep_path}/schedules/parts/nightly_orders/start")
+        assert started.status_code == 200, started.text
+        with db.write() as s:  # where the scheduler was: the test chooses the clock
+            s.execute(
+                update(ScheduleRow)
+                .where(ScheduleRow.name == "nightly_orders", ScheduleRow.code_location == "parts")
+                .values(cursor=datetime(2023, 12, 31, 23, tzinfo=UTC))
+            )
+        # The first tick (midnight, Jan 1st 2024) comes before any day has ended: skipped.
+        scheduler.run_due(db, datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC))
+        # The next one runs Jan 1st.
+        scheduler.run_due(db, datetime(2024, 1, 2, 0, 0, 1, tzinfo=UTC))
+        r = c.get(f"{tenant.dep_path}/schedules/parts/nightly_orders/ticks")
+        assert r.status_code == 200, r.text
+    latest, first = r.json()[:2]
+    assert first["status"] == "SKIPPED"
+    assert first["error"] == (
+        "no partition of job 'daily_orders' has ended by this tick (the first window starts "
+        "at 2024-01-01)"
+    )
+    assert latest["status"] == "SUCCESS", latest
+    run = tenant.run(latest["run_id"])
+    assert run["job"] == "daily_orders"
+    assert run["tags"]["tether/partition"] == "2024-01-01"
+    assert run["tags"]["tether/schedule"] == "nightly_orders"
