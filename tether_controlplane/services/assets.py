@@ -128,30 +128,54 @@ def list_assets(
     """Declared assets and those with events that no location declares any more, by key, a
     page at a time (``after``: the last key of the previous page)."""
     declared = catalog(session, dep).assets
-    query = select(AssetSummaryRow).where(AssetSummaryRow.deployment_id == dep.id)
+    # Only the keys and locations of every stored asset (1,000 short tuples), then the page's
+    # own rows: the summaries of assets the page does not show are never loaded.
+    query = select(AssetSummaryRow.asset_key, AssetSummaryRow.code_location).where(
+        AssetSummaryRow.deployment_id == dep.id
+    )
     if prefix:
         query = query.where(AssetSummaryRow.asset_key.like(f"{_escape_like(prefix)}%", escape="\\"))
     # No "asset_key > after" here: the database's collation may order keys otherwise than
     # the page's order below (Python's), which would skip some.
-    stored = {r.asset_key: r for r in session.scalars(query)}
+    stored_at: dict[str, str] = {key: where for key, where in session.execute(query).tuples()}
     keys = sorted(
         k
-        for k in {*declared, *stored}
+        for k in {*declared, *stored_at}
         if (prefix is None or k.startswith(prefix)) and (after is None or k > after)
     )
-    items: list[AssetSummary] = []
+    shown: list[str] = []
+    more = False
     for key in keys:
         found = declared.get(key)
-        row = stored.get(key)
         if group is not None and (found is None or found.definition.group != group):
             continue
-        where = found.code_location if found else (row.code_location if row else None)
+        where = found.code_location if found else stored_at.get(key)
         if code_location is not None and where != code_location:
             continue
-        if len(items) == limit:
-            return AssetList(assets=items, next_cursor=items[-1].key)
-        items.append(AssetSummary(**_summary(key, found, row)))
-    return AssetList(assets=items)
+        if len(shown) == limit:
+            more = True
+            break
+        shown.append(key)
+    rows = _summary_rows(session, dep, [k for k in shown if k in stored_at])
+    items = [AssetSummary(**_summary(k, declared.get(k), rows.get(k))) for k in shown]
+    return AssetList(assets=items, next_cursor=shown[-1] if more else None)
+
+
+def _summary_rows(
+    session: Session, dep: DeploymentRow, keys: list[str]
+) -> dict[str, AssetSummaryRow]:
+    found: dict[str, AssetSummaryRow] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        found.update(
+            (r.asset_key, r)
+            for r in session.scalars(
+                select(AssetSummaryRow).where(
+                    AssetSummaryRow.deployment_id == dep.id, AssetSummaryRow.asset_key.in_(chunk)
+                )
+            )
+        )
+    return found
 
 
 def _summary_row(session: Session, dep: DeploymentRow, key: str) -> AssetSummaryRow | None:
