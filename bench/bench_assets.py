@@ -274,7 +274,8 @@ def main() -> None:
             oldest = c.get(f"{api}/asset-events", params={"key": plain, "limit": 1}).json()
             deep_cursor = str(int(oldest["events"][0]["id"]) - 500)
         pages: dict[str, tuple[str, str, dict[str, Any]]] = {
-            "asset list (API)": ("api", f"{api}/assets", {}),
+            "asset list, all 1,000 (API)": ("api", f"{api}/assets", {}),
+            "asset list, a page of 50 (API)": ("api", f"{api}/assets", {"limit": 50}),
             "asset list, a group (API)": ("api", f"{api}/assets", {"group": "group_7"}),
             "asset, partitioned (API)": ("api", f"{api}/assets/{partitioned}", {}),
             "asset, 889 events (API)": ("api", f"{api}/assets/{plain}", {}),

@@ -54,6 +54,28 @@ else
     echo "test.sh: no Chromium (see scripts/setup-browser.sh); the web UI tests will be skipped" >&2
 fi
 
+# haproxy in front of control-plane replicas (tests/e2e/test_replicas.py).
+if haproxy=$(scripts/setup-haproxy.sh 2>/tmp/tether-setup-haproxy.log); then
+    export TETHER_TEST_HAPROXY="$haproxy"
+elif [ "${CI:-}" = "true" ]; then
+    cat /tmp/tether-setup-haproxy.log >&2
+    echo "test.sh: haproxy could not be set up, and CI needs it" >&2
+    exit 1
+else
+    echo "test.sh: no haproxy (see scripts/setup-haproxy.sh); the replica tests will be skipped" >&2
+fi
+
+# Prometheus and promtool for the metrics tests (tests/e2e/test_metrics.py).
+if prometheus=$(scripts/setup-prometheus.sh 2>/tmp/tether-setup-prometheus.log); then
+    export TETHER_TEST_PROMETHEUS="$prometheus"
+elif [ "${CI:-}" = "true" ]; then
+    cat /tmp/tether-setup-prometheus.log >&2
+    echo "test.sh: Prometheus could not be set up, and CI needs it" >&2
+    exit 1
+else
+    echo "test.sh: no Prometheus (see scripts/setup-prometheus.sh); the metrics tests will be skipped" >&2
+fi
+
 export PATH="$PWD/$VENV/bin:$PATH"
 echo "== ruff" && ruff check . && ruff format --check .
 echo "== mypy" && mypy

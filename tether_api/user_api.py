@@ -15,6 +15,7 @@ from tether_api.enums import (
 )
 from tether_api.logs import LogSettings
 from tether_api.names import Name
+from tether_api.retention import RetentionSettings
 from tether_api.run_worker_api import RunEvent
 from tether_api.wire import (
     JSON_NUMBER,
@@ -35,6 +36,11 @@ class Deployment(BaseModel):
         default_factory=LogSettings,
         description="Where its runs' logs and errors go, unless a code location sets its own.",
     )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="How long finished runs, ticks, status histories, alerts, backfills and "
+        "the asset catalog's history are kept.",
+    )
 
 
 class DeploymentUpdate(BaseModel):
@@ -43,6 +49,11 @@ class DeploymentUpdate(BaseModel):
         default=None,
         description="Replaces the deployment's log settings (given whole); runs launched from "
         "now on follow them.",
+    )
+    retention: RetentionSettings | None = Field(
+        default=None,
+        description="Replaces the deployment's retention (given whole; a field left out "
+        "takes its default). The next retention pass follows it.",
     )
 
 

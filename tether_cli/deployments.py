@@ -1,8 +1,8 @@
 """``tether deployments``: the organization's deployments (list, create) and one
-deployment's settings (concurrency, where logs and errors go); ``tether deployment`` is the
-same group, by its older name."""
+deployment's settings (concurrency, where logs and errors go, retention); ``tether
+deployment`` is the same group, by its older name."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether_api.logs import LogForwarding, LogSettings
+from tether_api.retention import RetentionSettings
 from tether_api.user_api import Deployment
 from tether_cli.client import TetherClient
 from tether_cli.context import Connection, DeploymentOption, TokenOption, UrlOption
@@ -29,7 +30,7 @@ WIDTH = 17  # the longest field name, and a space
 
 app = typer.Typer(
     help="The organization's deployments: list (the default), create; one deployment's "
-    "settings: show, set-logs.",
+    "settings: show, set-logs, set-retention.",
     invoke_without_command=True,
 )
 
@@ -43,7 +44,7 @@ def deployments_main(
     deployment: DeploymentOption = None,
 ) -> None:
     """The organization's deployments (`list`, the default, and `create`), and one
-    deployment's settings (`show`, `set-logs`)."""
+    deployment's settings (`show`, `set-logs`, `set-retention`)."""
     if ctx.invoked_subcommand is None:
         list_deployments(json_output, url, token, deployment)
 
@@ -119,6 +120,8 @@ def _print(dep: Deployment) -> None:
     print_field("log forwarding", logs.forwarding.value, WIDTH)
     print_field("log store", escape(logs.store_url or "-"), WIDTH)
     print_field("redact errors", "yes" if logs.redact_errors else "no", WIDTH)
+    for what, rule in dep.retention.describe():
+        print_field(what, rule, WIDTH)
 
 
 @app.command()
@@ -192,4 +195,80 @@ def set_logs(
             raise UsageProblem("; ".join(e["msg"] for e in exc.errors())) from exc
         dep = client.set_log_settings(settings)
     out.print("log settings updated")
+    _print(dep)
+
+
+def _days_option(what: str) -> Any:
+    return typer.Option(
+        help=f"Days {what} are kept (fractions allowed; 0: forever). Unset: as it is.",
+        show_default=False,
+    )
+
+
+@app.command("set-retention")
+def set_retention(
+    run_days: Annotated[
+        float | None, _days_option("finished runs, with their events and tags,")
+    ] = None,
+    max_runs: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep at most this many runs, the newest (runs that have not ended always "
+            "stay); 0: no limit. Unset: as it is.",
+            show_default=False,
+        ),
+    ] = None,
+    tick_days: Annotated[float | None, _days_option("schedule and sensor ticks")] = None,
+    status_history_days: Annotated[
+        float | None, _days_option("code locations' status changes (the newest 50 stay)")
+    ] = None,
+    alert_days: Annotated[float | None, _days_option("sent or given-up alerts")] = None,
+    backfill_days: Annotated[float | None, _days_option("finished backfills")] = None,
+    asset_event_days: Annotated[
+        float | None,
+        _days_option("the asset catalog's history (each latest materialization stays)"),
+    ] = None,
+    defaults: Annotated[
+        bool,
+        typer.Option("--defaults", help="Start from the defaults instead of the current settings."),
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    deployment: DeploymentOption = None,
+) -> None:
+    """Change how long the deployment keeps finished runs, ticks, status histories, alerts,
+    backfills and asset history: what is given changes, the rest stays. The control plane's
+    retention pass removes what is past them, a batch at a time; runs that have not ended
+    are never removed."""
+    given = {
+        "run_days": run_days,
+        "max_runs": max_runs,
+        "tick_days": tick_days,
+        "status_history_days": status_history_days,
+        "alert_days": alert_days,
+        "backfill_days": backfill_days,
+        "asset_event_days": asset_event_days,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes and not defaults:
+        raise UsageProblem(
+            "nothing to change: give --run-days, --max-runs, --tick-days, "
+            "--status-history-days, --alert-days, --backfill-days, --asset-event-days or "
+            "--defaults"
+        )
+    with errors(), TetherClient(Connection.resolve(url, token, deployment)) as client:
+        current = RetentionSettings() if defaults else client.get_deployment().retention
+        try:
+            wanted = RetentionSettings.model_validate({**current.model_dump(), **changes})
+        except ValidationError as exc:
+            raise UsageProblem(
+                "; ".join(
+                    f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+                )
+            ) from exc
+        # The PATCH of the deployment (TetherClient has set_log_settings; its twin for
+        # retention would live there).
+        body = {"retention": wanted.model_dump(mode="json")}
+        dep = client._call(Deployment, "PATCH", "", json=body)
+    out.print("retention updated")
     _print(dep)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tether_api.home import tether_home
@@ -102,6 +102,33 @@ class Settings(BaseSettings):
         description="SKIPPED sensor ticks (nothing asked for) are deleted after this long; "
         "ticks that created runs or failed are kept.",
     )
+    # Retention (services/retention.py): how often the pass runs, how much one transaction
+    # removes, and the audit log's own rule (the deployments' rules are theirs: PATCH).
+    retention_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the retention pass removes what is past the deployments' "
+        "rules (and finished requests, SKIPPED sensor ticks, old audit entries).",
+    )
+    retention_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Rows one retention transaction removes at most (runs: their events go "
+        "in transactions of their own of this many rows), so that no lock is held long.",
+    )
+    retention_pass_max_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="One retention pass stops after this long and goes on at the next, so "
+        "that a first pass over years of history does not hold up the monitor's other work.",
+    )
+    audit_retention_days: float = Field(
+        default=400.0,
+        ge=0,
+        description="Audit log entries older than this are removed by the retention pass "
+        "(nothing else can delete them); 0: kept forever.",
+    )
     alert_delivery_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often due alerts are looked for and sent."
     )
@@ -136,3 +163,36 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Larger request bodies are refused (413)."
     )
+    # --- Replicas behind a load balancer (issue 24) ---------------------------------------
+    replica_url: str | None = Field(
+        default=None,
+        description="The URL the other control-plane replicas reach this one at "
+        "(http://10.0.0.5:8000, not the load balancer's): a log fetch (forwarding 'local') "
+        "waiting here names it, so the replica the agent's answer lands on relays the answer "
+        "here. Unset with one replica; with several and unset, a fetch whose answer lands on "
+        "another replica times out (504) and can be asked again.",
+    )
+    relay_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a replica waits for another to take a relayed log-fetch answer.",
+    )
+    # Prometheus metrics (tether_controlplane/metrics.py): GET /metrics with this bearer
+    # secret. Off (404) while unset.
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Serve Prometheus metrics at /metrics to callers that send "
+        "'Authorization: Bearer <this secret>' (Prometheus: `authorization: "
+        "{credentials_file: ...}`). Unset: /metrics answers 404. At least 16 characters, "
+        "e.g. `openssl rand -hex 24`.",
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError(
+                "TETHER_METRICS_TOKEN must be at least 16 characters: make one with "
+                "`openssl rand -hex 24`"
+            )
+        return value

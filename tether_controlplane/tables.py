@@ -126,6 +126,8 @@ class DeploymentRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # tether_api.logs.LogSettings as JSON; null: the defaults (forward everything).
     log_settings: Mapped[dict[str, Any] | None] = mapped_column()
+    # tether_api.retention.RetentionSettings as JSON; null: the defaults.
+    retention: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class TokenRow(Base):
@@ -179,8 +181,15 @@ class CodeLocationStatusRow(Base):
 class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
-        Index("ix_runs_deployment_status", "deployment_id", "status", "pk"),
+        # The run list reads each filter newest first from an index ending in pk, so a page
+        # is one index range however many runs there are (bench/bench_scale.py shows the
+        # plans): by status, unfiltered or by time (runwindow), by job, by code location.
+        # Status first: the monitor's passes look for runs of a status (stuck STARTING,
+        # silent, QUEUED) in every deployment; admission counts a deployment's active runs.
+        Index("ix_runs_status", "status", "deployment_id", "pk"),
         Index("ix_runs_deployment_pk", "deployment_id", "pk"),
+        Index("ix_runs_deployment_job", "deployment_id", "job", "pk"),
+        Index("ix_runs_deployment_location", "deployment_id", "code_location", "pk"),
         # A create's idempotency key is one run per deployment (NULLs: any number of runs).
         UniqueConstraint(
             "deployment_id", "idempotency_key", name="uq_runs_deployment_idempotency_key"
@@ -228,7 +237,9 @@ class RunRow(Base):
 
 class RunTagRow(Base):
     __tablename__ = "run_tags"
-    __table_args__ = (Index("ix_run_tags_key_value", "key", "value"),)
+    # With run_pk last, the runs with a tag are read newest first from the index alone: a
+    # page of a tag shared by a fifth of a million runs reads a page of entries, not all.
+    __table_args__ = (Index("ix_run_tags_key_value_run", "key", "value", "run_pk"),)
     run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(String(1000))
@@ -254,7 +265,12 @@ class RunEventRow(Base):
 
 class RequestRow(Base):
     __tablename__ = "agent_requests"
-    __table_args__ = (Index("ix_agent_requests_claim", "deployment_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_agent_requests_claim", "deployment_id", "status", "id"),
+        # The retention pass deletes finished requests by age: without it, a scan of all the
+        # requests of the retention window (days of launches) on every monitor pass.
+        Index("ix_agent_requests_finished_at", "finished_at"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     type: Mapped[RequestType] = mapped_column(EnumString(RequestType, 40))
@@ -472,4 +488,4 @@ class AuditRow(Base):
 
 # Tables kept in their own modules, imported here so that ``Base.metadata`` (Alembic's
 # target, ``create_all``) holds them whoever imports this module first.
-from tether_controlplane import tables_assets, tables_backfills  # noqa: E402, F401
+from tether_controlplane import tables_assets, tables_backfills, tables_retention  # noqa: E402, F401

@@ -14,6 +14,7 @@ from typing import Any
 from temporalio.client import Client, TLSConfig
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -25,6 +26,7 @@ from activities.launchers.base import Launcher, LaunchError
 from activities.launchers.retention import sweep_periodically
 from tether_api.agent_api import Agent, AgentHeartbeat
 from worker import codec
+from worker import metrics as agent_metrics
 from worker.activity_set import AgentActivitySet
 from worker.config import SETTINGS, AgentConfig, AgentConfigError
 from worker.failures import AgentWordsOnly
@@ -136,7 +138,7 @@ async def reap_orphans(
         log.info("removed %d %s: %s", len(removed), what, ", ".join(removed))
 
 
-async def connect_temporal(config: AgentConfig) -> Client:
+async def connect_temporal(config: AgentConfig, runtime: Runtime | None = None) -> Client:
     tls: TLSConfig | bool = False
     if config.temporal_tls.enabled:
         t = config.temporal_tls
@@ -166,6 +168,7 @@ async def connect_temporal(config: AgentConfig) -> Client:
             data_converter=codec.data_converter(keys),
             tls=tls,
             api_key=config.temporal_api_key.get_secret_value() if config.temporal_api_key else None,
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise AgentStartupError(
@@ -287,6 +290,15 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
     rejects the agent's token (at start or from any activity): polling stops, and what the
     activities were doing is retried by the next agent with a valid token."""
     rejection = TokenRejection()
+    # Checked before anything connects (a bad address exits 2), and served from the start.
+    metrics_address = agent_metrics.metrics_address()
+    runtime = None
+    if metrics_address is not None:
+        try:
+            runtime = agent_metrics.start_runtime(metrics_address, config.agent_name)
+        except agent_metrics.MetricsUnavailable as exc:
+            raise AgentStartupError(str(exc)) from exc
+        log.info("Prometheus metrics at http://%s/metrics", metrics_address)
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=config.blocking_threads, thread_name_prefix="launcher")
     )
@@ -306,11 +318,15 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event) -> None:
         except AgentTokenRejected as exc:
             rejection.reject(exc.reason)
             raise
-        temporal = await connect_temporal(config)
+        temporal = await connect_temporal(config, runtime)
         attributes = await search_attributes_ready(temporal, config)
+        launcher = make_launcher(config)
+        if runtime is not None:
+            figures = agent_metrics.AgentMetrics(runtime.metric_meter, launcher.name)
+            launcher = agent_metrics.instrument(launcher, figures)
         context = AgentContext(
             control_plane=control_plane,
-            launcher=make_launcher(config),
+            launcher=launcher,
             temporal=temporal,
             agent_name=config.agent_name,
             worker_control_plane_url=config.worker_control_plane_url or config.control_plane_url,

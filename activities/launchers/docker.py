@@ -25,6 +25,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
+from activities.launchers import launch_mode
 from activities.launchers.base import (
     Handle,
     Inspection,
@@ -195,6 +196,7 @@ class DockerLauncher(Launcher):
         if spec.kind == "run-worker":
             taken = self.pool.take(spec, name)
             if taken is not None:
+                launch_mode.note("pool")
                 self._stop_if_unreachable(spec, taken)
                 return self._handle(taken, adopted=False, label=spec.label)
         image = spec.image or spec.location.image

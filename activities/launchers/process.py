@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+from activities.launchers import launch_mode
 from activities.launchers.base import (
     Handle,
     Inspection,
@@ -313,6 +314,7 @@ class ProcessLauncher(Launcher):
                 log.write(f"--- tether: warm start uncertain ({exc}): retrying ---\n".encode())
             raise WarmStartUncertain(f"warm start of {spec.label} uncertain: {exc}") from exc
         record = self._record_started(spec, pid, started_at, directory, log_path)
+        launch_mode.note("warm")
         deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
         while not (directory / "child_pid").exists() and time.monotonic() < deadline:
             time.sleep(0.002)

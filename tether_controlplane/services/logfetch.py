@@ -4,10 +4,11 @@ The user's call enqueues a FETCH_RUN_LOGS request for the deployment's agents an
 agent that holds the output answers through the agent API, and the answer is handed to the
 waiting call in memory: the text passes through the control plane without being stored.
 
-Limit: the waiting call and the agent's answer must reach the same control plane process.
-With several replicas behind a load balancer, the agent's answer may land on another one;
-the user then gets a 504 and can ask again (route /api/v1/agent/requests/*/run-logs and the
-user's call to one replica, or run one, to avoid it).
+With several replicas behind a load balancer, the agent's answer may land on another replica
+than the waiting call. The waiting replica names itself in the request (its ``replica_url``
+setting, kept in the stored payload under ``WAITING_REPLICA``: a URL, never the text), and the
+replica the answer lands on relays it there over HTTP (``services/logrelay.py``), with the
+agent's own credential. Without ``replica_url`` the call times out (504) and can be asked again.
 """
 
 import asyncio
@@ -16,14 +17,21 @@ from sqlalchemy.orm import Session
 
 from tether_api.logs import FetchRunLogsPayload, RunLogsAnswer
 from tether_controlplane.services import locations, requests
-from tether_controlplane.tables import DeploymentRow, RunRow
+from tether_controlplane.tables import DeploymentRow, RequestRow, RunRow
+
+# The key of the stored payload naming the replica that waits for the answer. Not a field of
+# FetchRunLogsPayload: the agent never sees it (its model drops unknown keys when handed out).
+WAITING_REPLICA = "waiting_replica"
 
 _waiting: dict[str, asyncio.Future[RunLogsAnswer]] = {}
 
 
-def enqueue(session: Session, dep: DeploymentRow, run: RunRow) -> str:
+def enqueue(
+    session: Session, dep: DeploymentRow, run: RunRow, replica_url: str | None = None
+) -> str:
     """The request for the agent that launched the run (its host holds the output), or, when
-    none is recorded, for the agents of the run's location's queue; its ID."""
+    none is recorded, for the agents of the run's location's queue; its ID. ``replica_url``:
+    this replica's URL, where another replica relays the answer if it lands there."""
     queue = (
         requests.agent_queue(run.agent_name)
         if run.agent_name
@@ -35,7 +43,16 @@ def enqueue(session: Session, dep: DeploymentRow, run: RunRow) -> str:
         FetchRunLogsPayload(run_id=run.id, agent=run.agent_name),
         queue=queue,
     )
+    if replica_url:
+        row.payload = {**row.payload, WAITING_REPLICA: replica_url}
     return str(row.id)
+
+
+def waiting_replica(row: RequestRow) -> str | None:
+    """The URL of the replica whose user call waits for this FETCH_RUN_LOGS request's answer
+    (None: not recorded, as with one replica)."""
+    found = row.payload.get(WAITING_REPLICA)
+    return found if isinstance(found, str) and found else None
 
 
 def expect(request_id: str, future: "asyncio.Future[RunLogsAnswer]") -> None:

@@ -70,11 +70,11 @@ def enqueue(
 def _claimable(deployment_id: int, now: datetime, queues: list[str] | None = None) -> Any:
     return and_(
         RequestRow.deployment_id == deployment_id,
+        # Said as a range of (deployment_id, status, id) first: behind the OR alone, SQLite
+        # reads every request the deployment still keeps (days of finished ones).
+        RequestRow.status.in_([RequestStatus.PENDING, RequestStatus.CLAIMED]),
         RequestRow.queue.in_(queues or [DEFAULT_AGENT_QUEUE]),
-        or_(
-            RequestRow.status == RequestStatus.PENDING,
-            and_(RequestRow.status == RequestStatus.CLAIMED, RequestRow.lease_expires_at < now),
-        ),
+        or_(RequestRow.status == RequestStatus.PENDING, RequestRow.lease_expires_at < now),
     )
 
 

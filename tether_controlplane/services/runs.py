@@ -3,9 +3,10 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.orm import Session, aliased
 
 from tether_api.agent_api import RunStatusReport
 from tether_api.agent_requests import LaunchRunPayload, TerminateRunPayload
@@ -231,15 +232,28 @@ def admit(session: Session, dep: DeploymentRow) -> int:
     free = dep.run_concurrency_limit - (active or 0)
     if free <= 0:
         return 0
-    queued = session.scalars(
-        select(RunRow)
+    # The oldest queued runs' pks from (status, deployment_id, pk) alone: read as rows, in pk
+    # order, PostgreSQL may bet on finding queued runs early among the oldest runs, and read
+    # a year of them to reach the backlog at the newest end.
+    oldest = (
+        select(RunRow.pk)
         .where(RunRow.deployment_id == dep.id, RunRow.status == RunStatus.QUEUED)
         .order_by(RunRow.pk)
         .limit(free)
+    )
+    pks = list(session.scalars(oldest))
+    locked = session.scalars(
+        select(RunRow)
+        .where(RunRow.pk.in_(pks))
+        .order_by(RunRow.pk)
         # A queued run locked by another writer (being canceled) is skipped, not waited for:
-        # waiting here, holding the deployment lock, could deadlock with that writer.
+        # waiting here, holding the deployment lock, could deadlock with that writer. (Its
+        # slot goes to the next admission.)
         .with_for_update(skip_locked=True)
-    ).all()
+        # The row as locked, not as this session may hold it: one canceled meanwhile stays.
+        .execution_options(populate_existing=True)
+    )
+    queued = [run for run in locked if run.status == RunStatus.QUEUED] if pks else []
     now = utcnow()
     queues: dict[str, str] = {}  # one lookup per location, not per run, in a burst
     for run in queued:
@@ -391,8 +405,6 @@ def list_page(
         # An empty window: no run was created in it (the web UI says which bound to move).
         return RunPage(runs=[], next_cursor=None)
     query = select(RunRow).where(RunRow.deployment_id == dep.id)
-    if statuses:
-        query = query.where(RunRow.status.in_(statuses))
     if code_location:
         query = query.where(RunRow.code_location == code_location)
     if job:
@@ -401,18 +413,23 @@ def list_page(
         query = query.where(RunRow.caller_workflow_id == caller_workflow_id)
     if caller_namespace:
         query = query.where(RunRow.caller_namespace == caller_namespace)
+    # The column the page is read in the order of: the runs' pk, or with a tag filter the
+    # first tag's run_pk (the same value), so that the database can read the tag's runs
+    # newest first from (key, value, run_pk) and stop after a page. SQLite sees no order in
+    # runs.pk there: it would read every run with the tag and sort them.
+    order: Any = RunRow.pk
     for key, value in tags.items():
-        query = query.where(
-            RunRow.pk.in_(
-                select(RunTagRow.run_pk).where(RunTagRow.key == key, RunTagRow.value == value)
-            )
-        )
+        # A join, not ``pk IN (subquery)``, which SQLite evaluates whole first.
+        tag = aliased(RunTagRow)
+        query = query.join(tag, and_(tag.run_pk == RunRow.pk, tag.key == key, tag.value == value))
+        if order is RunRow.pk:
+            order = tag.run_pk
     if created_after is not None or created_before is not None:
         low, high = runwindow.pk_range(session, dep.id, created_after, created_before)
         if low is not None:
-            query = query.where(RunRow.pk >= low)
+            query = query.where(order >= low)
         if high is not None:
-            query = query.where(RunRow.pk < high)
+            query = query.where(order < high)
         if created_after is not None:
             query = query.where(RunRow.created_at >= created_after)
         if created_before is not None:
@@ -424,14 +441,44 @@ def list_page(
                 f"invalid cursor {cursor!r}: pass the next_cursor of a previous page",
                 loc=("query", "cursor"),
             )
-        query = query.where(RunRow.pk < cursor_pk)
-    rows = session.scalars(query.order_by(RunRow.pk.desc()).limit(limit + 1)).all()
+        query = query.where(order < cursor_pk)
+    rows = _newest(session, query, order, sorted(set(statuses)), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return RunPage(
         runs=to_models(session, dep, rows),
         next_cursor=str(rows[-1].pk) if more and rows else None,
     )
+
+
+def _newest(
+    session: Session,
+    query: Select[RunRow],
+    order: Any,
+    statuses: list[RunStatus],
+    n: int,
+) -> list[RunRow]:
+    """The ``n`` newest runs ``query`` selects, by ``order`` (a pk column), of any of
+    ``statuses`` (none: any status).
+
+    Their pks first, then the runs: a query of pks alone is answered from the filter's
+    index (it holds them), which PostgreSQL's planner prefers to reading the runs
+    themselves newest first while filtering them, a bet on the filter being common that
+    loses when its runs are all old (a job no longer run) and reads most of the table.
+    Several statuses are read one at a time, each newest first from (status, deployment_id,
+    pk), and merged here: for ``status IN (...)`` the database would read every run of
+    those statuses (most of a year's runs are SUCCESS) and sort them, to keep 51."""
+    pks = query.with_only_columns(RunRow.pk).order_by(order.desc()).limit(n)
+    newest: list[int] = []
+    for status in statuses:
+        newest += session.scalars(pks.where(RunRow.status == status))
+    if not statuses:
+        newest = list(session.scalars(pks))
+    newest = sorted(newest, reverse=True)[:n]
+    if not newest:
+        return []
+    found = select(RunRow).where(RunRow.pk.in_(newest)).order_by(RunRow.pk.desc())
+    return list(session.scalars(found))
 
 
 def check_timeouts(

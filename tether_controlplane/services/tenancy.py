@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tether_api.retention import RetentionSettings
 from tether_api.tokens import DEPLOYMENT_HEADER
 from tether_api.user_api import Deployment
 from tether_api.wire import TokenRefusalReason
@@ -222,6 +223,7 @@ def deployment_model(session: Session, dep: DeploymentRow) -> Deployment:
         run_concurrency_limit=dep.run_concurrency_limit,
         created_at=dep.created_at,
         log_settings=logs.deployment_settings(dep),
+        retention=RetentionSettings.model_validate(dep.retention or {}),
     )
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from tether_api.agent_api import (
@@ -49,12 +49,14 @@ from tether_controlplane.services import (
     audit,
     locations,
     logfetch,
+    logrelay,
     logs,
     requests,
     runs,
     tenancy,
     ticks,
 )
+from tether_controlplane.settings import Settings
 from tether_controlplane.tables import RequestRow, utcnow
 from tether_controlplane.token_secrets import TokenKind
 from tether_controlplane.wakeups import requests_key
@@ -170,24 +172,37 @@ def ack_request(
         return _request_model(requests.ack(s, scope.deployment_id, request_id, attempt))
 
 
-def _fail(db: Database, deployment_id: int, request_id: str, body: RequestFailure) -> AgentRequest:
+def _fail(
+    db: Database, deployment_id: int, request_id: str, body: RequestFailure
+) -> tuple[AgentRequest, str | None]:
+    """The failed request, and the replica waiting for it when it is a log fetch."""
     with db.write() as s:
         row = requests.fail(s, deployment_id, request_id, body.error, body.retry, body.attempt)
-        return _request_model(row)
+        return _request_model(row), logfetch.waiting_replica(row)
 
 
 @router.post("/requests/{request_id}/fail", responses=LOOKUP_OR_CONFLICT)
 async def fail_request(
-    request_id: str, body: RequestFailure, scope: AgentScope, db: DbDep
+    request_id: str,
+    body: RequestFailure,
+    scope: AgentScope,
+    db: DbDep,
+    settings: SettingsDep,
+    http: Request,
 ) -> AgentRequest:
-    request = await run_in_threadpool(_fail, db, scope.deployment_id, request_id, body)
+    request, waiting = await run_in_threadpool(_fail, db, scope.deployment_id, request_id, body)
     if request.type == RequestType.FETCH_RUN_LOGS and not body.retry:
-        # A user call waits for it: tell it why there is no log.
-        logfetch.answer(request_id, RunLogsAnswer(agent_name="", error=body.error[:2000]))
+        # A user call waits for it, here or on another replica: tell it why there is no log.
+        answer = RunLogsAnswer(agent_name="", error=body.error[:2000])
+        if not logfetch.answer(request_id, answer):
+            await _relay_answer(http, settings, waiting, f"{request.id}/fail", body)
     return request
 
 
-def _answer_logs(db: Database, deployment_id: int, request_id: str) -> AgentRequest:
+def _answer_logs(
+    db: Database, deployment_id: int, request_id: str
+) -> tuple[AgentRequest, str | None]:
+    """The acknowledged request, and the replica waiting for its answer (None: unknown)."""
     with db.write() as s:
         row = requests.get(s, deployment_id, request_id)
         if row.type != RequestType.FETCH_RUN_LOGS:
@@ -195,18 +210,43 @@ def _answer_logs(db: Database, deployment_id: int, request_id: str) -> AgentRequ
                 f"request {request_id} is a {row.type} request, not FETCH_RUN_LOGS: "
                 "acknowledge it with POST .../ack instead"
             )
-        return _request_model(requests.ack(s, deployment_id, request_id))
+        acked = requests.ack(s, deployment_id, request_id)
+        return _request_model(acked), logfetch.waiting_replica(acked)
 
 
 @router.post("/requests/{request_id}/run-logs", responses=LOOKUP_OR_CONFLICT)
 async def answer_run_logs(
-    request_id: str, body: RunLogsAnswer, scope: AgentScope, db: DbDep
+    request_id: str,
+    body: RunLogsAnswer,
+    scope: AgentScope,
+    db: DbDep,
+    settings: SettingsDep,
+    http: Request,
 ) -> AgentRequest:
     """Answer a FETCH_RUN_LOGS request with the run's (masked) output: handed to the user
-    call waiting for it, never stored; the request is acknowledged."""
-    request = await run_in_threadpool(_answer_logs, db, scope.deployment_id, request_id)
-    logfetch.answer(request_id, body)
+    call waiting for it (on this replica, or relayed to the one that holds it), never
+    stored; the request is acknowledged."""
+    request, waiting = await run_in_threadpool(_answer_logs, db, scope.deployment_id, request_id)
+    if not logfetch.answer(request_id, body):
+        await _relay_answer(http, settings, waiting, f"{request.id}/run-logs", body)
     return request
+
+
+async def _relay_answer(
+    http: Request, settings: Settings, waiting: str | None, route: str, body: BaseModel
+) -> None:
+    """Send an answer no call here waits for on to the replica whose call does."""
+    if waiting is not None and logrelay.should_relay(
+        waiting, settings.replica_url, http.headers.get(logrelay.RELAYED_HEADER)
+    ):
+        await logrelay.relay(
+            waiting,
+            f"{router.prefix}/requests/{route}",
+            body.model_dump_json().encode(),
+            http.headers.get("authorization", ""),
+            settings.replica_url,
+            settings.relay_timeout_seconds,
+        )
 
 
 @router.get("/code-locations/{name}", responses=LOOKUP)

@@ -17,7 +17,7 @@ from tether_controlplane.api.deps import (
     UserTokenOnly,
 )
 from tether_controlplane.api.responses import LOOKUP, error_responses
-from tether_controlplane.services import agents, audit, runs, tenancy, tokens
+from tether_controlplane.services import agents, audit, retention, runs, tenancy, tokens
 from tether_controlplane.tables import DeploymentRow, Organization
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
@@ -78,6 +78,17 @@ def update_deployment(body: DeploymentUpdate, scope: UserScope, db: DbDep) -> De
                 AuditAction.DEPLOYMENT_UPDATE,
                 row.name,
                 {"log_settings": {"from": old_settings, "to": row.log_settings}},
+                deployment=row,
+            )
+        if body.retention is not None:
+            old_retention = retention.deployment_rule(row).model_dump(mode="json")
+            row.retention = body.retention.model_dump(mode="json")
+            audit.record(
+                s,
+                scope.principal,
+                AuditAction.DEPLOYMENT_UPDATE,
+                row.name,
+                {"retention": {"from": old_retention, "to": row.retention}},
                 deployment=row,
             )
         return tenancy.deployment_model(s, row)

@@ -317,11 +317,16 @@ def list_run_events(
 
 
 def _logs_or_request(
-    db: Database, scope: NamedScope, run_id: str, future: "asyncio.Future[RunLogsAnswer]"
+    db: Database,
+    scope: NamedScope,
+    run_id: str,
+    future: "asyncio.Future[RunLogsAnswer]",
+    replica_url: str | None = None,
 ) -> RunLogs | str:
     """The answer, when the control plane has it; else the ID of a FETCH_RUN_LOGS request
     for the run's agents, whose answer ``future`` awaits (registered before the request is
-    committed: an agent may answer at once)."""
+    committed: an agent may answer at once). ``replica_url``: this replica's, named in the
+    request so that another replica the answer lands on relays it here."""
     registered: str | None = None
     try:
         with db.write() as s:
@@ -330,7 +335,7 @@ def _logs_or_request(
             found = _stored_logs(s, dep, run)
             if found is not None:
                 return found
-            registered = logfetch.enqueue(s, dep, run)
+            registered = logfetch.enqueue(s, dep, run, replica_url)
             logfetch.expect(registered, future)
             # Reading a run's output is what a platform team most wants on record.
             audit.record(s, scope.principal, AuditAction.RUN_LOGS_FETCH, run.id, deployment=dep)
@@ -376,6 +381,7 @@ async def get_run_logs(
     run_id: RunIdPath,
     scope: UserScope,
     db: DbDep,
+    settings: SettingsDep,
     wait_seconds: Annotated[float, Query(gt=0, le=MAX_LOG_WAIT_SECONDS)] = 20.0,
 ) -> RunLogs:
     """The run's log text as its log settings allow: with forwarding 'local', fetched now
@@ -383,7 +389,9 @@ async def get_run_logs(
     the control plane), or the URL of the store the agent wrote it to."""
     future: asyncio.Future[RunLogsAnswer] = asyncio.get_running_loop().create_future()
     try:
-        found = await run_in_threadpool(_logs_or_request, db, scope, run_id, future)
+        found = await run_in_threadpool(
+            _logs_or_request, db, scope, run_id, future, settings.replica_url
+        )
     except asyncio.CancelledError:
         # The caller went away while the request was being made: the thread may still
         # register the future; a cancelled one is dropped (logfetch.expect, answer).
