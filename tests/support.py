@@ -96,6 +96,17 @@ def drop_postgres_database(admin_url: str, url: str) -> None:
         engine.dispose()
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
+    """SIGTERM ``proc`` (if it still runs), and SIGKILL it after ``grace`` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class ControlPlane:
     """``tether controlplane serve`` on 127.0.0.1, stoppable and restartable on the same port."""
 
@@ -151,13 +162,7 @@ class ControlPlane:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def tenant(self, concurrency: int = 10) -> Tenant:

@@ -29,7 +29,15 @@ from tests.agent_support import (
     wait_for_run,
 )
 from tests.cli.test_agent_config_errors import agent_run, said
-from tests.support import REPO, ControlPlane, Tenant, command_pid, free_port, wait_until
+from tests.support import (
+    REPO,
+    ControlPlane,
+    Tenant,
+    command_pid,
+    free_port,
+    stop_process,
+    wait_until,
+)
 from workflows import names
 
 MONITORING = REPO / "deploy" / "monitoring"
@@ -103,13 +111,7 @@ class Prometheus:
         }
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @dataclass

@@ -47,6 +47,7 @@ from tests.support import (
     drop_postgres_database,
     free_port,
     fresh_postgres_database,
+    stop_process,
     wait_until,
 )
 from tether_api.enums import TERMINAL_RUN_STATUSES
@@ -114,9 +115,7 @@ class Balancer:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        stop_process(self.proc)
         self.proc = None
 
 
