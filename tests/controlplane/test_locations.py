@@ -163,6 +163,23 @@ def test_runs_need_a_known_location_and_job(tenant: Tenant) -> None:
         )
 
 
+def test_a_run_is_checked_against_the_newest_snapshot(tenant: Tenant) -> None:
+    """Snapshots are parsed once per report and kept: a new report (a redeploy's) replaces
+    what runs are checked against at once."""
+    tenant.deploy("loc")
+    _report(tenant, "loc", status="RUNNING", snapshot=SNAPSHOT, generation=1)
+    renamed = {**SNAPSHOT, "jobs": [{**SNAPSHOT["jobs"][0], "name": "etl_v2"}]}  # type: ignore[dict-item]
+    with tenant.user() as c:
+        body = {"code_location": "loc", "job": "etl"}
+        assert c.post(f"{tenant.dep_path}/runs/validate", json=body).json()["valid"]
+        _report(tenant, "loc", status="RUNNING", snapshot=renamed, generation=1)
+        r = c.post(f"{tenant.dep_path}/runs", json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].endswith("its jobs are: etl_v2")
+        r = c.post(f"{tenant.dep_path}/runs", json={**body, "job": "etl_v2"})
+        assert r.status_code == 201, r.text
+
+
 def test_a_spec_stored_before_the_path_rules_still_reads(tenant: Tenant) -> None:
     """A relative working directory was accepted before deploys checked paths: such a stored
     location still lists and reads (the rules apply to deploys, not to what is stored)."""

@@ -149,7 +149,7 @@ def _resolve_job(
         location_name = planned
     assert location_name is not None and job_name is not None
     location = locations.find(session, dep, location_name)
-    snapshot = location_snapshot(location)
+    snapshot = location_snapshot(session, location)
     job = snapshot.job(job_name)
     if job is None:
         known = ", ".join(j.name for j in snapshot.jobs) or "(none)"

@@ -54,13 +54,14 @@ _RUN_OUTCOME = {
 }
 
 
-def location_snapshot(location: CodeLocationRow) -> DefinitionsSnapshot:
-    if location.snapshot is None:
+def location_snapshot(session: Session, location: CodeLocationRow) -> DefinitionsSnapshot:
+    snapshot = locations.snapshot_of(session, location)
+    if snapshot is None:
         raise Conflict(
             f"code location {location.name!r} has not reported its definitions yet: launch "
             f"the backfill once it is RUNNING (`tether locations show {location.name}`)"
         )
-    return DefinitionsSnapshot.model_validate(location.snapshot)
+    return snapshot
 
 
 def first_error(exc: ValidationError) -> str:
@@ -247,7 +248,9 @@ def _launch(
         budget = min(budget, int((now - slot) / interval) + 1)
         row.next_launch_at = slot
     try:
-        job = location_snapshot(locations.find(session, dep, row.code_location)).job(row.job)
+        job = location_snapshot(session, locations.find(session, dep, row.code_location)).job(
+            row.job
+        )
     except (NotFound, Conflict) as exc:
         _wait(row, exc.detail, now)
         return None

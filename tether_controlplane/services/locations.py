@@ -1,5 +1,9 @@
 """Code locations: create/update, redeploy, remove, and status reports from agents."""
 
+import threading
+from collections import OrderedDict
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -319,3 +323,32 @@ def list_all(
         else agents.live_rows(session, dep, agent_timeout_seconds)
     )
     return [to_model(session, dep, r, False, agent_timeout_seconds, live) for r in rows]
+
+
+# Parsed snapshots, by (database, location row, when its snapshot was reported): a run's
+# creation, a retry, a schedule's tick and a backfill's launch each read the job they run,
+# and parsing a location's whole snapshot per run was most of a backfilled run's CPU here.
+_PARSED_MAX = 64
+_parsed: "OrderedDict[tuple[str, int, datetime], DefinitionsSnapshot]" = OrderedDict()
+_parsed_lock = threading.Lock()
+
+
+def snapshot_of(session: Session, row: CodeLocationRow) -> DefinitionsSnapshot | None:
+    """The location's last snapshot, parsed once per report (None: it reported none yet).
+    Shared between callers: read it, never change it."""
+    if row.snapshot is None:
+        return None
+    if row.snapshot_updated_at is None:
+        return DefinitionsSnapshot.model_validate(row.snapshot)
+    key = (str(session.get_bind().engine.url), row.id, row.snapshot_updated_at)
+    with _parsed_lock:
+        found = _parsed.get(key)
+        if found is not None:
+            _parsed.move_to_end(key)
+            return found
+    parsed = DefinitionsSnapshot.model_validate(row.snapshot)
+    with _parsed_lock:
+        _parsed[key] = parsed
+        while len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
+    return parsed

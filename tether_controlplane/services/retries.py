@@ -5,7 +5,6 @@ failure, so each failure makes at most one retry (``runs.parent_run_id`` is uniq
 from sqlalchemy.orm import Session
 
 from tether_api.enums import FailureCause, RetryOn
-from tether_api.snapshot import DefinitionsSnapshot
 from tether_api.user_api import RunCreate
 from tether_controlplane.errors import NotFound
 from tether_controlplane.services import locations, runcaller
@@ -25,8 +24,9 @@ def policy(session: Session, dep: DeploymentRow, run: RunRow) -> tuple[int, Retr
         location = locations.find(session, dep, run.code_location)
     except NotFound:
         location = None
-    if location is not None and location.snapshot is not None:
-        job = DefinitionsSnapshot.model_validate(location.snapshot).job(run.job)
+    snapshot = locations.snapshot_of(session, location) if location is not None else None
+    if snapshot is not None:
+        job = snapshot.job(run.job)
         if job is not None:
             max_retries, retry_on = job.max_retries, job.retry_on
     tagged = run.tags.get(MAX_RETRIES_TAG)

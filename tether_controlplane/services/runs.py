@@ -19,7 +19,7 @@ from tether_api.enums import (
 )
 from tether_api.locations import CodeLocationError
 from tether_api.logs import LogSettings
-from tether_api.snapshot import DefinitionsSnapshot, JobSnapshot
+from tether_api.snapshot import JobSnapshot
 from tether_api.user_api import Run, RunConfigValidation, RunCreate, RunPage
 from tether_controlplane.db import wake_after_commit
 from tether_controlplane.errors import ApiError, Conflict, Invalid, NotFound
@@ -128,9 +128,9 @@ def find_job(
     read it already."""
     if location is None:
         location = locations.find(session, dep, body.code_location)
-    if location.snapshot is None:
+    snapshot = locations.snapshot_of(session, location)
+    if snapshot is None:
         return None
-    snapshot = DefinitionsSnapshot.model_validate(location.snapshot)
     job = snapshot.job(body.job)
     if job is None:
         known = ", ".join(j.name for j in snapshot.jobs) or "(none)"
@@ -165,9 +165,8 @@ def planned_steps(session: Session, dep: DeploymentRow, run: RunRow) -> list[str
         location = locations.find(session, dep, run.code_location)
     except NotFound:
         return []
-    if location.snapshot is None:
-        return []
-    job = DefinitionsSnapshot.model_validate(location.snapshot).job(run.job)
+    snapshot = locations.snapshot_of(session, location)
+    job = snapshot.job(run.job) if snapshot else None
     return [s.name for s in job.steps] if job else []
 
 

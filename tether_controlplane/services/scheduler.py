@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from tether_api import partitions as keys_of
 from tether_api.enums import AutomationStatus, MissedTicks, TickStatus
 from tether_api.runtags import PARTITION_TAGS, partition_tags
-from tether_api.snapshot import DefinitionsSnapshot, PartitionsSnapshot
+from tether_api.snapshot import PartitionsSnapshot
 from tether_api.user_api import RunCreate
 from tether_controlplane.db import Database
 from tether_controlplane.errors import ApiError
-from tether_controlplane.services import runs, ticks
+from tether_controlplane.services import locations, runs, ticks
 from tether_controlplane.services.automations import effective_status
 from tether_controlplane.services.schedules import next_tick, previous_tick
 from tether_controlplane.tables import CodeLocationRow, DeploymentRow, ScheduleRow, ScheduleTickRow
@@ -126,7 +126,7 @@ def evaluate(
         for t in skipped[-MAX_CATCH_UP_TICKS:]
     ]
     session.add_all(written)
-    partitions = _tick_partitions(location, row)
+    partitions = _tick_partitions(session, location, row)
     written += [_run_tick(session, dep, row, t, now, grace_seconds, partitions) for t in to_run]
     session.flush()
     return written
@@ -197,11 +197,14 @@ def _run_tick(
     return record
 
 
-def _tick_partitions(location: CodeLocationRow, row: ScheduleRow) -> PartitionsSnapshot | None:
+def _tick_partitions(
+    session: Session, location: CodeLocationRow, row: ScheduleRow
+) -> PartitionsSnapshot | None:
     """The time-window partitions of the schedule's job, whose ticks each target a partition;
     None when its job has none, or its tags name a partition already."""
-    if location.snapshot is None or any(t in row.tags for t in PARTITION_TAGS):
+    snapshot = locations.snapshot_of(session, location)
+    if snapshot is None or any(t in row.tags for t in PARTITION_TAGS):
         return None
-    job = DefinitionsSnapshot.model_validate(location.snapshot).job(row.job)
+    job = snapshot.job(row.job)
     p = job.partitions if job else None
     return p if p is not None and p.kind == keys_of.TIME_WINDOW else None
