@@ -69,10 +69,15 @@ class SpawnRequest:
 
 Target = Callable[[SpawnRequest], int]
 
+# The signals a launcher stops a run with, sent to the supervisor's whole process group.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 
 def _worker(request: SpawnRequest, target: Target) -> int:
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
+    # Delivered now, by default (the worker ends), if one came since the fork (see _supervise).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     os.environ.clear()
     os.environ.update(request.env)
     os.chdir(request.cwd)
@@ -88,6 +93,10 @@ def _worker(request: SpawnRequest, target: Target) -> int:
 
 def _supervise(request: SpawnRequest, target: Target) -> int:
     """Process A: the cold path's supervise.py, forked instead of exec'd."""
+    # Blocked until each process has its own disposition: a stop signal that reached B
+    # between the fork and B's SIG_DFL would run A's Python handler in B, a no-op, and B
+    # would go on. Blocked, it waits for B's unblock and ends B (seen in CI under load).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -96,7 +105,7 @@ def _supervise(request: SpawnRequest, target: Target) -> int:
     os.dup2(log, 2)
     for fd in (devnull, log):
         os.close(fd)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, ignore_signal)  # survives the group's signals to record B's exit
     child = os.fork()
     if child == 0:
@@ -104,6 +113,7 @@ def _supervise(request: SpawnRequest, target: Target) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code & 0xFF)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     write_atomically(request.child_pid_file, f"{child}\n")
     if request.max_log_bytes > 0:
         threading.Thread(

@@ -120,7 +120,9 @@ def main(argv: list[str]) -> int:
     # A Python-level handler, not SIG_IGN: exec() resets handled signals to their default in
     # the child, whereas an ignored signal would stay ignored there and the child could not
     # be stopped with SIGTERM. Installed before the child starts, so no signal finds the
-    # supervisor unprotected once the child exists.
+    # supervisor unprotected once the child exists. A signal in the instant between Popen's
+    # fork and its exec runs this no-op in the child and is lost; the launcher's SIGKILL
+    # after its grace period still ends the run (the forked warm path blocks instead).
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, ignore_signal)
 

@@ -33,6 +33,9 @@ SERVER = textwrap.dedent(
         time.sleep(float(request.args.get("sleep", 0)))
         return int(request.args.get("code", 0))
 
+    if os.environ.get("SLOW_FORK"):
+        # Widens the window between a fork and the new process's own signal set-up.
+        os.register_at_fork(after_in_child=lambda: time.sleep(float(os.environ["SLOW_FORK"])))
     ForkServer(sys.argv[1], target).serve()
     """
 )
@@ -46,10 +49,19 @@ class Server(str):
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
+    yield from _serve(tmp_path, {})
+
+
+@pytest.fixture
+def slow_fork_server(tmp_path: Path) -> Iterator[Server]:
+    yield from _serve(tmp_path, {"SLOW_FORK": "0.5"})
+
+
+def _serve(tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
     script = tmp_path / "server.py"
     script.write_text(SERVER)
     socket_path = Server(tmp_path / "fork.sock")
-    proc = subprocess.Popen([sys.executable, str(script), socket_path])
+    proc = subprocess.Popen([sys.executable, str(script), socket_path], env={**os.environ, **env})
     socket_path.pid = proc.pid
     try:
         wait_until(lambda: os.path.exists(socket_path), timeout=10, what="the fork server")
@@ -121,6 +133,17 @@ def test_a_signal_to_the_group_ends_the_worker_and_is_recorded(server: str, tmp_
     os.killpg(supervisor, signal.SIGTERM)
     wait_until(lambda: exit_code(slow) is not None, timeout=10, what="the exit code")
     assert exit_code(slow) == -signal.SIGTERM and time.monotonic() - started < 5
+
+
+def test_a_signal_right_after_the_start_is_not_lost(slow_fork_server: str, tmp_path: Path) -> None:
+    # The launcher may stop a run the moment child_pid exists, before the worker has set its
+    # own signal handling (half a second here): the signal waits for it and ends the worker.
+    slow = request(tmp_path, "early", sleep=30)
+    supervisor = spawn(slow_fork_server, slow)
+    wait_until(lambda: os.path.exists(slow.child_pid_file), timeout=10, what="the worker")
+    os.killpg(supervisor, signal.SIGTERM)
+    wait_until(lambda: exit_code(slow) is not None, timeout=10, what="the exit code")
+    assert exit_code(slow) == -signal.SIGTERM
 
 
 def test_a_warm_run_worker_of_a_code_server_reports_what_a_cold_one_does(
