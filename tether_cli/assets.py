@@ -64,7 +64,7 @@ def _status(status: str) -> str:
 def _get(client: TetherClient, model: type[Any], path: str, **params: Any) -> Any:
     kept = {k: v for k, v in params.items() if v is not None}
     # The client's own transport (retries, errors said plainly); the asset routes are ours.
-    return client._call(model, "GET", path, params=kept)
+    return client.call(model, "GET", path, params=kept)
 
 
 def _asset_path(key: str) -> str:
@@ -310,7 +310,7 @@ def materialize(
             raise UsageProblem(validation_message(exc)) from exc
         connection = Connection.resolve(url, token, deployment)
         with TetherClient(connection) as client:
-            run = client._call(
+            run = client.call(
                 Run, "POST", "/asset-materializations", json=body.model_dump(mode="json")
             )
         typer.echo(run.id)

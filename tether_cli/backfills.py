@@ -62,17 +62,17 @@ class BackfillApi:
 
     def create(self, body: BackfillCreate) -> Backfill:
         payload = body.model_dump(mode="json", exclude_defaults=True)
-        return self.client._call(Backfill, "POST", self._path(), json=payload)
+        return self.client.call(Backfill, "POST", self._path(), json=payload)
 
     def get(self, backfill_id: str) -> Backfill:
-        return self.client._call(Backfill, "GET", self._path(backfill_id))
+        return self.client.call(Backfill, "GET", self._path(backfill_id))
 
     def list_all(self, statuses: list[BackfillStatus], limit: int) -> list[Backfill]:
         def fetch(cursor: str | None, size: int) -> tuple[list[Backfill], str | None]:
             params: dict[str, Any] = {"status": statuses, "limit": size}
             if cursor is not None:
                 params["cursor"] = cursor
-            page = self.client._call(BackfillPage, "GET", self._path(), params=params)
+            page = self.client.call(BackfillPage, "GET", self._path(), params=params)
             return page.backfills, page.next_cursor
 
         return collect(fetch, limit, MAX_PAGE_BACKFILLS)
@@ -82,14 +82,14 @@ class BackfillApi:
     ) -> BackfillPartitionPage:
         params = {"status": statuses, "limit": min(limit, MAX_PAGE_PARTITIONS)}
         path = self._path(backfill_id, "/partitions")
-        return self.client._call(BackfillPartitionPage, "GET", path, params=params)
+        return self.client.call(BackfillPartitionPage, "GET", path, params=params)
 
     def cancel(self, backfill_id: str, terminate: bool) -> Backfill:
         body = BackfillCancel(terminate=terminate).model_dump(mode="json")
-        return self.client._call(Backfill, "POST", self._path(backfill_id, "/cancel"), json=body)
+        return self.client.call(Backfill, "POST", self._path(backfill_id, "/cancel"), json=body)
 
     def resume(self, backfill_id: str) -> Backfill:
-        return self.client._call(Backfill, "POST", self._path(backfill_id, "/resume"))
+        return self.client.call(Backfill, "POST", self._path(backfill_id, "/resume"))
 
 
 def _counts(bf: Backfill) -> str:

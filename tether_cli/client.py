@@ -167,13 +167,17 @@ class TetherClient:
             return response
         raise AssertionError("unreachable")  # the loop always returns or raises
 
-    def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+    def call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """One request to a route under the deployment, its answer parsed as ``model``: the
+        transport every command shares (retries of GETs, errors said plainly). A command
+        group with routes of its own (assets, backfills) builds on this rather than on
+        httpx."""
         return model.model_validate_json(self._request(method, path, **kwargs).content)
 
     # --- code locations -----------------------------------------------------------------
 
     def put_location(self, name: str, spec: CodeLocationSpec) -> CodeLocationPutResult:
-        return self._call(
+        return self.call(
             CodeLocationPutResult,
             "PUT",
             f"/code-locations/{_segment(name)}",
@@ -181,19 +185,19 @@ class TetherClient:
         )
 
     def get_location(self, name: str) -> CodeLocation:
-        return self._call(CodeLocation, "GET", f"/code-locations/{_segment(name)}")
+        return self.call(CodeLocation, "GET", f"/code-locations/{_segment(name)}")
 
     def list_locations(self) -> list[CodeLocation]:
         return _LOCATIONS.validate_json(self._request("GET", "/code-locations").content)
 
     def redeploy_location(self, name: str) -> CodeLocation:
-        return self._call(CodeLocation, "POST", f"/code-locations/{_segment(name)}/redeploy")
+        return self.call(CodeLocation, "POST", f"/code-locations/{_segment(name)}/redeploy")
 
     def remove_location(self, name: str) -> CodeLocation:
-        return self._call(CodeLocation, "DELETE", f"/code-locations/{_segment(name)}")
+        return self.call(CodeLocation, "DELETE", f"/code-locations/{_segment(name)}")
 
     def get_deployment(self) -> Deployment:
-        return self._call(Deployment, "GET", "")
+        return self.call(Deployment, "GET", "")
 
     def list_deployments(self) -> list[Deployment]:
         """The organization's deployments (the token's), by name."""
@@ -203,11 +207,11 @@ class TetherClient:
     def create_deployment(self, name: str) -> Deployment:
         """Create deployment ``name`` (the server returns an existing one as it is)."""
         path = f"/api/v1/deployments/{_segment(name)}"
-        return self._call(Deployment, "POST", path, root=True)
+        return self.call(Deployment, "POST", path, root=True)
 
     def set_log_settings(self, settings: LogSettings) -> Deployment:
         body = {"log_settings": settings.model_dump(mode="json")}
-        return self._call(Deployment, "PATCH", "", json=body)
+        return self.call(Deployment, "PATCH", "", json=body)
 
     def run_logs(self, run_id: str, wait_seconds: float = 20.0) -> RunLogs:
         """A run's log text as its settings allow (fetched from its agent for 'local'); not
@@ -236,7 +240,7 @@ class TetherClient:
     def set_automation(self, kind: "AutomationApi[A, T]", location: str, name: str, on: bool) -> A:
         action = "start" if on else "stop"
         path = f"/{kind.plural}/{_segment(location)}/{_segment(name)}/{action}"
-        return self._call(kind.model, "POST", path)
+        return self.call(kind.model, "POST", path)
 
     def automation_ticks(
         self,
@@ -260,13 +264,13 @@ class TetherClient:
 
     def put_policy(self, name: str, spec: AlertPolicySpec) -> AlertPolicy:
         body = spec.model_dump(mode="json")
-        return self._call(AlertPolicy, "PUT", f"/alert-policies/{_segment(name)}", json=body)
+        return self.call(AlertPolicy, "PUT", f"/alert-policies/{_segment(name)}", json=body)
 
     def delete_policy(self, name: str) -> None:
         self._request("DELETE", f"/alert-policies/{_segment(name)}")
 
     def test_policy(self, name: str) -> Alert:
-        return self._call(Alert, "POST", f"/alert-policies/{_segment(name)}/test")
+        return self.call(Alert, "POST", f"/alert-policies/{_segment(name)}/test")
 
     def list_alerts(self, limit: int) -> list[Alert]:
         return _ALERTS.validate_json(
@@ -280,10 +284,10 @@ class TetherClient:
 
     def create_token(self, body: TokenCreate) -> TokenSecret:
         payload = body.model_dump(mode="json", exclude_none=True)
-        return self._call(TokenSecret, "POST", "/api/v1/tokens", root=True, json=payload)
+        return self.call(TokenSecret, "POST", "/api/v1/tokens", root=True, json=payload)
 
     def revoke_token(self, token_id: int) -> Token:
-        return self._call(Token, "POST", f"/api/v1/tokens/{token_id}/revoke", root=True)
+        return self.call(Token, "POST", f"/api/v1/tokens/{token_id}/revoke", root=True)
 
     def audit(
         self,
@@ -310,7 +314,7 @@ class TetherClient:
                 params.append(("deployment", deployment))
             if cursor:
                 params.append(("cursor", cursor))
-            page = self._call(AuditPage, "GET", "/api/v1/audit", root=True, params=params)
+            page = self.call(AuditPage, "GET", "/api/v1/audit", root=True, params=params)
             found += page.entries
             cursor = page.next_cursor
             if not cursor or not page.entries:
@@ -329,13 +333,13 @@ class TetherClient:
     # --- runs ---------------------------------------------------------------------------
 
     def create_run(self, body: RunCreate) -> Run:
-        return self._call(Run, "POST", "/runs", json=body.model_dump(mode="json"))
+        return self.call(Run, "POST", "/runs", json=body.model_dump(mode="json"))
 
     def get_run(self, run_id: str) -> Run:
-        return self._call(Run, "GET", f"/runs/{_segment(run_id)}")
+        return self.call(Run, "GET", f"/runs/{_segment(run_id)}")
 
     def terminate_run(self, run_id: str) -> Run:
-        return self._call(Run, "POST", f"/runs/{_segment(run_id)}/terminate")
+        return self.call(Run, "POST", f"/runs/{_segment(run_id)}/terminate")
 
     def list_runs(
         self,
@@ -362,7 +366,7 @@ class TetherClient:
                 params.append(("caller_workflow_id", caller_workflow_id))
             if cursor:
                 params.append(("cursor", cursor))
-            page = self._call(RunPage, "GET", "/runs", params=params)
+            page = self.call(RunPage, "GET", "/runs", params=params)
             runs += page.runs
             cursor = page.next_cursor
             if not cursor or not page.runs:
@@ -370,7 +374,7 @@ class TetherClient:
         return runs[:limit]
 
     def events(self, run_id: str, after: int = 0, limit: int = MAX_PAGE_EVENTS) -> RunEventPage:
-        return self._call(
+        return self.call(
             RunEventPage,
             "GET",
             f"/runs/{_segment(run_id)}/events",

@@ -269,6 +269,6 @@ def set_retention(
         # The PATCH of the deployment (TetherClient has set_log_settings; its twin for
         # retention would live there).
         body = {"retention": wanted.model_dump(mode="json")}
-        dep = client._call(Deployment, "PATCH", "", json=body)
+        dep = client.call(Deployment, "PATCH", "", json=body)
     out.print("retention updated")
     _print(dep)
