@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy.orm import Session
 
 from tether_api.agent_requests import SyncCodeLocationPayload
 from tether_api.enums import (
@@ -31,11 +32,21 @@ from tether_api.enums import (
     RequestStatus,
     RequestType,
     RunStatus,
+    SensorKind,
     TickStatus,
 )
 from tether_controlplane import migrate
 from tether_controlplane.db import Database
-from tether_controlplane.services import agents, events, locations, requests, runs, scheduler
+from tether_controlplane.services import (
+    agents,
+    events,
+    locations,
+    requests,
+    runs,
+    scheduler,
+    sensors,
+    ticks,
+)
 from tether_controlplane.tables import (
     AgentRow,
     CodeLocationRow,
@@ -43,6 +54,7 @@ from tether_controlplane.tables import (
     Organization,
     RunRow,
     ScheduleRow,
+    SensorRow,
 )
 
 # The tables that grow with history: a plan may read them only through an index's range.
@@ -74,6 +86,7 @@ class Store:
     deep_cursor: str  # a page near the oldest runs
     day: tuple[datetime, datetime]  # one day in the middle of the year
     schedule_clock: list[datetime] = field(default_factory=list)
+    sensor_id: int = 0  # a run-status sensor of SUCCESS (most runs), its cursor an hour old
 
 
 def _jobs() -> list[tuple[str, str, float]]:
@@ -236,7 +249,22 @@ def fill(
             for i in range(SCHEDULES)
         ]
         s.add_all(schedules)
+        sensor = SensorRow(
+            deployment_id=deps[0].id,
+            code_location="etl",
+            name="on_success",
+            kind=SensorKind.RUN_STATUS,
+            job="etl_job_0",
+            minimum_interval_seconds=30.0,
+            timeout_seconds=60.0,
+            monitored_status=RunStatus.SUCCESS,
+            default_status=AutomationStatus.RUNNING,
+            cursor=sensors.run_cursor(now - timedelta(hours=1), 0),
+            updated_at=now,
+        )
+        s.add(sensor)
         s.flush()
+        sensor_id = sensor.id
         dep_id, other_id = deps[0].id, deps[1].id
         schedule_ids = [r.id for r in schedules]
 
@@ -413,6 +441,7 @@ def fill(
         deep_cursor=str(deep_pk),
         day=day,
         schedule_clock=[now.replace(minute=0, second=1) + timedelta(hours=1)],
+        sensor_id=sensor_id,
     )
 
 
@@ -550,6 +579,14 @@ def paths(db: Database, store: Store) -> list[Path]:
             now = datetime.now(UTC)
             return runs.check_timeouts(s, now, 3600.0, 3600.0), runs.admit_all(s)
 
+    def sensor_tick() -> object:
+        # Rolled back: every call finds the same runs ended since the sensor's cursor.
+        with db.engine.connect() as conn, Session(bind=conn) as s:
+            try:
+                return ticks.start_sensor_tick(s, store.sensor_id, store.now, 60.0)
+            finally:
+                s.rollback()
+
     after, before = store.day
     return [
         Path("runs: newest page", run_list()),
@@ -580,6 +617,7 @@ def paths(db: Database, store: Store) -> list[Path]:
         Path("agent poll (claim 1 request)", poll, prepare=pending_request),
         Path("agent poll (nothing pending)", poll),
         Path("monitor pass (timeouts, admit_all)", monitor),
+        Path("sensor: a run-status sensor's tick (runs ended since its cursor)", sensor_tick),
     ]
 
 

@@ -196,6 +196,9 @@ class RunRow(Base):
         ),
         # The runs a Temporal workflow started (?caller_workflow_id=), newest first.
         Index("ix_runs_deployment_caller", "deployment_id", "caller_workflow_id", "pk"),
+        # A run-status sensor's news: its status's runs that ended after its cursor, in the
+        # order they ended (without it, every tick read all the runs of that status).
+        Index("ix_runs_deployment_status_ended", "deployment_id", "status", "ended_at", "pk"),
     )
     # pk orders runs (FIFO admission, paging); id is the public identifier.
     pk: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tether_api.enums import (
@@ -255,11 +255,10 @@ def _ended_runs(session: Session, row: SensorRow) -> tuple[list[EndedRun], str |
     query = select(RunRow).where(
         RunRow.deployment_id == row.deployment_id,
         RunRow.status == (row.monitored_status or RunStatus.FAILURE),
-        RunRow.ended_at.is_not(None),
-        or_(
-            RunRow.ended_at > after[0],
-            and_(RunRow.ended_at == after[0], RunRow.pk > after[1]),
-        ),
+        # A range of the index (deployment_id, status, ended_at, pk) from the cursor on; the
+        # second test only drops the runs that ended at the cursor's instant before it.
+        RunRow.ended_at >= after[0],
+        or_(RunRow.ended_at > after[0], RunRow.pk > after[1]),
     )
     if row.monitored_jobs is not None:
         query = query.where(RunRow.job.in_(row.monitored_jobs))
