@@ -258,3 +258,19 @@ def worker_starts(state_dir: Path, run_id: str) -> int:
     if handle is None or handle.log_path is None:
         return 0
     return Path(handle.log_path).read_text(errors="replace").count("--- tether: starting ")
+
+
+def agent_metrics(address: str) -> dict[str, float]:
+    """What the agent serves at ``address`` (TETHER_AGENT_METRICS_ADDRESS), as a scraper
+    reads it: each metric's samples summed over their labels."""
+    import httpx
+
+    text = httpx.get(f"http://{address}/metrics", timeout=5).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        name = series.partition("{")[0]
+        found[name] = found.get(name, 0.0) + float(value)
+    return found

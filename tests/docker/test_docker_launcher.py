@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
-from tests.agent_support import TemporalDevServer, events, location, wait_for_location, wait_for_run
+from tests.agent_support import (
+    TemporalDevServer,
+    agent_metrics,
+    events,
+    location,
+    wait_for_location,
+    wait_for_run,
+)
 from tests.docker.conftest import DockerAgent, Images, containers_of, remove_containers
-from tests.support import Tenant, wait_until
+from tests.support import Tenant, free_port, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -254,7 +261,14 @@ def test_a_restarted_agent_adopts_its_containers_and_removes_only_orphans(
                 "tether.label": "run:not-mine",
             },
         )
-        second = DockerAgent(e2e_tenant, temporal_server, tmp_path, name=first.name).start()
+        metrics = f"127.0.0.1:{free_port()}"
+        second = DockerAgent(
+            e2e_tenant,
+            temporal_server,
+            tmp_path,
+            name=first.name,
+            TETHER_AGENT_METRICS_ADDRESS=metrics,
+        ).start()
         # Adopted, not relaunched: the one worker container goes on and finishes the run ...
         assert [c.id for c in run_containers(docker_client, e2e_tenant, run["id"])] == [worker.id]
         done = wait_for_run(e2e_tenant, run["id"], timeout=90)
@@ -272,6 +286,11 @@ def test_a_restarted_agent_adopts_its_containers_and_removes_only_orphans(
         )
         assert docker_client.containers.get(stranger.id).status == "running"
         assert "removed 1 orphaned containers" in second.log()
+        # The agent's metrics say so: one run adopted, one orphan removed, nothing launched.
+        served = agent_metrics(metrics)
+        assert served["tether_agent_runs_adopted_total"] == 1.0
+        assert served["tether_agent_orphans_removed_total"] == 1.0
+        assert served["tether_agent_launches_total"] == 0.0
     finally:
         for agent in (first, second):
             if agent is not None:

@@ -15,6 +15,7 @@ from activities.launchers.process import ProcessLauncher
 from tests.agent_support import (
     AgentProcess,
     TemporalDevServer,
+    agent_metrics,
     events,
     location,
     stop_launched,
@@ -22,7 +23,7 @@ from tests.agent_support import (
     wait_for_run,
     worker_starts,
 )
-from tests.support import Tenant, command_pid, wait_until
+from tests.support import Tenant, command_pid, free_port, wait_until
 
 ETL_CONFIG = {"source": "s3://bucket/orders.csv"}
 
@@ -220,7 +221,14 @@ def test_agent_killed_mid_run_resumes_and_adopts(
         assert worker is not None
 
         first.kill()  # SIGKILL: no cleanup, no goodbye
-        second = AgentProcess(e2e_tenant, temporal_server, tmp_path, name=first.name).start()
+        metrics = f"127.0.0.1:{free_port()}"
+        second = AgentProcess(
+            e2e_tenant,
+            temporal_server,
+            tmp_path,
+            name=first.name,
+            TETHER_AGENT_METRICS_ADDRESS=metrics,
+        ).start()
         done = wait_for_run(e2e_tenant, run["id"], timeout=90)
         assert done["status"] == "SUCCESS", done
         finals = [e for e in events(e2e_tenant, run["id"]) if e["type"].startswith("RUN_")]
@@ -236,6 +244,10 @@ def test_agent_killed_mid_run_resumes_and_adopts(
         now = location(e2e_tenant, "ops")
         assert now["status"] == "RUNNING"
         assert len(now["status_history"]) == len(loc["status_history"]), now["status_history"]
+        # The second agent's metrics say so: one run adopted, nothing launched.
+        served = agent_metrics(metrics)
+        assert served["tether_agent_runs_adopted_total"] == 1.0
+        assert served["tether_agent_launches_total"] == 0.0
         # The run's workflow, resumed by the second agent, completes (once its watch, retried
         # after the heartbeat timeout, sees the exit).
         wait_until(
