@@ -19,6 +19,7 @@ from tests.support import ControlPlane, Tenant, client, event
 from tether_api.snapshot import ScheduleSnapshot, SensorSnapshot
 from tether_controlplane.db import Database
 from tether_controlplane.services import retention, scheduler, ticks
+from tether_controlplane.settings import Settings
 from tether_controlplane.tables import DeploymentRow, Organization, RequestRow
 from tether_sdk.examples.quickstart import defs
 
@@ -347,7 +348,7 @@ def test_a_schedule_whose_config_is_code_is_evaluated_by_the_code_server(
 
 
 def test_skipped_ticks_and_finished_requests_are_forgotten_after_their_retention(
-    tenant: Tenant, db: Database
+    cp: ControlPlane, tenant: Tenant, db: Database
 ) -> None:
     report_snapshot(tenant, [watcher()])
     ticks.request_due(db, T0, GRACE)
@@ -358,11 +359,13 @@ def test_skipped_ticks_and_finished_requests_are_forgotten_after_their_retention
         "SKIPPED",
         "SUCCESS",
     ]
-    with db.write() as s:  # within their retention: nothing goes
-        retention.purge(s, T0 + timedelta(days=6), 72, 7)
+    # The retention pass, with the control plane's own rules for these two (its defaults).
+    rules = Settings(database_url=cp.database_url)
+    assert (rules.request_retention_hours, rules.skipped_tick_retention_days) == (72, 7)
+    retention.run_pass(db, rules, T0 + timedelta(days=6))  # within their retention: kept
     assert len(get(tenant, "/sensors/quick/watch/ticks")) == 2
-    with db.write() as s:  # the requests finished now (the real clock), the ticks in 2030
-        retention.purge(s, T0 + timedelta(days=8), 72, 7)
+    # The requests finished now (the real clock), the ticks in 2030.
+    retention.run_pass(db, rules, T0 + timedelta(days=8))
     [kept] = get(tenant, "/sensors/quick/watch/ticks")
     assert kept["status"] == "SUCCESS" and kept["run_ids"]
     with db.read() as s:

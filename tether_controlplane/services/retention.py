@@ -572,25 +572,3 @@ def _audit(p: Pass) -> None:
         return gone
 
     _walk(p, "audit_entries", read, verdict, remove)
-
-
-def purge(session: Session, now: datetime, request_hours: float, skipped_tick_days: float) -> int:
-    """Up to one batch (1,000) of finished requests and of SKIPPED sensor ticks past the
-    control plane's own rules, in the caller's transaction; returns how many rows went.
-    ``run_pass`` does this and the rest along indexes; this stays for callers that hold a
-    session."""
-    old_requests = select(RequestRow.id).where(
-        RequestRow.status.in_([RequestStatus.DONE, RequestStatus.FAILED]),
-        RequestRow.finished_at < now - timedelta(hours=request_hours),
-    )
-    old_ticks = select(SensorTickRow.id).where(
-        SensorTickRow.status == TickStatus.SKIPPED,
-        SensorTickRow.tick_time < now - timedelta(days=skipped_tick_days),
-    )
-    gone = 0
-    for table, query in ((RequestRow, old_requests), (SensorTickRow, old_ticks)):
-        ids = list(session.scalars(query.limit(1000)))
-        if ids:
-            session.execute(delete(table).where(table.id.in_(ids)))
-            gone += len(ids)
-    return gone
