@@ -1,6 +1,7 @@
 """A small typed client of the user API under ``/api/v1/deployments/{dep}``."""
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,12 +144,20 @@ class TetherClient:
         )
 
     def _request(
-        self, method: str, path: str, *, root: bool = False, retry: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        root: bool = False,
+        retry: bool = True,
+        repeatable: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """``path`` is under the deployment, or (``root``) under the server itself."""
-        # GETs are retried on any transport error or 5xx; other methods only when the
-        # connection was never made, so a request is never applied twice.
-        idempotent = method == "GET" and retry
+        """``path`` is under the deployment, or (``root``) under the server itself.
+        ``repeatable``: the request may be sent again (it carries an idempotency key)."""
+        # GETs (and repeatable requests) are retried on any transport error or 5xx; other
+        # methods only when the connection was never made, so a request is never applied twice.
+        idempotent = (method == "GET" or repeatable) and retry
         for delay in (*RETRY_DELAYS, None):
             try:
                 url = path if root else self._base + path
@@ -333,7 +342,14 @@ class TetherClient:
     # --- runs ---------------------------------------------------------------------------
 
     def create_run(self, body: RunCreate) -> Run:
-        return self.call(Run, "POST", "/runs", json=body.model_dump(mode="json"))
+        """Creates the run once, even if a replica dies after creating it but before
+        answering: the request carries an idempotency key (a new one unless the caller
+        gave one) and is sent again with it, and the control plane answers the repeat with
+        the run it made."""
+        if body.idempotency_key is None:
+            body = body.model_copy(update={"idempotency_key": f"cli:{uuid.uuid4()}"})
+        payload = body.model_dump(mode="json")
+        return self.call(Run, "POST", "/runs", json=payload, repeatable=True)
 
     def get_run(self, run_id: str) -> Run:
         return self.call(Run, "GET", f"/runs/{_segment(run_id)}")

@@ -131,6 +131,14 @@ def launch(
         ),
     ] = None,
     tag: TagOption = [],  # noqa: B006 - Typer copies defaults
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Launch at most one run with this key in the deployment: a script that "
+            "runs this command again (after a timeout, a CI retry) gets the same run's ID.",
+        ),
+    ] = None,
     follow_run: FollowOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -147,6 +155,7 @@ def launch(
                 job=job,
                 run_config=run_config,
                 tags=parse_pairs(tag, "--tag"),
+                idempotency_key=idempotency_key,
             )
         except ValidationError as exc:
             raise UsageProblem(validation_message(exc)) from exc

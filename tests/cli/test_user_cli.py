@@ -319,6 +319,9 @@ class _DroppingProxy:
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
+        # Connections whose answer is lost: the request reaches the server, which acts on
+        # it, and the connection is cut before the answer gets back (a replica dying).
+        self.answers_to_lose = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -330,8 +333,19 @@ class _DroppingProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self.lock:
                 self.sockets += [downstream, upstream]
-            for a, b in ((downstream, upstream), (upstream, downstream)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                lose = self.answers_to_lose > 0
+                self.answers_to_lose -= lose
+            threading.Thread(target=self._pipe, args=(downstream, upstream), daemon=True).start()
+            back = self._lose if lose else self._pipe
+            threading.Thread(target=back, args=(upstream, downstream), daemon=True).start()
+
+    @staticmethod
+    def _lose(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            source.recv(65536)  # the server has answered: it did what was asked
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
@@ -379,6 +393,31 @@ def test_logs_follow_resumes_after_a_dropped_connection(spawn: Spawn, tenant: Te
     assert "resuming after event 2" in err
     # Each event once: the reconnect resumed after the last one received.
     assert [line.split()[1] for line in out.splitlines()[:2]] == ["LOG", "RUN_SUCCESS"]
+
+
+def test_a_launch_whose_answer_is_lost_is_sent_again_and_makes_one_run(
+    cli: Cli, tenant: Tenant
+) -> None:
+    tenant.deploy("quick")
+    proxy = _DroppingProxy(tenant.cp.port)
+    proxy.answers_to_lose = 1
+    try:
+        result = cli("runs", "launch", "quick", "etl", TETHER_URL=f"http://127.0.0.1:{proxy.port}")
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr
+    assert proxy.answers_to_lose == 0  # the first answer was lost
+    with tenant.user() as c:
+        runs = c.get(f"{tenant.dep_path}/runs").json()["runs"]
+    assert [r["id"] for r in runs] == [result.stdout.strip()]  # one run, the one printed
+    assert runs[0]["idempotency_key"].startswith("cli:")
+    # A script's own key: the command run again prints the same run and makes none.
+    first = cli("runs", "launch", "quick", "etl", "--idempotency-key", "nightly-2026-12-06")
+    again = cli("runs", "launch", "quick", "etl", "--idempotency-key", "nightly-2026-12-06")
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout == again.stdout
+    with tenant.user() as c:
+        assert len(c.get(f"{tenant.dep_path}/runs").json()["runs"]) == 2
 
 
 def test_launch_config_errors(cli: Cli, tenant: Tenant, tmp_path: Path) -> None:
