@@ -2,7 +2,7 @@
 (and the control plane's loops) do with it, timed, with each query's plan.
 
 The store is filled in bulk (``COPY`` on PostgreSQL, ``executemany`` on SQLite) through the
-control plane's own schema (tests/scale_support.py says what it holds); then each path runs
+control plane's own schema (tests/scale/fill.py says what it holds); then each path runs
 ``--repeat`` times in this process, against the database, through the control plane's own
 service functions (the code the API routes and loops call, without HTTP): p50 and p99 against
 the target (PostgreSQL 50 ms, SQLite 100 ms at p99). Last, every distinct statement a path ran
@@ -39,7 +39,9 @@ from sqlalchemy import func, select
 
 import tether_controlplane.api.app  # noqa: F401
 from bench.bench_controlplane import machine, percentile
-from tests.scale_support import Plan, Statement, Store, captured, distinct, explain, fill, paths
+from tests.scale.fill import Store, fill
+from tests.scale.paths import paths
+from tests.scale.plans import Plan, Statement, captured, distinct, explain
 from tests.support import drop_postgres_database, fresh_postgres_database
 from tether_controlplane.db import Database, is_sqlite
 from tether_controlplane.tables import ScheduleRow

@@ -20,15 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import POSTGRES_URL
-from tests.scale_support import (
-    Statement,
-    Store,
-    captured,
-    distinct,
-    explain,
-    fill,
-    paths,
-)
+from tests.scale.fill import Store, fill
+from tests.scale.paths import paths
+from tests.scale.plans import Statement, captured, distinct, explain
 from tests.support import drop_postgres_database, fresh_postgres_database
 from tether_api.enums import RunStatus
 from tether_controlplane.db import Database
