@@ -11,10 +11,8 @@ they degrade to "the PID exists", which cannot detect PID reuse.
 
 import fcntl
 import hashlib
-import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +23,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -36,10 +33,23 @@ from activities.launchers.base import (
     Inspection,
     Launcher,
     LaunchError,
-    LaunchKind,
     LaunchSpec,
     last_lines,
     target_env,
+)
+from activities.launchers.process_files import (
+    HAVE_PROC,
+    TERMINATED_FILE,
+    Record,
+    label_dir_name,
+    pid_exists,
+    read_int,
+    read_proc_stat,
+    read_tail,
+    remove,
+    terminated_at,
+    try_lock_file,
+    write_atomically,
 )
 from activities.launchers.retention import MB, FinishedFolder, OutputRetention, sweep_folders
 from tether_sdk import supervise
@@ -60,88 +70,10 @@ PRIVATE_ENV_PREFIXES = ("TETHER_", "TEMPORAL_")
 REAP_SECONDS = 5.0
 POLL_SECONDS = 0.05
 KILL_WAIT_SECONDS = 5.0
-# Written by the first stop() of a process: which process, and when it was sent SIGTERM.
-TERMINATED_FILE = "terminated"
 # start() waits until the supervisor has started the child (normally a few tens of ms): from
 # then on its signal handlers are installed, so an immediate stop() cannot kill it before it
 # records the exit code.
 SUPERVISOR_READY_SECONDS = 10.0
-LOG_BLOCK_BYTES = 64 * 1024
-# log_tail reads at most this much from the end, so one gigantic line cannot exhaust memory.
-LOG_TAIL_MAX_BYTES = 8 * 1024 * 1024
-
-_HAVE_PROC = Path("/proc/self/stat").exists()
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(frozen=True)
-class _Record:
-    """The contents of process.json."""
-
-    label: str
-    kind: LaunchKind
-    pid: int
-    start_ticks: int | None
-    started_at: datetime
-    log_path: str
-
-
-@dataclass(frozen=True)
-class _ProcStat:
-    state: str
-    pgrp: int
-    start_ticks: int
-
-
-def label_dir_name(label: str) -> str:
-    """A file name for ``label``: readable, bounded, and unique thanks to the hash (two labels
-    that differ only in unsafe characters would otherwise collide)."""
-    digest = hashlib.sha256(label.encode()).hexdigest()[:10]
-    return f"{_UNSAFE_CHARS.sub('_', label)[:80]}-{digest}"
-
-
-def _read_proc_stat(pid: int) -> _ProcStat | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) is in parentheses and may itself contain spaces and ')', so
-    # the remaining fields start after the *last* ')'. They start at field 3 (state).
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        return _ProcStat(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
-    except (IndexError, ValueError):
-        return None
-
-
-def _terminated_at(directory: Path, record: _Record) -> float | None:
-    """When a stop first sent SIGTERM to the process of ``record`` (wall-clock seconds), if
-    one did: the file names the process, so an earlier process of the label does not count."""
-    try:
-        found = json.loads((directory / TERMINATED_FILE).read_text())
-        if found["pid"] == record.pid and found["start_ticks"] == record.start_ticks:
-            return float(found["at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _remove(path: Path) -> None:
-    with suppress(FileNotFoundError):
-        path.unlink()
 
 
 class WarmStartUncertain(RuntimeError):
@@ -217,7 +149,7 @@ class ProcessLauncher(Launcher):
                 return self._handle(record, adopted=True)
             self._forget_exited(spec.label)
             for stale in ("exit_code", "port", "child_pid", "finished"):
-                _remove(directory / stale)
+                remove(directory / stale)
             log_path = directory / "output.log"
             started_at = datetime.now(UTC)
             warm = self._start_warm(spec, env, cwd, directory, log_path, started_at)
@@ -322,11 +254,11 @@ class ProcessLauncher(Launcher):
 
     def _record_started(
         self, spec: LaunchSpec, pid: int, started_at: datetime, directory: Path, log_path: Path
-    ) -> _Record:
+    ) -> Record:
         """Record a just-started supervisor (cold or forked): its PID with its start time, so
         a reused PID is never mistaken for it."""
-        stat = _read_proc_stat(pid) if _HAVE_PROC else None
-        record = _Record(
+        stat = read_proc_stat(pid) if HAVE_PROC else None
+        record = Record(
             label=spec.label,
             kind=spec.kind,
             pid=pid,
@@ -353,11 +285,11 @@ class ProcessLauncher(Launcher):
             # this handle pointed to has exited, with an exit code nobody kept.
             return Inspection(running=False, found=(self._read_record(handle.label) is not None))
         if self._running(record):
-            port = _read_int(directory / "port")
+            port = read_int(directory / "port")
             return Inspection(
                 running=True, address=f"http://127.0.0.1:{port}" if port is not None else None
             )
-        exit_code = _read_int(directory / "exit_code")
+        exit_code = read_int(directory / "exit_code")
         if exit_code is None:
             popen = self._popen(record)
             if popen is not None:
@@ -375,10 +307,10 @@ class ProcessLauncher(Launcher):
             # and sends no second one (a run worker takes a later SIGTERM for an operator's
             # insistence and exits at once, dropping its buffered events).
             directory = self._dir(handle.label)
-            since = _terminated_at(directory, record)
+            since = terminated_at(directory, record)
             if since is None:
                 since = time.time()
-                _write_atomically(
+                write_atomically(
                     directory / TERMINATED_FILE,
                     json.dumps({"pid": record.pid, "start_ticks": record.start_ticks, "at": since})
                     + "\n",
@@ -390,10 +322,10 @@ class ProcessLauncher(Launcher):
             self._signal_group(record.pid, signal.SIGKILL)
             if self._wait_exited(record, KILL_WAIT_SECONDS):
                 exit_file = self._dir(handle.label) / "exit_code"
-                if _read_int(exit_file) is None:
+                if read_int(exit_file) is None:
                     # The supervisor died with its child and could not record this; keep it
                     # for whoever inspects later, possibly another agent process.
-                    _write_atomically(exit_file, f"{-signal.SIGKILL}\n")
+                    write_atomically(exit_file, f"{-signal.SIGKILL}\n")
             return self.inspect(handle)
 
     def log_tail(self, handle: Handle, lines: int) -> list[str]:
@@ -402,7 +334,7 @@ class ProcessLauncher(Launcher):
         path = Path(handle.log_path) if handle.log_path else self._dir(handle.label) / "output.log"
         try:
             with open(path, "rb") as f:
-                data = _read_tail(f, lines)
+                data = read_tail(f, lines)
         except FileNotFoundError:
             return []
         return last_lines(data, lines)
@@ -439,7 +371,7 @@ class ProcessLauncher(Launcher):
             if record is None:
                 return
             with suppress(OSError):  # only a marker: the age bound still applies without it
-                _write_atomically(
+                write_atomically(
                     self._dir(handle.label) / "finished",
                     f"{datetime.now(UTC).isoformat()} {'success' if succeeded else 'failure'}\n",
                 )
@@ -554,7 +486,7 @@ class ProcessLauncher(Launcher):
     def _dir(self, label: str) -> Path:
         return self.state_dir / "processes" / label_dir_name(label)
 
-    def _handle(self, record: _Record, *, adopted: bool) -> Handle:
+    def _handle(self, record: Record, *, adopted: bool) -> Handle:
         return Handle(
             label=record.label,
             kind=record.kind,
@@ -565,14 +497,14 @@ class ProcessLauncher(Launcher):
             adopted=adopted,
         )
 
-    def _read_record(self, label: str) -> _Record | None:
+    def _read_record(self, label: str) -> Record | None:
         return self._load_record(self._dir(label))
 
     @staticmethod
-    def _load_record(directory: Path) -> _Record | None:
+    def _load_record(directory: Path) -> Record | None:
         try:
             data = json.loads((directory / "process.json").read_text())
-            return _Record(
+            return Record(
                 label=str(data["label"]),
                 kind=data["kind"],
                 pid=int(data["pid"]),
@@ -584,7 +516,7 @@ class ProcessLauncher(Launcher):
             # Missing or unreadable: as far as we can tell, nothing runs under this label.
             return None
 
-    def _write_record(self, directory: Path, record: _Record) -> None:
+    def _write_record(self, directory: Path, record: Record) -> None:
         data = {
             "label": record.label,
             "kind": record.kind,
@@ -593,21 +525,21 @@ class ProcessLauncher(Launcher):
             "started_at": record.started_at.isoformat(),
             "log_path": record.log_path,
         }
-        _write_atomically(directory / "process.json", json.dumps(data, indent=2) + "\n")
+        write_atomically(directory / "process.json", json.dumps(data, indent=2) + "\n")
 
-    def _record_for(self, handle: Handle) -> _Record | None:
+    def _record_for(self, handle: Handle) -> Record | None:
         """The label's record, if it still describes the process of ``handle``."""
         record = self._read_record(handle.label)
         if record is None or (handle.pid is not None and handle.pid != record.pid):
             return None
         return record
 
-    def _popen(self, record: _Record) -> subprocess.Popen[bytes] | None:
+    def _popen(self, record: Record) -> subprocess.Popen[bytes] | None:
         with self._guard:
             popen = self._children.get(record.label)
         return popen if popen is not None and popen.pid == record.pid else None
 
-    def _running(self, record: _Record) -> bool:
+    def _running(self, record: Record) -> bool:
         """Is the process of ``record`` (or, if its supervisor died alone, its child) alive?"""
         popen = self._popen(record)
         if (self._dir(record.label) / "exit_code").exists():
@@ -620,28 +552,28 @@ class ProcessLauncher(Launcher):
         if popen is not None:
             # We are the parent: until we reap it, the PID cannot be reused, and poll() reaps.
             supervisor_alive = popen.poll() is None
-        elif _HAVE_PROC:
-            stat = _read_proc_stat(record.pid)
+        elif HAVE_PROC:
+            stat = read_proc_stat(record.pid)
             supervisor_alive = (
                 stat is not None
                 and stat.state != "Z"
                 and (record.start_ticks is None or stat.start_ticks == record.start_ticks)
             )
         else:
-            supervisor_alive = _pid_exists(record.pid)
+            supervisor_alive = pid_exists(record.pid)
         return supervisor_alive or self._orphan_alive(record)
 
-    def _orphan_alive(self, record: _Record) -> bool:
+    def _orphan_alive(self, record: Record) -> bool:
         """The command still runs although its supervisor was killed on its own (kill -9 of
         that one PID, the OOM killer). It must still be reported, and stop() must kill it."""
         directory = self._dir(record.label)
         # An exit file means the supervisor saw its child end: the PID in child_pid is stale.
-        if not _HAVE_PROC or record.start_ticks is None or (directory / "exit_code").exists():
+        if not HAVE_PROC or record.start_ticks is None or (directory / "exit_code").exists():
             return False
-        child = _read_int(directory / "child_pid")
+        child = read_int(directory / "child_pid")
         if child is None:
             return False
-        stat = _read_proc_stat(child)
+        stat = read_proc_stat(child)
         # Still in the supervisor's process group and younger than the supervisor: the same
         # process, not a stranger that reused the PID.
         return (
@@ -657,7 +589,7 @@ class ProcessLauncher(Launcher):
             if popen is not None and popen.poll() is not None:
                 del self._children[label]
 
-    def _wait_exited(self, record: _Record, timeout: float) -> bool:
+    def _wait_exited(self, record: Record, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while self._running(record):
             if time.monotonic() >= deadline:
@@ -685,7 +617,7 @@ class ProcessLauncher(Launcher):
             return []
         return ["--log-file", str(log_path), "--max-log-bytes", str(max_bytes)]
 
-    def _folder_record(self, directory: Path) -> _Record | None:
+    def _folder_record(self, directory: Path) -> Record | None:
         """The record of the folder, if it is the folder of the label it names."""
         record = self._load_record(directory)
         if record is None or label_dir_name(record.label) != directory.name:
@@ -731,7 +663,7 @@ class ProcessLauncher(Launcher):
         if thread_lock is not None and not thread_lock.acquire(blocking=False):
             return False
         try:
-            fd = _try_lock_file(directory)
+            fd = try_lock_file(directory)
             if fd is None:
                 return False
             try:
@@ -793,56 +725,3 @@ class ProcessLauncher(Launcher):
             except FileNotFoundError:
                 pass
             os.close(fd)
-
-
-def _try_lock_file(directory: Path) -> int | None:
-    """The folder's lock (see ``_lock_file``), or None at once if someone holds it or the
-    folder is gone."""
-    path = directory / ".lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        current = os.stat(path)
-        opened = os.fstat(fd)
-        if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            return fd
-    except OSError:  # held (BlockingIOError), or removed meanwhile
-        pass
-    os.close(fd)
-    return None
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_tail(f: io.BufferedReader, lines: int) -> bytes:
-    """Enough bytes from the end of ``f`` to hold its last ``lines`` lines, read backwards in
-    blocks: logs of long-running processes can be large."""
-    end = f.seek(0, os.SEEK_END)
-    position = end
-    chunks: list[bytes] = []
-    newlines = 0
-    # lines + 1 newlines guarantee that the first of the wanted lines is complete (the file
-    # usually ends with one).
-    while position > 0 and newlines <= lines and end - position < LOG_TAIL_MAX_BYTES:
-        size = min(LOG_BLOCK_BYTES, position)
-        position -= size
-        f.seek(position)
-        chunk = f.read(size)
-        chunks.append(chunk)
-        newlines += chunk.count(b"\n")
-    data = b"".join(reversed(chunks))
-    if position > 0:
-        # Drop the partial first line (it may also start inside a multi-byte character).
-        data = data[data.find(b"\n") + 1 :] if b"\n" in data else data
-    return data
