@@ -296,6 +296,49 @@ def test_dagster_partitions_failures_and_checks(tenant: Tenant) -> None:
         db.dispose()
 
 
+def test_the_newer_fact_wins_whatever_order_runs_report_in(tenant: Tenant) -> None:
+    """A run that failed earlier may report after a later run materialized the same asset
+    (its worker retried after an outage): the later materialization stays the state."""
+    tenant.report_running("dg", _dagster_snapshot())
+    tenant.report_running("quick", _quick_snapshot())
+    early = "2026-03-01T00:00:00Z"
+    late = "2026-03-02T00:00:00Z"
+
+    def at(when: str, found: dict[str, Any]) -> dict[str, Any]:
+        return {**found, "timestamp": when}
+
+    # A partition: the later run's materialization arrives first, the earlier failure after.
+    older = _materialize(tenant, assets=["raw/orders"], partition="eu").json()
+    newer = _materialize(tenant, assets=["raw/orders"], partition="eu").json()
+    _post_events(tenant, newer["id"], [at(late, _materialization(1, "raw/orders", "eu"))])
+    failure = event(1, "STEP_FAILURE", "raw__orders failed", step="raw__orders", data={})
+    _post_events(tenant, older["id"], [at(early, failure)])
+    # An asset without partitions, the same way round.
+    first = _materialize(tenant, assets=["raw_orders"]).json()
+    second = _materialize(tenant, assets=["raw_orders"]).json()
+    _post_events(tenant, second["id"], [at(late, _materialization(1, "raw_orders"))])
+    failed = event(1, "STEP_FAILURE", "raw_orders failed", step="raw_orders", data={})
+    _post_events(tenant, first["id"], [at(early, failed)])
+
+    with tenant.user() as c:
+        path = f"{tenant.dep_path}/asset-partitions"
+        parts = _get(c, path, key="raw/orders")["partitions"]
+        eu = next(p for p in parts if p["key"] == "eu")
+        assert (eu["status"], eu["run_id"]) == ("MATERIALIZED", newer["id"])
+        for key, run in (("raw/orders", newer), ("raw_orders", second)):
+            page = _get(c, f"{tenant.dep_path}/assets/{key}")
+            assert page["status"] == "MATERIALIZED", (key, page)
+            assert page["last_materialization"]["run_id"] == run["id"]
+        # The failures happened, and history keeps them.
+        page = _get(c, f"{tenant.dep_path}/assets/raw_orders")
+        assert page["last_failure"]["run_id"] == first["id"]
+        # A failure newer than the materialization does set the state.
+        third = _materialize(tenant, assets=["raw_orders"]).json()
+        failed_later = event(1, "STEP_FAILURE", "failed", step="raw_orders", data={})
+        _post_events(tenant, third["id"], [at("2026-03-03T00:00:00Z", failed_later)])
+        assert _get(c, f"{tenant.dep_path}/assets/raw_orders")["status"] == "FAILED"
+
+
 def test_a_tether_range_run_records_each_partition(tenant: Tenant) -> None:
     tenant.report_running("daily", _daily_snapshot())
     r = _materialize(tenant, assets=["events_daily"], partition_range=["2026-01-01", "2026-01-03"])

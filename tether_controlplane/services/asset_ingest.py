@@ -9,7 +9,7 @@ time, under the run's row lock, so a batch delivered twice is counted once."""
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -260,11 +260,35 @@ def _set_partition(
         session.add(row)
         partitions[(summary.asset_key, partition)] = row
         _count(summary, status, +1)
-    else:
+    elif _newest(at, row.at):
         if row.status != status:
             _count(summary, row.status, -1)
             _count(summary, status, +1)
         row.status, row.run_id, row.at, row.event_id = status, run_id, at, event_id
+
+
+def _newest(at: datetime, than: datetime | None) -> bool:
+    """Whether what happened at ``at`` is at least as new as what ``than`` recorded. Two runs'
+    batches may arrive in either order (a worker retrying after an outage): the newer fact
+    sets an asset's or a partition's state, whichever arrived last; at the same instant, the
+    later arrival."""
+    if than is None:
+        return True
+    return _utc(at) >= _utc(than)
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _unpartitioned_status(summary: AssetSummaryRow) -> AssetStatus:
+    """The newer of its last materialization and its last failure."""
+    done, failed = summary.last_materialized_at, summary.last_failure_at
+    if failed is None:
+        return AssetStatus.MATERIALIZED if done is not None else summary.status
+    if done is None:
+        return AssetStatus.FAILED
+    return AssetStatus.MATERIALIZED if _newest(done, failed) else AssetStatus.FAILED
 
 
 def _count(summary: AssetSummaryRow, status: AssetPartitionStatus, delta: int) -> None:
@@ -296,12 +320,13 @@ def _apply_event(
         summary.check_evaluations += 1
         return
     summary.materializations += 1
-    summary.last_materialization_id = row.id
-    summary.last_materialized_at = row.timestamp
-    summary.last_materialization_run_id = run.id
-    summary.last_materialization_partition = row.partition
+    if _newest(row.timestamp, summary.last_materialized_at):
+        summary.last_materialization_id = row.id
+        summary.last_materialized_at = row.timestamp
+        summary.last_materialization_run_id = run.id
+        summary.last_materialization_partition = row.partition
     if row.partition is None:
-        summary.status = AssetStatus.MATERIALIZED
+        summary.status = _unpartitioned_status(summary)
         return
     _set_partition(
         session,
@@ -326,11 +351,12 @@ def _apply_failure(
     failure: _Failure,
 ) -> None:
     summary.failures += 1
-    summary.last_failure_at = failure.at
-    summary.last_failure_run_id = run.id
-    summary.last_failure_partition = failure.partition
+    if _newest(failure.at, summary.last_failure_at):
+        summary.last_failure_at = failure.at
+        summary.last_failure_run_id = run.id
+        summary.last_failure_partition = failure.partition
     if failure.partition is None:
-        summary.status = AssetStatus.FAILED
+        summary.status = _unpartitioned_status(summary)
         return
     _set_partition(
         session,
