@@ -68,7 +68,7 @@ class Store:
     deep_cursor: str  # a page near the oldest runs
     day: tuple[datetime, datetime]  # one day in the middle of the year
     schedule_clock: list[datetime] = field(default_factory=list)
-    sensor_id: int = 0  # a run-status sensor of SUCCESS (most runs), its cursor an hour old
+    sensor_id: int = 0  # a run-status sensor of SUCCESS (most runs), its cursor a month old
 
 
 def _jobs() -> list[tuple[str, str, float]]:
@@ -241,7 +241,9 @@ def fill(
             timeout_seconds=60.0,
             monitored_status=RunStatus.SUCCESS,
             default_status=AutomationStatus.RUNNING,
-            cursor=sensors.run_cursor(now - timedelta(hours=1), 0),
+            # A month back: past the backlog at the newest end (runs not ended yet), so that a
+            # tick finds ended runs to hand over (MAX_RUNS_PER_TICK of them).
+            cursor=sensors.run_cursor(now - timedelta(days=30), 0),
             updated_at=now,
         )
         s.add(sensor)

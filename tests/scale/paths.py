@@ -150,7 +150,9 @@ def paths(db: Database, store: Store) -> list[Path]:
         # Rolled back: every call finds the same runs ended since the sensor's cursor.
         with db.engine.connect() as conn, Session(bind=conn) as s:
             try:
-                return ticks.start_sensor_tick(s, store.sensor_id, store.now, 60.0)
+                tick = ticks.start_sensor_tick(s, store.sensor_id, store.now, 60.0)
+                assert tick is not None, "the sensor found no ended run: nothing was timed"
+                return tick
             finally:
                 s.rollback()
 
