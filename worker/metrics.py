@@ -10,8 +10,8 @@ latencies, slots, sticky cache) and Tether's, recorded through the same runtime'
 - ``tether_agent_code_server_starts_total``, ``..._restarts_total`` (a start after the
   location's previous server exited by itself), ``..._errors_total{stage}`` (stage launch:
   it could not start; exit: it exited without being stopped);
-- ``tether_agent_runs_adopted_total``: run workers this agent found already running (started
-  before it, by an agent that stopped or crashed) and took over;
+- ``tether_agent_runs_adopted_total``: run workers started before this agent (by an agent
+  that stopped or crashed) that it took over: still running, or ended while no agent watched;
 - ``tether_agent_orphans_removed_total``: what the launcher removed at start as owned by no
   workflow.
 
@@ -146,7 +146,8 @@ class AgentMetrics:
             "stopped (stage exit).",
         )
         self.adopted = meter.create_counter(
-            "tether_agent_runs_adopted", "Run workers found running and taken over."
+            "tether_agent_runs_adopted",
+            "Run workers started by an earlier agent and taken over (running or ended).",
         )
         self.orphans = meter.create_counter(
             "tether_agent_orphans_removed", "What the launcher removed as owned by no workflow."
@@ -196,9 +197,12 @@ class AgentMetrics:
     def inspected(self, handle: Handle, inspection: Inspection) -> None:
         base = {"launcher": self.launcher}
         if handle.kind == "run-worker":
-            # Watched here, not started here, and older than this agent: taken over.
+            # Watched here, not started here, and older than this agent: taken over, whether
+            # it still runs or ended while no agent watched it (this agent reports its end
+            # instead of launching it again). Counting only running ones made the figure
+            # depend on how long the restart took.
             if (
-                inspection.running
+                inspection.found
                 and handle.label not in self._launched
                 and handle.started_at < self.started_at
                 and self._adopted.add(handle.label)
