@@ -286,9 +286,15 @@ def test_a_restarted_agent_adopts_its_containers_and_removes_only_orphans(
         )
         assert docker_client.containers.get(stranger.id).status == "running"
         assert "removed 1 orphaned containers" in second.log()
-        # The agent's metrics say so: one run adopted, one orphan removed, nothing launched.
+        # The agent's metrics say so: one run adopted (once its watch, retried after the dead
+        # agent's heartbeat timeout, has taken the worker over), one orphan removed, nothing
+        # launched.
+        wait_until(
+            lambda: agent_metrics(metrics)["tether_agent_runs_adopted_total"] == 1.0,
+            timeout=60,
+            what="the adopted run counted",
+        )
         served = agent_metrics(metrics)
-        assert served["tether_agent_runs_adopted_total"] == 1.0
         assert served["tether_agent_orphans_removed_total"] == 1.0
         assert served["tether_agent_launches_total"] == 0.0
     finally:

@@ -244,10 +244,6 @@ def test_agent_killed_mid_run_resumes_and_adopts(
         now = location(e2e_tenant, "ops")
         assert now["status"] == "RUNNING"
         assert len(now["status_history"]) == len(loc["status_history"]), now["status_history"]
-        # The second agent's metrics say so: one run adopted, nothing launched.
-        served = agent_metrics(metrics)
-        assert served["tether_agent_runs_adopted_total"] == 1.0
-        assert served["tether_agent_launches_total"] == 0.0
         # The run's workflow, resumed by the second agent, completes (once its watch, retried
         # after the heartbeat timeout, sees the exit).
         wait_until(
@@ -255,6 +251,11 @@ def test_agent_killed_mid_run_resumes_and_adopts(
             timeout=60,
             what="RunWorkflow COMPLETED",
         )
+        # The second agent's metrics say so (its watch took the worker over): one run
+        # adopted, nothing launched.
+        served = agent_metrics(metrics)
+        assert served["tether_agent_runs_adopted_total"] == 1.0
+        assert served["tether_agent_launches_total"] == 0.0
     finally:
         for agent_process in (first, second):
             if agent_process is not None:
