@@ -97,8 +97,8 @@ def remove(path: Path) -> None:
 
 
 def try_lock_file(directory: Path) -> int | None:
-    """The folder's lock (see ``_lock_file``), or None at once if someone holds it or the
-    folder is gone."""
+    """The folder's lock (see ``ProcessLauncher._lock_file``), or None at once if someone
+    holds it or the folder is gone."""
     path = directory / ".lock"
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -9,7 +9,7 @@ time, under the run's row lock, so a batch delivered twice is counted once."""
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -272,13 +272,9 @@ def _newest(at: datetime, than: datetime | None) -> bool:
     batches may arrive in either order (a worker retrying after an outage): the newer fact
     sets an asset's or a partition's state, whichever arrived last; at the same instant, the
     later arrival."""
-    if than is None:
-        return True
-    return _utc(at) >= _utc(than)
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    # Both are aware UTC: events' timestamps by their model's validator, stored ones by
+    # UTCDateTime.
+    return than is None or at >= than
 
 
 def _unpartitioned_status(summary: AssetSummaryRow) -> AssetStatus:
